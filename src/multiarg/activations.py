@@ -1,0 +1,88 @@
+"""Learned multi-argument activation functions.
+
+An :class:`InnerNet` is a tiny MLP ``n -> hidden -> hidden -> 1``; one instance is shared by every
+unit of every layer of an outer network, like a canonical activation function. A
+:class:`MultiArgActivation` applies it to a layer's pre-activations, read as ``n`` contiguous
+slices along the feature (channel) axis, so a layer with ``n * C`` pre-activations has ``C`` outputs.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+INITS = ("pretrained", "xavier")
+_NAME = re.compile(r"^(?:relu|arg(?P<n>[1-9])(?:-(?P<init>xavier))?)$")
+
+
+@dataclass(frozen=True)
+class ActivationSpec:
+    """What an activation name such as ``relu``, ``arg2`` or ``arg2-xavier`` stands for."""
+
+    name: str
+    n_args: int  # pre-activations per unit (1 for ReLU)
+    learned: bool
+    init: str | None  # "pretrained" (session I) or "xavier"; None for ReLU
+
+    @classmethod
+    def parse(cls, name: str) -> "ActivationSpec":
+        m = _NAME.match(name)
+        if not m:
+            raise ValueError(f"unknown activation {name!r}: expected 'relu', 'argN' or 'argN-xavier'")
+        if name == "relu":
+            return cls(name, 1, False, None)
+        return cls(name, int(m["n"]), True, m["init"] or "pretrained")
+
+
+class InnerNet(nn.Module):
+    """MLP ``n_args -> hidden (-> hidden)* -> 1`` with ReLU, mapping ``(..., n_args)`` to ``(...)``."""
+
+    def __init__(self, n_args: int, hidden: int = 64, depth: int = 2):
+        super().__init__()
+        self.n_args, self.hidden, self.depth = n_args, hidden, depth
+        layers: list[nn.Module] = []
+        width = n_args
+        for _ in range(depth):
+            layers += [nn.Linear(width, hidden), nn.ReLU()]
+            width = hidden
+        layers.append(nn.Linear(width, 1))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).squeeze(-1)
+
+    def xavier_(self, generator: torch.Generator | None = None) -> "InnerNet":
+        """Glorot-uniform weights and zero biases: the paper's un-pretrained control."""
+        for m in self.net:
+            if isinstance(m, nn.Linear):
+                nn.init.xavier_uniform_(m.weight, generator=generator)
+                nn.init.zeros_(m.bias)
+        return self
+
+
+class MultiArgActivation(nn.Module):
+    """Apply a (shared) inner net to ``n_args`` slices of axis ``dim``.
+
+    Input ``(..., n_args * C, ...)`` along ``dim`` gives ``(..., C, ...)``: unit ``c`` receives the
+    pre-activations ``c, C + c, ..., (n_args - 1) * C + c`` (the paper's slice-and-concatenate).
+    """
+
+    def __init__(self, inner: InnerNet | None = None, n_args: int = 2, dim: int = 1):
+        super().__init__()
+        self.inner = inner if inner is not None else InnerNet(n_args)
+        self.n_args, self.dim = self.inner.n_args, dim
+
+    def _split(self, z: torch.Tensor) -> torch.Tensor:
+        z = z.movedim(self.dim, -1)
+        if z.shape[-1] % self.n_args:
+            raise ValueError(f"{z.shape[-1]} features cannot be split into {self.n_args} arguments")
+        return z.unflatten(-1, (self.n_args, -1)).transpose(-1, -2)  # (..., C, n_args)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.inner(self._split(z)).movedim(-1, self.dim)
+
+    def arguments(self, z: torch.Tensor) -> torch.Tensor:
+        """The ``(points, n_args)`` inputs this module feeds to its inner net for ``z``."""
+        return self._split(z).reshape(-1, self.n_args)

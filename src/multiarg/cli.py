@@ -1,0 +1,239 @@
+"""Command line: ``python -m multiarg <step> ...``; one sub-command per pipeline step.
+
+Every hyperparameter arrives as an option (Snakemake passes them from the validated config), so each
+step can also be run by hand on a GPU node. The CLI never reads ``config.yaml``.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import torch
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    return tuple(int(t) for t in text.split(",") if t != "")
+
+
+def _bool(text: str) -> bool:
+    if text.lower() not in ("true", "false"):
+        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+    return text.lower() == "true"
+
+
+def _optional_int(text: str) -> int | None:
+    return None if text.lower() in ("none", "null", "") else int(text)
+
+
+def _model_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model")
+    g.add_argument("--arch", required=True, choices=("mlp", "cnn"))
+    g.add_argument("--widths", type=_ints, required=True, help="units per hidden layer of the reference model")
+    g.add_argument("--match-to", default=None, help="parameter-match this activation to the given reference")
+    g.add_argument("--dropout", type=float, default=0.5)
+    g.add_argument("--layernorm", type=_bool, default=True)
+    g.add_argument("--inner-hidden", type=int, default=64)
+    g.add_argument("--inner-depth", type=int, default=2)
+    g.add_argument("--kernel-size", type=int, default=3)
+    g.add_argument("--padding", type=int, default=1)
+    g.add_argument("--pool-after", type=_ints, default=(0, 1, 2, 3))
+
+
+def model_config(args: argparse.Namespace, dataset: str, activation: str):
+    """The :class:`ModelConfig` the options describe, with matched widths where asked."""
+    from .data import SHAPES
+    from .models import ModelConfig
+    from .params import matched_widths
+
+    in_shape, n_classes = SHAPES[dataset]
+    cfg = ModelConfig(args.arch, args.match_to or activation, in_shape, n_classes, args.widths,
+                      dropout=args.dropout, layernorm=args.layernorm, inner_hidden=args.inner_hidden,
+                      inner_depth=args.inner_depth, kernel_size=args.kernel_size, padding=args.padding,
+                      pool_after=args.pool_after)
+    if args.match_to and args.match_to != activation:
+        return cfg.replace(activation=activation, widths=matched_widths(cfg, activation)[0])
+    return cfg.replace(activation=activation)
+
+
+def _map_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("session I target map")
+    g.add_argument("--cells", type=int, default=5)
+    g.add_argument("--sigma", type=float, default=3.0)
+    g.add_argument("--resolution", type=int, default=16)
+    g.add_argument("--boundary", default="reflect")
+    g.add_argument("--rescale", type=_bool, default=True)
+
+
+def cmd_prepare_data(args):
+    from .data import prepare, resolve_mirror
+
+    prepare(args.dataset, Path(args.out), resolve_mirror(args.mirror), Path(args.cache_dir))
+
+
+def cmd_pretrain(args):
+    from .activations import ActivationSpec
+    from .io import save_torch
+    from .pretrain import MapConfig, PretrainConfig, make_initial_inner
+
+    spec = ActivationSpec.parse(args.activation)
+    if not spec.learned:
+        raise SystemExit(f"{args.activation} has no inner net to pretrain")
+    record = make_initial_inner(
+        spec.n_args, spec.init, args.seed, args.inner_hidden, args.inner_depth,
+        MapConfig(args.cells, args.sigma, args.resolution, args.boundary, args.rescale),
+        PretrainConfig(args.steps, args.batch_size, args.lr, args.samples))
+    logging.info("session I %s seed %d: mse %.3g, R2 %.4f", args.activation, args.seed, record["mse"], record["r2"])
+    save_torch(record, args.out)
+
+
+def cmd_train(args):
+    from .sessions import train_session
+    from .train import TrainConfig
+
+    cfg = model_config(args, args.dataset, args.activation)
+    train_cfg = TrainConfig(seed=args.seed, max_epochs=args.max_epochs, lr=args.lr, batch_size=args.batch_size,
+                            eval_batch_size=args.eval_batch_size, patience=args.patience, monitor=args.monitor,
+                            restore_best=args.restore_best)
+    split = dict(val_size=args.val_size, split_seed=args.split_seed, train_limit=args.train_limit,
+                 test_limit=args.test_limit)
+    train_session(args.session, cfg, train_cfg, data_path=Path(args.data), out_dir=Path(args.out_dir),
+                  data_split=split, init_path=args.init and Path(args.init),
+                  source_model=args.source_model and Path(args.source_model), device=args.device)
+
+
+def cmd_param_table(args):
+    from .tables import parameter_table
+
+    parameter_table(args, Path(args.out))
+
+
+def cmd_inputs(args):
+    from .inputs import collect_inputs
+
+    collect_inputs(Path(args.model), Path(args.data), Path(args.out), bins=args.bins, extent=args.extent,
+                   batch_size=args.batch_size, device=args.device, test_limit=args.test_limit,
+                   split_seed=args.split_seed)
+
+
+def cmd_figure(args):
+    from . import figures
+
+    getattr(figures, args.figure)(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="multiarg", description=__doc__)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("prepare-data", help="obtain a dataset and cache checksummed tensors")
+    p.add_argument("--dataset", required=True, choices=("mnist", "cifar10"))
+    p.add_argument("--out", required=True)
+    p.add_argument("--mirror", default=None, help="local mirror folder (MULTIARG_DATA_MIRROR overrides)")
+    p.add_argument("--cache-dir", required=True)
+    p.set_defaults(func=cmd_prepare_data)
+
+    p = sub.add_parser("pretrain", help="session I: the initial inner net")
+    p.add_argument("--activation", required=True)
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--inner-hidden", type=int, default=64)
+    p.add_argument("--inner-depth", type=int, default=2)
+    p.add_argument("--steps", type=int, default=4000)
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--samples", type=int, default=20000)
+    _map_args(p)
+    p.set_defaults(func=cmd_pretrain)
+
+    p = sub.add_parser("train", help="session II or III for one network")
+    p.add_argument("--session", type=int, required=True, choices=(2, 3))
+    p.add_argument("--data", required=True, help="prepared dataset (.pt)")
+    p.add_argument("--dataset", required=True, choices=("mnist", "cifar10"))
+    p.add_argument("--activation", required=True)
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--init", default=None, help="session-I record (session 2, learned activations)")
+    p.add_argument("--source-model", default=None, help="session-2 model.pt (session 3)")
+    p.add_argument("--max-epochs", type=int, required=True)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--eval-batch-size", type=int, default=1000)
+    p.add_argument("--patience", type=int, default=20)
+    p.add_argument("--monitor", default="val_error")
+    p.add_argument("--restore-best", type=_bool, default=True)
+    p.add_argument("--val-size", type=int, required=True)
+    p.add_argument("--split-seed", type=int, default=0)
+    p.add_argument("--train-limit", type=_optional_int, default=None)
+    p.add_argument("--test-limit", type=_optional_int, default=None)
+    p.add_argument("--device", default="auto")
+    _model_args(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("param-table", help="exact and formula parameter counts, matched widths")
+    p.add_argument("--out", required=True, help="CSV path; a Markdown copy is written beside it")
+    p.add_argument("--datasets", type=lambda s: s.split(","), required=True)
+    p.add_argument("--activations", type=lambda s: s.split(","), required=True)
+    p.add_argument("--mlp-widths", type=_ints, required=True)
+    p.add_argument("--cnn-widths", type=_ints, required=True)
+    p.add_argument("--match-to", required=True)
+    p.add_argument("--matched", type=lambda s: s.split(","), default=[])
+    p.add_argument("--dropout", type=float, default=0.5)
+    p.add_argument("--layernorm", type=_bool, default=True)
+    p.add_argument("--inner-hidden", type=int, default=64)
+    p.add_argument("--inner-depth", type=int, default=2)
+    p.add_argument("--kernel-size", type=int, default=3)
+    p.add_argument("--padding", type=int, default=1)
+    p.add_argument("--pool-after", type=_ints, default=(0, 1, 2, 3))
+    p.set_defaults(func=cmd_param_table)
+
+    p = sub.add_parser("inputs", help="histogram of every inner-net input over the test set")
+    p.add_argument("--model", required=True)
+    p.add_argument("--data", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--bins", type=int, default=128)
+    p.add_argument("--extent", type=float, default=6.0, help="histogram covers [-extent, extent]^n")
+    p.add_argument("--batch-size", type=int, default=500)
+    p.add_argument("--split-seed", type=int, default=0)
+    p.add_argument("--test-limit", type=_optional_int, default=None)
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_inputs)
+
+    for name, helptext in (("fig4", "Fig. 4: inputs, initial and learned nonlinearities, accuracy curves"),
+                           ("fig5", "Fig. 5: evolution of the nonlinearity across epochs")):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("--out", required=True, help="PDF path; a PNG is written beside it")
+        p.add_argument("--scale", required=True, help="label stamped on the figure, e.g. 'paper' or 'demo'")
+        p.add_argument("--inputs", nargs="*", default=[])
+        p.add_argument("--inits", nargs="*", default=[])
+        p.add_argument("--models", nargs="*", default=[])
+        p.add_argument("--snapshots", nargs="*", default=[])
+        p.add_argument("--metrics", nargs="*", default=[])
+        p.add_argument("--epochs", type=_ints, default=(0, 1, 2, 3, 5, 10))
+        p.add_argument("--mass", type=float, default=0.99, help="input mass of the region drawn")
+        p.set_defaults(func=cmd_figure, figure=name)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from .config import ConfigError
+    from .data import DataError
+    from .train import TrainingDiverged
+
+    try:
+        args.func(args)
+    except (ConfigError, DataError, TrainingDiverged) as err:
+        logging.error("%s", err)
+        raise SystemExit(f"multiarg {args.command}: {type(err).__name__}: {err}") from None
+
+
+if __name__ == "__main__":
+    main()

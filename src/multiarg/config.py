@@ -1,0 +1,44 @@
+"""Validation of the workflow configuration, with errors a person can act on."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+
+class ConfigError(ValueError):
+    """The configuration does not match the schema or is inconsistent."""
+
+
+def _where(error: jsonschema.ValidationError) -> str:
+    return ".".join(str(p) for p in error.absolute_path) or "(top level)"
+
+
+def validate_config(config: dict, schema_path: str | Path) -> None:
+    """Check ``config`` against the JSON schema and the cross-key rules; raise :class:`ConfigError`
+    listing every problem as ``key.path: message``."""
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    problems = [f"{_where(e)}: {e.message}" for e in sorted(validator.iter_errors(config), key=_where)]
+    if not problems:
+        problems = _consistency(config)
+    if problems:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
+
+
+def _consistency(config: dict) -> list[str]:
+    problems = []
+    acts = config["activations"]
+    for act in config["matching"]["matched"] + [config["matching"]["reference"]]:
+        if act not in acts:
+            problems.append(f"matching: {act!r} is not among activations {acts}")
+    fig5 = config["figures"]["fig5"]
+    for key, allowed in (("dataset", config["data"]["datasets"]), ("arch", config["archs"]),
+                         ("seed", config["seeds"])):
+        if fig5[key] not in allowed:
+            problems.append(f"figures.fig5.{key}: {fig5[key]!r} is not among {allowed}")
+    depth = len(config["model"]["cnn_widths"])
+    if any(i >= depth for i in config["model"]["pool_after"]):
+        problems.append(f"model.pool_after: layer indices must be below {depth} (the number of conv layers)")
+    return problems

@@ -1,0 +1,181 @@
+"""The paper's figures, drawn from the pipeline's real outputs and stamped with their scale."""
+from __future__ import annotations
+
+import csv
+from collections import defaultdict
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from matplotlib.colors import TwoSlopeNorm  # noqa: E402
+
+from .activations import InnerNet  # noqa: E402
+from .inputs import centers, mass_region  # noqa: E402
+from .io import atomic_path, load_torch  # noqa: E402
+from .paths import parse_run  # noqa: E402
+
+COLORS = {"arg2": "tab:red", "arg1": "tab:green", "relu": "tab:blue", "arg3": "tab:purple"}
+LABELS = {"arg2": "2-arg", "arg1": "1-arg", "relu": "ReLU", "arg3": "3-arg", "arg2-xavier": "2-arg (Xavier init)"}
+
+
+def inner_from_state(state: dict) -> InnerNet:
+    """Rebuild an inner net from its state dict alone (shapes give arguments, width and depth)."""
+    linear = sorted({k.split(".")[1] for k in state if k.endswith("weight")}, key=int)
+    hidden, n_args = state[f"net.{linear[0]}.weight"].shape
+    inner = InnerNet(n_args, hidden, len(linear) - 1)
+    inner.load_state_dict(state)
+    return inner.eval()
+
+
+@torch.no_grad()
+def evaluate_grid(inner: InnerNet, axis: np.ndarray) -> np.ndarray:
+    """``f(x1, x2)`` on the grid ``axis x axis``, indexed ``[i1, i2]``."""
+    a = torch.as_tensor(axis, dtype=torch.float32)
+    grid = torch.stack(torch.meshgrid(a, a, indexing="ij"), -1)
+    return inner(grid).numpy()
+
+
+def draw_function(ax, values: np.ndarray, axis: np.ndarray, mask: np.ndarray | None = None) -> None:
+    """Diverging map (red negative, blue positive, white at zero), masked outside ``mask``."""
+    shown = np.ma.masked_where(~mask, values) if mask is not None else values
+    lim = float(np.abs(values[mask] if mask is not None and mask.any() else values).max()) or 1.0
+    ext = (axis[0], axis[-1], axis[0], axis[-1])
+    ax.imshow(shown.T, origin="lower", extent=ext, cmap="RdBu", norm=TwoSlopeNorm(0, -lim, lim))
+    if mask is not None and mask.any():
+        rows, cols = np.nonzero(mask)
+        ax.set_xlim(axis[rows.min()], axis[rows.max()])
+        ax.set_ylim(axis[cols.min()], axis[cols.max()])
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def stamp(fig, scale: str, notes: set[str]) -> None:
+    text = f"scale: {scale}" + ("".join(f" | {n}" for n in sorted(notes) if n))
+    fig.text(0.5, 0.002, text, ha="center", va="bottom", fontsize=7, color="0.3", wrap=True)
+
+
+def save(fig, out: str | Path) -> None:
+    """Write ``out`` (PDF) and a PNG beside it, each atomically."""
+    out = Path(out)
+    for path, fmt in ((out, "pdf"), (out.with_suffix(".png"), "png")):
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=fmt, dpi=150, bbox_inches="tight")
+    plt.close(fig)
+
+
+def _columns(paths: list[str]) -> list[tuple[str, str]]:
+    return sorted({(parse_run(p)["dataset"], parse_run(p)["arch"]) for p in paths})
+
+
+def _by_run(paths: list[str]) -> dict[tuple, str]:
+    return {tuple(parse_run(p)[k] for k in ("dataset", "arch", "activation", "seed", "session")): p for p in paths}
+
+
+def read_metrics(path: str) -> dict[str, np.ndarray]:
+    with open(path) as fh:
+        rows = list(csv.DictReader(fh))
+    return {k: np.array([float(r[k]) for r in rows]) for k in rows[0]} if rows else {}
+
+
+def _accuracy_panel(ax, metrics: list[str], dataset: str, arch: str) -> None:
+    curves: dict[tuple[str, int], list[np.ndarray]] = defaultdict(list)
+    for path in metrics:
+        info = parse_run(path)
+        if (info["dataset"], info["arch"]) == (dataset, arch) and info["activation"] in COLORS:
+            curves[info["activation"], info["session"]].append(read_metrics(path)["test_acc"])
+    offset = max((len(c) for (_, s), cs in curves.items() if s == 2 for c in cs), default=0)
+    for (act, session), runs in sorted(curves.items()):
+        length = max(len(r) for r in runs)
+        acc = np.full((len(runs), length), np.nan)
+        for i, r in enumerate(runs):
+            acc[i, :len(r)] = 100 * r
+        mean = np.nanmean(acc, 0)
+        sd = np.nanstd(acc, 0, ddof=1) if len(runs) > 1 else np.zeros(length)
+        x = np.arange(1, length + 1) + (offset if session == 3 else 0)
+        ax.plot(x, mean, color=COLORS[act], lw=1, label=f"{LABELS[act]} (n={len(runs)})" if session == 2 else None)
+        ax.fill_between(x, mean - sd, mean + sd, color=COLORS[act], alpha=0.25, lw=0)
+    ax.axvline(offset + 0.5, color="0.5", ls="--", lw=0.8)
+    ax.set_xlabel("epoch (session II | session III)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.legend(fontsize=6)
+
+
+def fig4(args) -> None:
+    """(a) input density, (b) initial and (c) learned 2-arg nonlinearities, (d) test accuracy."""
+    inputs, models = _by_run(args.inputs), _by_run(args.models)
+    inits = {int(load_torch(p)["seed"]): p for p in args.inits}
+    cols = _columns(args.models)
+    seeds = sorted({k[3] for k in models})
+    fig, axes = plt.subplots(4, len(cols), figsize=(3 * len(cols), 11), squeeze=False)
+    notes = set()
+    for j, (dataset, arch) in enumerate(cols):
+        seed = seeds[j % len(seeds)]
+        record = load_torch(models[dataset, arch, "arg2", seed, 2])
+        notes.add(record["data_note"])
+        hist = load_torch(inputs[dataset, arch, "arg2", seed, 2])
+        axis = centers(hist["bins"], hist["extent"]).numpy()
+        density = hist["counts"].numpy() / hist["total"]
+        mask = mass_region(hist["counts"], hist["total"], args.mass).numpy()
+        ax = axes[0, j]
+        ax.imshow(np.log10(density.T + 1e-9), origin="lower", cmap="magma", vmin=-7,
+                  extent=(axis[0], axis[-1], axis[0], axis[-1]))
+        ax.contour(axis, axis, mask.T.astype(float), levels=[0.5], colors="c", linewidths=0.6)
+        ax.set_title(f"{dataset} {arch.upper()} (seed {seed})", fontsize=8)
+        init = load_torch(inits[seed])
+        grid = np.linspace(-init["half_width"], init["half_width"], 101)
+        draw_function(axes[1, j], evaluate_grid(inner_from_state(init["state_dict"]), grid), grid)
+        from .sessions import load_model
+
+        inner = load_model(models[dataset, arch, "arg2", seed, 2])[0].inner
+        draw_function(axes[2, j], evaluate_grid(inner, axis), axis, mask)
+        _accuracy_panel(axes[3, j], args.metrics, dataset, arch)
+    for row, label in enumerate(("a  input distribution (log10 density; cyan: 99% region)",
+                                 "b  pretrained random initial nonlinearity",
+                                 f"c  learned 2-arg nonlinearity ({100 * args.mass:g}% input region)",
+                                 "d  test accuracy, mean ± 1 SD over seeds")):
+        axes[row, 0].annotate(label, (0, 1.12), xycoords="axes fraction", fontsize=8, fontweight="bold")
+    fig.tight_layout(rect=(0, 0.02, 1, 1))
+    stamp(fig, args.scale, notes)
+    save(fig, args.out)
+
+
+def fig5(args) -> None:
+    """Snapshots of the 2-arg nonlinearity across session-II epochs, one row per initialisation."""
+    rows = sorted(args.snapshots, key=lambda p: parse_run(p)["activation"])
+    inputs = {parse_run(p)["activation"]: p for p in args.inputs}
+    fig, axes = plt.subplots(len(rows), len(args.epochs) + 1, figsize=(2 * (len(args.epochs) + 1), 2.2 * len(rows)),
+                             squeeze=False)
+    notes = set()
+    for i, path in enumerate(rows):
+        info = parse_run(path)
+        snaps = load_torch(path)
+        hist = load_torch(inputs[info["activation"]])
+        notes.add(load_torch(hist["model"])["data_note"] if Path(hist["model"]).exists() else "")
+        axis = centers(hist["bins"], hist["extent"]).numpy()
+        mask = mass_region(hist["counts"], hist["total"], args.mass).numpy()
+        rows_, cols_ = np.nonzero(mask)
+        lo = max(abs(axis[rows_.min()]), abs(axis[rows_.max()]), abs(axis[cols_.min()]), abs(axis[cols_.max()]))
+        grid = np.linspace(-lo, lo, 81)
+        epochs = list(snaps["epochs"])
+        shown = [e for e in args.epochs if e in epochs] + [epochs[-1]]
+        for j, ax in enumerate(axes[i]):
+            ax.axis("off")
+            if j >= len(shown):
+                continue
+            ax.axis("on")
+            draw_function(ax, evaluate_grid(inner_from_state(snaps["snapshots"][epochs.index(shown[j])]), grid), grid)
+            ax.contour(axis, axis, mask.T.astype(float), levels=[0.5], colors="k", linewidths=0.5)
+            ax.set_xlim(-lo, lo)
+            ax.set_ylim(-lo, lo)
+            ax.set_title(f"epoch {shown[j]}" + (" (final)" if j == len(shown) - 1 else ""), fontsize=8)
+        axes[i, 0].set_ylabel(LABELS.get(info["activation"], info["activation"]), fontsize=8)
+        axes[i, 0].annotate(f"{'ab'[i % 2]}  {LABELS.get(info['activation'])}: {info['dataset']} "
+                            f"{info['arch'].upper()} seed {info['seed']}", (0, 1.25), xycoords="axes fraction",
+                            fontsize=8, fontweight="bold")
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    stamp(fig, args.scale, notes)
+    save(fig, args.out)

@@ -1,0 +1,137 @@
+"""Outer networks (MLP and CNN) whose every activation is one shared inner net, or ReLU.
+
+A layer of ``C`` units feeding an ``n``-argument activation produces ``n * C`` pre-activations.
+Each hidden block is ``linear/conv -> LayerNorm -> activation [-> max-pool] -> dropout``.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+
+from .activations import ActivationSpec, InnerNet, MultiArgActivation
+
+ARCHS = ("mlp", "cnn")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to rebuild a network; stored in every checkpoint."""
+
+    arch: str
+    activation: str
+    in_shape: tuple[int, int, int]
+    n_classes: int
+    widths: tuple[int, ...]  # units (activations) per hidden layer
+    dropout: float = 0.5
+    layernorm: bool = True
+    inner_hidden: int = 64
+    inner_depth: int = 2
+    kernel_size: int = 3
+    padding: int = 1
+    pool_after: tuple[int, ...] = field(default=(0, 1, 2, 3))  # CNN layers followed by 2x2 max-pool
+
+    def __post_init__(self):
+        if self.arch not in ARCHS:
+            raise ValueError(f"unknown architecture {self.arch!r}; expected one of {ARCHS}")
+        ActivationSpec.parse(self.activation)
+        for name in ("in_shape", "widths", "pool_after"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+
+    @property
+    def spec(self) -> ActivationSpec:
+        return ActivationSpec.parse(self.activation)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def replace(self, **changes) -> "ModelConfig":
+        return ModelConfig(**{**self.to_dict(), **changes})
+
+
+class ChannelLayerNorm(nn.LayerNorm):
+    """LayerNorm over the channels at each location of an ``(B, C, H, W)`` map."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.movedim(1, -1)).movedim(-1, 1)
+
+
+class Standardize(nn.Module):
+    """Per-channel ``(x - mean) / std`` inside the model, so attacks and corruptions see [0, 1] images."""
+
+    def __init__(self, mean, std):
+        super().__init__()
+        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
+class OuterNet(nn.Module):
+    """An MLP or CNN classifier; ``self.inner`` is its one shared inner net (None for ReLU)."""
+
+    def __init__(self, cfg: ModelConfig, mean=None, std=None, inner: InnerNet | None = None):
+        super().__init__()
+        self.cfg = cfg
+        spec = cfg.spec
+        channels = cfg.in_shape[0]
+        self.standardize = Standardize(
+            mean if mean is not None else [0.0] * channels, std if std is not None else [1.0] * channels
+        )
+        if spec.learned:
+            self.inner = inner if inner is not None else InnerNet(spec.n_args, cfg.inner_hidden, cfg.inner_depth)
+            if self.inner.n_args != spec.n_args:
+                raise ValueError(f"inner net takes {self.inner.n_args} arguments, {cfg.activation} needs {spec.n_args}")
+        else:
+            self.inner = None
+        self.activations: list[nn.Module] = []
+        blocks: list[nn.Module] = [] if cfg.arch == "cnn" else [nn.Flatten()]
+        size = cfg.in_shape[1]
+        fan_in = channels if cfg.arch == "cnn" else channels * size * size
+        for i, units in enumerate(cfg.widths):
+            pre = spec.n_args * units
+            if cfg.arch == "mlp":
+                blocks.append(nn.Linear(fan_in, pre))
+                norm: nn.Module = nn.LayerNorm(pre)
+            else:
+                blocks.append(nn.Conv2d(fan_in, pre, cfg.kernel_size, padding=cfg.padding))
+                norm = ChannelLayerNorm(pre)
+                size = size + 2 * cfg.padding - cfg.kernel_size + 1
+            if cfg.layernorm:
+                blocks.append(norm)
+            act = MultiArgActivation(self.inner, dim=1) if spec.learned else nn.ReLU()
+            self.activations.append(act)
+            blocks.append(act)
+            if cfg.arch == "cnn" and i in cfg.pool_after:
+                blocks.append(nn.MaxPool2d(2, 2))
+                size //= 2
+            blocks.append(nn.Dropout(cfg.dropout))
+            fan_in = units
+        if cfg.arch == "cnn":
+            blocks.append(nn.Flatten())
+            fan_in = fan_in * size * size
+        self.body = nn.Sequential(*blocks)
+        self.head = nn.Linear(fan_in, cfg.n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(self.standardize(x)))
+
+    def outer_parameters(self) -> list[nn.Parameter]:
+        """Every parameter that is not the inner net's."""
+        inner = {id(p) for p in self.inner.parameters()} if self.inner is not None else set()
+        return [p for p in self.parameters() if id(p) not in inner]
+
+    def reset_outer(self, seed: int) -> None:
+        """Re-initialise the outer network (session III), leaving the inner net untouched."""
+        torch.manual_seed(seed)
+        inner = set(self.inner.modules()) if self.inner is not None else set()
+        for m in self.modules():
+            if m not in inner and isinstance(m, (nn.Linear, nn.Conv2d, nn.LayerNorm)):
+                m.reset_parameters()
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of distinct parameters (a shared inner net counts once)."""
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,62 @@
+"""Exact parameter counts, the paper's approximate formula, and parameter-matched baseline widths."""
+from __future__ import annotations
+
+import math
+
+from .models import ModelConfig
+
+
+def inner_param_count(n_args: int, hidden: int = 64, depth: int = 2) -> int:
+    """Weights and biases of an ``n -> hidden^depth -> 1`` MLP: ``64 n + 4289`` for the paper's."""
+    return n_args * hidden + hidden + (depth - 1) * (hidden * hidden + hidden) + hidden + 1
+
+
+def exact_param_count(cfg: ModelConfig) -> int:
+    """Closed-form count of :class:`~multiarg.models.OuterNet` parameters (tests check it against torch)."""
+    n = cfg.spec.n_args
+    channels, size, _ = cfg.in_shape
+    cnn = cfg.arch == "cnn"
+    kernel = cfg.kernel_size**2 if cnn else 1
+    fan_in = channels if cnn else channels * size * size
+    total = 0
+    for i, units in enumerate(cfg.widths):
+        pre = n * units
+        total += fan_in * kernel * pre + pre + (2 * pre if cfg.layernorm else 0)
+        if cnn:
+            size = size + 2 * cfg.padding - cfg.kernel_size + 1
+            size = size // 2 if i in cfg.pool_after else size
+        fan_in = units
+    flat = fan_in * size * size if cnn else fan_in
+    total += flat * cfg.n_classes + cfg.n_classes
+    if cfg.spec.learned:
+        total += inner_param_count(n, cfg.inner_hidden, cfg.inner_depth)
+    return total
+
+
+def paper_mlp_param_count(x: int, widths: tuple[int, ...], y: int, n: int) -> int:
+    """The paper's Sec. 4.2 formula ``x(n h1 + 1) + sum n h_l h_{l+1} + h_L y + (65 n + 4288)``.
+
+    It leaves out most biases and the LayerNorm gains, and its inner-net term differs from the exact
+    ``64 n + 4289``; we report it beside the exact count, never use it for matching.
+    """
+    hidden = sum(n * a * b for a, b in zip(widths, widths[1:]))
+    return x * (n * widths[0] + 1) + hidden + widths[-1] * y + 65 * n + 4288
+
+
+def matched_widths(reference: ModelConfig, activation: str, beta_range: int = 64) -> tuple[tuple[int, ...], int]:
+    """Widths ``floor(sqrt(n) h_l) + beta`` for ``activation`` whose exact count is closest to ``reference``.
+
+    ``n`` is the reference's argument count; one integer ``beta`` is shared by all layers and the
+    smallest ``|beta|`` wins ties. Returns ``(widths, beta)``.
+    """
+    target = exact_param_count(reference)
+    base = [math.floor(math.sqrt(reference.spec.n_args) * h) for h in reference.widths]
+
+    def mismatch(beta: int) -> tuple[int, int]:
+        widths = tuple(b + beta for b in base)
+        if min(widths) < 1:
+            return (math.inf, abs(beta))
+        return (abs(exact_param_count(reference.replace(activation=activation, widths=widths)) - target), abs(beta))
+
+    beta = min(range(-beta_range, beta_range + 1), key=mismatch)
+    return tuple(b + beta for b in base), beta

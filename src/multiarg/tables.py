@@ -1,0 +1,54 @@
+"""Tables written as CSV with a Markdown rendering beside them."""
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+from .io import write_text
+
+
+def to_markdown(rows: list[dict], columns: list[str]) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(str(r.get(c, "")) for c in columns) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def write_table(rows: list[dict], csv_path: Path, title: str = "") -> None:
+    """Write ``rows`` to ``csv_path`` and a Markdown copy at ``csv_path.with_suffix('.md')``."""
+    columns = list(rows[0]) if rows else []
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(buf.getvalue(), csv_path)
+    write_text((f"# {title}\n\n" if title else "") + to_markdown(rows, columns), Path(csv_path).with_suffix(".md"))
+
+
+def parameter_table(args, out: Path) -> list[dict]:
+    """Exact counts (and the paper's MLP formula) for every dataset x architecture x activation."""
+    from .cli import model_config
+    from .data import SHAPES
+    from .params import exact_param_count, matched_widths, paper_mlp_param_count
+
+    rows = []
+    for dataset in args.datasets:
+        for arch in ("mlp", "cnn"):
+            args.arch, args.widths = arch, args.mlp_widths if arch == "mlp" else args.cnn_widths
+            reference = model_config(args, dataset, args.match_to)
+            ref_count = exact_param_count(reference)
+            for activation in args.activations:
+                matched = activation in args.matched
+                cfg = model_config(args, dataset, activation) if matched else reference.replace(activation=activation)
+                beta = matched_widths(reference, activation)[1] if matched else ""
+                count = exact_param_count(cfg)
+                (channels, size, _), _classes = SHAPES[dataset]
+                formula = (paper_mlp_param_count(channels * size * size, cfg.widths, cfg.n_classes, cfg.spec.n_args)
+                           if arch == "mlp" else "")
+                rows.append({"dataset": dataset, "arch": arch, "activation": activation,
+                             "widths": "/".join(map(str, cfg.widths)), "beta": beta, "params_exact": count,
+                             "reference": args.match_to, "reference_params_exact": ref_count,
+                             "mismatch": count - ref_count, "mismatch_pct": f"{100 * (count - ref_count) / ref_count:+.2f}",
+                             "params_paper_formula": formula})
+    write_table(rows, out, "Parameter counts (exact, from the built networks' formula) and matched widths")
+    return rows

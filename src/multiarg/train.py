@@ -1,0 +1,194 @@
+"""The training engine: epochs, evaluation, early stopping, per-epoch checkpoints and exact resume."""
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import math
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from .io import load_torch, save_torch, write_text
+from .runtime import derive_seed
+
+log = logging.getLogger(__name__)
+
+METRIC_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "seconds")
+MONITORS = ("val_error", "val_loss")
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    seed: int
+    max_epochs: int
+    lr: float = 1e-3
+    batch_size: int = 128
+    eval_batch_size: int = 1000
+    patience: int = 20  # the paper's early-stopping window, in epochs
+    monitor: str = "val_error"
+    restore_best: bool = True  # end at the best-validation epoch (the paper's "saturation")
+
+    def __post_init__(self):
+        if self.monitor not in MONITORS:
+            raise ValueError(f"monitor must be one of {MONITORS}, got {self.monitor!r}")
+
+
+class EarlyStopping:
+    """Stop once the monitored value has not improved for ``patience`` consecutive epochs."""
+
+    def __init__(self, patience: int, best: float = math.inf, best_epoch: int = 0, bad_epochs: int = 0):
+        self.patience, self.best, self.best_epoch, self.bad_epochs = patience, best, best_epoch, bad_epochs
+
+    def step(self, value: float, epoch: int) -> bool:
+        """Record one epoch; return True if it is the new best."""
+        if value < self.best:
+            self.best, self.best_epoch, self.bad_epochs = value, epoch, 0
+            return True
+        self.bad_epochs += 1
+        return False
+
+    @property
+    def should_stop(self) -> bool:
+        return self.bad_epochs >= self.patience
+
+    def state_dict(self) -> dict:
+        return {"best": self.best, "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs}
+
+
+def _to_input(x: torch.Tensor) -> torch.Tensor:
+    return x.float().div_(255)
+
+
+def run_epoch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int,
+              optimizer: torch.optim.Optimizer | None = None, generator: torch.Generator | None = None,
+              ) -> tuple[float, float]:
+    """One pass over ``(x, y)``: training when an optimizer is given, else evaluation. Returns (loss, acc)."""
+    training = optimizer is not None
+    model.train(training)
+    n = len(x)
+    order = torch.randperm(n, generator=generator).to(x.device) if training else torch.arange(n, device=x.device)
+    total_loss = torch.zeros((), device=x.device, dtype=torch.float64)
+    correct = torch.zeros((), device=x.device, dtype=torch.int64)
+    with torch.set_grad_enabled(training):
+        for start in range(0, n, batch_size):
+            idx = order[start:start + batch_size]
+            logits = model(_to_input(x[idx]))
+            loss = nn.functional.cross_entropy(logits, y[idx])
+            if training:
+                if not torch.isfinite(loss):
+                    raise TrainingDiverged(f"non-finite training loss {loss.item()} at sample {start}")
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+            total_loss += loss.detach().double() * len(idx)
+            correct += (logits.argmax(1) == y[idx]).sum()
+    return total_loss.item() / n, correct.item() / n
+
+
+def _rng_state() -> dict:
+    state = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(_as_tuple(state["python"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _as_tuple(obj):
+    return tuple(_as_tuple(o) for o in obj) if isinstance(obj, (list, tuple)) else obj
+
+
+def metrics_csv(history: list[dict]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(history)
+    return buf.getvalue()
+
+
+def fit(model: nn.Module, splits: dict, cfg: TrainConfig, checkpoint: Path, *,
+        fingerprint: str, device: torch.device, on_epoch: Callable[[nn.Module, int, dict], dict] | None = None,
+        stop_after: int | None = None, desc: str = "train") -> dict:
+    """Train the model's trainable parameters with Adam, checkpointing after every epoch.
+
+    If ``checkpoint`` exists and carries the same ``fingerprint``, training resumes from it and ends
+    exactly as an uninterrupted run would (same data order, dropout masks and optimizer state).
+    ``extra = on_epoch(model, epoch, extra)`` runs before training (epoch 0) and after every epoch,
+    e.g. to snapshot the inner net; ``extra`` is checkpointed with the rest. ``stop_after`` ends the call after that many epochs of this call (tests
+    use it to simulate a kill). Returns ``{"history", "best_epoch", "stopped_epoch", "state", "extra"}``.
+    """
+    model.to(device)
+    data = {k: (x.to(device), y.to(device)) for k, (x, y) in splits.items()}
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=cfg.lr)
+    stopper = EarlyStopping(cfg.patience)
+    history: list[dict] = []
+    best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    extra: dict = {}
+    epoch = 0
+    if checkpoint.exists():
+        state = load_torch(checkpoint)
+        if state["fingerprint"] == fingerprint:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            stopper = EarlyStopping(cfg.patience, **state["stopper"])
+            history, best_state, extra, epoch = state["history"], state["best_state"], state["extra"], state["epoch"]
+            _set_rng_state(state["rng"])
+            log.info("resumed %s from %s at epoch %d", desc, checkpoint, epoch)
+        else:
+            log.warning("ignoring checkpoint %s: it belongs to a different configuration", checkpoint)
+    if epoch == 0 and on_epoch is not None:
+        extra = on_epoch(model, 0, extra)
+    done_here = 0
+    bar = tqdm(total=cfg.max_epochs, initial=epoch, desc=desc, unit="epoch", mininterval=5, ascii=True)
+    while epoch < cfg.max_epochs and not stopper.should_stop:
+        if stop_after is not None and done_here >= stop_after:
+            break
+        epoch += 1
+        t0 = time.perf_counter()
+        gen = torch.Generator().manual_seed(derive_seed(cfg.seed, "shuffle", epoch))
+        train_loss, train_acc = run_epoch(model, *data["train"], cfg.batch_size, optimizer, gen)
+        val_loss, val_acc = run_epoch(model, *data["val"], cfg.eval_batch_size)
+        test_loss, test_acc = run_epoch(model, *data["test"], cfg.eval_batch_size)
+        if not math.isfinite(val_loss):
+            raise TrainingDiverged(f"non-finite validation loss at epoch {epoch}")
+        row = dict(epoch=epoch, train_loss=train_loss, train_acc=train_acc, val_loss=val_loss, val_acc=val_acc,
+                   test_loss=test_loss, test_acc=test_acc, seconds=time.perf_counter() - t0)
+        history.append(row)
+        monitored = 1 - val_acc if cfg.monitor == "val_error" else val_loss
+        if stopper.step(monitored, epoch):
+            best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        if on_epoch is not None:
+            extra = on_epoch(model, epoch, extra)
+        save_torch({"fingerprint": fingerprint, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "stopper": stopper.state_dict(), "history": history, "best_state": best_state,
+                    "extra": extra, "epoch": epoch, "rng": _rng_state()}, checkpoint)
+        done_here += 1
+        bar.update(1)
+        bar.set_postfix(val_acc=f"{val_acc:.4f}", test_acc=f"{test_acc:.4f}", refresh=False)
+        log.info("%s epoch %d: train %.4f/%.4f val %.4f/%.4f test %.4f/%.4f (%.1fs)", desc, epoch, train_loss,
+                 train_acc, val_loss, val_acc, test_loss, test_acc, row["seconds"])
+    bar.close()
+    final = best_state if cfg.restore_best else {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    return {"history": history, "best_epoch": stopper.best_epoch, "stopped_epoch": epoch, "state": final,
+            "extra": extra, "finished": epoch >= cfg.max_epochs or stopper.should_stop}
+
+
+def write_metrics(history: list[dict], path: Path) -> None:
+    write_text(metrics_csv(history), path)

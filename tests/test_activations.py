@@ -1,0 +1,76 @@
+import pytest
+import torch
+
+from multiarg import ActivationSpec, InnerNet, ModelConfig, MultiArgActivation, OuterNet, count_parameters
+
+
+def test_parse_names():
+    assert ActivationSpec.parse("relu") == ActivationSpec("relu", 1, False, None)
+    assert ActivationSpec.parse("arg2") == ActivationSpec("arg2", 2, True, "pretrained")
+    assert ActivationSpec.parse("arg3-xavier").init == "xavier"
+    with pytest.raises(ValueError, match="unknown activation"):
+        ActivationSpec.parse("gelu")
+
+
+def test_unit_c_receives_slices_c_and_C_plus_c():
+    torch.manual_seed(0)
+    act = MultiArgActivation(InnerNet(2), dim=1)
+    z = torch.randn(4, 6)  # C = 3 units, 2 arguments each
+    expected = torch.stack([act.inner(torch.stack([z[:, c], z[:, 3 + c]], -1)) for c in range(3)], 1)
+    torch.testing.assert_close(act(z), expected)
+
+
+def test_conv_form_is_a_per_location_inner_net():
+    torch.manual_seed(0)
+    act = MultiArgActivation(InnerNet(3), dim=1)
+    z = torch.randn(2, 3 * 5, 4, 4)
+    out = act(z)
+    assert out.shape == (2, 5, 4, 4)
+    b, c, i, j = 1, 4, 2, 3
+    point = torch.stack([z[b, c, i, j], z[b, 5 + c, i, j], z[b, 10 + c, i, j]])
+    torch.testing.assert_close(out[b, c, i, j], act.inner(point))
+    with pytest.raises(ValueError, match="cannot be split"):
+        act(torch.randn(2, 7, 4, 4))
+
+
+@pytest.mark.parametrize("arch,shape,widths", [("mlp", (1, 28, 28), (16, 12, 8)), ("cnn", (3, 32, 32), (4, 6, 6, 6))])
+def test_one_inner_net_shared_by_every_layer_and_unit(arch, shape, widths):
+    torch.manual_seed(0)
+    model = OuterNet(ModelConfig(arch, "arg2", shape, 10, widths))
+    acts = [m for m in model.modules() if isinstance(m, MultiArgActivation)]
+    assert len(acts) == len(widths)
+    assert all(a.inner is model.inner for a in acts)
+    inner_ids = {id(p) for p in model.inner.parameters()}
+    assert len({id(p) for p in model.parameters()} & inner_ids) == len(inner_ids)
+    # every layer's use of the inner net contributes to its gradient
+    grads = []
+    for layer in range(len(acts)):
+        model.zero_grad()
+        captured = {}
+        handle = acts[layer].register_forward_hook(lambda m, i, o: captured.setdefault("out", o))
+        model(torch.rand(2, *shape))
+        handle.remove()
+        captured["out"].sum().backward()
+        grads.append(model.inner.net[0].weight.grad.clone())
+    assert all(g.abs().sum() > 0 for g in grads)
+    assert count_parameters(model) == sum(p.numel() for n, p in model.named_parameters())
+
+
+def test_xavier_init_has_zero_biases_and_glorot_bounds():
+    inner = InnerNet(2).xavier_(torch.Generator().manual_seed(0))
+    for layer in inner.net:
+        if isinstance(layer, torch.nn.Linear):
+            fan_out, fan_in = layer.weight.shape
+            assert layer.weight.abs().max() <= (6 / (fan_in + fan_out)) ** 0.5
+            assert torch.count_nonzero(layer.bias) == 0
+
+
+def test_reset_outer_keeps_the_inner_net():
+    torch.manual_seed(0)
+    model = OuterNet(ModelConfig("mlp", "arg2", (1, 8, 8), 10, (6, 6)))
+    inner_before = {k: v.clone() for k, v in model.inner.state_dict().items()}
+    head_before = model.head.weight.clone()
+    model.reset_outer(seed=123)
+    for k, v in model.inner.state_dict().items():
+        assert torch.equal(v, inner_before[k])
+    assert not torch.equal(model.head.weight, head_before)

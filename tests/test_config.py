@@ -1,0 +1,52 @@
+import copy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from multiarg.config import ConfigError, validate_config
+
+REPO = Path(__file__).resolve().parents[1]
+SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
+PAPER = yaml.safe_load((REPO / "config.yaml").read_text())
+
+
+def _merge(base, over):
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def test_shipped_configs_are_valid():
+    validate_config(PAPER, SCHEMA)
+    for extra in (REPO / "workflow" / "configs").glob("*.yaml"):
+        validate_config(_merge(PAPER, yaml.safe_load(extra.read_text())), SCHEMA)
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"seeds": [0, "one"]}, "seeds.1: 'one' is not of type 'integer'"),
+    ({"train": {"lr": -1}}, "train.lr: -1 is less than or equal to the minimum of 0"),
+    ({"train": {"epochs": 3}}, "train: Additional properties are not allowed ('epochs' was unexpected)"),
+    ({"activations": ["arg2", "gelu"]}, "activations.1: 'gelu' does not match"),
+    ({"activations": ["relu"]}, "activations: ['relu'] does not contain items matching"),
+    ({"data": {"datasets": ["imagenet"]}}, "data.datasets.0: 'imagenet' is not one of ['mnist', 'cifar10']"),
+    ({"figures": {"fig5": {"seed": 9}}}, "figures.fig5.seed: 9 is not among [0, 1, 2, 3]"),
+    ({"matching": {"matched": ["arg3"]}}, "matching: 'arg3' is not among activations"),
+    ({"model": {"pool_after": [0, 7]}}, "model.pool_after: layer indices must be below 4"),
+])
+def test_bad_configs_are_rejected_with_the_key_and_the_reason(change, message):
+    with pytest.raises(ConfigError) as err:
+        validate_config(_merge(PAPER, change), SCHEMA)
+    assert message in str(err.value)
+
+
+def test_snakemake_refuses_a_bad_config(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train:\n  patience: zero\n")
+    result = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "1", "--configfile", str(bad)],
+                            cwd=REPO, capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "train.patience: 'zero' is not of type 'integer'" in result.stdout + result.stderr

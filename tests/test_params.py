@@ -1,0 +1,50 @@
+import math
+
+import pytest
+
+from multiarg import (ModelConfig, OuterNet, count_parameters, exact_param_count, inner_param_count,
+                      matched_widths, paper_mlp_param_count)
+
+CASES = [("mlp", (1, 28, 28), (64, 64, 64)), ("mlp", (3, 32, 32), (10, 20)), ("cnn", (3, 32, 32), (60, 120, 120, 120)),
+         ("cnn", (1, 28, 28), (5, 7, 9, 11))]
+
+
+@pytest.mark.parametrize("arch,shape,widths", CASES)
+@pytest.mark.parametrize("activation", ["relu", "arg1", "arg2", "arg3"])
+@pytest.mark.parametrize("layernorm", [True, False])
+def test_closed_form_count_equals_the_built_network(arch, shape, widths, activation, layernorm):
+    cfg = ModelConfig(arch, activation, shape, 10, widths, layernorm=layernorm)
+    assert exact_param_count(cfg) == count_parameters(OuterNet(cfg))
+
+
+def test_inner_net_count_against_the_papers_term():
+    # paper: 65n + 4288; the n -> 64 -> 64 -> 1 MLP with biases has 64n + 4289 (equal only for n = 1)
+    assert [inner_param_count(n) for n in (1, 2, 3)] == [4353, 4417, 4481]
+    assert [65 * n + 4288 for n in (1, 2, 3)] == [4353, 4418, 4483]
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_paper_formula_differs_only_by_the_terms_it_leaves_out(n):
+    x, y, widths = 784, 10, (64, 48, 32)
+    cfg = ModelConfig("mlp", f"arg{n}", (1, 28, 28), y, widths)
+    biases = sum(n * h for h in widths) + y
+    layernorm = 2 * sum(n * h for h in widths)
+    paper = paper_mlp_param_count(x, widths, y, n)
+    # the paper counts x extra weights (x(nh1 + 1)) and 65n + 4288 for the inner net
+    assert exact_param_count(cfg) == paper - x + biases + layernorm - (65 * n + 4288) + inner_param_count(n)
+
+
+@pytest.mark.parametrize("arch,shape,widths", [CASES[0], CASES[2]])
+@pytest.mark.parametrize("baseline", ["relu", "arg1"])
+def test_matched_widths_minimise_the_mismatch(arch, shape, widths, baseline):
+    ref = ModelConfig(arch, "arg2", shape, 10, widths)
+    target = exact_param_count(ref)
+    matched, beta = matched_widths(ref, baseline)
+    assert matched == tuple(math.floor(math.sqrt(2) * h) + beta for h in widths)
+
+    def mismatch(b):
+        return abs(exact_param_count(ref.replace(activation=baseline,
+                                                 widths=tuple(math.floor(math.sqrt(2) * h) + b for h in widths))) - target)
+
+    assert mismatch(beta) <= min(mismatch(beta - 1), mismatch(beta + 1))
+    assert mismatch(beta) / target < 0.01

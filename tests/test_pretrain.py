@@ -1,0 +1,54 @@
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+from multiarg.pretrain import MapConfig, PretrainConfig, grid_axis, make_initial_inner, random_map
+
+
+def _total_variation(a):
+    return sum(np.abs(np.diff(a, axis=k)).mean() for k in range(a.ndim))
+
+
+def test_cell_values_are_uniform_on_minus_one_one():
+    draws = np.concatenate([random_map(2, MapConfig(), seed)[0].ravel() for seed in range(200)])
+    assert draws.min() >= -1 and draws.max() <= 1
+    assert stats.kstest(draws, stats.uniform(loc=-1, scale=2).cdf).pvalue > 0.01
+    assert abs(draws.var() - 1 / 3) < 0.02
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_blurred_map_is_smooth_and_rescaled(n):
+    cfg = MapConfig(resolution=8)
+    cells, target = random_map(n, cfg, seed=1)
+    assert target.shape == (cfg.cells * cfg.resolution,) * n
+    assert target.min() == pytest.approx(-1) and target.max() == pytest.approx(1)
+    piecewise = cells
+    for axis in range(n):
+        piecewise = np.repeat(piecewise, cfg.resolution, axis=axis)
+    rescaled_piecewise = 2 * (piecewise - piecewise.min()) / (piecewise.max() - piecewise.min()) - 1
+    assert _total_variation(target) < _total_variation(rescaled_piecewise)
+
+
+def test_sigma_three_cells_flattens_the_map_without_rescaling():
+    # why rescale exists: sigma = 3 cells on a 5-cell grid averages the 25 values almost away
+    stds = [random_map(2, MapConfig(rescale=False), seed)[1].std() for seed in range(20)]
+    assert np.median(stds) < 0.1 * np.sqrt(1 / 3)
+
+
+def test_grid_axis_tiles_the_cells_symmetrically():
+    axis = grid_axis(MapConfig(cells=5, resolution=4))
+    assert axis[0] == pytest.approx(-2.5 + 0.125) and axis[-1] == pytest.approx(2.5 - 0.125)
+
+
+def test_pretraining_fits_the_target():
+    torch.manual_seed(0)
+    record = make_initial_inner(2, "pretrained", 0, 64, 2, MapConfig(resolution=8), PretrainConfig(steps=600))
+    assert record["r2"] > 0.95
+    assert record["target"].shape == (40, 40)
+
+
+def test_xavier_record_has_no_target():
+    record = make_initial_inner(2, "xavier", 0, 64, 2, MapConfig(), PretrainConfig())
+    assert record["target"].numel() == 0 and np.isnan(record["mse"])
+    assert torch.count_nonzero(record["state_dict"]["net.0.bias"]) == 0

@@ -1,0 +1,93 @@
+import csv
+
+import pytest
+import torch
+
+from multiarg.data import load_prepared, split
+from multiarg.io import load_torch
+from multiarg.models import ModelConfig, OuterNet
+from multiarg.pretrain import MapConfig, PretrainConfig, make_initial_inner
+from multiarg.sessions import load_model, train_session
+from multiarg.train import EarlyStopping, TrainConfig, TrainingDiverged, fit
+
+SPLIT = dict(val_size=100, split_seed=0, train_limit=300, test_limit=100)
+
+
+def test_early_stopping_waits_a_full_window():
+    stopper = EarlyStopping(patience=3)
+    values = [0.5, 0.4, 0.45, 0.41, 0.40, 0.39, 0.5, 0.5, 0.5]
+    stopped_at = None
+    for epoch, v in enumerate(values, 1):
+        stopper.step(v, epoch)
+        if stopper.should_stop:
+            stopped_at = epoch
+            break
+    # 0.40 does not beat 0.4 (strict improvement); 0.39 at epoch 6 resets the window
+    assert stopper.best == 0.39 and stopper.best_epoch == 6 and stopped_at == 9
+
+
+@pytest.fixture
+def init_record(tmp_path):
+    from multiarg.io import save_torch
+
+    path = tmp_path / "init.pt"
+    save_torch(make_initial_inner(2, "pretrained", 0, 16, 2, MapConfig(resolution=4), PretrainConfig(steps=20)), path)
+    return path
+
+
+def _read(path):
+    with open(path) as fh:
+        return list(csv.DictReader(fh))
+
+
+def _session2(out_dir, mnist_pt, init_record, stop_after=None, epochs=4):
+    cfg = ModelConfig("mlp", "arg2", (1, 28, 28), 10, (8, 8), inner_hidden=16)
+    return train_session(2, cfg, TrainConfig(seed=3, max_epochs=epochs, patience=10, batch_size=32), data_path=mnist_pt,
+                         out_dir=out_dir, data_split=SPLIT, init_path=init_record, stop_after=stop_after)
+
+
+def test_resume_after_kill_reproduces_an_uninterrupted_run(tmp_path, mnist_pt, init_record):
+    straight = _session2(tmp_path / "straight", mnist_pt, init_record)
+    killed = tmp_path / "killed"
+    assert _session2(killed, mnist_pt, init_record, stop_after=2) == {}
+    assert (killed / "checkpoint.pt").exists() and not (killed / "model.pt").exists()
+    resumed = _session2(killed, mnist_pt, init_record)
+    assert not (killed / "checkpoint.pt").exists()
+    for key, value in straight["state_dict"].items():
+        assert torch.equal(value, resumed["state_dict"][key]), key
+    a, b = _read(tmp_path / "straight" / "metrics.csv"), _read(killed / "metrics.csv")
+    assert [{k: r[k] for k in r if k != "seconds"} for r in a] == [{k: r[k] for k in r if k != "seconds"} for r in b]
+    snaps_a, snaps_b = load_torch(tmp_path / "straight" / "snapshots.pt"), load_torch(killed / "snapshots.pt")
+    assert snaps_a["epochs"] == snaps_b["epochs"] == [0, 1, 2, 3, 4]
+    assert torch.equal(snaps_a["snapshots"][-1]["net.0.weight"], snaps_b["snapshots"][-1]["net.0.weight"])
+
+
+def test_session3_freezes_the_inner_net_and_reinitialises_the_outer(tmp_path, mnist_pt, init_record):
+    _session2(tmp_path / "s2", mnist_pt, init_record, epochs=2)
+    s2_model, _ = load_model(tmp_path / "s2" / "model.pt")
+    cfg = s2_model.cfg
+    record = train_session(3, cfg, TrainConfig(seed=3, max_epochs=2, batch_size=32), data_path=mnist_pt,
+                           out_dir=tmp_path / "s3", data_split=SPLIT, source_model=tmp_path / "s2" / "model.pt")
+    s3_model, _ = load_model(tmp_path / "s3" / "model.pt")
+    for key, value in s2_model.inner.state_dict().items():
+        assert torch.equal(value, s3_model.inner.state_dict()[key])
+    assert not torch.equal(s2_model.head.weight, s3_model.head.weight)
+    assert record["session"] == 3 and len(_read(tmp_path / "s3" / "metrics.csv")) == 2
+
+
+def test_metrics_have_every_column(tmp_path, mnist_pt, init_record):
+    _session2(tmp_path, mnist_pt, init_record, epochs=1)
+    rows = _read(tmp_path / "metrics.csv")
+    assert list(rows[0]) == ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "seconds"]
+    assert 0 <= float(rows[0]["test_acc"]) <= 1
+
+
+def test_divergence_fails_loudly(tmp_path, mnist_pt):
+    splits = split(load_prepared(mnist_pt), **SPLIT)
+    model = OuterNet(ModelConfig("mlp", "relu", (1, 28, 28), 10, (8,)))
+    with torch.no_grad():
+        model.head.bias.fill_(float("nan"))
+    with pytest.raises(TrainingDiverged, match="non-finite"):
+        fit(model, splits, TrainConfig(seed=0, max_epochs=1), tmp_path / "ckpt.pt", fingerprint="x",
+            device=torch.device("cpu"))
+    assert not (tmp_path / "ckpt.pt").exists()

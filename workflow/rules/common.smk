@@ -1,0 +1,123 @@
+import os
+import re
+
+from multiarg import paths
+from multiarg.activations import ActivationSpec
+from multiarg.config import validate_config
+
+validate_config(config, os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml"))
+
+DATASETS = config["data"]["datasets"]
+ARCHS = config["archs"]
+SEEDS = config["seeds"]
+ACTIVATIONS = config["activations"]
+LEARNED = [a for a in ACTIVATIONS if ActivationSpec.parse(a).learned]
+# Session III retrains on a learned nonlinearity; the Xavier controls stop after session II.
+SESSION3 = [a for a in ACTIVATIONS if not a.endswith("-xavier")]
+CURVES = [a for a in ("arg2", "arg1", "relu") if a in ACTIVATIONS]  # Fig. 4d
+ENV = "../../envs/multiarg.yaml"
+S2 = paths.RUN.replace("{session}", "2")
+S3 = paths.RUN.replace("{session}", "3")
+
+
+def _alternatives(values):
+    return "|".join(re.escape(str(v)) for v in values) or "(?!)"
+
+
+wildcard_constraints:
+    dataset=_alternatives(DATASETS),
+    arch=_alternatives(ARCHS),
+    activation=_alternatives(ACTIVATIONS),
+    seed=r"\d+",
+
+
+def cli_args(options):
+    """Render a mapping as ``--key value`` options for ``python -m multiarg``."""
+    parts = []
+    for key, value in options.items():
+        if isinstance(value, (list, tuple)):
+            value = ",".join(map(str, value))
+        elif isinstance(value, bool):
+            value = str(value).lower()
+        parts.append(f"--{key.replace('_', '-')} {value}")
+    return " ".join(parts)
+
+
+def model_options(arch):
+    m = config["model"]
+    return {"arch": arch, "widths": m[f"{arch}_widths"], "kernel_size": m["kernel_size"], "padding": m["padding"],
+            "pool_after": m["pool_after"], "dropout": m["dropout"], "layernorm": m["layernorm"],
+            "inner_hidden": m["inner_hidden"], "inner_depth": m["inner_depth"]}
+
+
+def get_mirror(wildcards):
+    return os.environ.get("MULTIARG_DATA_MIRROR") or config["data"]["mirror"] or "''"
+
+
+def get_pretrain_args(wildcards):
+    m = config["model"]
+    return cli_args({**config["pretrain"], "inner_hidden": m["inner_hidden"], "inner_depth": m["inner_depth"]})
+
+
+def get_train_args(wildcards):
+    t, d = config["train"], config["data"]
+    options = {**model_options(wildcards.arch),
+               "lr": t["lr"], "batch_size": t["batch_size"], "eval_batch_size": t["eval_batch_size"],
+               "patience": t["patience"], "monitor": t["monitor"], "restore_best": t["restore_best"],
+               "val_size": d["val_size"], "split_seed": d["split_seed"], "train_limit": d["train_limit"],
+               "test_limit": d["test_limit"], "device": config["device"]}
+    if wildcards.activation in config["matching"]["matched"]:
+        options["match_to"] = config["matching"]["reference"]
+    return cli_args(options)
+
+
+def get_init(wildcards):
+    """Session II of a learned activation starts from its session-I inner net."""
+    if wildcards.activation in LEARNED:
+        return paths.INIT.format(activation=wildcards.activation, seed=wildcards.seed)
+    return []
+
+
+def get_init_arg(wildcards, input):
+    return f"--init {input.init}" if input.get("init") else ""
+
+
+def get_inputs_args(wildcards):
+    a, d = config["analysis"], config["data"]
+    return cli_args({"bins": a["input_bins"], "extent": a["input_extent"], "split_seed": d["split_seed"],
+                     "test_limit": d["test_limit"], "device": config["device"]})
+
+
+def get_param_table_args(wildcards):
+    m, options = config["model"], model_options("mlp")
+    options.pop("arch"), options.pop("widths")
+    return cli_args({**options, "datasets": DATASETS, "activations": ACTIVATIONS, "mlp_widths": m["mlp_widths"],
+                     "cnn_widths": m["cnn_widths"], "match_to": config["matching"]["reference"],
+                     "matched": config["matching"]["matched"] or "''"})
+
+
+def runs(template, filename, activations, sessions=(2,)):
+    return [f"{template}/{filename}".format(dataset=d, arch=a, activation=act, seed=s, session=session)
+            for d in DATASETS for a in ARCHS for act in activations for s in SEEDS for session in sessions]
+
+
+def fig4_inputs():
+    return {"inputs": runs(S2, "inputs.pt", ["arg2"]), "models": runs(S2, "model.pt", ["arg2"]),
+            "inits": [paths.INIT.format(activation="arg2", seed=s) for s in SEEDS],
+            "metrics": runs(S2, "metrics.csv", CURVES) + runs(S3, "metrics.csv", CURVES)}
+
+
+def fig5_inputs():
+    f = config["figures"]["fig5"]
+    acts = [a for a in ("arg2", "arg2-xavier") if a in ACTIVATIONS]
+    folders = [S2.format(dataset=f["dataset"], arch=f["arch"], activation=a, seed=f["seed"]) for a in acts]
+    return {"snapshots": [f"{p}/snapshots.pt" for p in folders], "inputs": [f"{p}/inputs.pt" for p in folders]}
+
+
+def figure(name):
+    return [f"{paths.FIGURES}/{name}.pdf", f"{paths.FIGURES}/{name}.png"]
+
+
+def all_targets():
+    return (figure("fig4") + figure("fig5") + [f"{paths.TABLES}/param_counts.csv"]
+            + runs(S2, "metrics.csv", ACTIVATIONS) + runs(S3, "metrics.csv", SESSION3))

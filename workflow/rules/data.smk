@@ -1,0 +1,18 @@
+rule prepare_data:
+    output:
+        data=paths.DATA,
+        manifest=paths.DATA.replace(".pt", ".manifest.json"),
+    log:
+        "logs/prepare_data/{dataset}.log",
+    params:
+        mirror=get_mirror,
+        cache="results/downloads",
+    threads: 2
+    resources:
+        mem_mb=6000,
+        runtime=30,
+    conda:
+        ENV
+    shell:
+        "python -m multiarg prepare-data --dataset {wildcards.dataset} --out {output.data}"
+        " --mirror {params.mirror} --cache-dir {params.cache} > {log} 2>&1"

@@ -1,0 +1,44 @@
+rule fig4:
+    input:
+        **fig4_inputs(),
+    output:
+        pdf=f"{paths.FIGURES}/fig4.pdf",
+        png=f"{paths.FIGURES}/fig4.png",
+    log:
+        "logs/figures/fig4.log",
+    params:
+        scale=config["scale"],
+        mass=config["analysis"]["mass"],
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=20,
+    conda:
+        ENV
+    shell:
+        "python -m multiarg fig4 --out {output.pdf} --scale '{params.scale}' --mass {params.mass}"
+        " --inputs {input.inputs} --inits {input.inits} --models {input.models} --metrics {input.metrics}"
+        " > {log} 2>&1"
+
+
+rule fig5:
+    input:
+        **fig5_inputs(),
+    output:
+        pdf=f"{paths.FIGURES}/fig5.pdf",
+        png=f"{paths.FIGURES}/fig5.png",
+    log:
+        "logs/figures/fig5.log",
+    params:
+        scale=config["scale"],
+        mass=config["analysis"]["mass"],
+        epochs=",".join(map(str, config["figures"]["fig5"]["epochs"])),
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=20,
+    conda:
+        ENV
+    shell:
+        "python -m multiarg fig5 --out {output.pdf} --scale '{params.scale}' --mass {params.mass}"
+        " --epochs {params.epochs} --snapshots {input.snapshots} --inputs {input.inputs} > {log} 2>&1"

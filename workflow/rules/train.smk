@@ -1,0 +1,81 @@
+rule train_session2:
+    input:
+        data=paths.DATA,
+        init=get_init,
+    output:
+        model=S2 + "/model.pt",
+        metrics=S2 + "/metrics.csv",
+        snapshots=S2 + "/snapshots.pt",
+    log:
+        "logs/train_session2/{dataset}/{arch}/{activation}/seed{seed}.log",
+    benchmark:
+        "benchmarks/train_session2/{dataset}/{arch}/{activation}/seed{seed}.tsv"
+    params:
+        args=get_train_args,
+        init=get_init_arg,
+        epochs=config["train"]["session2_epochs"],
+        out_dir=S2,
+    threads: 1
+    resources:
+        mem_mb=lambda wildcards, attempt: 8000 * attempt,
+        runtime=lambda wildcards, attempt: 24 * 60 * attempt,
+        gpu=1,
+    conda:
+        ENV
+    shell:
+        "python -m multiarg --threads {threads} train --session 2 --data {input.data}"
+        " --dataset {wildcards.dataset} --activation {wildcards.activation} --seed {wildcards.seed}"
+        " --out-dir {params.out_dir} --max-epochs {params.epochs} {params.init} {params.args} > {log} 2>&1"
+
+
+rule train_session3:
+    input:
+        data=paths.DATA,
+        source=S2 + "/model.pt",
+    output:
+        model=S3 + "/model.pt",
+        metrics=S3 + "/metrics.csv",
+    log:
+        "logs/train_session3/{dataset}/{arch}/{activation}/seed{seed}.log",
+    benchmark:
+        "benchmarks/train_session3/{dataset}/{arch}/{activation}/seed{seed}.tsv"
+    params:
+        args=get_train_args,
+        epochs=config["train"]["session3_epochs"],
+        out_dir=S3,
+    threads: 1
+    resources:
+        mem_mb=lambda wildcards, attempt: 8000 * attempt,
+        runtime=lambda wildcards, attempt: 48 * 60 * attempt,
+        gpu=1,
+    conda:
+        ENV
+    shell:
+        "python -m multiarg --threads {threads} train --session 3 --data {input.data}"
+        " --dataset {wildcards.dataset} --activation {wildcards.activation} --seed {wildcards.seed}"
+        " --out-dir {params.out_dir} --max-epochs {params.epochs} --source-model {input.source}"
+        " {params.args} > {log} 2>&1"
+
+
+rule collect_inputs:
+    input:
+        data=paths.DATA,
+        model=S2 + "/model.pt",
+    output:
+        S2 + "/inputs.pt",
+    log:
+        "logs/collect_inputs/{dataset}/{arch}/{activation}/seed{seed}.log",
+    wildcard_constraints:
+        activation=_alternatives(LEARNED),
+    params:
+        args=get_inputs_args,
+    threads: 2
+    resources:
+        mem_mb=6000,
+        runtime=60,
+        gpu=1,
+    conda:
+        ENV
+    shell:
+        "python -m multiarg --threads {threads} inputs --model {input.model} --data {input.data}"
+        " --out {output} {params.args} > {log} 2>&1"
