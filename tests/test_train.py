@@ -15,15 +15,15 @@ SPLIT = dict(val_size=100, split_seed=0, train_limit=300, test_limit=100)
 
 def test_early_stopping_waits_a_full_window():
     stopper = EarlyStopping(patience=3)
-    values = [0.5, 0.4, 0.45, 0.41, 0.40, 0.39, 0.5, 0.5, 0.5]
+    values = [0.5, 0.4, 0.45, 0.40, 0.39, 0.5, 0.5, 0.5, 0.1]
     stopped_at = None
     for epoch, v in enumerate(values, 1):
         stopper.step(v, epoch)
         if stopper.should_stop:
             stopped_at = epoch
             break
-    # 0.40 does not beat 0.4 (strict improvement); 0.39 at epoch 6 resets the window
-    assert stopper.best == 0.39 and stopper.best_epoch == 6 and stopped_at == 9
+    # 0.40 does not beat 0.4 (strict improvement); 0.39 at epoch 5 resets the window
+    assert stopper.best == 0.39 and stopper.best_epoch == 5 and stopped_at == 8
 
 
 @pytest.fixture

@@ -137,7 +137,7 @@ def fig4(args) -> None:
                                  "b  pretrained random initial nonlinearity",
                                  f"c  learned 2-arg nonlinearity ({100 * args.mass:g}% input region)",
                                  "d  test accuracy, mean ± 1 SD over seeds")):
-        axes[row, 0].annotate(label, (0, 1.12), xycoords="axes fraction", fontsize=8, fontweight="bold")
+        axes[row, 0].annotate(label, (0, 1.22), xycoords="axes fraction", fontsize=8, fontweight="bold")
     fig.tight_layout(rect=(0, 0.02, 1, 1))
     stamp(fig, args.scale, notes)
     save(fig, args.out)
