@@ -9,7 +9,7 @@
 #   results/init/{activation}/seed{seed}.pt                               session I
 #   results/runs/{dataset}/{arch}/{activation}/seed{seed}/session{2,3}/   sessions II and III
 #   results/tables/, results/figures/                                     final artefacts
-#   logs/{rule}/..., benchmarks/{rule}/...
+#   logs/{rule}/..., logs/benchmarks/{rule}/...
 
 from snakemake.utils import min_version
 

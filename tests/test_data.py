@@ -26,22 +26,22 @@ needs_mirror = pytest.mark.skipif(not (MIRROR / "mnist").is_dir(),
                                   reason=f"offline dataset copies not found at {MIRROR}")
 
 
+def _prepare(name: str, needs: str, tmp_path_factory):
+    if not (MIRROR / needs).exists():
+        pytest.skip(f"{needs} not found in {MIRROR}")
+    d = tmp_path_factory.mktemp(name)
+    manifest = data.prepare(name, d / f"{name}.pt", MIRROR, d / "cache")
+    return d / f"{name}.pt", manifest
+
+
 @pytest.fixture(scope="module")
 def mnist(tmp_path_factory):
-    if not (MIRROR / "mnist").is_dir():
-        pytest.skip(f"offline dataset copies not found at {MIRROR}")
-    d = tmp_path_factory.mktemp("mnist")
-    manifest = data.prepare("mnist", d / "mnist.pt", MIRROR, d / "cache")
-    return d / "mnist.pt", manifest
+    return _prepare("mnist", "mnist", tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
 def cifar(tmp_path_factory):
-    if not (MIRROR / "cifar10-jpeg.tar.gz").is_file():
-        pytest.skip(f"cifar10-jpeg.tar.gz not found in {MIRROR}")
-    d = tmp_path_factory.mktemp("cifar")
-    manifest = data.prepare("cifar10", d / "cifar10.pt", MIRROR, d / "cache")
-    return d / "cifar10.pt", manifest
+    return _prepare("cifar10", "cifar10-jpeg.tar.gz", tmp_path_factory)
 
 
 @pytest.fixture

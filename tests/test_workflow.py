@@ -46,3 +46,8 @@ def test_tiny_real_mnist_run_writes_every_artefact(tmp_path, mirror):
     again = snakemake("-n", "--cores", "2", "all", "--configfile", str(REPO / "config.yaml"), str(tiny), cwd=tmp_path,
                       env={"MULTIARG_DATA_MIRROR": str(mirror)})
     assert "Nothing to be done" in again.stdout + again.stderr
+
+
+def test_workflow_passes_snakemake_lint(tmp_path):
+    result = snakemake("--lint", cwd=tmp_path)
+    assert result.returncode == 0 and "good condition" in result.stdout + result.stderr, result.stdout

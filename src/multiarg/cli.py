@@ -27,10 +27,15 @@ def _optional_int(text: str) -> int | None:
     return None if text.lower() in ("none", "null", "") else int(text)
 
 
-def _model_args(p: argparse.ArgumentParser) -> None:
+def _model_args(p: argparse.ArgumentParser, one_arch: bool = True) -> None:
+    """Model options; ``one_arch=False`` takes widths for both architectures instead of one."""
     g = p.add_argument_group("model")
-    g.add_argument("--arch", required=True, choices=("mlp", "cnn"))
-    g.add_argument("--widths", type=_ints, required=True, help="units per hidden layer of the reference model")
+    if one_arch:
+        g.add_argument("--arch", required=True, choices=("mlp", "cnn"))
+        g.add_argument("--widths", type=_ints, required=True, help="units per hidden layer of the reference model")
+    else:
+        g.add_argument("--mlp-widths", type=_ints, required=True)
+        g.add_argument("--cnn-widths", type=_ints, required=True)
     g.add_argument("--match-to", default=None, help="parameter-match this activation to the given reference")
     g.add_argument("--dropout", type=float, default=0.5)
     g.add_argument("--layernorm", type=_bool, default=True)
@@ -177,17 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="CSV path; a Markdown copy is written beside it")
     p.add_argument("--datasets", type=lambda s: s.split(","), required=True)
     p.add_argument("--activations", type=lambda s: s.split(","), required=True)
-    p.add_argument("--mlp-widths", type=_ints, required=True)
-    p.add_argument("--cnn-widths", type=_ints, required=True)
-    p.add_argument("--match-to", required=True)
     p.add_argument("--matched", type=lambda s: s.split(","), default=[])
-    p.add_argument("--dropout", type=float, default=0.5)
-    p.add_argument("--layernorm", type=_bool, default=True)
-    p.add_argument("--inner-hidden", type=int, default=64)
-    p.add_argument("--inner-depth", type=int, default=2)
-    p.add_argument("--kernel-size", type=int, default=3)
-    p.add_argument("--padding", type=int, default=1)
-    p.add_argument("--pool-after", type=_ints, default=(0, 1, 2, 3))
+    _model_args(p, one_arch=False)
     p.set_defaults(func=cmd_param_table)
 
     p = sub.add_parser("inputs", help="histogram of every inner-net input over the test set")

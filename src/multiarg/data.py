@@ -26,7 +26,7 @@ MNIST_SHA256 = {
     "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
     "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
 }
-# sha256 of /work/shared/data/cifar10-jpeg.tar.gz; recorded in manifests, a different tarball only warns.
+# sha256 of the offline mirror's cifar10-jpeg.tar.gz; recorded in manifests, a different tarball only warns.
 CIFAR_JPEG_SHA256 = "f56d4bae85b4f56878bac30dbd8e0549729f971e26ddc17d407beba33d232fbb"
 CIFAR_JPEG_NOTE = ("Results use a JPEG re-encoding of CIFAR-10 (quality 75, 4:2:0 chroma; offline mirror), "
                    "not the original images, so they are not exactly comparable to published CIFAR-10 numbers.")

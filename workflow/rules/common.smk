@@ -20,6 +20,11 @@ S2 = paths.RUN.replace("{session}", "2")
 S3 = paths.RUN.replace("{session}", "3")
 
 
+def run_file(session, name):
+    """Wildcard path of ``name`` in the run folder of ``session``."""
+    return "/".join((S2 if session == 2 else S3, name))
+
+
 def _alternatives(values):
     return "|".join(re.escape(str(v)) for v in values) or "(?!)"
 

@@ -3,13 +3,13 @@ rule train_session2:
         data=paths.DATA,
         init=get_init,
     output:
-        model=S2 + "/model.pt",
-        metrics=S2 + "/metrics.csv",
-        snapshots=S2 + "/snapshots.pt",
+        model=run_file(2, "model.pt"),
+        metrics=run_file(2, "metrics.csv"),
+        snapshots=run_file(2, "snapshots.pt"),
     log:
         "logs/train_session2/{dataset}/{arch}/{activation}/seed{seed}.log",
     benchmark:
-        "benchmarks/train_session2/{dataset}/{arch}/{activation}/seed{seed}.tsv"
+        "logs/benchmarks/train_session2/{dataset}/{arch}/{activation}/seed{seed}.tsv"
     params:
         args=get_train_args,
         init=get_init_arg,
@@ -31,14 +31,14 @@ rule train_session2:
 rule train_session3:
     input:
         data=paths.DATA,
-        source=S2 + "/model.pt",
+        source=run_file(2, "model.pt"),
     output:
-        model=S3 + "/model.pt",
-        metrics=S3 + "/metrics.csv",
+        model=run_file(3, "model.pt"),
+        metrics=run_file(3, "metrics.csv"),
     log:
         "logs/train_session3/{dataset}/{arch}/{activation}/seed{seed}.log",
     benchmark:
-        "benchmarks/train_session3/{dataset}/{arch}/{activation}/seed{seed}.tsv"
+        "logs/benchmarks/train_session3/{dataset}/{arch}/{activation}/seed{seed}.tsv"
     params:
         args=get_train_args,
         epochs=config["train"]["session3_epochs"],
@@ -60,9 +60,9 @@ rule train_session3:
 rule collect_inputs:
     input:
         data=paths.DATA,
-        model=S2 + "/model.pt",
+        model=run_file(2, "model.pt"),
     output:
-        S2 + "/inputs.pt",
+        run_file(2, "inputs.pt"),
     log:
         "logs/collect_inputs/{dataset}/{arch}/{activation}/seed{seed}.log",
     wildcard_constraints:

@@ -1,0 +1,156 @@
+"""Pure-numpy analyses of learned multi-argument nonlinearities (paper Sections 4.3-4.4).
+
+Everything works on points of a regular grid, a function evaluated on them and weights (the input
+density p(x), optionally masked to the 99%-mass region): quadratic fits and their curvature, the
+binomial test on curvature signs, and power spectra in Hermite-Bessel / solid-harmonic bases.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import special, stats
+
+
+def _quadratic_design(x: np.ndarray) -> np.ndarray:
+    x1, x2 = x[:, 0], x[:, 1]
+    return np.stack([x1**2, x2**2, x1 * x2, x1, x2, np.ones_like(x1)], axis=1)
+
+
+def fit_quadratic(x: np.ndarray, f: np.ndarray, w: np.ndarray | None = None) -> dict:
+    """Weighted least squares of f = c1 x1^2 + c2 x2^2 + c3 x1 x2 + c4 x1 + c5 x2 + c6 over points x (N, 2).
+
+    ``x`` may also be (..., 2) with ``f``/``w`` shaped (...). Returns {"coef": array(6) [c1..c6],
+    "r2": weighted R^2, "curvature": c1*c2 - c3**2/4}; negative curvature = hyperbolic (XOR-like).
+    """
+    x = np.asarray(x, dtype=np.float64).reshape(-1, 2)
+    f = np.asarray(f, dtype=np.float64).reshape(-1)
+    w = np.ones_like(f) if w is None else np.asarray(w, dtype=np.float64).reshape(-1)
+    if np.any(w < 0):
+        raise ValueError("weights must be non-negative")
+    # Scaling rows by sqrt(w) turns the weighted problem into an ordinary one; zero-weight cells drop out.
+    root = np.sqrt(w)
+    coef, *_ = np.linalg.lstsq(_quadratic_design(x) * root[:, None], f * root, rcond=None)
+    resid = f - _quadratic_design(x) @ coef
+    mean = np.sum(w * f) / np.sum(w)
+    ss_res, ss_tot = np.sum(w * resid**2), np.sum(w * (f - mean) ** 2)
+    # A constant f is fit exactly by c6, so R^2 = 1 there rather than 0/0.
+    r2 = 1.0 - ss_res / ss_tot if ss_tot > 0 else 1.0
+    c1, c2, c3 = coef[:3]
+    return {"coef": coef, "r2": float(r2), "curvature": float(c1 * c2 - c3**2 / 4)}
+
+
+def curvature_sign_test(k_negative: int, n: int) -> dict:
+    """Exact binomial test of k negative curvatures out of n against p = 1/2.
+
+    Returns {"k", "n", "fraction", "p_one_sided" (P[X >= k], alternative 'greater'), "p_two_sided",
+    "ci_low", "ci_high" (95% Clopper-Pearson)}. Computed from the binomial/beta laws directly; agrees
+    with scipy.stats.binomtest.
+    """
+    k, n = int(k_negative), int(n)
+    if not 0 <= k <= n or n < 1:
+        raise ValueError(f"need 0 <= k <= n, n >= 1; got k={k}, n={n}")
+    upper = stats.binom.sf(k - 1, n, 0.5)
+    lower = stats.binom.cdf(k, n, 0.5)
+    # Under p = 1/2 the law is symmetric, so "as or less likely than k" is exactly the two mirrored tails.
+    two = min(1.0, 2 * min(upper, lower))
+    alpha = 0.05
+    lo = 0.0 if k == 0 else stats.beta.ppf(alpha / 2, k, n - k + 1)
+    hi = 1.0 if k == n else stats.beta.ppf(1 - alpha / 2, k + 1, n - k)
+    return {"k": k, "n": n, "fraction": k / n, "p_one_sided": float(upper), "p_two_sided": float(two),
+            "ci_low": float(lo), "ci_high": float(hi)}
+
+
+def null_band(n: int, level: float = 0.95) -> tuple[float, float]:
+    """Central `level` interval of the fraction k/n under Binomial(n, 1/2) (for Fig. 7g's null band).
+
+    Returns (k_lo/n, (n - k_lo)/n) with k_lo the lower (1-level)/2 quantile; being discrete, it
+    covers at least `level` and is symmetric about 1/2.
+    """
+    k_lo = int(stats.binom.ppf((1 - level) / 2, n, 0.5))
+    return k_lo / n, (n - k_lo) / n
+
+
+def _orders_2d(l_max: int) -> list[tuple[int, int]]:
+    return [(l, m) for l in range(l_max + 1) for m in range(-l, l + 1, 2)]
+
+
+def hermite_bessel_basis(points: np.ndarray, l_max: int, scale: float = 1.0) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """2-D Hermite functions in polar form (Victor et al. 2006), orthonormal in L2(R^2).
+
+    For l = 0..l_max, m in {-l, -l+2, ..., l} and k = (l - |m|)/2:
+    phi_lm = sqrt(2 k!/(k+|m|)!) / s * u^|m| L_k^|m|(u^2) exp(-u^2/2) * A_m(theta), u = r/s,
+    with A_m = cos(m theta)/sqrt(pi) (m > 0), sin(|m| theta)/sqrt(pi) (m < 0), 1/sqrt(2 pi) (m = 0).
+    So x1, x2 live at l = 1 and x1 x2 at (l, m) = (2, -2). Returns (values (..., K), labels [(l, m)])
+    for points (..., 2).
+    """
+    points = np.asarray(points, dtype=np.float64)
+    u = np.hypot(points[..., 0], points[..., 1]) / scale
+    theta = np.arctan2(points[..., 1], points[..., 0])
+    gauss = np.exp(-u**2 / 2)
+    labels = _orders_2d(l_max)
+    cols = []
+    for l, m in labels:
+        a, k = abs(m), (l - abs(m)) // 2
+        radial = (math.sqrt(2 * math.factorial(k) / math.factorial(k + a)) / scale
+                  * u**a * special.eval_genlaguerre(k, a, u**2) * gauss)
+        if m == 0:
+            angular = np.full_like(theta, 1 / math.sqrt(2 * math.pi))
+        elif m > 0:
+            angular = np.cos(m * theta) / math.sqrt(math.pi)
+        else:
+            angular = np.sin(a * theta) / math.sqrt(math.pi)
+        cols.append(radial * angular)
+    return np.stack(cols, axis=-1), labels
+
+
+def solid_harmonic_basis(points: np.ndarray, l_max: int, scale: float = 1.0) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """3-D analogue: Gaussian-weighted solid harmonics, orthonormal in L2(R^3).
+
+    The full 3-D Hermite functions in spherical form are R_kl(r) Y_lm with
+    R_kl ∝ u^l L_k^{l+1/2}(u^2) exp(-u^2/2), u = r/s, of total order 2k + l. Choice made here: group by
+    angular order l = 0..l_max, m = -l..l, and keep only the lowest radial function k = 0, so
+    phi_lm = sqrt(2 / (s^3 Gamma(l + 3/2))) * u^l exp(-u^2/2) * Y_lm(theta, phi) with real Y_lm
+    (cos(m phi) for m > 0, sin(|m| phi) for m < 0). Thus x_i is at l = 1 and x1 x2 at l = 2, but
+    r^2 = |x|^2 (which needs k = 1) is only partly captured. Returns (values (..., K), labels [(l, m)])
+    for points (..., 3).
+    """
+    points = np.asarray(points, dtype=np.float64)
+    r = np.linalg.norm(points, axis=-1)
+    u = r / scale
+    # Direction is arbitrary at the origin; every l > 0 function vanishes there through u^l anyway.
+    cos_polar = np.divide(points[..., 2], r, out=np.ones_like(r), where=r > 0)
+    azimuth = np.arctan2(points[..., 1], points[..., 0])
+    gauss = np.exp(-u**2 / 2)
+    labels, cols = [], []
+    for l in range(l_max + 1):
+        radial = math.sqrt(2 / (scale**3 * special.gamma(l + 1.5))) * u**l * gauss
+        for m in range(-l, l + 1):
+            a = abs(m)
+            norm = math.sqrt((2 * l + 1) / (4 * math.pi) * math.factorial(l - a) / math.factorial(l + a))
+            legendre = special.lpmv(a, l, cos_polar)
+            if m == 0:
+                angular = norm * legendre
+            elif m > 0:
+                angular = math.sqrt(2) * norm * legendre * np.cos(m * azimuth)
+            else:
+                angular = math.sqrt(2) * norm * legendre * np.sin(a * azimuth)
+            labels.append((l, m))
+            cols.append(radial * angular)
+    return np.stack(cols, axis=-1), labels
+
+
+def power_spectrum(f: np.ndarray, weights: np.ndarray, basis: np.ndarray, labels: list[tuple[int, int]],
+                   cell_volume: float) -> dict[int, float]:
+    """P_l = sum_m (sum_i w_i f_i phi_lm(x_i) * cell_volume)^2, the paper's P_l[f] = sum_m |∫ p f phi_lm dx|^2.
+
+    ``weights`` is the input density p(x) on the grid (zero outside the analysed region); ``f`` and
+    ``weights`` are (...) and ``basis`` is (..., K) from the basis functions above. Returns {l: P_l}.
+    """
+    pf = (np.asarray(f, dtype=np.float64) * np.asarray(weights, dtype=np.float64)).reshape(-1)
+    basis = np.asarray(basis, dtype=np.float64).reshape(len(pf), -1)
+    coeffs = pf @ basis * cell_volume
+    power: dict[int, float] = {}
+    for (l, _), c in zip(labels, coeffs):
+        power[l] = power.get(l, 0.0) + float(c**2)
+    return power
