@@ -91,3 +91,33 @@ def test_divergence_fails_loudly(tmp_path, mnist_pt):
         fit(model, splits, TrainConfig(seed=0, max_epochs=1), tmp_path / "ckpt.pt", fingerprint="x",
             device=torch.device("cpu"))
     assert not (tmp_path / "ckpt.pt").exists()
+
+
+def test_sigkilled_cli_job_resumes_to_the_uninterrupted_result(tmp_path, mnist_pt, init_record):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    def command(out_dir):
+        return [sys.executable, "-m", "multiarg", "--threads", "1", "train", "--session", "2", "--data", str(mnist_pt),
+                "--dataset", "mnist", "--activation", "arg2", "--seed", "5", "--out-dir", str(out_dir),
+                "--init", str(init_record), "--max-epochs", "12", "--patience", "100", "--batch-size", "32",
+                "--val-size", "100", "--train-limit", "600", "--test-limit", "100", "--device", "cpu",
+                "--arch", "mlp", "--widths", "8,8", "--inner-hidden", "16"]
+
+    subprocess.run(command(tmp_path / "straight"), check=True, capture_output=True)
+    killed = tmp_path / "killed"
+    job = subprocess.Popen(command(killed), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (killed / "checkpoint.pt").exists() and job.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    job.send_signal(signal.SIGKILL)
+    job.wait()
+    assert (killed / "checkpoint.pt").exists() and not (killed / "model.pt").exists()
+    subprocess.run(command(killed), check=True, capture_output=True)
+    a, b = _read(tmp_path / "straight" / "metrics.csv"), _read(killed / "metrics.csv")
+    assert len(a) == 12
+    assert [{k: r[k] for k in r if k != "seconds"} for r in a] == [{k: r[k] for k in r if k != "seconds"} for r in b]
+    sa, sb = load_torch(tmp_path / "straight" / "model.pt"), load_torch(killed / "model.pt")
+    assert all(torch.equal(v, sb["state_dict"][k]) for k, v in sa["state_dict"].items())
