@@ -36,6 +36,8 @@ def test_shipped_configs_are_valid():
     ({"figures": {"fig5": {"seed": 9}}}, "figures.fig5.seed: 9 is not among [0, 1, 2, 3]"),
     ({"matching": {"matched": ["arg3"]}}, "matching: 'arg3' is not among activations"),
     ({"model": {"pool_after": [0, 7]}}, "model.pool_after: layer indices must be below 4"),
+    ({"analysis": {"trials": {"arg2": 2, "arg2-xavier": 3, "arg3": 0}}}, "analysis.trials.arg2-xavier: untrained"),
+    ({"analysis": {"fit_weighting": "cells"}}, "analysis.fit_weighting: 'cells' is not one of"),
 ])
 def test_bad_configs_are_rejected_with_the_key_and_the_reason(change, message):
     with pytest.raises(ConfigError) as err:

@@ -21,9 +21,12 @@ def test_paper_scale_dry_run_lists_the_full_dag(tmp_path):
     result = snakemake("-n", "--cores", "8", "all", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", result.stdout, re.M))
-    # 2 datasets x 2 archs x 4 activations x 4 seeds in session II; the Xavier control skips session III
-    assert counts["train_session2"] == "64" and counts["train_session3"] == "48"
-    assert counts["pretrain_inner"] == "12" and counts["prepare_data"] == "2"
+    # Session II: 2 datasets x 2 archs x (24 arg2 + 4 arg1 + 4 relu + 6 arg2-xavier + 8 arg3) seeds;
+    # session III: arg2, arg1, relu x 4 seeds (the Xavier control and the 3-arg nets stop after session II).
+    assert counts["train_session2"] == "184" and counts["train_session3"] == "48"
+    # session I: 24 arg2 + 4 arg1 + 6 arg2-xavier + 8 arg3 + 8 untrained arg3-xavier
+    assert counts["pretrain_inner"] == "50" and counts["prepare_data"] == "2"
+    assert counts["analyze_nonlinearities"] == "1" and counts["fig7_fig8"] == "2"
 
 
 @pytest.mark.e2e
@@ -33,13 +36,19 @@ def test_tiny_real_mnist_run_writes_every_artefact(tmp_path, mirror):
                        env={"MULTIARG_DATA_MIRROR": str(mirror)})
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     results = tmp_path / "results"
-    for name in ("fig4", "fig5"):
+    for name in ("fig4", "fig5", "fig7", "fig8"):
         for ext in ("pdf", "png"):
             assert (results / "figures" / f"{name}.{ext}").stat().st_size > 10_000
     with open(results / "tables" / "param_counts.csv") as fh:
         rows = {r["activation"]: r for r in csv.DictReader(fh)}
-    assert set(rows) == {"arg2", "arg1", "relu", "arg2-xavier"}
+    assert set(rows) == {"arg2", "arg1", "relu", "arg2-xavier", "arg3"}
     assert abs(float(rows["relu"]["mismatch_pct"])) < 5
+    with open(results / "tables" / "curvature_tests.csv") as fh:
+        tests = {(r["kind"], r["arch"], r["dataset"]): r for r in csv.DictReader(fh)}
+    assert tests["learned", "mlp", "mnist"]["n"] == "2" and tests["xavier-init", "mlp", "mnist"]["n"] == "1"
+    assert "cannot both hold" in (results / "tables" / "curvature_tests.md").read_text()
+    with open(results / "tables" / "spectra.csv") as fh:
+        assert {r["n_args"] for r in csv.DictReader(fh)} == {"2", "3"}
     with open(results / "runs/mnist/mlp/arg2/seed1/session3/metrics.csv") as fh:
         assert len(list(csv.DictReader(fh))) == 2
     assert (tmp_path / "logs" / "train_session2" / "mnist" / "mlp" / "arg2" / "seed0.log").stat().st_size > 0

@@ -12,7 +12,7 @@ import numpy as np
 from scipy import special, stats
 
 
-def _quadratic_design(x: np.ndarray) -> np.ndarray:
+def quadratic_design(x: np.ndarray) -> np.ndarray:
     x1, x2 = x[:, 0], x[:, 1]
     return np.stack([x1**2, x2**2, x1 * x2, x1, x2, np.ones_like(x1)], axis=1)
 
@@ -30,8 +30,8 @@ def fit_quadratic(x: np.ndarray, f: np.ndarray, w: np.ndarray | None = None) -> 
         raise ValueError("weights must be non-negative")
     # Scaling rows by sqrt(w) turns the weighted problem into an ordinary one; zero-weight cells drop out.
     root = np.sqrt(w)
-    coef, *_ = np.linalg.lstsq(_quadratic_design(x) * root[:, None], f * root, rcond=None)
-    resid = f - _quadratic_design(x) @ coef
+    coef, *_ = np.linalg.lstsq(quadratic_design(x) * root[:, None], f * root, rcond=None)
+    resid = f - quadratic_design(x) @ coef
     mean = np.sum(w * f) / np.sum(w)
     ss_res, ss_tot = np.sum(w * resid**2), np.sum(w * (f - mean) ** 2)
     # A constant f is fit exactly by c6, so R^2 = 1 there rather than 0/0.

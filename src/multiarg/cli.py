@@ -122,10 +122,20 @@ def cmd_inputs(args):
                    split_seed=args.split_seed)
 
 
-def cmd_figure(args):
-    from . import figures
+def cmd_analyze(args):
+    from .nonlinearities import AnalysisConfig, analyse_runs, write_outputs
 
-    getattr(figures, args.figure)(args)
+    cfg = AnalysisConfig(mass=args.mass, fit_weighting=args.fit_weighting, basis_scale=args.basis_scale,
+                         l_max=args.l_max)
+    records = analyse_runs(args.models, args.inputs, args.inits, cfg)
+    write_outputs(records, args.out, {"fits": args.fits, "curvature": args.curvature, "spectra": args.spectra},
+                  args.scale)
+
+
+def cmd_figure(args):
+    from . import analysis_figures, figures
+
+    getattr(figures if args.figure in ("fig4", "fig5") else analysis_figures, args.figure)(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -210,6 +220,28 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--metrics", nargs="*", default=[])
         p.add_argument("--epochs", type=_ints, default=(0, 1, 2, 3, 5, 10))
         p.add_argument("--mass", type=float, default=0.99, help="input mass of the region drawn")
+        p.set_defaults(func=cmd_figure, figure=name)
+
+    p = sub.add_parser("analyze", help="quadratic fits, curvature sign tests and spectra of inner nets")
+    p.add_argument("--models", nargs="+", required=True, help="session-II model.pt files")
+    p.add_argument("--inputs", nargs="+", required=True, help="their inputs.pt histograms")
+    p.add_argument("--inits", nargs="*", default=[], help="Xavier session-I records, analysed untrained")
+    p.add_argument("--out", required=True, help="records for the figures (.pt)")
+    for table in ("fits", "curvature", "spectra"):
+        p.add_argument(f"--{table}", required=True, help=f"{table} table (CSV; Markdown beside it)")
+    p.add_argument("--scale", required=True)
+    p.add_argument("--mass", type=float, default=0.99)
+    p.add_argument("--fit-weighting", choices=("uniform", "density"), default="uniform")
+    p.add_argument("--basis-scale", type=float, default=1.0)
+    p.add_argument("--l-max", type=int, default=6)
+    p.set_defaults(func=cmd_analyze)
+
+    for name, helptext in (("fig7", "Fig. 7: learned nonlinearities, best-fit quadratics, curvature tests"),
+                           ("fig8", "Fig. 8: 2- and 3-arg examples and power spectra")):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("--out", required=True, help="PDF path; a PNG is written beside it")
+        p.add_argument("--analysis", required=True, help="nonlinearities.pt from the analyze step")
+        p.add_argument("--examples", type=int, default=4, help="learned examples per setting (Fig. 7)")
         p.set_defaults(func=cmd_figure, figure=name)
     return parser
 

@@ -38,6 +38,12 @@ def _consistency(config: dict) -> list[str]:
                          ("seed", config["seeds"])):
         if fig5[key] not in allowed:
             problems.append(f"figures.fig5.{key}: {fig5[key]!r} is not among {allowed}")
+    trials = config["analysis"]["trials"]
+    if "arg2-xavier" not in acts:
+        problems.append("activations: the analyses need arg2-xavier (the Xavier-initialised null)")
+    if trials["arg2-xavier"] > trials["arg2"]:
+        problems.append("analysis.trials.arg2-xavier: untrained Xavier nets are analysed over the inputs of the "
+                        f"learned arg2 runs, so it must not exceed analysis.trials.arg2 ({trials['arg2']})")
     depth = len(config["model"]["cnn_widths"])
     if any(i >= depth for i in config["model"]["pool_after"]):
         problems.append(f"model.pool_after: layer indices must be below {depth} (the number of conv layers)")

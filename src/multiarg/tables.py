@@ -14,15 +14,16 @@ def to_markdown(rows: list[dict], columns: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_table(rows: list[dict], csv_path: Path, title: str = "") -> None:
-    """Write ``rows`` to ``csv_path`` and a Markdown copy at ``csv_path.with_suffix('.md')``."""
+def write_table(rows: list[dict], csv_path: Path, title: str = "", notes: list[str] = ()) -> None:
+    """Write ``rows`` to ``csv_path`` and a Markdown copy (with ``notes`` below it) at ``csv_path.with_suffix('.md')``."""
     columns = list(rows[0]) if rows else []
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     write_text(buf.getvalue(), csv_path)
-    write_text((f"# {title}\n\n" if title else "") + to_markdown(rows, columns), Path(csv_path).with_suffix(".md"))
+    text = (f"# {title}\n\n" if title else "") + to_markdown(rows, columns) + "".join(f"\n{n}\n" for n in notes)
+    write_text(text, Path(csv_path).with_suffix(".md"))
 
 
 def parameter_table(args, out: Path) -> list[dict]:

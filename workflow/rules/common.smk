@@ -1,5 +1,6 @@
 import os
 import re
+import shlex
 
 from multiarg import paths
 from multiarg.activations import ActivationSpec
@@ -11,7 +12,12 @@ DATASETS = config["data"]["datasets"]
 ARCHS = config["archs"]
 SEEDS = config["seeds"]
 ACTIVATIONS = config["activations"]
-LEARNED = [a for a in ACTIVATIONS if ActivationSpec.parse(a).learned]
+TRIALS = config["analysis"]["trials"]
+# The analyses add session-II runs (more seeds, 3-arg nets) and untrained Xavier inits beyond ACTIVATIONS.
+ANALYSED = [a for a in ("arg2", "arg2-xavier", "arg3") if TRIALS[a]]
+XAVIER_INITS = {"arg2-xavier": TRIALS["arg2-xavier"], "arg3-xavier": TRIALS["arg3"]}
+ALL_ACTIVATIONS = list(dict.fromkeys(ACTIVATIONS + ANALYSED + [a for a, n in XAVIER_INITS.items() if n]))
+LEARNED = [a for a in ALL_ACTIVATIONS if ActivationSpec.parse(a).learned]
 # Session III retrains on a learned nonlinearity; the Xavier controls stop after session II.
 SESSION3 = [a for a in ACTIVATIONS if not a.endswith("-xavier")]
 CURVES = [a for a in ("arg2", "arg1", "relu") if a in ACTIVATIONS]  # Fig. 4d
@@ -32,7 +38,7 @@ def _alternatives(values):
 wildcard_constraints:
     dataset=_alternatives(DATASETS),
     arch=_alternatives(ARCHS),
-    activation=_alternatives(ACTIVATIONS),
+    activation=_alternatives(ALL_ACTIVATIONS),
     seed=r"\d+",
 
 
@@ -89,21 +95,40 @@ def get_init_arg(wildcards, input):
 
 def get_inputs_args(wildcards):
     a, d = config["analysis"], config["data"]
-    return cli_args({"bins": a["input_bins"], "extent": a["input_extent"], "split_seed": d["split_seed"],
+    bins = a["input_bins_3arg"] if ActivationSpec.parse(wildcards.activation).n_args == 3 else a["input_bins"]
+    return cli_args({"bins": bins, "extent": a["input_extent"], "split_seed": d["split_seed"],
                      "test_limit": d["test_limit"], "device": config["device"]})
+
+
+def get_analyze_args(wildcards):
+    a = config["analysis"]
+    return cli_args({"scale": shlex.quote(config["scale"]), "mass": a["mass"], "fit_weighting": a["fit_weighting"],
+                     "basis_scale": a["basis_scale"], "l_max": a["l_max"]})
 
 
 def get_param_table_args(wildcards):
     m, options = config["model"], model_options("mlp")
     options.pop("arch"), options.pop("widths")
-    return cli_args({**options, "datasets": DATASETS, "activations": ACTIVATIONS, "mlp_widths": m["mlp_widths"],
+    return cli_args({**options, "datasets": DATASETS, "activations": list(dict.fromkeys(ACTIVATIONS + ANALYSED)), "mlp_widths": m["mlp_widths"],
                      "cnn_widths": m["cnn_widths"], "match_to": config["matching"]["reference"],
                      "matched": config["matching"]["matched"] or "''"})
 
 
-def runs(template, filename, activations, sessions=(2,)):
+def runs(template, filename, activations, sessions=(2,), seeds=None):
+    """Files of every dataset x arch x activation x seed (``seeds``: a list, or a function of the activation)."""
+    seeds_of = seeds if callable(seeds) else (lambda act: seeds or SEEDS)
     return [f"{template}/{filename}".format(dataset=d, arch=a, activation=act, seed=s, session=session)
-            for d in DATASETS for a in ARCHS for act in activations for s in SEEDS for session in sessions]
+            for d in DATASETS for a in ARCHS for act in activations for s in seeds_of(act) for session in sessions]
+
+
+def analysis_inputs():
+    """Session-II models and input histograms of every analysed run, and the untrained Xavier inits."""
+    seeds = lambda act: range(TRIALS[act])
+    return {"models": runs(S2, "model.pt", ANALYSED, seeds=seeds), "inputs": runs(S2, "inputs.pt", ANALYSED, seeds=seeds),
+            "inits": [paths.INIT.format(activation=a, seed=s) for a, n in XAVIER_INITS.items() for s in range(n)]}
+
+
+ANALYSIS_TABLES = {name: f"{paths.TABLES}/{name}.csv" for name in ("fits", "curvature_tests", "spectra")}
 
 
 def fig4_inputs():
@@ -124,5 +149,6 @@ def figure(name):
 
 
 def all_targets():
-    return (figure("fig4") + figure("fig5") + [f"{paths.TABLES}/param_counts.csv"]
+    return (figure("fig4") + figure("fig5") + figure("fig7") + figure("fig8") + [f"{paths.TABLES}/param_counts.csv"]
+            + list(ANALYSIS_TABLES.values())
             + runs(S2, "metrics.csv", ACTIVATIONS) + runs(S3, "metrics.csv", SESSION3))

@@ -42,3 +42,26 @@ rule fig5:
     shell:
         "python -m multiarg fig5 --out {output.pdf} --scale '{params.scale}' --mass {params.mass}"
         " --epochs {params.epochs} --snapshots {input.snapshots} --inputs {input.inputs} > {log} 2>&1"
+
+
+rule fig7_fig8:
+    input:
+        "results/analysis/nonlinearities.pt",
+    output:
+        pdf=f"{paths.FIGURES}/{{fig}}.pdf",
+        png=f"{paths.FIGURES}/{{fig}}.png",
+    log:
+        "logs/figures/{fig}.log",
+    wildcard_constraints:
+        fig="fig7|fig8",
+    params:
+        examples=config["figures"]["fig7"]["examples"],
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=20,
+    conda:
+        ENV
+    shell:
+        "python -m multiarg {wildcards.fig} --out {output.pdf} --analysis {input} --examples {params.examples}"
+        " > {log} 2>&1"

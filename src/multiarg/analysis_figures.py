@@ -1,0 +1,153 @@
+"""Fig. 7 (quadratic fits and curvature) and Fig. 8 (spectra), drawn from ``nonlinearities.pt``."""
+from __future__ import annotations
+
+import numpy as np
+from matplotlib.gridspec import GridSpec
+
+from .analysis import quadratic_design, curvature_sign_test, hermite_bessel_basis, null_band
+from .figures import draw_function, plt, save, stamp
+from .nonlinearities import load_records
+
+KIND_STYLE = {"learned": ("k", "learned"), "xavier-init": ("tab:red", "Xavier init"),
+              "xavier-trained": ("tab:orange", "Xavier init, after session II")}
+
+
+def _settings(records: list[dict]) -> list[tuple[str, str]]:
+    return sorted({(r["dataset"], r["arch"]) for r in records})
+
+
+def _select(records, kind, n_args, setting=None):
+    return sorted((r for r in records if r["kind"] == kind and r["n_args"] == n_args
+                   and (setting is None or (r["dataset"], r["arch"]) == setting)), key=lambda r: r["seed"])
+
+
+def _points(axis: np.ndarray) -> np.ndarray:
+    return np.stack(np.meshgrid(axis, axis, indexing="ij"), axis=-1)
+
+
+def _label(ax, text: str) -> None:
+    ax.annotate(text, (0, 1.04), xycoords="axes fraction", fontsize=7, fontweight="bold")
+
+
+def _curvature_panels(ax_cdf, ax_frac, records: list[dict], settings: list[tuple[str, str]]) -> None:
+    for j, setting in enumerate(settings):
+        group = _select(records, "learned", 2, setting)
+        values = np.sort([r["curvature_normalised"] for r in group])
+        ax_cdf.step(values, np.arange(1, len(values) + 1) / len(values), where="post",
+                    label=f"{setting[0]} {setting[1].upper()} (n={len(values)})")
+        k = sum(r["curvature"] < 0 for r in group)
+        test = curvature_sign_test(k, len(group))
+        lo, hi = null_band(len(group))
+        ax_frac.fill_between([j - 0.4, j + 0.4], lo, hi, color="0.85", lw=0)
+        ax_frac.errorbar(j, test["fraction"], yerr=[[test["fraction"] - test["ci_low"]], [test["ci_high"] - test["fraction"]]],
+                         fmt="o", color="k", capsize=3)
+        ax_frac.annotate(f"{k}/{len(group)}\np2={test['p_two_sided']:.2g}", (j, 1.02), ha="center", fontsize=6)
+    xavier = _select(records, "xavier-init", 2)
+    if xavier:
+        values = np.sort([r["curvature_normalised"] for r in xavier])
+        ax_cdf.step(values, np.arange(1, len(values) + 1) / len(values), where="post", color="tab:red", ls="--",
+                    label=f"Xavier init (n={len(values)})")
+    ax_cdf.axvline(0, color="0.6", lw=0.6)
+    ax_cdf.set_xlabel("normalised curvature det A / tr A²  (< 0: XOR-like)")
+    ax_cdf.set_ylabel("CDF")
+    ax_cdf.legend(fontsize=6)
+    ax_frac.axhline(0.5, color="0.6", lw=0.6)
+    ax_frac.set_xticks(range(len(settings)), [f"{d}\n{a.upper()}" for d, a in settings], fontsize=7)
+    ax_frac.set_ylim(0, 1.15)
+    ax_frac.set_ylabel("fraction negative curvature\n(95% CI; grey: binomial null 95%)")
+
+
+def fig7(args) -> None:
+    """(a-d) learned functions beside their best-fit quadratics, (e) Xavier inits, (f) CDF, (g) fraction."""
+    data = load_records(args.analysis)
+    records, settings = data["records"], _settings(data["records"])
+    n_ex = args.examples
+    fig = plt.figure(figsize=(2.2 * 2 * len(settings), 1.9 * (n_ex + 1) + 3.2))
+    gs = GridSpec(n_ex + 2, 2 * len(settings), figure=fig, height_ratios=[1] * (n_ex + 1) + [1.7])
+    for j, setting in enumerate(settings):
+        for i, r in enumerate(_select(records, "learned", 2, setting)[:n_ex]):
+            fit = (quadratic_design(_points(r["axis"]).reshape(-1, 2)) @ r["coef"]).reshape(r["values"].shape)
+            for c, values in enumerate((r["values"], fit)):
+                ax = fig.add_subplot(gs[i, 2 * j + c])
+                draw_function(ax, values, r["axis"], r["mask"])
+                if i == 0:
+                    _label(ax, f"{'abcd'[j % 4]}  {setting[0]} {setting[1].upper()}" if c == 0 else "best-fit quadratic")
+                ax.set_xlabel(f"seed {r['seed']}, R²={r['r2']:.2f}" if c == 1 else f"κ={r['curvature_normalised']:+.2f}",
+                              fontsize=6)
+    for j, r in enumerate(_select(records, "xavier-init", 2)[:2 * len(settings)]):
+        ax = fig.add_subplot(gs[n_ex, j])
+        draw_function(ax, r["values"], r["axis"], r["mask"])
+        ax.set_xlabel(f"{r['dataset']} {r['arch']} s{r['seed']}", fontsize=6)
+        if j == 0:
+            _label(ax, "e  Xavier-initialised inner nets")
+    half = len(settings)
+    ax_cdf, ax_frac = fig.add_subplot(gs[n_ex + 1, :half]), fig.add_subplot(gs[n_ex + 1, half:])
+    _curvature_panels(ax_cdf, ax_frac, records, settings)
+    _label(ax_cdf, "f  curvature of the best-fit quadratics")
+    _label(ax_frac, "g  fraction with negative curvature")
+    fig.tight_layout(rect=(0, 0.02, 1, 1))
+    stamp(fig, data["scale"], {r["data_note"] for r in records})
+    save(fig, args.out)
+
+
+def _spectrum_panel(ax, records: list[dict], n_args: int) -> None:
+    for kind, (color, label) in KIND_STYLE.items():
+        group = _select(records, kind, n_args)
+        if not group:
+            continue
+        frac = np.stack([r["spectrum_fraction"][1:] for r in group])
+        ls = np.arange(1, frac.shape[1] + 1)
+        mean = frac.mean(0)
+        sd = frac.std(0, ddof=1) if len(group) > 1 else np.zeros_like(mean)
+        ax.plot(ls, mean, "o-", color=color, ms=3, label=f"{label} (n={len(group)})")
+        ax.fill_between(ls, mean - sd, mean + sd, color=color, alpha=0.2, lw=0)
+    ax.set_xlabel("order l")
+    ax.set_ylabel("share of power at l ≥ 1 (mean ± SD)")
+    ax.legend(fontsize=6)
+
+
+def _basis_strip(fig, anchor_ax, l_max: int) -> None:
+    """Example Hermite-Bessel functions (m = l) under the 2-arg spectrum's axis."""
+    axis = np.linspace(-3, 3, 61)
+    basis, labels = hermite_bessel_basis(_points(axis), l_max)
+    box = anchor_ax.get_position()
+    width = box.width / l_max
+    for l in range(1, l_max + 1):
+        ax = fig.add_axes([box.x0 + (l - 1) * width + width * 0.2, box.y0 - 0.09, width * 0.6, 0.05])
+        draw_function(ax, basis[..., labels.index((l, l))], axis)
+
+
+def fig8(args) -> None:
+    """(a) 2-arg and (b) 3-arg learned examples, (c-d) their power spectra against Xavier-initialised nets."""
+    data = load_records(args.analysis)
+    records, settings = data["records"], _settings(data["records"])
+    cols = max(2, len(settings))
+    fig = plt.figure(figsize=(2.2 * cols + 1, 9.5))
+    gs = GridSpec(3, cols, figure=fig, height_ratios=[1, 1, 2.2], hspace=0.5)
+    for j, setting in enumerate(settings):
+        two = _select(records, "learned", 2, setting)
+        if two:
+            ax = fig.add_subplot(gs[0, j])
+            draw_function(ax, two[0]["values"], two[0]["axis"], two[0]["mask"])
+            ax.set_xlabel(f"{setting[0]} {setting[1].upper()}", fontsize=6)
+            if j == 0:
+                _label(ax, "a  2-arg learned")
+        three = _select(records, "learned", 3, setting)
+        if three:
+            r = three[0]
+            mid = len(r["axis"]) // 2
+            ax = fig.add_subplot(gs[1, j])
+            draw_function(ax, r["values"][:, :, mid], r["axis"], r["mask"][:, :, mid])
+            ax.set_xlabel(f"{setting[0]} {setting[1].upper()} (x3 ≈ {r['axis'][mid]:.2f})", fontsize=6)
+            if j == 0:
+                _label(ax, "b  3-arg learned, slice")
+    ax2, ax3 = fig.add_subplot(gs[2, :cols // 2]), fig.add_subplot(gs[2, cols // 2:])
+    _spectrum_panel(ax2, records, 2)
+    _label(ax2, "c  2-arg spectra (Hermite-Bessel)")
+    _spectrum_panel(ax3, records, 3)
+    _label(ax3, "d  3-arg spectra (solid harmonics)")
+    fig.subplots_adjust(bottom=0.14)
+    l_max = len(records[0]["spectrum"]) - 1
+    _basis_strip(fig, ax2, l_max)
+    stamp(fig, data["scale"], {r["data_note"] for r in records})
+    save(fig, args.out)

@@ -1,0 +1,216 @@
+"""The analyses of Sections 4.3-4.4 applied to trained networks: every inner net is evaluated on the
+cells of its measured input histogram, restricted to the region holding 99% of the inputs, and
+summarised by its best-fit quadratic (2-arg) and its power spectrum (2- and 3-arg).
+
+Populations (``kind``): ``learned`` (session-II inner nets of argN), ``xavier-init`` (Xavier-initialised
+inner nets before any training, analysed over the inputs of the learned network with the same
+setting and seed) and ``xavier-trained`` (the arg2-xavier control after session II, over its own inputs).
+"""
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .analysis import curvature_sign_test, fit_quadratic, hermite_bessel_basis, null_band, power_spectrum
+from .analysis import solid_harmonic_basis
+from .inputs import centers, mass_region
+from .io import load_torch, save_torch
+from .paths import parse_run
+from .pretrain import load_inner
+from .tables import write_table
+
+log = logging.getLogger(__name__)
+KINDS = ("learned", "xavier-init", "xavier-trained")
+
+
+@dataclass(frozen=True)
+class AnalysisConfig:
+    mass: float = 0.99            # input mass of the analysed region
+    fit_weighting: str = "uniform"  # quadratic fit: every region cell alike, or weighted by input density
+    basis_scale: float = 1.0      # length scale of the Hermite-Bessel / solid-harmonic basis
+    l_max: int = 6
+
+    def __post_init__(self):
+        if self.fit_weighting not in ("uniform", "density"):
+            raise ValueError(f"fit_weighting must be 'uniform' or 'density', got {self.fit_weighting!r}")
+
+
+def region(hist: dict, mass: float) -> dict:
+    """Cell centres, the input density p(x) on them (zero outside the ``mass`` region) and the cell volume."""
+    n, bins, extent = hist["n_args"], hist["bins"], hist["extent"]
+    axis = centers(bins, extent).numpy()
+    points = np.stack(np.meshgrid(*[axis] * n, indexing="ij"), axis=-1)
+    volume = (2 * extent / bins) ** n
+    mask = mass_region(hist["counts"], hist["total"], mass).numpy()
+    density = np.where(mask, hist["counts"].numpy() / hist["total"] / volume, 0.0)
+    return {"axis": axis, "points": points, "mask": mask, "density": density, "volume": volume}
+
+
+@torch.no_grad()
+def evaluate(inner, points: np.ndarray) -> np.ndarray:
+    return inner(torch.as_tensor(points, dtype=torch.float32)).double().numpy()
+
+
+def normalised_curvature(coef: np.ndarray) -> float:
+    """det A / tr(A^2) of the quadratic form A = [[c1, c3/2], [c3/2, c2]]: the curvature made scale-free,
+    in [-1/2, 1/2]; -1/2 is a balanced saddle (x1 x2), +1/2 an isotropic bowl, 0 a ridge or a plane."""
+    c1, c2, c3 = coef[:3]
+    tr2 = c1**2 + c2**2 + c3**2 / 2
+    return float((c1 * c2 - c3**2 / 4) / tr2) if tr2 > 0 else 0.0
+
+
+def analyse_function(inner, hist: dict, cfg: AnalysisConfig) -> dict:
+    """Quadratic fit (2-arg) and power spectrum (2-/3-arg) of one inner net over one input histogram."""
+    reg = region(hist, cfg.mass)
+    f = evaluate(inner, reg["points"])
+    n = hist["n_args"]
+    basis_fn = {2: hermite_bessel_basis, 3: solid_harmonic_basis}[n]
+    basis, labels = basis_fn(reg["points"], cfg.l_max, cfg.basis_scale)
+    power = power_spectrum(f, reg["density"], basis, labels, reg["volume"])
+    spectrum = np.array([power[l] for l in range(cfg.l_max + 1)])
+    # Constant offsets and overall gain are absorbed by the next layer's bias and weights, so the shape of a
+    # nonlinearity is its share of power at each order l >= 1.
+    shape = spectrum[1:].sum()
+    out = {"n_args": n, "spectrum": spectrum, "spectrum_fraction": spectrum / shape if shape > 0 else spectrum * 0,
+           "region_cells": int(reg["mask"].sum()), "values": f.astype(np.float32), "mask": reg["mask"],
+           "axis": reg["axis"]}
+    if n == 2:
+        weights = reg["density"][reg["mask"]] if cfg.fit_weighting == "density" else None
+        fit = fit_quadratic(reg["points"][reg["mask"]], f[reg["mask"]], weights)
+        out.update(coef=fit["coef"], r2=fit["r2"], curvature=fit["curvature"],
+                   curvature_normalised=normalised_curvature(fit["coef"]))
+    return out
+
+
+def load_records(path: str) -> dict:
+    """``nonlinearities.pt`` with its arrays back as numpy."""
+    data = load_torch(path)
+    data["records"] = [{k: v.numpy() if isinstance(v, torch.Tensor) else v for k, v in r.items()}
+                       for r in data["records"]]
+    return data
+
+
+def _hist_by_run(paths: list[str]) -> dict[tuple, str]:
+    return {tuple(parse_run(p)[k] for k in ("dataset", "arch", "activation", "seed")): p for p in paths}
+
+
+def analyse_runs(models: list[str], inputs: list[str], inits: list[str], cfg: AnalysisConfig) -> list[dict]:
+    """Analyse every session-II model (with its ``inputs.pt``) and every Xavier init record.
+
+    A model of activation ``argN`` is ``learned``, of ``argN-xavier`` ``xavier-trained``; an init record of
+    ``argN-xavier`` seed s is ``xavier-init`` in every dataset x architecture with an ``argN`` run of seed s.
+    """
+    from .sessions import load_model
+
+    hists = _hist_by_run(inputs)
+    records = []
+    for path in models:
+        info = parse_run(path)
+        key = (info["dataset"], info["arch"], info["activation"], info["seed"])
+        kind = "xavier-trained" if info["activation"].endswith("-xavier") else "learned"
+        model, record = load_model(path)
+        result = analyse_function(model.inner, load_torch(hists[key]), cfg)
+        records.append({**info, "kind": kind, "data_note": record["data_note"], **result})
+    for path in inits:
+        init = load_torch(path)
+        learned = f"arg{init['n_args']}"
+        for (dataset, arch, activation, seed), hpath in sorted(hists.items()):
+            if activation == learned and seed == init["seed"]:
+                result = analyse_function(load_inner(init), load_torch(hpath), cfg)
+                records.append({"dataset": dataset, "arch": arch, "activation": f"{learned}-xavier", "seed": seed,
+                                "session": 0, "kind": "xavier-init", "data_note": "", **result})
+    log.info("analysed %d functions", len(records))
+    return records
+
+
+def _groups(records: list[dict]) -> dict[tuple, list[dict]]:
+    """Records by (kind, arch, dataset), plus pooled datasets ('all') and pooled everything."""
+    groups = defaultdict(list)
+    for r in records:
+        for arch in (r["arch"], "all"):
+            for dataset in (r["dataset"], "all"):
+                if arch == "all" and dataset != "all":
+                    continue
+                groups[r["kind"], r["n_args"], arch, dataset].append(r)
+    return groups
+
+
+def _verdict(test: dict) -> str:
+    if test["p_two_sided"] >= 0.05:
+        return "not significant (two-sided p >= 0.05)"
+    side = "negative (XOR-like)" if test["fraction"] > 0.5 else "positive (elliptic)"
+    return f"mostly {side}, two-sided p < 0.05"
+
+
+def fits_rows(records: list[dict]) -> list[dict]:
+    rows = []
+    for r in sorted((r for r in records if r["n_args"] == 2), key=lambda r: (r["kind"], r["arch"], r["dataset"], r["seed"])):
+        rows.append({"kind": r["kind"], "dataset": r["dataset"], "arch": r["arch"], "seed": r["seed"],
+                     **{f"c{i + 1}": f"{c:.4g}" for i, c in enumerate(r["coef"])}, "r2": f"{r['r2']:.4f}",
+                     "curvature": f"{r['curvature']:.4g}", "curvature_normalised": f"{r['curvature_normalised']:.3f}",
+                     "sign": "negative" if r["curvature"] < 0 else "positive", "region_cells": r["region_cells"]})
+    return rows
+
+
+def curvature_rows(records: list[dict]) -> list[dict]:
+    """Binomial tests of the number of negative curvatures against 1/2, per group."""
+    rows = []
+    for (kind, n_args, arch, dataset), group in sorted(_groups(records).items()):
+        if n_args != 2:
+            continue
+        k = sum(r["curvature"] < 0 for r in group)
+        test = curvature_sign_test(k, len(group))
+        lo, hi = null_band(len(group))
+        rows.append({"kind": kind, "arch": arch, "dataset": dataset, "k_negative": k, "n": len(group),
+                     "fraction_negative": f"{test['fraction']:.3f}",
+                     "ci95_low": f"{test['ci_low']:.3f}", "ci95_high": f"{test['ci_high']:.3f}",
+                     "p_one_sided_more_negative": f"{test['p_one_sided']:.3g}",
+                     "p_one_sided_more_positive": f"{curvature_sign_test(len(group) - k, len(group))['p_one_sided']:.3g}",
+                     "p_two_sided": f"{test['p_two_sided']:.3g}", "null95_low": f"{lo:.3f}", "null95_high": f"{hi:.3f}",
+                     "median_r2": f"{np.median([r['r2'] for r in group]):.3f}", "verdict": _verdict(test)})
+    return rows
+
+
+def spectra_rows(records: list[dict]) -> list[dict]:
+    rows = []
+    for (kind, n_args, arch, dataset), group in sorted(_groups(records).items()):
+        frac = np.stack([r["spectrum_fraction"] for r in group])
+        raw = np.stack([r["spectrum"] for r in group])
+        sd = frac.std(0, ddof=1) if len(group) > 1 else np.zeros(frac.shape[1])
+        for l in range(frac.shape[1]):
+            rows.append({"n_args": n_args, "kind": kind, "arch": arch, "dataset": dataset, "l": l, "n": len(group),
+                         "power_fraction_mean": f"{frac[:, l].mean():.4f}", "power_fraction_sd": f"{sd[l]:.4f}",
+                         "power_mean": f"{raw[:, l].mean():.4g}",
+                         "peak_l_share": f"{np.mean(frac[:, 1:].argmax(1) + 1 == l):.3f}" if l else ""})
+    return rows
+
+
+def paper_check_note() -> str:
+    """Why the paper's '78% of 48 trials, p = 0.007' cannot hold as stated, computed here."""
+    t37, t38 = curvature_sign_test(37, 48), curvature_sign_test(38, 48)
+    t19, t17 = curvature_sign_test(19, 24), curvature_sign_test(17, 24)
+    return ("Paper check: the paper reports 78% negative curvatures of 48 CNN trials with p = 0.007. "
+            f"37/48 (77%) gives one-sided p = {t37['p_one_sided']:.2g}, two-sided p = {t37['p_two_sided']:.2g}; "
+            f"38/48 (79%) gives two-sided p = {t38['p_two_sided']:.2g}, so 78% and p = 0.007 cannot both hold for 48 trials. "
+            f"19/24 gives two-sided p = {t19['p_two_sided']:.2g} and 17/24 two-sided p = {t17['p_two_sided']:.2g} "
+            "(the paper's MLP p = 0.06), so its p-values look like two-sided tests on 24 trials.")
+
+
+def write_outputs(records: list[dict], out: str, tables: dict[str, str], scale: str) -> None:
+    """The records (for the figures) and the fits, curvature-test and spectra tables."""
+    # weights_only loading admits tensors but not numpy arrays
+    stored = [{k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in r.items()} for r in records]
+    save_torch({"records": stored, "scale": scale}, out)
+    p_note = ("p_one_sided_more_negative: exact binomial P[X >= k] under p = 1/2 (alternative: more negative); "
+              "p_one_sided_more_positive: P[X <= k]; p_two_sided: both tails; ci95: Clopper-Pearson; "
+              "null95: central 95% band of k/n under the null. 'all' pools datasets / architectures.")
+    write_table(fits_rows(records), tables["fits"], f"Quadratic fits of 2-arg nonlinearities ({scale})")
+    write_table(curvature_rows(records), tables["curvature"], f"Curvature sign tests ({scale})",
+                notes=[p_note, paper_check_note()])
+    write_table(spectra_rows(records), tables["spectra"], f"Power spectra by order l ({scale})",
+                notes=["power_fraction: P_l / sum_{l>=1} P_l per function, mean and SD over functions; "
+                       "peak_l_share: fraction of functions whose largest l >= 1 is this l."])
