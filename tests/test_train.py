@@ -26,11 +26,11 @@ def test_early_stopping_waits_a_full_window():
     assert stopper.best == 0.39 and stopper.best_epoch == 5 and stopped_at == 8
 
 
-@pytest.fixture
-def init_record(tmp_path):
+@pytest.fixture(scope="module")
+def init_record(tmp_path_factory):
     from multiarg.io import save_torch
 
-    path = tmp_path / "init.pt"
+    path = tmp_path_factory.mktemp("init") / "init.pt"
     save_torch(make_initial_inner(2, "pretrained", 0, 16, 2, MapConfig(resolution=4), PretrainConfig(steps=20)), path)
     return path
 
@@ -93,31 +93,44 @@ def test_divergence_fails_loudly(tmp_path, mnist_pt):
     assert not (tmp_path / "ckpt.pt").exists()
 
 
-def test_sigkilled_cli_job_resumes_to_the_uninterrupted_result(tmp_path, mnist_pt, init_record):
+def _cli_train(out_dir, mnist_pt, init_record):
+    import sys
+
+    return [sys.executable, "-m", "multiarg", "--threads", "1", "train", "--session", "2", "--data", str(mnist_pt),
+            "--dataset", "mnist", "--activation", "arg2", "--seed", "5", "--out-dir", str(out_dir),
+            "--init", str(init_record), "--max-epochs", "12", "--patience", "100", "--batch-size", "32",
+            "--val-size", "100", "--train-limit", "600", "--test-limit", "100", "--device", "cpu",
+            "--arch", "mlp", "--widths", "8,8", "--inner-hidden", "16"]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_cli_run(tmp_path_factory, mnist_pt, init_record):
+    import subprocess
+
+    out = tmp_path_factory.mktemp("straight")
+    subprocess.run(_cli_train(out, mnist_pt, init_record), check=True, capture_output=True)
+    return out
+
+
+@pytest.mark.parametrize("signal_name", ["SIGKILL", "SIGTERM"])  # SLURM preemption / time limit send SIGTERM
+def test_killed_cli_job_resumes_to_the_uninterrupted_result(tmp_path, mnist_pt, init_record, signal_name,
+                                                            uninterrupted_cli_run):
     import signal
     import subprocess
-    import sys
     import time
 
-    def command(out_dir):
-        return [sys.executable, "-m", "multiarg", "--threads", "1", "train", "--session", "2", "--data", str(mnist_pt),
-                "--dataset", "mnist", "--activation", "arg2", "--seed", "5", "--out-dir", str(out_dir),
-                "--init", str(init_record), "--max-epochs", "12", "--patience", "100", "--batch-size", "32",
-                "--val-size", "100", "--train-limit", "600", "--test-limit", "100", "--device", "cpu",
-                "--arch", "mlp", "--widths", "8,8", "--inner-hidden", "16"]
-
-    subprocess.run(command(tmp_path / "straight"), check=True, capture_output=True)
     killed = tmp_path / "killed"
-    job = subprocess.Popen(command(killed), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    job = subprocess.Popen(_cli_train(killed, mnist_pt, init_record), stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while not (killed / "checkpoint.pt").exists() and job.poll() is None and time.time() < deadline:
         time.sleep(0.05)
-    job.send_signal(signal.SIGKILL)
-    job.wait()
+    job.send_signal(getattr(signal, signal_name))
+    assert job.wait() != 0
     assert (killed / "checkpoint.pt").exists() and not (killed / "model.pt").exists()
-    subprocess.run(command(killed), check=True, capture_output=True)
-    a, b = _read(tmp_path / "straight" / "metrics.csv"), _read(killed / "metrics.csv")
+    subprocess.run(_cli_train(killed, mnist_pt, init_record), check=True, capture_output=True)
+    a, b = _read(uninterrupted_cli_run / "metrics.csv"), _read(killed / "metrics.csv")
     assert len(a) == 12
     assert [{k: r[k] for k in r if k != "seconds"} for r in a] == [{k: r[k] for k in r if k != "seconds"} for r in b]
-    sa, sb = load_torch(tmp_path / "straight" / "model.pt"), load_torch(killed / "model.pt")
+    sa, sb = load_torch(uninterrupted_cli_run / "model.pt"), load_torch(killed / "model.pt")
     assert all(torch.equal(v, sb["state_dict"][k]) for k, v in sa["state_dict"].items())
