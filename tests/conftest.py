@@ -1,8 +1,12 @@
+import io
 import os
+import tarfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -23,6 +27,24 @@ def mnist_pt(mirror, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("data") / "mnist.pt"
     prepare("mnist", out, mirror, out.parent / "cache")
     return out
+
+
+@pytest.fixture(scope="session")
+def cifar_images(mirror) -> np.ndarray:
+    """48 real CIFAR-10 test images (NHWC uint8), 5 per class, from the offline JPEG mirror."""
+    tgz = mirror / "cifar10-jpeg.tar.gz"
+    if not tgz.is_file():
+        pytest.skip(f"{tgz} not found")
+    per_class: dict[str, list] = {}
+    with tarfile.open(tgz, "r|gz") as tf:
+        for m in tf:
+            parts = m.name.split("/")
+            if m.isfile() and len(parts) >= 3 and parts[-3] == "test" and len(per_class.get(parts[-2], [])) < 5:
+                im = Image.open(io.BytesIO(tf.extractfile(m).read())).convert("RGB")
+                per_class.setdefault(parts[-2], []).append(np.asarray(im))
+                if len(per_class) == 10 and all(len(v) == 5 for v in per_class.values()):
+                    break
+    return np.stack([im for name in sorted(per_class) for im in per_class[name]])[:48]
 
 
 @pytest.fixture(autouse=True)

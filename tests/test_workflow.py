@@ -55,6 +55,16 @@ def test_tiny_real_mnist_run_writes_every_artefact(tmp_path, mirror):
     again = snakemake("-n", "--cores", "2", "all", "--configfile", str(REPO / "config.yaml"), str(tiny), cwd=tmp_path,
                       env={"MULTIARG_DATA_MIRROR": str(mirror)})
     assert "Nothing to be done" in again.stdout + again.stderr
+    report = tmp_path / "report.html"
+    built = snakemake("--report", str(report), "--configfile", str(REPO / "config.yaml"), str(tiny), cwd=tmp_path,
+                      env={"MULTIARG_DATA_MIRROR": str(mirror)})
+    assert built.returncode == 0, built.stderr[-3000:]
+    html = report.read_text()
+    for name in ("fig4", "fig5", "fig7", "fig8"):
+        assert f"{name}.png" in html
+    for table in ("param_counts", "fits", "curvature_tests", "spectra"):
+        assert f"{table}.csv" in html
+    assert "TEST scale (300 MNIST images" in html and "input_bins_3arg" in html  # captions and the config
 
 
 def test_workflow_passes_snakemake_lint(tmp_path):

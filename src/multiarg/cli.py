@@ -132,10 +132,33 @@ def cmd_analyze(args):
                   args.scale)
 
 
+def cmd_cifar10c(args):
+    from .cifar10c import prepare
+
+    prepare(Path(args.data), Path(args.out_dir), seed=args.seed, source=args.source, test_limit=args.test_limit,
+            split_seed=args.split_seed)
+
+
+def cmd_eval_corruptions(args):
+    from .cifar10c import evaluate_run
+
+    evaluate_run(Path(args.model), Path(args.data), Path(args.cifar10c), Path(args.out), batch_size=args.batch_size,
+                 device=args.device, test_limit=args.test_limit, split_seed=args.split_seed)
+
+
+def cmd_cifar10c_table(args):
+    from .cifar10c import write_summary_table
+
+    write_summary_table(args.errors, args.out, args.scale)
+
+
 def cmd_figure(args):
     from . import analysis_figures, figures
 
-    getattr(figures if args.figure in ("fig4", "fig5") else analysis_figures, args.figure)(args)
+    from .cifar10c import fig9
+
+    {"fig4": figures.fig4, "fig5": figures.fig5, "fig7": analysis_figures.fig7, "fig8": analysis_figures.fig8,
+     "fig9": fig9}[args.figure](args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -235,6 +258,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--basis-scale", type=float, default=1.0)
     p.add_argument("--l-max", type=int, default=6)
     p.set_defaults(func=cmd_analyze)
+
+    p = sub.add_parser("cifar10c", help="CIFAR-10-C for the scored test images: published or generated")
+    p.add_argument("--data", required=True, help="prepared cifar10.pt")
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--source", choices=("auto", "generate", "download"), default="auto")
+    p.add_argument("--test-limit", type=_optional_int, default=None)
+    p.add_argument("--split-seed", type=int, default=0)
+    p.set_defaults(func=cmd_cifar10c)
+
+    p = sub.add_parser("eval-corruptions", help="clean and CIFAR-10-C errors of one network")
+    p.add_argument("--model", required=True)
+    p.add_argument("--data", required=True)
+    p.add_argument("--cifar10c", required=True, help="folder from the cifar10c step")
+    p.add_argument("--out", required=True, help="JSON")
+    p.add_argument("--batch-size", type=int, default=1000)
+    p.add_argument("--test-limit", type=_optional_int, default=None)
+    p.add_argument("--split-seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_eval_corruptions)
+
+    p = sub.add_parser("cifar10c-table", help="CE, relative CE, mCE against ReLU, over seeds")
+    p.add_argument("--errors", nargs="+", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--scale", required=True)
+    p.set_defaults(func=cmd_cifar10c_table)
+
+    p = sub.add_parser("fig9", help="Fig. 9: CIFAR-10-C corruption errors")
+    p.add_argument("--errors", nargs="+", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--scale", required=True)
+    p.set_defaults(func=cmd_figure, figure="fig9")
 
     for name, helptext in (("fig7", "Fig. 7: learned nonlinearities, best-fit quadratics, curvature tests"),
                            ("fig8", "Fig. 8: 2- and 3-arg examples and power spectra")):

@@ -44,6 +44,12 @@ def _consistency(config: dict) -> list[str]:
     if trials["arg2-xavier"] > trials["arg2"]:
         problems.append("analysis.trials.arg2-xavier: untrained Xavier nets are analysed over the inputs of the "
                         f"learned arg2 runs, so it must not exceed analysis.trials.arg2 ({trials['arg2']})")
+    c10c = config["robustness"]["cifar10c"]
+    if c10c["archs"] and "cifar10" in config["data"]["datasets"] and "relu" not in acts:
+        problems.append("robustness.cifar10c: corruption errors are relative to ReLU, so activations must include relu")
+    for arch in c10c["archs"]:
+        if arch not in config["archs"]:
+            problems.append(f"robustness.cifar10c.archs: {arch!r} is not among archs {config['archs']}")
     depth = len(config["model"]["cnn_widths"])
     if any(i >= depth for i in config["model"]["pool_after"]):
         problems.append(f"model.pool_after: layer indices must be below {depth} (the number of conv layers)")

@@ -3,9 +3,9 @@ rule analyze_nonlinearities:
         **analysis_inputs(),
     output:
         records="results/analysis/nonlinearities.pt",
-        fits=ANALYSIS_TABLES["fits"],
-        curvature=ANALYSIS_TABLES["curvature_tests"],
-        spectra=ANALYSIS_TABLES["spectra"],
+        fits=report(ANALYSIS_TABLES["fits"], caption="../report/table.rst", category="Tables"),
+        curvature=report(ANALYSIS_TABLES["curvature_tests"], caption="../report/table.rst", category="Tables"),
+        spectra=report(ANALYSIS_TABLES["spectra"], caption="../report/table.rst", category="Tables"),
         md=[p.replace(".csv", ".md") for p in ANALYSIS_TABLES.values()],
     log:
         "logs/analyze_nonlinearities/analyze_nonlinearities.log",

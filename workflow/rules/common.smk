@@ -128,6 +128,29 @@ def analysis_inputs():
             "inits": [paths.INIT.format(activation=a, seed=s) for a, n in XAVIER_INITS.items() for s in range(n)]}
 
 
+C10C = config["robustness"]["cifar10c"]
+C10C_DIR = "results/data/cifar10c"
+C10C_ACTIVATIONS = [a for a in ("arg2", "arg1", "relu") if a in ACTIVATIONS]
+
+
+def c10c_test_limit():
+    return C10C["test_limit"] if C10C["test_limit"] is not None else config["data"]["test_limit"]
+
+
+def c10c_errors():
+    """Corruption errors of every evaluated session-III network (empty without CIFAR-10 or archs)."""
+    if "cifar10" not in DATASETS:
+        return []
+    return [f"{S3}/cifar10c_errors.json".format(dataset="cifar10", arch=a, activation=act, seed=s)
+            for a in C10C["archs"] for act in C10C_ACTIVATIONS for s in SEEDS]
+
+
+def robustness_targets():
+    if not c10c_errors():
+        return []
+    return figure("fig9") + [f"{paths.TABLES}/cifar10c.csv"]
+
+
 ANALYSIS_TABLES = {name: f"{paths.TABLES}/{name}.csv" for name in ("fits", "curvature_tests", "spectra")}
 
 
@@ -150,5 +173,5 @@ def figure(name):
 
 def all_targets():
     return (figure("fig4") + figure("fig5") + figure("fig7") + figure("fig8") + [f"{paths.TABLES}/param_counts.csv"]
-            + list(ANALYSIS_TABLES.values())
+            + list(ANALYSIS_TABLES.values()) + robustness_targets()
             + runs(S2, "metrics.csv", ACTIVATIONS) + runs(S3, "metrics.csv", SESSION3))

@@ -3,7 +3,7 @@ rule fig4:
         **fig4_inputs(),
     output:
         pdf=f"{paths.FIGURES}/fig4.pdf",
-        png=f"{paths.FIGURES}/fig4.png",
+        png=report(f"{paths.FIGURES}/fig4.png", caption="../report/fig4.rst", category="Figures"),
     log:
         "logs/figures/fig4.log",
     params:
@@ -26,7 +26,7 @@ rule fig5:
         **fig5_inputs(),
     output:
         pdf=f"{paths.FIGURES}/fig5.pdf",
-        png=f"{paths.FIGURES}/fig5.png",
+        png=report(f"{paths.FIGURES}/fig5.png", caption="../report/fig5.rst", category="Figures"),
     log:
         "logs/figures/fig5.log",
     params:
@@ -49,7 +49,7 @@ rule fig7_fig8:
         "results/analysis/nonlinearities.pt",
     output:
         pdf=f"{paths.FIGURES}/{{fig}}.pdf",
-        png=f"{paths.FIGURES}/{{fig}}.png",
+        png=report(f"{paths.FIGURES}/{{fig}}.png", caption="../report/analysis_figure.rst", category="Figures"),
     log:
         "logs/figures/{fig}.log",
     wildcard_constraints:

@@ -1,6 +1,6 @@
 rule param_table:
     output:
-        csv=f"{paths.TABLES}/param_counts.csv",
+        csv=report(f"{paths.TABLES}/param_counts.csv", caption="../report/table.rst", category="Tables"),
         md=f"{paths.TABLES}/param_counts.md",
     log:
         "logs/param_table/param_table.log",

@@ -1,0 +1,131 @@
+"""Pipeline steps for CIFAR-10-C (paper Sec. 4.5, Fig. 9): obtain the benchmark for the test images the runs
+are scored on, evaluate each session-III network on all 75 sets, and summarise CE / mCE against ReLU."""
+from __future__ import annotations
+
+import json
+import logging
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from . import data
+from .corruptions import CATEGORIES, CORRUPTIONS, CORRUPTIONS_BY_CATEGORY, MANIFEST, load_cifar10c, obtain_cifar10c
+from .io import write_json
+from .paths import parse_run
+from .robustness import evaluate_corrupted, seed_summary
+from .runtime import resolve_device
+from .tables import write_table
+
+log = logging.getLogger(__name__)
+PAPER = "paper (CNN, 2-arg vs ReLU): mCE 91.3%, relative mCE 99.5%"
+
+
+def prepare(data_path: Path, out_dir: Path, *, seed: int, source: str, test_limit: int | None,
+            split_seed: int) -> dict:
+    """CIFAR-10-C for exactly the test images runs are scored on; ``source``: auto, generate or download."""
+    prepared = data.load_prepared(data_path)
+    x, _ = data.test_subset(prepared, test_limit, split_seed)
+    # The published benchmark is the original, full test set; a subset or the JPEG copy needs generating.
+    original = prepared["exact"] and test_limit is None
+    if source == "download" and not original:
+        raise data.DataError("robustness.cifar10c.source=download needs the exact CIFAR-10 test set, all of it "
+                             f"(this data: source {prepared['source']!r}, test_limit {test_limit})")
+    online = {"auto": None if original else False, "generate": False, "download": True}[source]
+    return obtain_cifar10c(x, out_dir, seed, online=online)
+
+
+def evaluate_run(model_path: Path, data_path: Path, c_dir: Path, out: Path, *, batch_size: int, device: str,
+                 test_limit: int | None, split_seed: int) -> dict:
+    """Clean and corrupted top-1 errors of one network, written as JSON."""
+    from .sessions import load_model
+
+    model, record = load_model(model_path)
+    dev = resolve_device(device)
+    model.to(dev)
+    x, y = data.test_subset(data.load_prepared(data_path), test_limit, split_seed)
+    manifest = json.loads((Path(c_dir) / MANIFEST).read_text())
+    if manifest["n"] != len(y):
+        raise data.DataError(f"{c_dir} holds {manifest['n']} images per set but the runs are scored on {len(y)}; "
+                             "delete it and re-run the CIFAR-10-C step")
+    result = {"model": str(model_path), "source": manifest["source"], "n": len(y), "data_note": record["data_note"],
+              "clean": evaluate_corrupted(model, x, y, batch_size, dev), "corrupted": {}}
+    for name in CORRUPTIONS:
+        result["corrupted"][name] = {s: evaluate_corrupted(model, load_cifar10c(c_dir, name, s), y, batch_size, dev)
+                                     for s in manifest["severities"]}
+        log.info("%s: errors %s", name, result["corrupted"][name])
+    write_json(result, out)
+    return result
+
+
+def summarise(paths: list[str], reference: str = "relu") -> dict[str, dict]:
+    """:func:`seed_summary` per activation (reference included, as its own check), from the runs' JSON files."""
+    runs = defaultdict(list)
+    for p in paths:
+        runs[parse_run(p)["activation"]].append(json.loads(Path(p).read_text()))
+    if reference not in runs:
+        raise ValueError(f"the CE reference {reference!r} has no evaluated runs")
+    return {act: {**seed_summary(r, runs[reference]), "clean_error": float(np.mean([x["clean"] for x in r])),
+                  "source": r[0]["source"], "data_note": r[0]["data_note"]} for act, r in runs.items()}
+
+
+def _pct(stat: dict) -> tuple[str, str]:
+    return f"{100 * stat['mean']:.1f}", f"{100 * stat['sd']:.1f}"
+
+
+def write_summary_table(paths: list[str], out: str, scale: str) -> list[dict]:
+    summary = summarise(paths)
+    rows = []
+    for act, s in sorted(summary.items()):
+        for name in list(CORRUPTIONS) + ["mean"]:
+            ce = s["mce"] if name == "mean" else s["ce"][name]
+            rel = s["relative_mce"] if name == "mean" else s["relative_ce"][name]
+            rows.append({"activation": act, "corruption": "mCE" if name == "mean" else name,
+                         "category": "" if name == "mean" else CATEGORIES[name], "ce_pct": _pct(ce)[0],
+                         "ce_sd": _pct(ce)[1], "relative_ce_pct": _pct(rel)[0], "relative_ce_sd": _pct(rel)[1],
+                         "clean_error_pct": f"{100 * s['clean_error']:.1f}", "seeds": s["n_seeds"],
+                         "benchmark": s["source"]})
+    first = next(iter(summary.values()))
+    notes = ["CE_c = sum_s E_sc / sum_s E_sc(ReLU); relative CE_c = sum_s (E_sc - E_clean) / sum_s (E_sc(ReLU) - "
+             "E_clean(ReLU)); mCE = mean over the 15 corruptions. The reference is the ReLU CNN's error averaged "
+             "over its seeds; SD is over the model's seeds. NaN: undefined where ReLU's corrupted error does not "
+             "exceed its clean error (the relative mCE then averages the other corruptions).",
+             f"Benchmark: {first['source']}" + (" - generated from the test images with the CIFAR-10-C severity "
+                                                "constants, not the published files" if first["source"] == "generated"
+                                                else ""), first["data_note"], PAPER]
+    write_table(rows, out, f"CIFAR-10-C corruption errors ({scale})", notes=[n for n in notes if n])
+    return rows
+
+
+def fig9(args) -> None:
+    """CE per corruption, grouped by category, for each model against ReLU, with mCE and relative mCE."""
+    from .figures import plt, save, stamp
+
+    summary = summarise(args.errors)
+    models = [a for a in ("arg2", "arg1", "relu") if a in summary]
+    colors = {"arg2": "tab:red", "arg1": "tab:green", "relu": "tab:blue"}
+    fig, ax = plt.subplots(figsize=(11, 4))
+    width = 0.8 / len(models)
+    x = np.arange(len(CORRUPTIONS))
+    for i, act in enumerate(models):
+        s = summary[act]
+        mean = [100 * s["ce"][c]["mean"] for c in CORRUPTIONS]
+        sd = [100 * s["ce"][c]["sd"] for c in CORRUPTIONS]
+        ax.bar(x + (i - (len(models) - 1) / 2) * width, mean, width, yerr=sd, color=colors[act], capsize=1.5,
+               label=f"{act}: mCE {100 * s['mce']['mean']:.1f}%, rel. mCE {100 * s['relative_mce']['mean']:.1f}% "
+                     f"(n={s['n_seeds']})")
+        ax.axhline(100 * s["mce"]["mean"], color=colors[act], ls="--", lw=0.8)
+        ax.axhline(100 * s["relative_mce"]["mean"], color=colors[act], ls=":", lw=0.8)
+    start = 0
+    for category, names in CORRUPTIONS_BY_CATEGORY.items():
+        ax.axvline(start + len(names) - 0.5, color="0.8", lw=0.6)
+        ax.annotate(category, (start + (len(names) - 1) / 2, 1.01), xycoords=("data", "axes fraction"), ha="center",
+                    fontsize=8)
+        start += len(names)
+    ax.set_xticks(x, [c.replace("_", " ") for c in CORRUPTIONS], rotation=40, ha="right", fontsize=7)
+    ax.set_ylabel("corruption error CE (% of ReLU)")
+    ax.legend(fontsize=7, loc="lower right", title="dashed: mCE, dotted: relative mCE", title_fontsize=7)
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    first = next(iter(summary.values()))
+    stamp(fig, args.scale, {f"CIFAR-10-C {first['source']}", first["data_note"]})
+    save(fig, args.out)

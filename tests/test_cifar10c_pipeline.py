@@ -1,0 +1,73 @@
+"""The CIFAR-10-C steps chained on real CIFAR-10 images: generate, evaluate networks, summarise, draw."""
+import csv
+import json
+import types
+
+import pytest
+import torch
+
+from multiarg import cifar10c
+from multiarg.io import save_torch, sha256, write_json
+from multiarg.models import ModelConfig, OuterNet
+
+
+@pytest.fixture(scope="module")
+def prepared(cifar_images, tmp_path_factory):
+    """A prepared-data file holding 48 real test images (the same format as ``multiarg.data.prepare``)."""
+    out = tmp_path_factory.mktemp("data") / "cifar10.pt"
+    x = torch.from_numpy(cifar_images).permute(0, 3, 1, 2).contiguous()
+    y = torch.arange(len(x)) // 5
+    save_torch({"train_x": x, "train_y": y, "test_x": x, "test_y": y, "mean": torch.full((3,), 0.5),
+                "std": torch.full((3,), 0.25), "name": "cifar10", "source": "mirror-jpeg", "exact": False,
+                "note": "JPEG copy"}, out)
+    write_json({"sha256": sha256(out)}, out.with_suffix(".manifest.json"))
+    return out
+
+
+def _model(root, activation, seed):
+    folder = root / f"runs/cifar10/cnn/{activation}/seed{seed}/session3"
+    folder.mkdir(parents=True)
+    torch.manual_seed(seed)
+    cfg = ModelConfig("cnn", activation, (3, 32, 32), 10, (4, 4), inner_hidden=8, pool_after=(0, 1))
+    model = OuterNet(cfg, torch.full((3,), 0.5), torch.full((3,), 0.25))
+    save_torch({"model_config": cfg.to_dict(), "state_dict": model.state_dict(), "data_note": "JPEG copy"},
+               folder / "model.pt")
+    return folder
+
+
+def test_generate_evaluate_summarise_and_draw(prepared, tmp_path):
+    c_dir = tmp_path / "cifar10c"
+    manifest = cifar10c.prepare(prepared, c_dir, seed=0, source="auto", test_limit=20, split_seed=0)
+    assert manifest["source"] == "generated" and manifest["n"] == 20  # the JPEG copy is never the published set
+    errors = []
+    for activation in ("arg2", "relu"):
+        for seed in (0, 1):
+            folder = _model(tmp_path, activation, seed)
+            out = folder / "cifar10c_errors.json"
+            cifar10c.evaluate_run(folder / "model.pt", prepared, c_dir, out, batch_size=16, device="cpu",
+                                  test_limit=20, split_seed=0)
+            result = json.loads(out.read_text())
+            assert len(result["corrupted"]) == 15 and all(len(v) == 5 for v in result["corrupted"].values())
+            assert all(0 <= e <= 1 for row in result["corrupted"].values() for e in row.values())
+            errors.append(str(out))
+    rows = cifar10c.write_summary_table(errors, str(tmp_path / "cifar10c.csv"), "TEST")
+    relu_mce = next(r for r in rows if r["activation"] == "relu" and r["corruption"] == "mCE")
+    assert float(relu_mce["ce_pct"]) == pytest.approx(100, abs=0.05)  # the reference against itself
+    with open(tmp_path / "cifar10c.csv") as fh:
+        assert len(list(csv.DictReader(fh))) == 2 * 16
+    assert "generated" in (tmp_path / "cifar10c.md").read_text()
+    cifar10c.fig9(types.SimpleNamespace(errors=errors, out=str(tmp_path / "fig9.pdf"), scale="TEST"))
+    assert (tmp_path / "fig9.png").stat().st_size > 10_000
+
+
+def test_evaluation_refuses_a_benchmark_of_other_images(prepared, tmp_path):
+    c_dir = tmp_path / "cifar10c"
+    cifar10c.prepare(prepared, c_dir, seed=0, source="generate", test_limit=10, split_seed=0)
+    folder = _model(tmp_path, "relu", 0)
+    from multiarg.data import DataError
+
+    with pytest.raises(DataError, match="holds 10 images per set but the runs are scored on 20"):
+        cifar10c.evaluate_run(folder / "model.pt", prepared, c_dir, folder / "e.json", batch_size=16, device="cpu",
+                              test_limit=20, split_seed=0)
+    with pytest.raises(DataError, match="download needs the exact CIFAR-10 test set"):
+        cifar10c.prepare(prepared, c_dir, seed=0, source="download", test_limit=None, split_seed=0)

@@ -1,0 +1,89 @@
+rule cifar10c:
+    input:
+        paths.DATA.format(dataset="cifar10"),
+    output:
+        manifest=f"{C10C_DIR}/manifest.json",
+    log:
+        "logs/cifar10c/cifar10c.log",
+    params:
+        out_dir=C10C_DIR,
+        args=lambda wildcards: cli_args({"seed": C10C["seed"], "source": C10C["source"],
+                                         "test_limit": c10c_test_limit(), "split_seed": config["data"]["split_seed"]}),
+    threads: 1
+    resources:
+        mem_mb=6000,
+        runtime=60,
+    conda:
+        ENV
+    shell:
+        "python -m multiarg --threads {threads} cifar10c --data {input} --out-dir {params.out_dir} {params.args}"
+        " > {log} 2>&1"
+
+
+rule eval_cifar10c:
+    input:
+        data=paths.DATA,
+        model=run_file(3, "model.pt"),
+        manifest=rules.cifar10c.output.manifest,
+    output:
+        run_file(3, "cifar10c_errors.json"),
+    log:
+        "logs/eval_cifar10c/{dataset}/{arch}/{activation}/seed{seed}.log",
+    benchmark:
+        "logs/benchmarks/eval_cifar10c/{dataset}/{arch}/{activation}/seed{seed}.tsv"
+    wildcard_constraints:
+        dataset="cifar10",
+    params:
+        c10c_dir=C10C_DIR,
+        args=lambda wildcards: cli_args({"batch_size": C10C["batch_size"], "test_limit": c10c_test_limit(),
+                                         "split_seed": config["data"]["split_seed"], "device": config["device"]}),
+    threads: 1
+    resources:
+        mem_mb=6000,
+        runtime=120,
+        gpu=1,
+    conda:
+        ENV
+    shell:
+        "python -m multiarg --threads {threads} eval-corruptions --model {input.model} --data {input.data}"
+        " --cifar10c {params.c10c_dir} --out {output} {params.args} > {log} 2>&1"
+
+
+rule cifar10c_table:
+    input:
+        c10c_errors(),
+    output:
+        csv=report(f"{paths.TABLES}/cifar10c.csv", caption="../report/table.rst", category="Tables"),
+        md=f"{paths.TABLES}/cifar10c.md",
+    log:
+        "logs/cifar10c_table/cifar10c_table.log",
+    params:
+        scale=shlex.quote(config["scale"]),
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        ENV
+    shell:
+        "python -m multiarg cifar10c-table --out {output.csv} --scale {params.scale} --errors {input} > {log} 2>&1"
+
+
+rule fig9:
+    input:
+        c10c_errors(),
+    output:
+        pdf=f"{paths.FIGURES}/fig9.pdf",
+        png=report(f"{paths.FIGURES}/fig9.png", caption="../report/fig9.rst", category="Figures"),
+    log:
+        "logs/figures/fig9.log",
+    params:
+        scale=shlex.quote(config["scale"]),
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        ENV
+    shell:
+        "python -m multiarg fig9 --out {output.pdf} --scale {params.scale} --errors {input} > {log} 2>&1"
