@@ -1,15 +1,12 @@
 import colorsys
 import functools
-import io
 import itertools
 import json
 import logging
-import tarfile
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 from scipy import ndimage
 
 from multiarg import corruptions as C

@@ -43,8 +43,8 @@ def test_matched_widths_minimise_the_mismatch(arch, shape, widths, baseline):
     assert matched == tuple(math.floor(math.sqrt(2) * h) + beta for h in widths)
 
     def mismatch(b):
-        return abs(exact_param_count(ref.replace(activation=baseline,
-                                                 widths=tuple(math.floor(math.sqrt(2) * h) + b for h in widths))) - target)
+        widths_b = tuple(math.floor(math.sqrt(2) * h) + b for h in widths)
+        return abs(exact_param_count(ref.replace(activation=baseline, widths=widths_b)) - target)
 
     assert mismatch(beta) <= min(mismatch(beta - 1), mismatch(beta + 1))
     assert mismatch(beta) / target < 0.01

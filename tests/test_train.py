@@ -78,7 +78,8 @@ def test_session3_freezes_the_inner_net_and_reinitialises_the_outer(tmp_path, mn
 def test_metrics_have_every_column(tmp_path, mnist_pt, init_record):
     _session2(tmp_path, mnist_pt, init_record, epochs=1)
     rows = _read(tmp_path / "metrics.csv")
-    assert list(rows[0]) == ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "seconds"]
+    assert list(rows[0]) == ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc",
+                             "seconds"]
     assert 0 <= float(rows[0]["test_acc"]) <= 1
 
 

@@ -75,7 +75,10 @@ def _orders_2d(l_max: int) -> list[tuple[int, int]]:
     return [(l, m) for l in range(l_max + 1) for m in range(-l, l + 1, 2)]
 
 
-def hermite_bessel_basis(points: np.ndarray, l_max: int, scale: float = 1.0) -> tuple[np.ndarray, list[tuple[int, int]]]:
+Basis = tuple[np.ndarray, list[tuple[int, int]]]
+
+
+def hermite_bessel_basis(points: np.ndarray, l_max: int, scale: float = 1.0) -> Basis:
     """2-D Hermite functions in polar form (Victor et al. 2006), orthonormal in L2(R^2).
 
     For l = 0..l_max, m in {-l, -l+2, ..., l} and k = (l - |m|)/2:
@@ -104,7 +107,7 @@ def hermite_bessel_basis(points: np.ndarray, l_max: int, scale: float = 1.0) -> 
     return np.stack(cols, axis=-1), labels
 
 
-def solid_harmonic_basis(points: np.ndarray, l_max: int, scale: float = 1.0) -> tuple[np.ndarray, list[tuple[int, int]]]:
+def solid_harmonic_basis(points: np.ndarray, l_max: int, scale: float = 1.0) -> Basis:
     """3-D analogue: Gaussian-weighted solid harmonics, orthonormal in L2(R^3).
 
     The full 3-D Hermite functions in spherical form are R_kl(r) Y_lm with

@@ -39,8 +39,8 @@ def _curvature_panels(ax_cdf, ax_frac, records: list[dict], settings: list[tuple
         test = curvature_sign_test(k, len(group))
         lo, hi = null_band(len(group))
         ax_frac.fill_between([j - 0.4, j + 0.4], lo, hi, color="0.85", lw=0)
-        ax_frac.errorbar(j, test["fraction"], yerr=[[test["fraction"] - test["ci_low"]], [test["ci_high"] - test["fraction"]]],
-                         fmt="o", color="k", capsize=3)
+        yerr = [[test["fraction"] - test["ci_low"]], [test["ci_high"] - test["fraction"]]]
+        ax_frac.errorbar(j, test["fraction"], yerr=yerr, fmt="o", color="k", capsize=3)
         ax_frac.annotate(f"{k}/{len(group)}\np2={test['p_two_sided']:.2g}", (j, 1.02), ha="center", fontsize=6)
     xavier = _select(records, "xavier-init", 2)
     if xavier:
@@ -71,9 +71,10 @@ def fig7(args) -> None:
                 ax = fig.add_subplot(gs[i, 2 * j + c])
                 draw_function(ax, values, r["axis"], r["mask"])
                 if i == 0:
-                    _label(ax, f"{'abcd'[j % 4]}  {setting[0]} {setting[1].upper()}" if c == 0 else "best-fit quadratic")
-                ax.set_xlabel(f"seed {r['seed']}, R²={r['r2']:.2f}" if c == 1 else f"κ={r['curvature_normalised']:+.2f}",
-                              fontsize=6)
+                    title = f"{'abcd'[j % 4]}  {setting[0]} {setting[1].upper()}"
+                    _label(ax, title if c == 0 else "best-fit quadratic")
+                caption = f"seed {r['seed']}, R²={r['r2']:.2f}" if c == 1 else f"κ={r['curvature_normalised']:+.2f}"
+                ax.set_xlabel(caption, fontsize=6)
     for j, r in enumerate(_select(records, "xavier-init", 2)[:2 * len(settings)]):
         ax = fig.add_subplot(gs[n_ex, j])
         draw_function(ax, r["values"], r["axis"], r["mask"])

@@ -103,9 +103,17 @@ def cmd_train(args):
                             restore_best=args.restore_best)
     split = dict(val_size=args.val_size, split_seed=args.split_seed, train_limit=args.train_limit,
                  test_limit=args.test_limit)
+    adversarial = None
+    if args.adversarial:
+        from .adversarial import defaults
+
+        given = {k: getattr(args, f"adv_{k}") for k in ("eps", "step_size", "steps", "warmup_epochs",
+                                                        "clean_fraction", "robust_eval")}
+        adversarial = defaults(args.dataset, **{k: v for k, v in given.items() if v is not None})
     train_session(args.session, cfg, train_cfg, data_path=Path(args.data), out_dir=Path(args.out_dir),
                   data_split=split, init_path=args.init and Path(args.init),
-                  source_model=args.source_model and Path(args.source_model), device=args.device)
+                  source_model=args.source_model and Path(args.source_model), device=args.device,
+                  adversarial=adversarial)
 
 
 def cmd_param_table(args):
@@ -150,6 +158,20 @@ def cmd_cifar10c_table(args):
     from .cifar10c import write_summary_table
 
     write_summary_table(args.errors, args.out, args.scale)
+
+
+def cmd_autoattack(args):
+    from .robust_table import run_autoattack
+
+    run_autoattack(Path(args.model), Path(args.data), Path(args.out), eps=args.eps, version=args.version,
+                   attacks=args.attacks, test_limit=args.test_limit, split_seed=args.split_seed,
+                   batch_size=args.batch_size, device=args.device, seed=args.seed)
+
+
+def cmd_table1(args):
+    from .robust_table import write_table1
+
+    write_table1(args.results, args.out, args.scale)
 
 
 def cmd_figure(args):
@@ -208,6 +230,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-limit", type=_optional_int, default=None)
     p.add_argument("--test-limit", type=_optional_int, default=None)
     p.add_argument("--device", default="auto")
+    g = p.add_argument_group("adversarial training (PGD, L-inf); unset options take the dataset's defaults")
+    g.add_argument("--adversarial", type=_bool, default=False)
+    g.add_argument("--adv-eps", type=float, default=None)
+    g.add_argument("--adv-step-size", type=float, default=None)
+    g.add_argument("--adv-steps", type=int, default=None)
+    g.add_argument("--adv-warmup-epochs", type=int, default=None)
+    g.add_argument("--adv-clean-fraction", type=float, default=None)
+    g.add_argument("--adv-robust-eval", type=_bool, default=None)
     _model_args(p)
     p.set_defaults(func=cmd_train)
 
@@ -284,6 +314,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--scale", required=True)
     p.set_defaults(func=cmd_cifar10c_table)
+
+    p = sub.add_parser("autoattack", help="AutoAttack (L-inf) on one adversarially trained network")
+    p.add_argument("--model", required=True)
+    p.add_argument("--data", required=True)
+    p.add_argument("--out", required=True, help="JSON (an AutoAttack log is written beside it)")
+    p.add_argument("--eps", type=float, required=True)
+    p.add_argument("--version", default="standard")
+    p.add_argument("--attacks", type=lambda s: [a for a in s.split(",") if a] or None, default=None,
+                   help="a subset of the version's attacks (demo); the result is then marked incomplete")
+    p.add_argument("--test-limit", type=_optional_int, default=None)
+    p.add_argument("--split-seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=500)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_autoattack)
+
+    p = sub.add_parser("table1", help="Table 1: AutoAttack robust accuracy, 2-arg - ReLU increment")
+    p.add_argument("--results", nargs="+", required=True)
+    p.add_argument("--out", required=True, help="CSV; Markdown and LaTeX beside it")
+    p.add_argument("--scale", required=True)
+    p.set_defaults(func=cmd_table1)
 
     p = sub.add_parser("fig9", help="Fig. 9: CIFAR-10-C corruption errors")
     p.add_argument("--errors", nargs="+", required=True)

@@ -47,9 +47,13 @@ def _consistency(config: dict) -> list[str]:
     c10c = config["robustness"]["cifar10c"]
     if c10c["archs"] and "cifar10" in config["data"]["datasets"] and "relu" not in acts:
         problems.append("robustness.cifar10c: corruption errors are relative to ReLU, so activations must include relu")
-    for arch in c10c["archs"]:
-        if arch not in config["archs"]:
-            problems.append(f"robustness.cifar10c.archs: {arch!r} is not among archs {config['archs']}")
+    adv = config["robustness"]["adversarial"]
+    for act in adv["activations"]:
+        if act not in acts:
+            problems.append(f"robustness.adversarial.activations: {act!r} is not among activations {acts}")
+    for seed in adv["seeds"] or []:
+        if seed not in config["seeds"]:
+            problems.append(f"robustness.adversarial.seeds: {seed} is not among seeds {config['seeds']}")
     depth = len(config["model"]["cnn_widths"])
     if any(i >= depth for i in config["model"]["pool_after"]):
         problems.append(f"model.pool_after: layer indices must be below {depth} (the number of conv layers)")

@@ -148,7 +148,8 @@ def _verdict(test: dict) -> str:
 
 def fits_rows(records: list[dict]) -> list[dict]:
     rows = []
-    for r in sorted((r for r in records if r["n_args"] == 2), key=lambda r: (r["kind"], r["arch"], r["dataset"], r["seed"])):
+    order = lambda r: (r["kind"], r["arch"], r["dataset"], r["seed"])  # noqa: E731
+    for r in sorted((r for r in records if r["n_args"] == 2), key=order):
         rows.append({"kind": r["kind"], "dataset": r["dataset"], "arch": r["arch"], "seed": r["seed"],
                      **{f"c{i + 1}": f"{c:.4g}" for i, c in enumerate(r["coef"])}, "r2": f"{r['r2']:.4f}",
                      "curvature": f"{r['curvature']:.4g}", "curvature_normalised": f"{r['curvature_normalised']:.3f}",
@@ -163,13 +164,13 @@ def curvature_rows(records: list[dict]) -> list[dict]:
         if n_args != 2:
             continue
         k = sum(r["curvature"] < 0 for r in group)
-        test = curvature_sign_test(k, len(group))
+        test, positive = curvature_sign_test(k, len(group)), curvature_sign_test(len(group) - k, len(group))
         lo, hi = null_band(len(group))
         rows.append({"kind": kind, "arch": arch, "dataset": dataset, "k_negative": k, "n": len(group),
                      "fraction_negative": f"{test['fraction']:.3f}",
                      "ci95_low": f"{test['ci_low']:.3f}", "ci95_high": f"{test['ci_high']:.3f}",
                      "p_one_sided_more_negative": f"{test['p_one_sided']:.3g}",
-                     "p_one_sided_more_positive": f"{curvature_sign_test(len(group) - k, len(group))['p_one_sided']:.3g}",
+                     "p_one_sided_more_positive": f"{positive['p_one_sided']:.3g}",
                      "p_two_sided": f"{test['p_two_sided']:.3g}", "null95_low": f"{lo:.3f}", "null95_high": f"{hi:.3f}",
                      "median_r2": f"{np.median([r['r2'] for r in group]):.3f}", "verdict": _verdict(test)})
     return rows
@@ -195,7 +196,8 @@ def paper_check_note() -> str:
     t19, t17 = curvature_sign_test(19, 24), curvature_sign_test(17, 24)
     return ("Paper check: the paper reports 78% negative curvatures of 48 CNN trials with p = 0.007. "
             f"37/48 (77%) gives one-sided p = {t37['p_one_sided']:.2g}, two-sided p = {t37['p_two_sided']:.2g}; "
-            f"38/48 (79%) gives two-sided p = {t38['p_two_sided']:.2g}, so 78% and p = 0.007 cannot both hold for 48 trials. "
+            f"38/48 (79%) gives two-sided p = {t38['p_two_sided']:.2g}, so 78% and p = 0.007 cannot both hold "
+            "for 48 trials. "
             f"19/24 gives two-sided p = {t19['p_two_sided']:.2g} and 17/24 two-sided p = {t17['p_two_sided']:.2g} "
             "(the paper's MLP p = 0.06), so its p-values look like two-sided tests on 24 trials.")
 

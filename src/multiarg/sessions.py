@@ -35,13 +35,16 @@ def _snapshot_inner(model: OuterNet, epoch: int, extra: dict) -> dict:
 
 def train_session(session: int, model_cfg: ModelConfig, train_cfg: TrainConfig, *, data_path: Path,
                   out_dir: Path, data_split: dict, init_path: Path | None = None,
-                  source_model: Path | None = None, device: str = "auto", stop_after: int | None = None) -> dict:
+                  source_model: Path | None = None, device: str = "auto", stop_after: int | None = None,
+                  adversarial=None) -> dict:
     """Run session 2 or 3 for one configuration and write ``model.pt``, ``metrics.csv``
     (and, in session 2, ``snapshots.pt``) under ``out_dir``.
 
     Session 2 takes its initial inner net from the session-I record ``init_path``; session 3 takes
     the trained inner net of ``source_model``, freezes it and re-initialises the outer network.
-    Returns the model record, or ``{}`` when ``stop_after`` interrupted training.
+    ``adversarial`` (an :class:`~multiarg.adversarial.AdversarialConfig`) trains on PGD examples instead
+    (Table 1: session 3 with adversarial training). Returns the model record, or ``{}`` when ``stop_after``
+    interrupted training.
     """
     if session not in (2, 3):
         raise ValueError(f"session must be 2 or 3, got {session}")
@@ -61,21 +64,28 @@ def train_session(session: int, model_cfg: ModelConfig, train_cfg: TrainConfig, 
     model = OuterNet(model_cfg, prepared["mean"], prepared["std"], inner=inner)
     if session == 3 and inner is not None:
         model.inner.requires_grad_(False)
-    fingerprint = hashlib.sha256(json.dumps(
-        {"session": session, "model": model_cfg.to_dict(), "train": asdict(train_cfg), "split": data_split,
-         "data": data.manifest_sha(data_path), "init": str(init_path), "source": str(source_model)},
-        sort_keys=True, default=str).encode()).hexdigest()
+    identity = {"session": session, "model": model_cfg.to_dict(), "train": asdict(train_cfg), "split": data_split,
+                "data": data.manifest_sha(data_path), "init": str(init_path), "source": str(source_model)}
+    perturb = None
+    if adversarial is not None:
+        from .adversarial import PGDTraining
+
+        identity["adversarial"] = asdict(adversarial)
+        perturb = PGDTraining(adversarial, train_cfg.seed)
+    fingerprint = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
     snapshot = _snapshot_inner if (session == 2 and spec.learned) else None
     out_dir.mkdir(parents=True, exist_ok=True)
     checkpoint = out_dir / "checkpoint.pt"
     result = fit(model, splits, train_cfg, checkpoint, fingerprint=fingerprint, device=resolve_device(device),
-                 on_epoch=snapshot, stop_after=stop_after, desc=f"session{session} {model_cfg.activation}")
+                 on_epoch=snapshot, stop_after=stop_after, desc=f"session{session} {model_cfg.activation}",
+                 perturb=perturb)
     if not result["finished"]:
         return {}
     record = {"model_config": model_cfg.to_dict(), "state_dict": result["state"], "session": session,
               "train_config": asdict(train_cfg), "best_epoch": result["best_epoch"],
               "stopped_epoch": result["stopped_epoch"], "dataset": prepared["name"],
-              "data_source": prepared["source"], "data_exact": prepared["exact"], "data_note": prepared["note"]}
+              "data_source": prepared["source"], "data_exact": prepared["exact"], "data_note": prepared["note"],
+              "adversarial": asdict(adversarial) if adversarial is not None else None}
     if session == 2:
         save_torch(result["extra"] if snapshot else {}, out_dir / "snapshots.pt")
     write_metrics(result["history"], out_dir / "metrics.csv")

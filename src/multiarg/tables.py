@@ -15,7 +15,7 @@ def to_markdown(rows: list[dict], columns: list[str]) -> str:
 
 
 def write_table(rows: list[dict], csv_path: Path, title: str = "", notes: list[str] = ()) -> None:
-    """Write ``rows`` to ``csv_path`` and a Markdown copy (with ``notes`` below it) at ``csv_path.with_suffix('.md')``."""
+    """Write ``rows`` to ``csv_path`` and a Markdown copy, ``notes`` below it, at ``csv_path.with_suffix('.md')``."""
     columns = list(rows[0]) if rows else []
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
@@ -49,7 +49,8 @@ def parameter_table(args, out: Path) -> list[dict]:
                 rows.append({"dataset": dataset, "arch": arch, "activation": activation,
                              "widths": "/".join(map(str, cfg.widths)), "beta": beta, "params_exact": count,
                              "reference": args.match_to, "reference_params_exact": ref_count,
-                             "mismatch": count - ref_count, "mismatch_pct": f"{100 * (count - ref_count) / ref_count:+.2f}",
+                             "mismatch": count - ref_count,
+                             "mismatch_pct": f"{100 * (count - ref_count) / ref_count:+.2f}",
                              "params_paper_formula": formula})
     write_table(rows, out, "Parameter counts (exact, from the built networks' formula) and matched widths")
     return rows

@@ -7,7 +7,7 @@ import logging
 import math
 import random
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -72,8 +72,12 @@ def _to_input(x: torch.Tensor) -> torch.Tensor:
 
 def run_epoch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int,
               optimizer: torch.optim.Optimizer | None = None, generator: torch.Generator | None = None,
+              perturb: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
               ) -> tuple[float, float]:
-    """One pass over ``(x, y)``: training when an optimizer is given, else evaluation. Returns (loss, acc)."""
+    """One pass over ``(x, y)``: training when an optimizer is given, else evaluation. Returns (loss, acc).
+
+    ``perturb(model, inputs, labels)``, if given, replaces each batch's [0, 1] inputs (adversarial training).
+    """
     training = optimizer is not None
     model.train(training)
     n = len(x)
@@ -83,7 +87,10 @@ def run_epoch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: in
     with torch.set_grad_enabled(training):
         for start in range(0, n, batch_size):
             idx = order[start:start + batch_size]
-            logits = model(_to_input(x[idx]))
+            inputs = _to_input(x[idx])
+            if perturb is not None:
+                inputs = perturb(model, inputs, y[idx])
+            logits = model(inputs)
             loss = nn.functional.cross_entropy(logits, y[idx])
             if training:
                 if not torch.isfinite(loss):
@@ -124,14 +131,18 @@ def metrics_csv(history: list[dict]) -> str:
 
 def fit(model: nn.Module, splits: dict, cfg: TrainConfig, checkpoint: Path, *,
         fingerprint: str, device: torch.device, on_epoch: Callable[[nn.Module, int, dict], dict] | None = None,
-        stop_after: int | None = None, desc: str = "train") -> dict:
+        stop_after: int | None = None, desc: str = "train",
+        perturb: Callable[[int, str], Callable | None] | None = None) -> dict:
     """Train the model's trainable parameters with Adam, checkpointing after every epoch.
 
     If ``checkpoint`` exists and carries the same ``fingerprint``, training resumes from it and ends
     exactly as an uninterrupted run would (same data order, dropout masks and optimizer state).
     ``extra = on_epoch(model, epoch, extra)`` runs before training (epoch 0) and after every epoch,
-    e.g. to snapshot the inner net; ``extra`` is checkpointed with the rest. ``stop_after`` ends the call after that many epochs of this call (tests
-    use it to simulate a kill). Returns ``{"history", "best_epoch", "stopped_epoch", "state", "extra"}``.
+    e.g. to snapshot the inner net; ``extra`` is checkpointed with the rest. ``stop_after`` ends the call
+    after that many epochs of this call (tests use it to simulate a kill). ``perturb(epoch, split)`` gives
+    the batch transform for that epoch's "train", "val" and "test" passes, or None (e.g.
+    ``adversarial.PGDTraining``); for an exact resume it must depend on its arguments only.
+    Returns ``{"history", "best_epoch", "stopped_epoch", "state", "extra"}``.
     """
     model.to(device)
     data = {k: (x.to(device), y.to(device)) for k, (x, y) in splits.items()}
@@ -163,9 +174,13 @@ def fit(model: nn.Module, splits: dict, cfg: TrainConfig, checkpoint: Path, *,
         epoch += 1
         t0 = time.perf_counter()
         gen = torch.Generator().manual_seed(derive_seed(cfg.seed, "shuffle", epoch))
-        train_loss, train_acc = run_epoch(model, *data["train"], cfg.batch_size, optimizer, gen)
-        val_loss, val_acc = run_epoch(model, *data["val"], cfg.eval_batch_size)
-        test_loss, test_acc = run_epoch(model, *data["test"], cfg.eval_batch_size)
+        adv = {s: perturb(epoch, s) if perturb is not None else None
+               for s in ("train", "val", "test")}
+        train_loss, train_acc = run_epoch(model, *data["train"], cfg.batch_size, optimizer, gen,
+                                          adv["train"])
+        val_loss, val_acc = run_epoch(model, *data["val"], cfg.eval_batch_size, perturb=adv["val"])
+        test_loss, test_acc = run_epoch(model, *data["test"], cfg.eval_batch_size,
+                                        perturb=adv["test"])
         if not math.isfinite(val_loss):
             raise TrainingDiverged(f"non-finite validation loss at epoch {epoch}")
         row = dict(epoch=epoch, train_loss=train_loss, train_acc=train_acc, val_loss=val_loss, val_acc=val_acc,

@@ -70,13 +70,14 @@ def get_pretrain_args(wildcards):
     return cli_args({**config["pretrain"], "inner_hidden": m["inner_hidden"], "inner_depth": m["inner_depth"]})
 
 
-def get_train_args(wildcards):
+def get_train_args(wildcards, patience=None, train_limit=None):
     t, d = config["train"], config["data"]
     options = {**model_options(wildcards.arch),
                "lr": t["lr"], "batch_size": t["batch_size"], "eval_batch_size": t["eval_batch_size"],
-               "patience": t["patience"], "monitor": t["monitor"], "restore_best": t["restore_best"],
-               "val_size": d["val_size"], "split_seed": d["split_seed"], "train_limit": d["train_limit"],
-               "test_limit": d["test_limit"], "device": config["device"]}
+               "patience": patience or t["patience"], "monitor": t["monitor"], "restore_best": t["restore_best"],
+               "val_size": d["val_size"], "split_seed": d["split_seed"],
+               "train_limit": train_limit or d["train_limit"], "test_limit": d["test_limit"],
+               "device": config["device"]}
     if wildcards.activation in config["matching"]["matched"]:
         options["match_to"] = config["matching"]["reference"]
     return cli_args(options)
@@ -142,13 +143,48 @@ def c10c_errors():
     if "cifar10" not in DATASETS:
         return []
     return [f"{S3}/cifar10c_errors.json".format(dataset="cifar10", arch=a, activation=act, seed=s)
-            for a in C10C["archs"] for act in C10C_ACTIVATIONS for s in SEEDS]
+            for a in C10C["archs"] if a in ARCHS for act in C10C_ACTIVATIONS for s in SEEDS]
+
+
+ADV = config["robustness"]["adversarial"]
+AA = config["robustness"]["autoattack"]
+ADV_RUN = paths.RUN.replace("session{session}", "adversarial")
+
+
+def autoattack_results():
+    """AutoAttack results of every adversarially trained network."""
+    return [f"{ADV_RUN}/autoattack.json".format(dataset=d, arch=a, activation=act, seed=s)
+            for d in DATASETS for a in ADV["archs"] if a in ARCHS for act in ADV["activations"]
+            for s in ADV["seeds"] or SEEDS]
+
+
+def get_adversarial_args(wildcards):
+    pgd = ADV[wildcards.dataset]
+    return cli_args({"adversarial": True, "adv_eps": pgd["eps"], "adv_step_size": pgd["step_size"],
+                     "adv_steps": pgd["steps"], "adv_warmup_epochs": pgd["warmup_epochs"],
+                     "adv_clean_fraction": ADV["clean_fraction"], "adv_robust_eval": ADV["robust_eval"],
+                     "max_epochs": ADV["max_epochs"]})
+
+
+def get_adversarial_source(wildcards):
+    """Learned activations keep their session-II inner net; ReLU needs none."""
+    return run_file(2, "model.pt").format(**wildcards) if wildcards.activation in LEARNED else []
+
+
+def get_autoattack_args(wildcards):
+    options = {"eps": AA["eps"][wildcards.dataset], "version": AA["version"], "test_limit": AA["test_limit"]
+               or config["data"]["test_limit"], "split_seed": config["data"]["split_seed"],
+               "batch_size": AA["batch_size"], "seed": AA["seed"], "device": config["device"]}
+    if AA["attacks"]:
+        options["attacks"] = AA["attacks"]
+    return cli_args(options)
 
 
 def robustness_targets():
-    if not c10c_errors():
-        return []
-    return figure("fig9") + [f"{paths.TABLES}/cifar10c.csv"]
+    targets = [f"{paths.TABLES}/table1.csv"] if autoattack_results() else []
+    if c10c_errors():
+        targets += figure("fig9") + [f"{paths.TABLES}/cifar10c.csv"]
+    return targets
 
 
 ANALYSIS_TABLES = {name: f"{paths.TABLES}/{name}.csv" for name in ("fits", "curvature_tests", "spectra")}

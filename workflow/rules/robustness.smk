@@ -87,3 +87,77 @@ rule fig9:
         ENV
     shell:
         "python -m multiarg fig9 --out {output.pdf} --scale {params.scale} --errors {input} > {log} 2>&1"
+
+
+rule train_adversarial:
+    input:
+        data=paths.DATA,
+        source=get_adversarial_source,
+    output:
+        model=f"{ADV_RUN}/model.pt",
+        metrics=f"{ADV_RUN}/metrics.csv",
+    log:
+        "logs/train_adversarial/{dataset}/{arch}/{activation}/seed{seed}.log",
+    benchmark:
+        "logs/benchmarks/train_adversarial/{dataset}/{arch}/{activation}/seed{seed}.tsv"
+    params:
+        args=lambda wildcards: get_train_args(wildcards, ADV["patience"], ADV["train_limit"]),
+        adversarial=get_adversarial_args,
+        source=lambda wildcards, input: f"--source-model {input.source}" if input.get("source") else "",
+        out_dir=ADV_RUN,
+    threads: 1
+    resources:
+        mem_mb=lambda wildcards, attempt: 8000 * attempt,
+        runtime=lambda wildcards, attempt: 48 * 60 * attempt,
+        gpu=1,
+    conda:
+        ENV
+    shell:
+        "python -m multiarg --threads {threads} train --session 3 --data {input.data}"
+        " --dataset {wildcards.dataset} --activation {wildcards.activation} --seed {wildcards.seed}"
+        " --out-dir {params.out_dir} {params.source} {params.adversarial} {params.args} > {log} 2>&1"
+
+
+rule autoattack:
+    input:
+        data=paths.DATA,
+        model=rules.train_adversarial.output.model,
+    output:
+        f"{ADV_RUN}/autoattack.json",
+    log:
+        "logs/autoattack/{dataset}/{arch}/{activation}/seed{seed}.log",
+    benchmark:
+        "logs/benchmarks/autoattack/{dataset}/{arch}/{activation}/seed{seed}.tsv"
+    params:
+        args=get_autoattack_args,
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=12 * 60,
+        gpu=1,
+    conda:
+        ENV
+    shell:
+        "python -m multiarg --threads {threads} autoattack --model {input.model} --data {input.data}"
+        " --out {output} {params.args} > {log} 2>&1"
+
+
+rule table1:
+    input:
+        autoattack_results(),
+    output:
+        csv=report(f"{paths.TABLES}/table1.csv", caption="../report/table.rst", category="Tables"),
+        md=f"{paths.TABLES}/table1.md",
+        tex=f"{paths.TABLES}/table1.tex",
+    log:
+        "logs/table1/table1.log",
+    params:
+        scale=shlex.quote(config["scale"]),
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        ENV
+    shell:
+        "python -m multiarg table1 --out {output.csv} --scale {params.scale} --results {input} > {log} 2>&1"
