@@ -6,7 +6,7 @@ rule cifar10c:
     log:
         "logs/cifar10c/cifar10c.log",
     params:
-        out_dir=C10C_DIR,
+        out_dir=lambda wildcards, output: os.path.dirname(output.manifest),
         args=lambda wildcards: cli_args({"seed": C10C["seed"], "source": C10C["source"],
                                          "test_limit": c10c_test_limit(), "split_seed": config["data"]["split_seed"]}),
     threads: 1
@@ -34,7 +34,7 @@ rule eval_cifar10c:
     wildcard_constraints:
         dataset="cifar10",
     params:
-        c10c_dir=C10C_DIR,
+        c10c_dir=lambda wildcards, input: os.path.dirname(input.manifest),
         args=lambda wildcards: cli_args({"batch_size": C10C["batch_size"], "test_limit": c10c_test_limit(),
                                          "split_seed": config["data"]["split_seed"], "device": config["device"]}),
     threads: 1
