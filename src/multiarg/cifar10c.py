@@ -90,9 +90,9 @@ def write_summary_table(paths: list[str], out: str, scale: str) -> list[dict]:
              "E_clean(ReLU)); mCE = mean over the 15 corruptions. The reference is the ReLU CNN's error averaged "
              "over its seeds; SD is over the model's seeds. NaN: undefined where ReLU's corrupted error does not "
              "exceed its clean error (the relative mCE then averages the other corruptions).",
-             f"Benchmark: {first['source']}" + (" - generated from the test images with the CIFAR-10-C severity "
-                                                "constants, not the published files" if first["source"] == "generated"
-                                                else ""), first["data_note"], PAPER]
+             "Benchmark: generated from the scored test images with the CIFAR-10-C severity constants, not the "
+             "published files." if first["source"] == "generated" else f"Benchmark: {first['source']}.",
+             first["data_note"], PAPER]
     write_table(rows, out, f"CIFAR-10-C corruption errors ({scale})", notes=[n for n in notes if n])
     return rows
 
@@ -122,6 +122,9 @@ def fig9(args) -> None:
         ax.annotate(category, (start + (len(names) - 1) / 2, 1.01), xycoords=("data", "axes fraction"), ha="center",
                     fontsize=8)
         start += len(names)
+    # relative mCE of barely trained (demo) models can be far off-scale; its value stays in the legend
+    top = max(100 * (s["ce"][c]["mean"] + s["ce"][c]["sd"]) for s in summary.values() for c in CORRUPTIONS)
+    ax.set_ylim(0, 1.15 * max(top, 100))
     ax.set_xticks(x, [c.replace("_", " ") for c in CORRUPTIONS], rotation=40, ha="right", fontsize=7)
     ax.set_ylabel("corruption error CE (% of ReLU)")
     ax.legend(fontsize=7, loc="lower right", title="dashed: mCE, dotted: relative mCE", title_fontsize=7)

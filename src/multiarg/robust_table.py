@@ -51,8 +51,8 @@ def table1_rows(results: list[dict]) -> list[dict]:
         robust = _stat([100 * r["robust_accuracy"] for r in runs])
         clean = _stat([100 * r["clean_accuracy"] for r in runs])
         row = {"dataset": dataset, "arch": arch, "activation": act, "eps": runs[0]["eps"], "seeds": len(runs),
-               "images": runs[0]["n"], "robust_acc": f"{robust[0]:.2f}", "robust_sd": f"{robust[1]:.2f}",
-               "clean_acc": f"{clean[0]:.2f}", "clean_sd": f"{clean[1]:.2f}",
+               "images": runs[0]["n"], "robust_acc": f"{robust[0]:.2f}", "robust_sd": f"{robust[1]:.2f}" if len(runs) > 1 else "n/a",
+               "clean_acc": f"{clean[0]:.2f}", "clean_sd": f"{clean[1]:.2f}" if len(runs) > 1 else "n/a",
                "attacks": "+".join(runs[0]["attacks"]) + ("" if runs[0]["complete"] else " (subset)"),
                "increment_vs_relu": "", "paper_robust_acc": ""}
         paper = PAPER.get((dataset, arch), {})
