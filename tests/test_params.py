@@ -10,7 +10,7 @@ CASES = [("mlp", (1, 28, 28), (64, 64, 64)), ("mlp", (3, 32, 32), (10, 20)), ("c
 
 
 @pytest.mark.parametrize("arch,shape,widths", CASES)
-@pytest.mark.parametrize("activation", ["relu", "arg1", "arg2", "arg3"])
+@pytest.mark.parametrize("activation", ["relu", "arg1", "arg2", "arg3", "gamma", "dac"])
 @pytest.mark.parametrize("layernorm", [True, False])
 def test_closed_form_count_equals_the_built_network(arch, shape, widths, activation, layernorm):
     cfg = ModelConfig(arch, activation, shape, 10, widths, layernorm=layernorm)
@@ -35,7 +35,7 @@ def test_paper_formula_differs_only_by_the_terms_it_leaves_out(n):
 
 
 @pytest.mark.parametrize("arch,shape,widths", [CASES[0], CASES[2]])
-@pytest.mark.parametrize("baseline", ["relu", "arg1"])
+@pytest.mark.parametrize("baseline", ["relu", "arg1", "gamma", "dac"])
 def test_matched_widths_minimise_the_mismatch(arch, shape, widths, baseline):
     ref = ModelConfig(arch, "arg2", shape, 10, widths)
     target = exact_param_count(ref)

@@ -70,3 +70,37 @@ def test_tiny_real_mnist_run_writes_every_artefact(tmp_path, mirror):
 def test_workflow_passes_snakemake_lint(tmp_path):
     result = snakemake("--lint", cwd=tmp_path)
     assert result.returncode == 0 and "good condition" in result.stdout + result.stderr, result.stdout
+
+
+@pytest.mark.e2e
+def test_a_killed_job_is_retried_resumes_and_leaves_other_outputs_alone(tmp_path, mirror):
+    """A training process killed under Snakemake (as a node failure would) fails that attempt; with
+    --retries the job runs again, resumes from its checkpoint and finishes, and other jobs' outputs
+    are neither rewritten nor corrupted."""
+    import time
+
+    longer = tmp_path / "longer.yaml"  # long enough to be killed mid-run
+    longer.write_text("train:\n  session2_epochs: 40\n  patience: 100\n")
+    tiny = [str(REPO / "config.yaml"), str(REPO / "tests" / "configs" / "tiny.yaml"), str(longer)]
+    env = {**os.environ, "MULTIARG_DATA_MIRROR": str(mirror)}
+    other = "results/runs/mnist/mlp/relu/seed1/session2/model.pt"
+    first = snakemake("--cores", "2", other, "--configfile", *tiny, cwd=tmp_path, env=env)
+    assert first.returncode == 0, first.stderr[-2000:]
+    before = (tmp_path / other).stat().st_mtime_ns, (tmp_path / other).read_bytes()
+
+    run = tmp_path / "results/runs/mnist/mlp/relu/seed0/session2"
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path),
+           "--cores", "1", "--retries", "1", str(run.relative_to(tmp_path) / "model.pt"), other, "--configfile",
+           *tiny]
+    job = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 300
+    while not (run / "checkpoint.pt").exists() and time.time() < deadline and job.poll() is None:
+        time.sleep(0.1)
+    killed = subprocess.run(["pkill", "-KILL", "-f", "--", f"--out-dir {run.relative_to(tmp_path)} "])
+    out, _ = job.communicate(timeout=600)
+    assert killed.returncode == 0 and job.returncode == 0, out[-3000:]
+    assert "Error in rule train_session2" in out, out[-3000:]  # the first attempt failed, the retry finished
+    assert (run / "model.pt").exists() and not (run / "checkpoint.pt").exists()
+    with open(run / "metrics.csv") as fh:
+        assert len(list(csv.DictReader(fh))) == 40
+    assert ((tmp_path / other).stat().st_mtime_ns, (tmp_path / other).read_bytes()) == before

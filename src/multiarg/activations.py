@@ -14,12 +14,14 @@ import torch
 from torch import nn
 
 INITS = ("pretrained", "xavier")
-_NAME = re.compile(r"^(?:relu|arg(?P<n>[1-9])(?:-(?P<init>xavier))?)$")
+FIXED = ("relu", "gamma", "dac")  # one-argument designs without an inner net (see adaptive.py, dendritic.py)
+_NAME = re.compile(r"^(?:relu|gamma|dac|arg(?P<n>[1-9])(?:-(?P<init>xavier))?)$")
 
 
 @dataclass(frozen=True)
 class ActivationSpec:
-    """What an activation name such as ``relu``, ``arg2`` or ``arg2-xavier`` stands for."""
+    """What an activation name stands for: ``relu``; ``gamma`` (adaptive family) and ``dac``
+    (dendrite-activated connections) from the related work; ``argN`` / ``argN-xavier`` (learned inner net)."""
 
     name: str
     n_args: int  # pre-activations per unit (1 for ReLU)
@@ -30,8 +32,8 @@ class ActivationSpec:
     def parse(cls, name: str) -> "ActivationSpec":
         m = _NAME.match(name)
         if not m:
-            raise ValueError(f"unknown activation {name!r}: expected 'relu', 'argN' or 'argN-xavier'")
-        if name == "relu":
+            raise ValueError(f"unknown activation {name!r}: expected relu, gamma, dac, argN or argN-xavier")
+        if name in FIXED:
             return cls(name, 1, False, None)
         return cls(name, int(m["n"]), True, m["init"] or "pretrained")
 

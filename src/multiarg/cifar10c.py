@@ -99,11 +99,11 @@ def write_summary_table(paths: list[str], out: str, scale: str) -> list[dict]:
 
 def fig9(args) -> None:
     """CE per corruption, grouped by category, for each model against ReLU, with mCE and relative mCE."""
+    from .figures import COLORS as colors
     from .figures import plt, save, stamp
 
     summary = summarise(args.errors)
-    models = [a for a in ("arg2", "arg1", "relu") if a in summary]
-    colors = {"arg2": "tab:red", "arg1": "tab:green", "relu": "tab:blue"}
+    models = [a for a in colors if a in summary]
     fig, ax = plt.subplots(figsize=(11, 4))
     width = 0.8 / len(models)
     x = np.arange(len(CORRUPTIONS))

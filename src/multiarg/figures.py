@@ -18,8 +18,10 @@ from .inputs import centers, mass_region  # noqa: E402
 from .io import atomic_path, load_torch  # noqa: E402
 from .paths import parse_run  # noqa: E402
 
-COLORS = {"arg2": "tab:red", "arg1": "tab:green", "relu": "tab:blue", "arg3": "tab:purple"}
-LABELS = {"arg2": "2-arg", "arg1": "1-arg", "relu": "ReLU", "arg3": "3-arg", "arg2-xavier": "2-arg (Xavier init)"}
+COLORS = {"arg2": "tab:red", "arg1": "tab:green", "relu": "tab:blue", "arg3": "tab:purple", "gamma": "tab:olive",
+          "dac": "tab:brown"}
+LABELS = {"arg2": "2-arg", "arg1": "1-arg", "relu": "ReLU", "arg3": "3-arg", "arg2-xavier": "2-arg (Xavier init)",
+          "gamma": "adaptive γ", "dac": "DAC"}
 
 
 def inner_from_state(state: dict) -> InnerNet:

@@ -11,6 +11,8 @@ import torch
 from torch import nn
 
 from .activations import ActivationSpec, InnerNet, MultiArgActivation
+from .adaptive import AdaptiveActivation
+from .dendritic import DACConv2d, DACLinear
 
 ARCHS = ("mlp", "cnn")
 
@@ -69,6 +71,15 @@ class Standardize(nn.Module):
         return (x - self.mean) / self.std
 
 
+def _activation(spec, inner: InnerNet | None, units: int) -> nn.Module:
+    if spec.learned:
+        return MultiArgActivation(inner, dim=1)
+    if spec.name == "gamma":
+        return AdaptiveActivation(units, dim=1)
+    # DAC's nonlinearity sits in its connections; the unit's own output activation is left out
+    return nn.Identity() if spec.name == "dac" else nn.ReLU()
+
+
 class OuterNet(nn.Module):
     """An MLP or CNN classifier; ``self.inner`` is its one shared inner net (None for ReLU)."""
 
@@ -92,16 +103,18 @@ class OuterNet(nn.Module):
         fan_in = channels if cfg.arch == "cnn" else channels * size * size
         for i, units in enumerate(cfg.widths):
             pre = spec.n_args * units
+            dac = spec.name == "dac"
             if cfg.arch == "mlp":
-                blocks.append(nn.Linear(fan_in, pre))
+                blocks.append(DACLinear(fan_in, pre) if dac else nn.Linear(fan_in, pre))
                 norm: nn.Module = nn.LayerNorm(pre)
             else:
-                blocks.append(nn.Conv2d(fan_in, pre, cfg.kernel_size, padding=cfg.padding))
+                conv = DACConv2d if dac else nn.Conv2d
+                blocks.append(conv(fan_in, pre, cfg.kernel_size, padding=cfg.padding))
                 norm = ChannelLayerNorm(pre)
                 size = size + 2 * cfg.padding - cfg.kernel_size + 1
             if cfg.layernorm:
                 blocks.append(norm)
-            act = MultiArgActivation(self.inner, dim=1) if spec.learned else nn.ReLU()
+            act = _activation(spec, self.inner, pre)
             self.activations.append(act)
             blocks.append(act)
             if cfg.arch == "cnn" and i in cfg.pool_after:

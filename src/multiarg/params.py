@@ -21,7 +21,8 @@ def exact_param_count(cfg: ModelConfig) -> int:
     total = 0
     for i, units in enumerate(cfg.widths):
         pre = n * units
-        total += fan_in * kernel * pre + pre + (2 * pre if cfg.layernorm else 0)
+        weights = fan_in * kernel * pre * (2 if cfg.spec.name == "dac" else 1)  # DAC: a bias per connection
+        total += weights + pre + (2 * pre if cfg.layernorm else 0) + (2 * pre if cfg.spec.name == "gamma" else 0)
         if cnn:
             size = size + 2 * cfg.padding - cfg.kernel_size + 1
             size = size // 2 if i in cfg.pool_after else size

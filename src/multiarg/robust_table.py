@@ -41,6 +41,10 @@ def _stat(values: list[float]) -> tuple[float, float]:
     return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
 
 
+def _sd(sd: float, runs: list) -> str:
+    return f"{sd:.2f}" if len(runs) > 1 else "n/a"
+
+
 def table1_rows(results: list[dict]) -> list[dict]:
     """Robust and clean accuracy (%) mean and SD over seeds, the 2-arg - ReLU increment and the paper's values."""
     groups = defaultdict(list)
@@ -51,8 +55,8 @@ def table1_rows(results: list[dict]) -> list[dict]:
         robust = _stat([100 * r["robust_accuracy"] for r in runs])
         clean = _stat([100 * r["clean_accuracy"] for r in runs])
         row = {"dataset": dataset, "arch": arch, "activation": act, "eps": runs[0]["eps"], "seeds": len(runs),
-               "images": runs[0]["n"], "robust_acc": f"{robust[0]:.2f}", "robust_sd": f"{robust[1]:.2f}" if len(runs) > 1 else "n/a",
-               "clean_acc": f"{clean[0]:.2f}", "clean_sd": f"{clean[1]:.2f}" if len(runs) > 1 else "n/a",
+               "images": runs[0]["n"], "robust_acc": f"{robust[0]:.2f}", "robust_sd": _sd(robust[1], runs),
+               "clean_acc": f"{clean[0]:.2f}", "clean_sd": _sd(clean[1], runs),
                "attacks": "+".join(runs[0]["attacks"]) + ("" if runs[0]["complete"] else " (subset)"),
                "increment_vs_relu": "", "paper_robust_acc": ""}
         paper = PAPER.get((dataset, arch), {})

@@ -20,7 +20,8 @@ ALL_ACTIVATIONS = list(dict.fromkeys(ACTIVATIONS + ANALYSED + [a for a, n in XAV
 LEARNED = [a for a in ALL_ACTIVATIONS if ActivationSpec.parse(a).learned]
 # Session III retrains on a learned nonlinearity; the Xavier controls stop after session II.
 SESSION3 = [a for a in ACTIVATIONS if not a.endswith("-xavier")]
-CURVES = [a for a in ("arg2", "arg1", "relu") if a in ACTIVATIONS]  # Fig. 4d
+COMPARED = ("arg2", "arg1", "relu", "gamma", "dac")  # the paper's models and the related designs
+CURVES = [a for a in COMPARED if a in ACTIVATIONS]  # Fig. 4d
 ENV = "../../envs/multiarg.yaml"
 S2 = paths.RUN.replace("{session}", "2")
 S3 = paths.RUN.replace("{session}", "3")
@@ -131,7 +132,7 @@ def analysis_inputs():
 
 C10C = config["robustness"]["cifar10c"]
 C10C_DIR = "results/data/cifar10c"
-C10C_ACTIVATIONS = [a for a in ("arg2", "arg1", "relu") if a in ACTIVATIONS]
+C10C_ACTIVATIONS = [a for a in COMPARED if a in ACTIVATIONS]
 
 
 def c10c_test_limit():

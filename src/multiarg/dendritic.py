@@ -1,0 +1,98 @@
+"""Dendrite-activated connections (DAC), the other related-work seed: every connection filters its
+input with its own bias before the weighted sum,
+
+    y_j = sum_i w_ji relu(x_i + b_ji) + c_j,
+
+in dense and convolutional form. The batch x in x out tensor of filtered inputs is never held whole:
+forward and backward walk over blocks of output units and recompute each block's filtered inputs, so
+memory stays at one block (``block_elements``) while the arithmetic is that of the naive formula.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+BLOCK_ELEMENTS = 1 << 22  # filtered inputs held at once (16 MiB in fp32)
+
+
+def _blocks(n_rows: int, n_in: int, n_out: int, block_elements: int):
+    size = max(1, block_elements // max(1, n_rows * n_in))
+    return [slice(j, min(j + size, n_out)) for j in range(0, n_out, size)]
+
+
+class _DendriticProduct(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, dendrite_bias, block_elements):
+        out = x.new_empty(x.shape[0], weight.shape[0])
+        for j in _blocks(x.shape[0], x.shape[1], weight.shape[0], block_elements):
+            filtered = torch.relu(x[:, None, :] + dendrite_bias[None, j])
+            out[:, j] = torch.einsum("nci,ci->nc", filtered, weight[j])
+        ctx.save_for_backward(x, weight, dendrite_bias)
+        ctx.block_elements = block_elements
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight, dendrite_bias = ctx.saved_tensors
+        grad_x, grad_w, grad_b = torch.zeros_like(x), torch.empty_like(weight), torch.empty_like(dendrite_bias)
+        for j in _blocks(x.shape[0], x.shape[1], weight.shape[0], ctx.block_elements):
+            pre = x[:, None, :] + dendrite_bias[None, j]
+            g = grad[:, j]
+            grad_w[j] = torch.einsum("nc,nci->ci", g, pre.clamp_min(0))
+            through = (pre > 0) * (g[:, :, None] * weight[None, j])
+            grad_b[j] = through.sum(0)
+            grad_x += through.sum(1)
+        return grad_x, grad_w, grad_b, None
+
+
+def dendritic_linear(x: torch.Tensor, weight: torch.Tensor, dendrite_bias: torch.Tensor,
+                     bias: torch.Tensor | None = None, block_elements: int = BLOCK_ELEMENTS) -> torch.Tensor:
+    """``(N, in) -> (N, out)``: ``sum_i weight[j, i] * relu(x[:, i] + dendrite_bias[j, i]) + bias[j]``."""
+    out = _DendriticProduct.apply(x, weight, dendrite_bias, block_elements)
+    return out + bias if bias is not None else out
+
+
+class DACLinear(nn.Module):
+    """Dense DAC layer: ``2 * in * out + out`` parameters, about twice a linear layer's arithmetic."""
+
+    def __init__(self, in_features: int, out_features: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(out_features, in_features))
+        self.dendrite_bias = nn.Parameter(torch.empty(out_features, in_features))
+        self.bias = nn.Parameter(torch.empty(out_features))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        # the linear layer's initialisation; dendrite biases start at zero, so each connection starts as relu
+        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        nn.init.zeros_(self.dendrite_bias)
+        bound = 1 / math.sqrt(self.weight.shape[1])
+        nn.init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return dendritic_linear(x, self.weight, self.dendrite_bias, self.bias)
+
+
+class DACConv2d(DACLinear):
+    """Convolutional DAC: a dense DAC over every ``in * k * k`` patch (zero padding filtered like any input)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, padding: int = 0):
+        super().__init__(in_channels * kernel_size**2, out_channels)
+        self.kernel_size, self.padding = kernel_size, padding
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, _, h, w = x.shape
+        patches = F.unfold(x, self.kernel_size, padding=self.padding)  # (B, in k k, L)
+        out = super().forward(patches.transpose(1, 2).reshape(-1, patches.shape[1]))
+        side_h, side_w = h + 2 * self.padding - self.kernel_size + 1, w + 2 * self.padding - self.kernel_size + 1
+        return out.view(b, side_h, side_w, -1).permute(0, 3, 1, 2)
+
+
+def dac_costs(in_features: int, out_features: int) -> dict[str, int]:
+    """Parameters and FLOPs per input row of a dense DAC layer beside a linear layer of the same shape
+    (FLOPs: add and relu per connection before its multiply-add)."""
+    return {"params": 2 * in_features * out_features + out_features, "flops": 4 * in_features * out_features,
+            "linear_params": in_features * out_features + out_features, "linear_flops": 2 * in_features * out_features}
