@@ -1,0 +1,66 @@
+"""Recurrent networks whose units are 2-argument nonlinearities (the paper's suggested next step).
+
+A :class:`RecurrentNet` reads an image as a sequence (rows or pixels) and updates ``hidden`` units per
+step. With ``activation="arg2"`` unit c computes ``h_c = f(ff_c, rec_c)``, the shared inner net ``f``
+taking the feedforward drive ``ff = W_x x_t + b`` and the recurrent drive ``rec = W_h h_{t-1}`` as its
+two arguments (after one LayerNorm over both, as LayerNorm precedes every inner net in the outer nets).
+Every other activation (relu, tanh, arg1, gamma) gets the sum of the two drives, the usual RNN unit.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .activations import ActivationSpec, InnerNet, MultiArgActivation
+from .adaptive import AdaptiveActivation
+from .models import Standardize
+
+SEQUENCES = {"rows": (28, 28), "pixels": (784, 1)}  # (steps, inputs per step) for a 28 x 28 image
+
+
+class RecurrentNet(nn.Module):
+    """Classifier ``(B, 1, 28, 28)`` images in [0, 1] -> logits, reading ``sequence`` steps."""
+
+    def __init__(self, activation: str, hidden: int, n_classes: int = 10, sequence: str = "rows",
+                 inner_hidden: int = 64, mean=(0.0,), std=(1.0,)):
+        super().__init__()
+        if activation not in ("relu", "tanh", "gamma", "arg1", "arg2"):
+            raise ValueError(f"unknown recurrent activation {activation!r}")
+        self.activation, self.hidden, self.sequence = activation, hidden, sequence
+        self.steps, inputs = SEQUENCES[sequence]
+        self.standardize = Standardize(mean, std)
+        self.feedforward = nn.Linear(inputs, hidden)
+        self.recurrent = nn.Linear(hidden, hidden, bias=False)
+        two = activation == "arg2"
+        self.norm = nn.LayerNorm(2 * hidden if two else hidden)
+        if activation.startswith("arg"):
+            self.inner = InnerNet(ActivationSpec.parse(activation).n_args, inner_hidden)
+            self.act: nn.Module = MultiArgActivation(self.inner, dim=-1)
+        else:
+            self.inner = None
+            self.act = {"relu": nn.ReLU(), "tanh": nn.Tanh()}.get(activation) or AdaptiveActivation(hidden, dim=-1)
+        self.head = nn.Linear(hidden, n_classes)
+
+    def drives(self, x_t: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        """What the units receive at one step: ``(B, 2H)`` = [ff | rec] for arg2, else ``(B, H)`` = ff + rec."""
+        ff, rec = self.feedforward(x_t), self.recurrent(h)
+        return self.norm(torch.cat([ff, rec], -1) if self.activation == "arg2" else ff + rec)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        seq = self.standardize(x).reshape(len(x), self.steps, -1)
+        h = seq.new_zeros(len(x), self.hidden)
+        for t in range(self.steps):
+            h = self.act(self.drives(seq[:, t], h))
+        return self.head(h)
+
+
+def matched_hidden(reference: RecurrentNet, activation: str, search: int = 512) -> int:
+    """Hidden size for ``activation`` whose parameter count is closest to ``reference``'s."""
+    target = sum(p.numel() for p in reference.parameters())
+
+    def count(h: int) -> int:
+        net = RecurrentNet(activation, h, reference.head.out_features, reference.sequence,
+                           reference.inner.hidden if reference.inner is not None else 64)
+        return sum(p.numel() for p in net.parameters())
+
+    return min(range(1, search + 1), key=lambda h: (abs(count(h) - target), h))
