@@ -30,6 +30,7 @@ include: "workflow/rules/tables.smk"
 include: "workflow/rules/analysis.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/robustness.smk"
+include: "workflow/rules/related.smk"
 
 
 rule all:

@@ -1,11 +1,16 @@
+import csv
+import json
+
 import pytest
 import torch
 from torch import nn
 
 from multiarg.activations import MultiArgActivation
-from multiarg.data import load_prepared, split
-from multiarg.recurrent import RecurrentNet, matched_hidden
-from multiarg.train import TrainConfig, fit
+from multiarg.io import load_torch, save_torch
+from multiarg.pretrain import MapConfig, PretrainConfig, make_initial_inner
+from multiarg.recurrent import RecurrentNet, matched_hidden, recurrent_param_count
+from multiarg.rnn_study import RNNConfig, rnn_rows, train_rnn
+from multiarg.train import TrainConfig
 
 
 def test_two_arg_units_receive_the_feedforward_and_the_recurrent_drive():
@@ -43,12 +48,42 @@ def test_baselines_are_parameter_matched_to_the_two_arg_rnn(activation):
     assert hidden > 32 and abs(count - target) / target < 0.02
 
 
-def test_the_two_arg_rnn_learns_sequential_mnist_rows(mnist_pt, tmp_path):
-    prepared = load_prepared(mnist_pt)
-    splits = split(prepared, val_size=200, split_seed=0, train_limit=1000, test_limit=100)
-    torch.manual_seed(0)
-    net = RecurrentNet("arg2", hidden=32, inner_hidden=16, mean=prepared["mean"], std=prepared["std"])
-    result = fit(net, splits, TrainConfig(seed=0, max_epochs=5, batch_size=32, lr=3e-3), tmp_path / "ckpt.pt",
-                 fingerprint="rnn", device=torch.device("cpu"))
-    history = result["history"]
-    assert history[-1]["train_loss"] < history[0]["train_loss"] and history[-1]["val_acc"] > 0.3  # chance: 0.1
+@pytest.mark.parametrize("activation", ["arg2", "arg1", "relu", "tanh", "gamma"])
+@pytest.mark.parametrize("sequence", ["rows", "pixels"])
+def test_closed_form_parameter_count_matches_torch(activation, sequence):
+    net = RecurrentNet(activation, hidden=7, sequence=sequence, inner_hidden=9, inner_depth=3)
+    expected = sum(p.numel() for p in net.parameters())
+    assert recurrent_param_count(activation, 7, net.feedforward.in_features, 10, 9, 3) == expected
+
+
+def test_the_two_arg_rnn_learns_rows_resumes_and_reports_its_curvature(mnist_pt, tmp_path):
+    init = make_initial_inner(2, "pretrained", 0, 16, 2, MapConfig(), PretrainConfig(steps=100))
+    save_torch(init, tmp_path / "init.pt")
+    cfg = RNNConfig("arg2", hidden=32, inner_hidden=16)
+    kwargs = dict(data_path=mnist_pt, out_dir=tmp_path / "run", init_path=tmp_path / "init.pt", bins=32,
+                  data_split=dict(val_size=200, split_seed=0, train_limit=1000, test_limit=100))
+    train_cfg = TrainConfig(seed=0, max_epochs=5, batch_size=32, lr=3e-3)
+    assert train_rnn(cfg, train_cfg, stop_after=2, **kwargs) == {}  # a kill after two epochs
+    assert (tmp_path / "run" / "checkpoint.pt").exists()
+    summary = train_rnn(cfg, train_cfg, **kwargs)
+    history = list(csv.DictReader(open(tmp_path / "run" / "metrics.csv")))
+    assert len(history) == 5 and float(history[-1]["train_loss"]) < float(history[0]["train_loss"])
+    assert summary["val_acc"] > 0.3  # chance: 0.1
+    assert summary["units"] == 32 and summary["params"] == recurrent_param_count("arg2", 32, 28, 10, 16)
+    assert 0.5 < summary["r2"] <= 1 and -0.5 <= summary["curvature_normalised"] <= 0.5
+    assert summary["initial_curvature"] != summary["curvature"]
+    assert json.loads((tmp_path / "run" / "summary.json").read_text()) == summary
+    record = load_torch(tmp_path / "run" / "model.pt")
+    assert record["analysis"]["learned"]["mask"].sum() > 0 and not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_rnn_table_counts_negative_curvatures_and_spreads_over_seeds():
+    base = {"units": 10, "params": 100, "seconds_per_epoch": 1.0, "sequence": "rows", "reference": "arg2",
+            "hidden": 10, "data_note": ""}
+    runs = [{**base, "activation": "arg2", "seed": s, "test_acc": acc, "curvature": c, "curvature_normalised": c,
+             "initial_curvature": 0.1, "r2": 0.9} for s, (acc, c) in enumerate([(0.5, -0.2), (0.7, -0.1), (0.6, 0.3)])]
+    runs.append({**base, "activation": "relu", "seed": 0, "test_acc": 0.4})
+    rows = {r["activation"]: r for r in rnn_rows(runs)}
+    assert rows["arg2"]["k_negative"] == "2/3" and rows["arg2"]["initial_k_negative"] == "0/3"
+    assert rows["arg2"]["test_acc"] == "60.00" and rows["arg2"]["test_acc_sd"] == "10.00"
+    assert rows["arg2"]["p_two_sided"] == "1" and rows["relu"]["k_negative"] == "" and rows["relu"]["seeds"] == 1

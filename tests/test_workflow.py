@@ -21,9 +21,10 @@ def test_paper_scale_dry_run_lists_the_full_dag(tmp_path):
     result = snakemake("-n", "--cores", "8", "all", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", result.stdout, re.M))
-    # Session II: 2 datasets x 2 archs x (24 arg2 + 4 arg1 + 4 relu + 6 arg2-xavier + 8 arg3) seeds;
-    # session III: arg2, arg1, relu x 4 seeds (the Xavier control and the 3-arg nets stop after session II).
-    assert counts["train_session2"] == "184" and counts["train_session3"] == "48"
+    # Session II: 2 datasets x 2 archs x (24 arg2 + 4 arg1 + 4 relu + 6 arg2-xavier + 8 arg3 + 4 gamma + 4 dac)
+    # seeds; session III: arg2, arg1, relu, gamma, dac x 4 seeds (the Xavier control and the 3-arg nets stop
+    # after session II); RNNs: 5 activations x 4 seeds.
+    assert counts["train_session2"] == "216" and counts["train_session3"] == "80" and counts["train_rnn"] == "20"
     # session I: 24 arg2 + 4 arg1 + 6 arg2-xavier + 8 arg3 + 8 untrained arg3-xavier
     assert counts["pretrain_inner"] == "50" and counts["prepare_data"] == "2"
     assert counts["analyze_nonlinearities"] == "1" and counts["fig7_fig8"] == "2"
@@ -36,13 +37,21 @@ def test_tiny_real_mnist_run_writes_every_artefact(tmp_path, mirror):
                        env={"MULTIARG_DATA_MIRROR": str(mirror)})
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     results = tmp_path / "results"
-    for name in ("fig4", "fig5", "fig7", "fig8"):
+    for name in ("fig4", "fig5", "fig7", "fig8", "rnn", "compare"):
         for ext in ("pdf", "png"):
             assert (results / "figures" / f"{name}.{ext}").stat().st_size > 10_000
     with open(results / "tables" / "param_counts.csv") as fh:
         rows = {r["activation"]: r for r in csv.DictReader(fh)}
-    assert set(rows) == {"arg2", "arg1", "relu", "arg2-xavier", "arg3"}
-    assert abs(float(rows["relu"]["mismatch_pct"])) < 5
+    assert set(rows) == {"arg2", "arg1", "relu", "arg2-xavier", "arg3", "gamma", "dac"}
+    assert all(abs(float(rows[a]["mismatch_pct"])) < 5 for a in ("relu", "gamma", "dac"))
+    with open(results / "tables" / "summary.csv") as fh:
+        summary = {(r["arch"], r["activation"]): r for r in csv.DictReader(fh)}
+    assert {a for arch, a in summary if arch == "mlp"} == {"arg2", "arg1", "relu", "gamma", "dac"}
+    assert {a for arch, a in summary if arch == "rnn-rows"} == {"arg2", "arg1", "relu", "tanh", "gamma"}
+    assert summary["mlp", "dac"]["robust_acc"] and summary["mlp", "gamma"]["test_acc_rank"] in "12345"
+    with open(results / "tables" / "rnn.csv") as fh:
+        rnn = {r["activation"]: r for r in csv.DictReader(fh)}
+    assert rnn["arg2"]["k_negative"].endswith("/2") and int(rnn["relu"]["units"]) > int(rnn["arg2"]["units"])
     with open(results / "tables" / "curvature_tests.csv") as fh:
         tests = {(r["kind"], r["arch"], r["dataset"]): r for r in csv.DictReader(fh)}
     assert tests["learned", "mlp", "mnist"]["n"] == "2" and tests["xavier-init", "mlp", "mnist"]["n"] == "1"
@@ -60,9 +69,9 @@ def test_tiny_real_mnist_run_writes_every_artefact(tmp_path, mirror):
                       env={"MULTIARG_DATA_MIRROR": str(mirror)})
     assert built.returncode == 0, built.stderr[-3000:]
     html = report.read_text()
-    for name in ("fig4", "fig5", "fig7", "fig8"):
+    for name in ("fig4", "fig5", "fig7", "fig8", "rnn", "compare"):
         assert f"{name}.png" in html
-    for table in ("param_counts", "fits", "curvature_tests", "spectra"):
+    for table in ("param_counts", "fits", "curvature_tests", "spectra", "summary", "rnn", "table1"):
         assert f"{table}.csv" in html
     assert "TEST scale (300 MNIST images" in html and "input_bins_3arg" in html  # captions and the config
 

@@ -46,6 +46,39 @@ def _model_args(p: argparse.ArgumentParser, one_arch: bool = True) -> None:
     g.add_argument("--pool-after", type=_ints, default=(0, 1, 2, 3))
 
 
+def _training_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("training")
+    g.add_argument("--data", required=True, help="prepared dataset (.pt)")
+    g.add_argument("--activation", required=True)
+    g.add_argument("--seed", type=int, required=True)
+    g.add_argument("--out-dir", required=True)
+    g.add_argument("--max-epochs", type=int, required=True)
+    g.add_argument("--lr", type=float, default=1e-3)
+    g.add_argument("--batch-size", type=int, default=128)
+    g.add_argument("--eval-batch-size", type=int, default=1000)
+    g.add_argument("--patience", type=int, default=20)
+    g.add_argument("--monitor", default="val_error")
+    g.add_argument("--restore-best", type=_bool, default=True)
+    g.add_argument("--val-size", type=int, required=True)
+    g.add_argument("--split-seed", type=int, default=0)
+    g.add_argument("--train-limit", type=_optional_int, default=None)
+    g.add_argument("--test-limit", type=_optional_int, default=None)
+    g.add_argument("--device", default="auto")
+
+
+def _train_config(args):
+    from .train import TrainConfig
+
+    return TrainConfig(seed=args.seed, max_epochs=args.max_epochs, lr=args.lr, batch_size=args.batch_size,
+                       eval_batch_size=args.eval_batch_size, patience=args.patience, monitor=args.monitor,
+                       restore_best=args.restore_best)
+
+
+def _split(args) -> dict:
+    return dict(val_size=args.val_size, split_seed=args.split_seed, train_limit=args.train_limit,
+                test_limit=args.test_limit)
+
+
 def model_config(args: argparse.Namespace, dataset: str, activation: str):
     """The :class:`ModelConfig` the options describe, with matched widths where asked."""
     from .data import SHAPES
@@ -95,14 +128,8 @@ def cmd_pretrain(args):
 
 def cmd_train(args):
     from .sessions import train_session
-    from .train import TrainConfig
 
     cfg = model_config(args, args.dataset, args.activation)
-    train_cfg = TrainConfig(seed=args.seed, max_epochs=args.max_epochs, lr=args.lr, batch_size=args.batch_size,
-                            eval_batch_size=args.eval_batch_size, patience=args.patience, monitor=args.monitor,
-                            restore_best=args.restore_best)
-    split = dict(val_size=args.val_size, split_seed=args.split_seed, train_limit=args.train_limit,
-                 test_limit=args.test_limit)
     adversarial = None
     if args.adversarial:
         from .adversarial import defaults
@@ -110,8 +137,8 @@ def cmd_train(args):
         given = {k: getattr(args, f"adv_{k}") for k in ("eps", "step_size", "steps", "warmup_epochs",
                                                         "clean_fraction", "robust_eval")}
         adversarial = defaults(args.dataset, **{k: v for k, v in given.items() if v is not None})
-    train_session(args.session, cfg, train_cfg, data_path=Path(args.data), out_dir=Path(args.out_dir),
-                  data_split=split, init_path=args.init and Path(args.init),
+    train_session(args.session, cfg, _train_config(args), data_path=Path(args.data), out_dir=Path(args.out_dir),
+                  data_split=_split(args), init_path=args.init and Path(args.init),
                   source_model=args.source_model and Path(args.source_model), device=args.device,
                   adversarial=adversarial)
 
@@ -174,13 +201,39 @@ def cmd_table1(args):
     write_table1(args.results, args.out, args.scale)
 
 
+def cmd_train_rnn(args):
+    from .nonlinearities import AnalysisConfig
+    from .rnn_study import RNNConfig, train_rnn
+
+    cfg = RNNConfig(args.activation, args.hidden, args.sequence, args.reference, args.inner_hidden, args.inner_depth)
+    train_rnn(cfg, _train_config(args), data_path=Path(args.data), out_dir=Path(args.out_dir), data_split=_split(args),
+              init_path=args.init and Path(args.init), device=args.device,
+              analysis=AnalysisConfig(mass=args.mass, fit_weighting=args.fit_weighting), bins=args.bins,
+              extent=args.extent)
+
+
+def cmd_rnn_table(args):
+    from .rnn_study import write_rnn_table
+
+    write_rnn_table(args.summaries, args.out, args.scale)
+
+
+def cmd_summary(args):
+    from .comparison import collect, rank_rows, write_summary
+
+    values = collect(args.models, args.metrics, args.param_table, args.cifar10c, args.autoattack, args.rnn)
+    write_summary(rank_rows(values), args.out, args.scale)
+
+
 def cmd_figure(args):
     from . import analysis_figures, figures
 
     from .cifar10c import fig9
+    from .comparison import fig_compare
+    from .rnn_study import fig_rnn
 
     {"fig4": figures.fig4, "fig5": figures.fig5, "fig7": analysis_figures.fig7, "fig8": analysis_figures.fig8,
-     "fig9": fig9}[args.figure](args)
+     "fig9": fig9, "rnn": fig_rnn, "compare": fig_compare}[args.figure](args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -211,25 +264,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="session II or III for one network")
     p.add_argument("--session", type=int, required=True, choices=(2, 3))
-    p.add_argument("--data", required=True, help="prepared dataset (.pt)")
     p.add_argument("--dataset", required=True, choices=("mnist", "cifar10"))
-    p.add_argument("--activation", required=True)
-    p.add_argument("--seed", type=int, required=True)
-    p.add_argument("--out-dir", required=True)
     p.add_argument("--init", default=None, help="session-I record (session 2, learned activations)")
     p.add_argument("--source-model", default=None, help="session-2 model.pt (session 3)")
-    p.add_argument("--max-epochs", type=int, required=True)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--eval-batch-size", type=int, default=1000)
-    p.add_argument("--patience", type=int, default=20)
-    p.add_argument("--monitor", default="val_error")
-    p.add_argument("--restore-best", type=_bool, default=True)
-    p.add_argument("--val-size", type=int, required=True)
-    p.add_argument("--split-seed", type=int, default=0)
-    p.add_argument("--train-limit", type=_optional_int, default=None)
-    p.add_argument("--test-limit", type=_optional_int, default=None)
-    p.add_argument("--device", default="auto")
+    _training_args(p)
     g = p.add_argument_group("adversarial training (PGD, L-inf); unset options take the dataset's defaults")
     g.add_argument("--adversarial", type=_bool, default=False)
     g.add_argument("--adv-eps", type=float, default=None)
@@ -341,6 +379,50 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--scale", required=True)
     p.set_defaults(func=cmd_figure, figure="fig9")
+
+    p = sub.add_parser("train-rnn", help="one recurrent network on sequential MNIST (the recurrence experiment)")
+    _training_args(p)
+    p.add_argument("--init", default=None, help="session-I record (learned activations)")
+    p.add_argument("--hidden", type=int, default=64, help="units of the reference network")
+    p.add_argument("--sequence", choices=("rows", "pixels"), default="rows")
+    p.add_argument("--reference", default="arg2", help="every network is parameter-matched to this one")
+    p.add_argument("--inner-hidden", type=int, default=64)
+    p.add_argument("--inner-depth", type=int, default=2)
+    p.add_argument("--bins", type=int, default=128, help="2-arg input histogram cells per axis")
+    p.add_argument("--extent", type=float, default=6.0)
+    p.add_argument("--mass", type=float, default=0.99)
+    p.add_argument("--fit-weighting", choices=("uniform", "density"), default="uniform")
+    p.set_defaults(func=cmd_train_rnn)
+
+    p = sub.add_parser("rnn-table", help="recurrent networks: accuracy, size, time, 2-arg curvature")
+    p.add_argument("--summaries", nargs="+", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--scale", required=True)
+    p.set_defaults(func=cmd_rnn_table)
+
+    p = sub.add_parser("fig-rnn", help="recurrent networks: accuracy curves and learned 2-arg functions")
+    p.add_argument("--summaries", nargs="+", required=True, help="summary.json of each run (its folder is read)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--scale", required=True)
+    p.add_argument("--examples", type=int, default=3)
+    p.set_defaults(func=cmd_figure, figure="rnn")
+
+    p = sub.add_parser("summary", help="every activation ranked on accuracy, robustness, parameters and time")
+    p.add_argument("--models", nargs="+", required=True, help="session-III model.pt (metrics.csv beside them)")
+    p.add_argument("--metrics", nargs="+", required=True, help="session-II metrics.csv (seconds per epoch)")
+    p.add_argument("--param-table", required=True)
+    p.add_argument("--cifar10c", nargs="*", default=[])
+    p.add_argument("--autoattack", nargs="*", default=[])
+    p.add_argument("--rnn", nargs="*", default=[], help="summary.json of recurrent runs")
+    p.add_argument("--out", required=True)
+    p.add_argument("--scale", required=True)
+    p.set_defaults(func=cmd_summary)
+
+    p = sub.add_parser("fig-compare", help="bars of the summary table per setting and activation")
+    p.add_argument("--summary", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--scale", required=True)
+    p.set_defaults(func=cmd_figure, figure="compare")
 
     for name, helptext in (("fig7", "Fig. 7: learned nonlinearities, best-fit quadratics, curvature tests"),
                            ("fig8", "Fig. 8: 2- and 3-arg examples and power spectra")):

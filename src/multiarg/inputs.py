@@ -60,30 +60,41 @@ def mass_region(counts: torch.Tensor, total: float, mass: float = 0.99) -> torch
 
 
 @torch.no_grad()
+def histogram_inputs(model: torch.nn.Module, x: torch.Tensor, *, bins: int, extent: float, batch_size: int,
+                     device: torch.device) -> dict:
+    """Run uint8 images ``x`` through ``model`` and histogram what each of its learned activations receives.
+
+    Returns the per-activation histograms (``layers``, in module order) and their pooled counts.
+    """
+    acts = [m for m in model.modules() if isinstance(m, MultiArgActivation)]
+    if not acts:
+        raise ValueError(f"{type(model).__name__} has no learned activation to collect inputs for")
+    n = acts[0].n_args
+    layers = [InputHistogram(n, bins, extent) for _ in acts]
+    hooks = [a.register_forward_pre_hook(lambda mod, inp, h=h: h.add(mod.arguments(inp[0])))
+             for a, h in zip(acts, layers)]
+    model.to(device).eval()
+    try:
+        for start in range(0, len(x), batch_size):
+            model(_to_input(x[start:start + batch_size].to(device)))
+    finally:
+        for h in hooks:
+            h.remove()
+    per_layer = [h.result() for h in layers]
+    total = sum(r["total"] for r in per_layer)
+    return {"n_args": n, "bins": bins, "extent": extent, "layers": per_layer, "total": total,
+            "counts": sum(r["counts"] for r in per_layer),
+            "mean": sum(r["mean"] * r["total"] for r in per_layer) / total, "images": len(x)}
+
+
 def collect_inputs(model_path, data_path, out, *, bins: int, extent: float, batch_size: int, device: str,
                    test_limit: int | None, split_seed: int) -> dict:
     """Run the test set through a trained model and histogram every inner-net input, per layer and pooled."""
     from .sessions import load_model
 
-    model, record = load_model(model_path)
-    dev = resolve_device(device)
-    model.to(dev)
-    acts = [m for m in model.modules() if isinstance(m, MultiArgActivation)]
-    if not acts:
-        raise ValueError(f"{model_path} has no learned activation to collect inputs for")
-    n = acts[0].n_args
-    layers = [InputHistogram(n, bins, extent) for _ in acts]
-    hooks = [a.register_forward_pre_hook(lambda mod, inp, h=h: h.add(mod.arguments(inp[0])))
-             for a, h in zip(acts, layers)]
+    model, _ = load_model(model_path)
     x, _ = data.test_subset(data.load_prepared(data_path), test_limit, split_seed)
-    for start in range(0, len(x), batch_size):
-        model(_to_input(x[start:start + batch_size].to(dev)))
-    for h in hooks:
-        h.remove()
-    per_layer = [h.result() for h in layers]
-    pooled = {"counts": sum(r["counts"] for r in per_layer), "total": sum(r["total"] for r in per_layer)}
-    result = {"n_args": n, "bins": bins, "extent": extent, "layers": per_layer, **pooled,
-              "mean": sum(r["mean"] * r["total"] for r in per_layer) / pooled["total"],
-              "images": len(x), "model": str(model_path)}
+    result = {**histogram_inputs(model, x, bins=bins, extent=extent, batch_size=batch_size,
+                                 device=resolve_device(device)), "model": str(model_path)}
     save_torch(result, out)
     return result

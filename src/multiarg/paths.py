@@ -5,6 +5,8 @@ results/
   init/{activation}/seed{seed}.pt                    session I: initial inner nets
   runs/{dataset}/{arch}/{activation}/seed{seed}/session{session}/
       model.pt  metrics.csv  snapshots.pt (session 2)  inputs.pt (learned activations)
+  runs/{dataset}/{arch}/{activation}/seed{seed}/adversarial/   adversarial training, AutoAttack
+  rnn/{sequence}/{activation}/seed{seed}/           recurrent networks on sequential MNIST
   tables/  figures/                                  final artefacts
 """
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 DATA = "results/data/{dataset}.pt"
 INIT = "results/init/{activation}/seed{seed}.pt"
 RUN = "results/runs/{dataset}/{arch}/{activation}/seed{seed}/session{session}"
+RNN_RUN = "results/rnn/{sequence}/{activation}/seed{seed}"
 TABLES = "results/tables"
 FIGURES = "results/figures"
 

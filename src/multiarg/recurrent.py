@@ -22,7 +22,7 @@ class RecurrentNet(nn.Module):
     """Classifier ``(B, 1, 28, 28)`` images in [0, 1] -> logits, reading ``sequence`` steps."""
 
     def __init__(self, activation: str, hidden: int, n_classes: int = 10, sequence: str = "rows",
-                 inner_hidden: int = 64, mean=(0.0,), std=(1.0,)):
+                 inner_hidden: int = 64, inner_depth: int = 2, mean=(0.0,), std=(1.0,)):
         super().__init__()
         if activation not in ("relu", "tanh", "gamma", "arg1", "arg2"):
             raise ValueError(f"unknown recurrent activation {activation!r}")
@@ -34,7 +34,7 @@ class RecurrentNet(nn.Module):
         two = activation == "arg2"
         self.norm = nn.LayerNorm(2 * hidden if two else hidden)
         if activation.startswith("arg"):
-            self.inner = InnerNet(ActivationSpec.parse(activation).n_args, inner_hidden)
+            self.inner = InnerNet(ActivationSpec.parse(activation).n_args, inner_hidden, inner_depth)
             self.act: nn.Module = MultiArgActivation(self.inner, dim=-1)
         else:
             self.inner = None
@@ -54,13 +54,22 @@ class RecurrentNet(nn.Module):
         return self.head(h)
 
 
-def matched_hidden(reference: RecurrentNet, activation: str, search: int = 512) -> int:
+def recurrent_param_count(activation: str, hidden: int, inputs: int, n_classes: int = 10, inner_hidden: int = 64,
+                          inner_depth: int = 2) -> int:
+    """Closed-form parameter count of a :class:`RecurrentNet` (tests check it against torch)."""
+    from .params import inner_param_count
+
+    norm = 2 * (2 * hidden if activation == "arg2" else hidden)
+    act = {"gamma": 2 * hidden}.get(activation, 0)
+    if activation.startswith("arg"):
+        act = inner_param_count(ActivationSpec.parse(activation).n_args, inner_hidden, inner_depth)
+    return inputs * hidden + hidden + hidden * hidden + norm + act + hidden * n_classes + n_classes
+
+
+def matched_hidden(reference: RecurrentNet, activation: str, search: int = 4096) -> int:
     """Hidden size for ``activation`` whose parameter count is closest to ``reference``'s."""
     target = sum(p.numel() for p in reference.parameters())
-
-    def count(h: int) -> int:
-        net = RecurrentNet(activation, h, reference.head.out_features, reference.sequence,
-                           reference.inner.hidden if reference.inner is not None else 64)
-        return sum(p.numel() for p in net.parameters())
-
-    return min(range(1, search + 1), key=lambda h: (abs(count(h) - target), h))
+    inputs, classes = reference.feedforward.in_features, reference.head.out_features
+    inner = (reference.inner.hidden, reference.inner.depth) if reference.inner is not None else ()
+    return min(range(1, search + 1),
+               key=lambda h: (abs(recurrent_param_count(activation, h, inputs, classes, *inner) - target), h))

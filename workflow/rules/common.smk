@@ -16,7 +16,9 @@ TRIALS = config["analysis"]["trials"]
 # The analyses add session-II runs (more seeds, 3-arg nets) and untrained Xavier inits beyond ACTIVATIONS.
 ANALYSED = [a for a in ("arg2", "arg2-xavier", "arg3") if TRIALS[a]]
 XAVIER_INITS = {"arg2-xavier": TRIALS["arg2-xavier"], "arg3-xavier": TRIALS["arg3"]}
-ALL_ACTIVATIONS = list(dict.fromkeys(ACTIVATIONS + ANALYSED + [a for a, n in XAVIER_INITS.items() if n]))
+RNN = config["rnn"]
+RNN_LEARNED = [a for a in RNN["activations"] if a.startswith("arg")]  # need a session-I inner net
+ALL_ACTIVATIONS = list(dict.fromkeys(ACTIVATIONS + ANALYSED + [a for a, n in XAVIER_INITS.items() if n] + RNN_LEARNED))
 LEARNED = [a for a in ALL_ACTIVATIONS if ActivationSpec.parse(a).learned]
 # Session III retrains on a learned nonlinearity; the Xavier controls stop after session II.
 SESSION3 = [a for a in ACTIVATIONS if not a.endswith("-xavier")]
@@ -41,6 +43,7 @@ wildcard_constraints:
     arch=_alternatives(ARCHS),
     activation=_alternatives(ALL_ACTIVATIONS),
     seed=r"\d+",
+    sequence="rows|pixels",
 
 
 def cli_args(options):
@@ -204,11 +207,47 @@ def fig5_inputs():
     return {"snapshots": [f"{p}/snapshots.pt" for p in folders], "inputs": [f"{p}/inputs.pt" for p in folders]}
 
 
+RNN_RUN = paths.RNN_RUN
+
+
+def rnn_summaries(name="summary.json"):
+    return [f"{RNN_RUN}/{name}".format(sequence=RNN["sequence"], activation=a, seed=s)
+            for a in RNN["activations"] for s in RNN["seeds"] or SEEDS]
+
+
+def get_rnn_args(wildcards):
+    t, d, m, a = config["train"], config["data"], config["model"], config["analysis"]
+    return cli_args({"hidden": RNN["hidden"], "inner_hidden": m["inner_hidden"], "inner_depth": m["inner_depth"],
+                     "max_epochs": RNN["max_epochs"], "lr": t["lr"], "batch_size": t["batch_size"],
+                     "eval_batch_size": t["eval_batch_size"], "patience": t["patience"], "monitor": t["monitor"],
+                     "restore_best": t["restore_best"], "val_size": d["val_size"], "split_seed": d["split_seed"],
+                     "train_limit": d["train_limit"], "test_limit": d["test_limit"], "device": config["device"],
+                     "bins": a["input_bins"], "extent": a["input_extent"], "mass": a["mass"],
+                     "fit_weighting": a["fit_weighting"]})
+
+
+def summary_inputs():
+    """Everything the summary ranks: session-III models (test accuracy), session-II metrics (time), parameter
+    counts, and where they run, CIFAR-10-C errors, AutoAttack results and the recurrent runs."""
+    inputs = {"models": runs(S3, "model.pt", CURVES), "metrics": runs(S2, "metrics.csv", CURVES),
+              "params": f"{paths.TABLES}/param_counts.csv"}
+    optional = {"cifar10c": c10c_errors(), "autoattack": autoattack_results(),
+                "rnn": rnn_summaries() if "mnist" in DATASETS else []}
+    return {**inputs, **{k: v for k, v in optional.items() if v}}
+
+
+def related_targets():
+    targets = [f"{paths.TABLES}/summary.csv"] + figure("compare")
+    if RNN["activations"] and "mnist" in DATASETS:
+        targets += [f"{paths.TABLES}/rnn.csv"] + figure("rnn")
+    return targets
+
+
 def figure(name):
     return [f"{paths.FIGURES}/{name}.pdf", f"{paths.FIGURES}/{name}.png"]
 
 
 def all_targets():
     return (figure("fig4") + figure("fig5") + figure("fig7") + figure("fig8") + [f"{paths.TABLES}/param_counts.csv"]
-            + list(ANALYSIS_TABLES.values()) + robustness_targets()
+            + list(ANALYSIS_TABLES.values()) + robustness_targets() + related_targets()
             + runs(S2, "metrics.csv", ACTIVATIONS) + runs(S3, "metrics.csv", SESSION3))

@@ -1,0 +1,156 @@
+"""Every activation side by side: the paper's models, the related designs (adaptive gamma, DAC) and the
+recurrent experiment, ranked per setting on accuracy, robustness, parameters and training time."""
+from __future__ import annotations
+
+import csv
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from .io import load_torch
+from .paths import parse_run
+from .tables import write_table
+
+# name, higher is better; ranks are 1 = best within one dataset x architecture
+METRICS = {"test_acc": True, "robust_acc": True, "mce": False, "params": False, "sec_per_epoch": False}
+
+
+def _stat(values: list[float]) -> tuple[float, float]:
+    v = np.asarray(values, dtype=float)
+    return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else float("nan")
+
+
+def _session3_accuracy(model_paths: list[str]) -> dict[tuple, list[float]]:
+    """Test accuracy (%) at each session-III run's best-validation epoch, by (dataset, arch, activation)."""
+    out = defaultdict(list)
+    for p in model_paths:
+        info, record = parse_run(p), load_torch(p)
+        with open(Path(p).parent / "metrics.csv") as fh:
+            rows = list(csv.DictReader(fh))
+        best = rows[record["best_epoch"] - 1] if record["best_epoch"] else rows[-1]
+        out[info["dataset"], info["arch"], info["activation"]].append(100 * float(best["test_acc"]))
+    return out
+
+
+def _seconds(metric_paths: list[str]) -> dict[tuple, list[float]]:
+    """Mean seconds per epoch of each session-II run (joint training: every parameter trainable)."""
+    out = defaultdict(list)
+    for p in metric_paths:
+        info = parse_run(p)
+        with open(p) as fh:
+            secs = [float(r["seconds"]) for r in csv.DictReader(fh)]
+        out[info["dataset"], info["arch"], info["activation"]].append(float(np.mean(secs)))
+    return out
+
+
+def _params(param_table: str) -> dict[tuple, int]:
+    with open(param_table) as fh:
+        return {(r["dataset"], r["arch"], r["activation"]): int(r["params_exact"]) for r in csv.DictReader(fh)}
+
+
+def collect(models: list[str], metrics: list[str], param_table: str, cifar10c: list[str] = (),
+            autoattack: list[str] = (), rnn: list[str] = ()) -> dict[tuple, dict[str, list[float]]]:
+    """Per-seed values of every metric, by (dataset, arch, activation)."""
+    values: dict[tuple, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for key, accs in _session3_accuracy(models).items():
+        values[key]["test_acc"] = accs
+    for key, secs in _seconds(metrics).items():
+        values[key]["sec_per_epoch"] = secs
+    for key, count in _params(param_table).items():
+        if key in values:
+            values[key]["params"] = [count]
+    for p in autoattack:
+        r = json.loads(Path(p).read_text())
+        values[r["dataset"], r["arch"], r["activation"]]["robust_acc"].append(100 * r["robust_accuracy"])
+    if cifar10c:
+        from .cifar10c import summarise
+
+        by_run = defaultdict(list)
+        for p in cifar10c:
+            info = parse_run(p)
+            by_run[info["arch"]].append(p)
+        for arch, paths in by_run.items():
+            for act, s in summarise(paths).items():
+                values["cifar10", arch, act]["mce"] = [100 * v for v in s["mce"]["values"]]
+    for p in rnn:
+        r = json.loads(Path(p).read_text())
+        key = ("mnist", f"rnn-{r['sequence']}", r["activation"])
+        values[key]["test_acc"].append(100 * r["test_acc"])
+        values[key]["sec_per_epoch"].append(r["seconds_per_epoch"])
+        values[key]["params"] = [r["params"]]
+    return values
+
+
+def rank_rows(values: dict[tuple, dict[str, list[float]]]) -> list[dict]:
+    """One row per (dataset, arch, activation): mean, SD over seeds and rank of each metric, and the mean rank."""
+    settings = defaultdict(dict)
+    for (dataset, arch, act), v in values.items():
+        settings[dataset, arch][act] = {m: _stat(v[m]) for m in METRICS if v.get(m)}
+    rows = []
+    for (dataset, arch), acts in sorted(settings.items()):
+        ranks = defaultdict(dict)
+        for metric, higher in METRICS.items():
+            means = {a: acts[a][metric][0] * (-1 if higher else 1) for a in acts if metric in acts[a]}
+            if len(means) > 1:
+                for a, m in means.items():  # ties share the better rank (1, 2, 2, 4)
+                    ranks[a][metric] = 1 + sum(other < m for other in means.values())
+        for act, stats in sorted(acts.items(), key=lambda kv: np.mean(list(ranks[kv[0]].values()) or [0])):
+            row = {"dataset": dataset, "arch": arch, "activation": act,
+                   "seeds": len(values[dataset, arch, act].get("test_acc", []))}
+            for metric in METRICS:
+                mean, sd = stats.get(metric, (None, None))
+                digits = 0 if metric == "params" else 3 if metric == "sec_per_epoch" else 2
+                row[metric] = "" if mean is None else f"{mean:.{digits}f}"
+                if metric != "params":
+                    row[f"{metric}_sd"] = "" if sd is None or np.isnan(sd) else f"{sd:.{digits}f}"
+                row[f"{metric}_rank"] = ranks[act].get(metric, "")
+            row["mean_rank"] = f"{np.mean(list(ranks[act].values())):.2f}" if ranks[act] else ""
+            rows.append(row)
+    return rows
+
+
+def write_summary(rows: list[dict], out: str, scale: str) -> None:
+    notes = ["test_acc: test accuracy (%) of session III (the outer network retrained on the frozen learned "
+             "nonlinearity; for the RNN, the one joint training) at the best-validation epoch; robust_acc: Table 1 "
+             "robust accuracy (%) after adversarial training; mce: CIFAR-10-C mCE (%) against ReLU; params: exact "
+             "parameter count (matched to the 2-arg network); sec_per_epoch: session-II seconds per epoch on the "
+             "machine that ran it (jobs running side by side share it, so compare within one run only).",
+             "Means and SDs over seeds; ranks within each dataset x arch (1 = best: highest accuracy, lowest mCE, "
+             "fewest parameters, fastest); mean_rank averages the ranks a model has. Ranks ignore seed spread: "
+             "read the SDs before calling a difference real."]
+    write_table(rows, out, f"Summary: every activation ranked per setting ({scale})", notes=notes)
+
+
+def fig_compare(args) -> None:
+    """Bars per setting and activation: test accuracy, AutoAttack robust accuracy, CIFAR-10-C mCE, s/epoch."""
+    from .figures import COLORS, LABELS, plt, save, stamp
+
+    colors = {**COLORS, "tanh": "tab:gray"}
+    with open(args.summary) as fh:
+        rows = list(csv.DictReader(fh))
+    panels = [(m, t) for m, t in (("test_acc", "test accuracy (%)"), ("robust_acc", "robust accuracy (%)"),
+                                  ("mce", "CIFAR-10-C mCE (%)"), ("sec_per_epoch", "seconds per epoch"))
+              if any(r[m] for r in rows)]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)
+    acts = list(dict.fromkeys(a for a in [*colors, *(r["activation"] for r in rows)]
+                              if any(r["activation"] == a for r in rows)))
+    for ax, (metric, title) in zip(axes[0], panels):
+        settings = sorted({(r["dataset"], r["arch"]) for r in rows if r[metric]})
+        width = 0.8 / len(acts)
+        for i, act in enumerate(acts):
+            got = {(r["dataset"], r["arch"]): r for r in rows if r["activation"] == act and r[metric]}
+            xs = [j for j, s in enumerate(settings) if s in got]
+            mean = [float(got[settings[j]][metric]) for j in xs]
+            sd = [float(got[settings[j]][f"{metric}_sd"] or 0) for j in xs]
+            ax.bar(np.array(xs) + (i - (len(acts) - 1) / 2) * width, mean, width, yerr=sd, capsize=1.5,
+                   color=colors.get(act, "0.5"), label=LABELS.get(act, act))
+        ax.set_xticks(range(len(settings)), [f"{d}\n{a}" for d, a in settings], fontsize=7)
+        ax.set_title(title, fontsize=9)
+        if metric == "sec_per_epoch":
+            ax.set_yscale("log")
+    axes[0][0].legend(fontsize=6)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    stamp(fig, args.scale, {"bars: mean ± SD over seeds"})
+    save(fig, args.out)

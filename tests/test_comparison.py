@@ -1,0 +1,71 @@
+import csv
+import json
+
+import pytest
+
+from multiarg.comparison import collect, rank_rows
+from multiarg.io import save_torch
+from multiarg.train import write_metrics
+
+
+def _row(epoch, val_acc, test_acc, seconds=1.0):
+    return dict(epoch=epoch, train_loss=1, train_acc=0.5, val_loss=1, val_acc=val_acc, test_loss=1, test_acc=test_acc,
+                seconds=seconds)
+
+
+def test_ranks_follow_each_metrics_direction_and_keep_the_seed_spread():
+    values = {("mnist", "mlp", "arg2"): {"test_acc": [90, 92], "params": [1000], "sec_per_epoch": [3.0, 3.0],
+                                        "robust_acc": [40.0]},
+              ("mnist", "mlp", "relu"): {"test_acc": [85, 87], "params": [990], "sec_per_epoch": [1.0, 1.0],
+                                        "robust_acc": [30.0]},
+              ("mnist", "mlp", "gamma"): {"test_acc": [90.5], "params": [1010], "sec_per_epoch": [2.0]}}
+    rows = {r["activation"]: r for r in rank_rows(values)}
+    assert [rows[a]["test_acc_rank"] for a in ("arg2", "gamma", "relu")] == [1, 2, 3]
+    assert [rows[a]["sec_per_epoch_rank"] for a in ("relu", "gamma", "arg2")] == [1, 2, 3]
+    assert rows["relu"]["params_rank"] == 1 and rows["arg2"]["robust_acc_rank"] == 1
+    assert rows["gamma"]["robust_acc"] == "" and rows["gamma"]["robust_acc_rank"] == ""
+    assert rows["arg2"]["test_acc"] == "91.00" and rows["arg2"]["test_acc_sd"] == "1.41"
+    assert rows["gamma"]["test_acc_sd"] == ""  # one seed: no spread
+    assert rows["arg2"]["mean_rank"] == f"{(1 + 1 + 2 + 3) / 4:.2f}"  # accuracy, robustness, params, time
+
+
+def test_ties_share_the_better_rank():
+    values = {("mnist", "mlp", a): {"robust_acc": [v]} for a, v in (("arg2", 0.0), ("relu", 0.0), ("dac", 5.0))}
+    rows = {r["activation"]: r["robust_acc_rank"] for r in rank_rows(values)}
+    assert rows == {"dac": 1, "arg2": 2, "relu": 2}
+
+
+def test_a_single_model_in_a_setting_gets_no_rank():
+    rows = rank_rows({("mnist", "rnn-rows", "arg2"): {"test_acc": [50.0]}})
+    assert rows[0]["test_acc_rank"] == "" and rows[0]["mean_rank"] == ""
+
+
+def test_collect_reads_runs_at_their_best_epoch(tmp_path):
+    models, metrics = [], []
+    for act, best in (("arg2", 1), ("relu", 2)):
+        for session in (2, 3):
+            run = tmp_path / f"results/runs/mnist/mlp/{act}/seed0/session{session}"
+            run.mkdir(parents=True)
+            write_metrics([_row(1, 0.9, 0.80, 2.0), _row(2, 0.95 if best == 2 else 0.5, 0.70, 4.0)],
+                          run / "metrics.csv")
+            save_torch({"best_epoch": best}, run / "model.pt")
+        models.append(str(run / "model.pt"))
+        metrics.append(str(run.parent / "session2" / "metrics.csv"))
+    table = tmp_path / "params.csv"
+    with open(table, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, ["dataset", "arch", "activation", "params_exact"])
+        writer.writeheader()
+        writer.writerows([{"dataset": "mnist", "arch": "mlp", "activation": a, "params_exact": n}
+                          for a, n in (("arg2", 100), ("relu", 98), ("dac", 97))])
+    aa = tmp_path / "aa.json"
+    aa.write_text(json.dumps({"dataset": "mnist", "arch": "mlp", "activation": "relu", "robust_accuracy": 0.25}))
+    rnn = tmp_path / "rnn.json"
+    rnn.write_text(json.dumps({"sequence": "rows", "activation": "tanh", "test_acc": 0.5, "seconds_per_epoch": 7.0,
+                               "params": 500}))
+    values = collect(models, metrics, str(table), autoattack=[str(aa)], rnn=[str(rnn)])
+    assert values["mnist", "mlp", "arg2"]["test_acc"] == [pytest.approx(80.0)]
+    assert values["mnist", "mlp", "relu"]["test_acc"] == [pytest.approx(70.0)]
+    assert values["mnist", "mlp", "relu"]["sec_per_epoch"] == [3.0] and values["mnist", "mlp", "relu"]["params"] == [98]
+    assert values["mnist", "mlp", "relu"]["robust_acc"] == [25.0]
+    assert ("mnist", "mlp", "dac") not in values  # parameter rows alone do not make a run
+    assert values["mnist", "rnn-rows", "tanh"] == {"test_acc": [50.0], "sec_per_epoch": [7.0], "params": [500]}

@@ -1,0 +1,116 @@
+rule train_rnn:
+    input:
+        data=paths.DATA.format(dataset="mnist"),
+        init=lambda wildcards: paths.INIT.format(**wildcards) if wildcards.activation.startswith("arg") else [],
+    output:
+        summary=f"{RNN_RUN}/summary.json",
+        model=f"{RNN_RUN}/model.pt",
+        metrics=f"{RNN_RUN}/metrics.csv",
+    log:
+        "logs/train_rnn/{sequence}/{activation}/seed{seed}.log",
+    benchmark:
+        "logs/benchmarks/train_rnn/{sequence}/{activation}/seed{seed}.tsv"
+    wildcard_constraints:
+        activation=_alternatives(RNN["activations"]),
+    params:
+        args=get_rnn_args,
+        init=get_init_arg,
+        out_dir=RNN_RUN,
+    threads: 1
+    resources:
+        mem_mb=lambda wildcards, attempt: 6000 * attempt,
+        runtime=lambda wildcards, attempt: 24 * 60 * attempt,
+        gpu=1,
+    conda:
+        ENV
+    shell:
+        "python -m multiarg --threads {threads} train-rnn --data {input.data} --activation {wildcards.activation}"
+        " --seed {wildcards.seed} --sequence {wildcards.sequence} --out-dir {params.out_dir} {params.init}"
+        " {params.args} > {log} 2>&1"
+
+
+rule rnn_table:
+    input:
+        rnn_summaries(),
+    output:
+        csv=report(f"{paths.TABLES}/rnn.csv", caption="../report/table.rst", category="Tables"),
+        md=f"{paths.TABLES}/rnn.md",
+    log:
+        "logs/rnn_table/rnn_table.log",
+    params:
+        scale=shlex.quote(config["scale"]),
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        ENV
+    shell:
+        "python -m multiarg rnn-table --out {output.csv} --scale {params.scale} --summaries {input} > {log} 2>&1"
+
+
+rule fig_rnn:
+    input:
+        summaries=rnn_summaries(),
+        models=rnn_summaries("model.pt"),
+    output:
+        pdf=f"{paths.FIGURES}/rnn.pdf",
+        png=report(f"{paths.FIGURES}/rnn.png", caption="../report/rnn.rst", category="Figures"),
+    log:
+        "logs/figures/rnn.log",
+    params:
+        scale=shlex.quote(config["scale"]),
+        examples=config["figures"]["fig7"]["examples"],
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        ENV
+    shell:
+        "python -m multiarg fig-rnn --out {output.pdf} --scale {params.scale} --examples {params.examples}"
+        " --summaries {input.summaries} > {log} 2>&1"
+
+
+rule summary_table:
+    input:
+        **summary_inputs(),
+    output:
+        csv=report(f"{paths.TABLES}/summary.csv", caption="../report/table.rst", category="Tables"),
+        md=f"{paths.TABLES}/summary.md",
+    log:
+        "logs/summary_table/summary_table.log",
+    params:
+        scale=shlex.quote(config["scale"]),
+        optional=lambda wildcards, input: " ".join(
+            f"--{k} {' '.join(input[k])}" for k in ("cifar10c", "autoattack", "rnn") if input.get(k)
+        ),
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=20,
+    conda:
+        ENV
+    shell:
+        "python -m multiarg summary --out {output.csv} --scale {params.scale} --models {input.models}"
+        " --metrics {input.metrics} --param-table {input.params} {params.optional} > {log} 2>&1"
+
+
+rule fig_compare:
+    input:
+        rules.summary_table.output.csv,
+    output:
+        pdf=f"{paths.FIGURES}/compare.pdf",
+        png=report(f"{paths.FIGURES}/compare.png", caption="../report/compare.rst", category="Figures"),
+    log:
+        "logs/figures/compare.log",
+    params:
+        scale=shlex.quote(config["scale"]),
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        ENV
+    shell:
+        "python -m multiarg fig-compare --summary {input} --out {output.pdf} --scale {params.scale} > {log} 2>&1"
