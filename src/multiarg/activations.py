@@ -64,6 +64,13 @@ class InnerNet(nn.Module):
         return self
 
 
+def load_inner(record: dict) -> InnerNet:
+    """The inner net of a session-I record (``{"n_args", "hidden", "depth", "state_dict", ...}``)."""
+    inner = InnerNet(record["n_args"], record["hidden"], record["depth"])
+    inner.load_state_dict(record["state_dict"])
+    return inner
+
+
 class MultiArgActivation(nn.Module):
     """Apply a (shared) inner net to ``n_args`` slices of axis ``dim``.
 

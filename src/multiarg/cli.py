@@ -236,6 +236,16 @@ def cmd_figure(args):
      "fig9": fig9, "rnn": fig_rnn, "compare": fig_compare}[args.figure](args)
 
 
+def _gather(sub, name: str, helptext: str, inputs: str, func, **defaults) -> argparse.ArgumentParser:
+    """A step that reads many files (``--{inputs}``) into one table or figure (``--out``; Markdown, PNG beside it)."""
+    p = sub.add_parser(name, help=helptext)
+    p.add_argument(f"--{inputs}", nargs="+", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--scale", required=True)
+    p.set_defaults(func=func, **defaults)
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="multiarg", description=__doc__)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
@@ -347,11 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_eval_corruptions)
 
-    p = sub.add_parser("cifar10c-table", help="CE, relative CE, mCE against ReLU, over seeds")
-    p.add_argument("--errors", nargs="+", required=True)
-    p.add_argument("--out", required=True)
-    p.add_argument("--scale", required=True)
-    p.set_defaults(func=cmd_cifar10c_table)
+    _gather(sub, "cifar10c-table", "CE, relative CE, mCE against ReLU, over seeds", "errors", cmd_cifar10c_table)
 
     p = sub.add_parser("autoattack", help="AutoAttack (L-inf) on one adversarially trained network")
     p.add_argument("--model", required=True)
@@ -368,17 +374,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_autoattack)
 
-    p = sub.add_parser("table1", help="Table 1: AutoAttack robust accuracy, 2-arg - ReLU increment")
-    p.add_argument("--results", nargs="+", required=True)
-    p.add_argument("--out", required=True, help="CSV; Markdown and LaTeX beside it")
-    p.add_argument("--scale", required=True)
-    p.set_defaults(func=cmd_table1)
-
-    p = sub.add_parser("fig9", help="Fig. 9: CIFAR-10-C corruption errors")
-    p.add_argument("--errors", nargs="+", required=True)
-    p.add_argument("--out", required=True)
-    p.add_argument("--scale", required=True)
-    p.set_defaults(func=cmd_figure, figure="fig9")
+    _gather(sub, "table1", "Table 1: AutoAttack robust accuracy, 2-arg - ReLU increment (LaTeX too)", "results",
+            cmd_table1)
+    _gather(sub, "fig9", "Fig. 9: CIFAR-10-C corruption errors", "errors", cmd_figure, figure="fig9")
 
     p = sub.add_parser("train-rnn", help="one recurrent network on sequential MNIST (the recurrence experiment)")
     _training_args(p)
@@ -394,18 +392,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fit-weighting", choices=("uniform", "density"), default="uniform")
     p.set_defaults(func=cmd_train_rnn)
 
-    p = sub.add_parser("rnn-table", help="recurrent networks: accuracy, size, time, 2-arg curvature")
-    p.add_argument("--summaries", nargs="+", required=True)
-    p.add_argument("--out", required=True)
-    p.add_argument("--scale", required=True)
-    p.set_defaults(func=cmd_rnn_table)
-
-    p = sub.add_parser("fig-rnn", help="recurrent networks: accuracy curves and learned 2-arg functions")
-    p.add_argument("--summaries", nargs="+", required=True, help="summary.json of each run (its folder is read)")
-    p.add_argument("--out", required=True)
-    p.add_argument("--scale", required=True)
+    _gather(sub, "rnn-table", "recurrent networks: accuracy, size, time, 2-arg curvature", "summaries",
+            cmd_rnn_table)
+    p = _gather(sub, "fig-rnn", "recurrent networks: accuracy curves and learned 2-arg functions (reads the "
+                "folders of the summaries)", "summaries", cmd_figure, figure="rnn")
     p.add_argument("--examples", type=int, default=3)
-    p.set_defaults(func=cmd_figure, figure="rnn")
 
     p = sub.add_parser("summary", help="every activation ranked on accuracy, robustness, parameters and time")
     p.add_argument("--models", nargs="+", required=True, help="session-III model.pt (metrics.csv beside them)")

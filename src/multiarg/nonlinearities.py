@@ -15,12 +15,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .activations import load_inner
 from .analysis import curvature_sign_test, fit_quadratic, hermite_bessel_basis, null_band, power_spectrum
 from .analysis import solid_harmonic_basis
 from .inputs import centers, mass_region
 from .io import load_torch, save_torch
 from .paths import parse_run
-from .pretrain import load_inner
 from .tables import write_table
 
 log = logging.getLogger(__name__)

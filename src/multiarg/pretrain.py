@@ -96,9 +96,3 @@ def make_initial_inner(n_args: int, init: str, seed: int, hidden: int, depth: in
         raise ValueError(f"unknown inner-net init {init!r}")
     record["state_dict"] = inner.state_dict()
     return record
-
-
-def load_inner(record: dict) -> InnerNet:
-    inner = InnerNet(record["n_args"], record["hidden"], record["depth"])
-    inner.load_state_dict(record["state_dict"])
-    return inner

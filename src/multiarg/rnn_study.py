@@ -15,11 +15,11 @@ import numpy as np
 import torch
 
 from . import data
+from .activations import load_inner
 from .analysis import curvature_sign_test
 from .inputs import histogram_inputs
 from .io import load_torch, save_torch, write_json
 from .nonlinearities import AnalysisConfig, analyse_function
-from .pretrain import load_inner
 from .recurrent import SEQUENCES, RecurrentNet, matched_hidden
 from .runtime import derive_seed, resolve_device
 from .tables import write_table

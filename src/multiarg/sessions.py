@@ -10,9 +10,9 @@ from pathlib import Path
 import torch
 
 from . import data
+from .activations import load_inner
 from .io import load_torch, save_torch
 from .models import ModelConfig, OuterNet
-from .pretrain import load_inner
 from .runtime import derive_seed, resolve_device
 from .train import TrainConfig, fit, write_metrics
 
