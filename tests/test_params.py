@@ -1,9 +1,12 @@
 import math
 
 import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from multiarg import (ModelConfig, OuterNet, count_parameters, exact_param_count, inner_param_count,
                       matched_widths, paper_mlp_param_count)
+from multiarg.params import _hidden_layers, forward_flops
 
 CASES = [("mlp", (1, 28, 28), (64, 64, 64)), ("mlp", (3, 32, 32), (10, 20)), ("cnn", (3, 32, 32), (60, 120, 120, 120)),
          ("cnn", (1, 28, 28), (5, 7, 9, 11))]
@@ -15,6 +18,23 @@ CASES = [("mlp", (1, 28, 28), (64, 64, 64)), ("mlp", (3, 32, 32), (10, 20)), ("c
 def test_closed_form_count_equals_the_built_network(arch, shape, widths, activation, layernorm):
     cfg = ModelConfig(arch, activation, shape, 10, widths, layernorm=layernorm)
     assert exact_param_count(cfg) == count_parameters(OuterNet(cfg))
+
+
+@pytest.mark.parametrize("arch,shape,widths", CASES[1:2] + CASES[3:])
+@pytest.mark.parametrize("activation", ["relu", "arg1", "arg2", "arg3", "gamma"])
+def test_forward_flops_equal_torchs_flop_counter(arch, shape, widths, activation):
+    cfg = ModelConfig(arch, activation, shape, 10, widths)
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        OuterNet(cfg).eval()(torch.rand(2, *shape))
+    assert forward_flops(cfg) == counter.get_total_flops() // 2
+
+
+@pytest.mark.parametrize("arch,shape,widths", CASES)
+def test_dac_flops_double_the_weighted_sums_of_the_same_widths(arch, shape, widths):
+    relu, dac = (ModelConfig(arch, a, shape, 10, widths) for a in ("relu", "dac"))
+    head = 2 * 10 * _hidden_layers(relu)[1]  # the read-out is linear in both
+    assert forward_flops(dac) - head == 2 * (forward_flops(relu) - head)
 
 
 def test_inner_net_count_against_the_papers_term():

@@ -11,26 +11,51 @@ def inner_param_count(n_args: int, hidden: int = 64, depth: int = 2) -> int:
     return n_args * hidden + hidden + (depth - 1) * (hidden * hidden + hidden) + hidden + 1
 
 
-def exact_param_count(cfg: ModelConfig) -> int:
-    """Closed-form count of :class:`~multiarg.models.OuterNet` parameters (tests check it against torch)."""
-    n = cfg.spec.n_args
+def inner_flops(n_args: int, hidden: int = 64, depth: int = 2) -> int:
+    """FLOPs (2 per multiply-add) of one inner-net evaluation."""
+    return 2 * (n_args * hidden + (depth - 1) * hidden * hidden + hidden)
+
+
+def _hidden_layers(cfg: ModelConfig) -> tuple[list[tuple[int, int, int, int]], int]:
+    """``(fan_in, pre_activations, units, output_locations)`` of every hidden layer, and the head's fan-in."""
     channels, size, _ = cfg.in_shape
     cnn = cfg.arch == "cnn"
     kernel = cfg.kernel_size**2 if cnn else 1
     fan_in = channels if cnn else channels * size * size
-    total = 0
+    layers = []
     for i, units in enumerate(cfg.widths):
-        pre = n * units
-        weights = fan_in * kernel * pre * (2 if cfg.spec.name == "dac" else 1)  # DAC: a bias per connection
-        total += weights + pre + (2 * pre if cfg.layernorm else 0) + (2 * pre if cfg.spec.name == "gamma" else 0)
         if cnn:
             size = size + 2 * cfg.padding - cfg.kernel_size + 1
-            size = size // 2 if i in cfg.pool_after else size
+        layers.append((fan_in * kernel, cfg.spec.n_args * units, units, size * size if cnn else 1))
+        if cnn and i in cfg.pool_after:
+            size //= 2
         fan_in = units
-    flat = fan_in * size * size if cnn else fan_in
+    return layers, fan_in * size * size if cnn else fan_in
+
+
+def exact_param_count(cfg: ModelConfig) -> int:
+    """Closed-form count of :class:`~multiarg.models.OuterNet` parameters (tests check it against torch)."""
+    layers, flat = _hidden_layers(cfg)
+    per_weight = 2 if cfg.spec.name == "dac" else 1  # DAC: a dendrite bias per connection
+    per_unit = 1 + (2 if cfg.layernorm else 0) + (2 if cfg.spec.name == "gamma" else 0)  # bias, LayerNorm, n and s
+    total = sum(fan_in * pre * per_weight + pre * per_unit for fan_in, pre, _, _ in layers)
     total += flat * cfg.n_classes + cfg.n_classes
     if cfg.spec.learned:
-        total += inner_param_count(n, cfg.inner_hidden, cfg.inner_depth)
+        total += inner_param_count(cfg.spec.n_args, cfg.inner_hidden, cfg.inner_depth)
+    return total
+
+
+def forward_flops(cfg: ModelConfig) -> int:
+    """FLOPs of one image's forward pass, 2 per multiply-add: the layers' and the head's weighted sums, DAC's add
+    and relu on every connection (2 more), and the inner net at every unit and location. Elementwise work
+    (LayerNorm, ReLU, gamma, pooling, biases) is left out, as in ``torch.utils.flop_counter``."""
+    layers, flat = _hidden_layers(cfg)
+    per_connection = 4 if cfg.spec.name == "dac" else 2
+    total = sum(per_connection * fan_in * pre * locations for fan_in, pre, _, locations in layers)
+    total += 2 * flat * cfg.n_classes
+    if cfg.spec.learned:
+        evaluations = sum(units * locations for _, _, units, locations in layers)
+        total += evaluations * inner_flops(cfg.spec.n_args, cfg.inner_hidden, cfg.inner_depth)
     return total
 
 

@@ -175,6 +175,8 @@ def write_rnn_table(paths: list[str], out: str, scale: str) -> list[dict]:
 def fig_rnn(args) -> None:
     """(a) test accuracy per epoch for every recurrent activation; (b) learned 2-arg functions of
     (feedforward, recurrent) drive with their curvature; (c) normalised curvature before and after training."""
+    from matplotlib.ticker import MaxNLocator
+
     from .figures import COLORS, LABELS, draw_function, plt, read_metrics, save, stamp
 
     colors = {**COLORS, "tanh": "tab:gray"}
@@ -196,6 +198,7 @@ def fig_rnn(args) -> None:
         ax.plot(x, mean, color=colors[act], lw=1, label=f"{LABELS.get(act, act)} (n={len(runs)})")
         ax.fill_between(x, mean - sd, mean + sd, color=colors[act], alpha=0.25, lw=0)
     ax.set(xlabel="epoch", ylabel="test accuracy (%)", title="a  sequential MNIST")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(fontsize=6)
     for i, s in enumerate(examples):
         a = load_torch(s["folder"] / "model.pt")["analysis"]["learned"]

@@ -30,7 +30,7 @@ def parameter_table(args, out: Path) -> list[dict]:
     """Exact counts (and the paper's MLP formula) for every dataset x architecture x activation."""
     from .cli import model_config
     from .data import SHAPES
-    from .params import exact_param_count, matched_widths, paper_mlp_param_count
+    from .params import exact_param_count, forward_flops, matched_widths, paper_mlp_param_count
 
     rows = []
     for dataset in args.datasets:
@@ -45,12 +45,15 @@ def parameter_table(args, out: Path) -> list[dict]:
                 count = exact_param_count(cfg)
                 (channels, size, _), _classes = SHAPES[dataset]
                 formula = (paper_mlp_param_count(channels * size * size, cfg.widths, cfg.n_classes, cfg.spec.n_args)
-                           if arch == "mlp" else "")
+                           if arch == "mlp" and activation not in ("gamma", "dac") else "")  # the paper's models only
                 rows.append({"dataset": dataset, "arch": arch, "activation": activation,
                              "widths": "/".join(map(str, cfg.widths)), "beta": beta, "params_exact": count,
                              "reference": args.match_to, "reference_params_exact": ref_count,
                              "mismatch": count - ref_count,
                              "mismatch_pct": f"{100 * (count - ref_count) / ref_count:+.2f}",
-                             "params_paper_formula": formula})
-    write_table(rows, out, "Parameter counts (exact, from the built networks' formula) and matched widths")
+                             "params_paper_formula": formula, "mflops_forward": f"{forward_flops(cfg) / 1e6:.3f}"})
+    write_table(rows, out, "Parameter counts (exact, from the built networks' formula) and matched widths",
+                notes=["mflops_forward: MFLOPs of one image's forward pass, 2 per multiply-add, inner-net evaluations "
+                       "and DAC's per-connection add and relu included, elementwise work (LayerNorm, ReLU, pooling) "
+                       "left out; parameter matching equalises parameters, not FLOPs."])
     return rows
