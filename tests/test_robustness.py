@@ -50,7 +50,8 @@ def test_seed_summary_by_hand():
     out = seed_summary(runs, refs)
     sd = 0.5 ** 0.5 / 2  # sample SD of two values 0.5 apart
     assert out["ce"]["fog"] == pytest.approx({"mean": 0.75, "sd": sd})  # 0.4/0.8, 0.8/0.8
-    assert out["mce"] == pytest.approx({"mean": 0.75, "sd": sd})
+    assert out["mce"]["values"] == pytest.approx([0.5, 1.0])
+    assert (out["mce"]["mean"], out["mce"]["sd"]) == pytest.approx((0.75, sd))
     # (0.4 - 0.1) / (0.8 - 0.2) = 0.5 and (0.8 - 0.1) / 0.6
     assert out["relative_mce"]["mean"] == pytest.approx((0.5 + 0.7 / 0.6) / 2)
     assert out["n_seeds"] == 2 and out["n_reference_seeds"] == 2
