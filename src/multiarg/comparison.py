@@ -11,26 +11,20 @@ import numpy as np
 
 from .io import load_torch
 from .paths import parse_run
-from .tables import write_table
+from .tables import mean_sd, write_table
+from .train import read_metrics
 
 # name, higher is better; ranks are 1 = best within one dataset x architecture
 METRICS = {"test_acc": True, "robust_acc": True, "mce": False, "params": False, "sec_per_epoch": False}
-
-
-def _stat(values: list[float]) -> tuple[float, float]:
-    v = np.asarray(values, dtype=float)
-    return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else float("nan")
 
 
 def _session3_accuracy(model_paths: list[str]) -> dict[tuple, list[float]]:
     """Test accuracy (%) at each session-III run's best-validation epoch, by (dataset, arch, activation)."""
     out = defaultdict(list)
     for p in model_paths:
-        info, record = parse_run(p), load_torch(p)
-        with open(Path(p).parent / "metrics.csv") as fh:
-            rows = list(csv.DictReader(fh))
-        best = rows[record["best_epoch"] - 1] if record["best_epoch"] else rows[-1]
-        out[info["dataset"], info["arch"], info["activation"]].append(100 * float(best["test_acc"]))
+        info, best = parse_run(p), load_torch(p)["best_epoch"]
+        test_acc = read_metrics(Path(p).parent / "metrics.csv")["test_acc"]
+        out[info["dataset"], info["arch"], info["activation"]].append(100 * float(test_acc[best - 1 if best else -1]))
     return out
 
 
@@ -39,9 +33,7 @@ def _seconds(metric_paths: list[str]) -> dict[tuple, list[float]]:
     out = defaultdict(list)
     for p in metric_paths:
         info = parse_run(p)
-        with open(p) as fh:
-            secs = [float(r["seconds"]) for r in csv.DictReader(fh)]
-        out[info["dataset"], info["arch"], info["activation"]].append(float(np.mean(secs)))
+        out[info["dataset"], info["arch"], info["activation"]].append(float(read_metrics(p)["seconds"].mean()))
     return out
 
 
@@ -87,7 +79,7 @@ def rank_rows(values: dict[tuple, dict[str, list[float]]]) -> list[dict]:
     """One row per (dataset, arch, activation): mean, SD over seeds and rank of each metric, and the mean rank."""
     settings = defaultdict(dict)
     for (dataset, arch, act), v in values.items():
-        settings[dataset, arch][act] = {m: _stat(v[m]) for m in METRICS if v.get(m)}
+        settings[dataset, arch][act] = {m: mean_sd(v[m]) for m in METRICS if v.get(m)}
     rows = []
     for (dataset, arch), acts in sorted(settings.items()):
         ranks = defaultdict(dict)

@@ -1,7 +1,6 @@
 """The paper's figures, drawn from the pipeline's real outputs and stamped with their scale."""
 from __future__ import annotations
 
-import csv
 from collections import defaultdict
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from .activations import InnerNet  # noqa: E402
 from .inputs import centers, mass_region  # noqa: E402
 from .io import atomic_path, load_torch  # noqa: E402
 from .paths import parse_run  # noqa: E402
+from .train import read_metrics  # noqa: E402
 
 COLORS = {"arg2": "tab:red", "arg1": "tab:green", "relu": "tab:blue", "arg3": "tab:purple", "gamma": "tab:olive",
           "dac": "tab:brown"}
@@ -77,10 +77,17 @@ def _by_run(paths: list[str]) -> dict[tuple, str]:
     return {tuple(parse_run(p)[k] for k in ("dataset", "arch", "activation", "seed", "session")): p for p in paths}
 
 
-def read_metrics(path: str) -> dict[str, np.ndarray]:
-    with open(path) as fh:
-        rows = list(csv.DictReader(fh))
-    return {k: np.array([float(r[k]) for r in rows]) for k in rows[0]} if rows else {}
+def mean_band(ax, runs: list[np.ndarray], color: str, label: str | None, offset: int = 0) -> None:
+    """Mean +- sample SD over ``runs`` (of unequal length: each epoch averages the runs still going), epochs
+    numbered from ``offset + 1``."""
+    acc = np.full((len(runs), max(len(r) for r in runs)), np.nan)
+    for i, r in enumerate(runs):
+        acc[i, :len(r)] = r
+    mean = np.nanmean(acc, 0)
+    sd = np.nanstd(acc, 0, ddof=1) if len(runs) > 1 else np.zeros(acc.shape[1])
+    x = np.arange(1, acc.shape[1] + 1) + offset
+    ax.plot(x, mean, color=color, lw=1, label=label)
+    ax.fill_between(x, mean - sd, mean + sd, color=color, alpha=0.25, lw=0)
 
 
 def _accuracy_panel(ax, metrics: list[str], dataset: str, arch: str) -> None:
@@ -91,15 +98,8 @@ def _accuracy_panel(ax, metrics: list[str], dataset: str, arch: str) -> None:
             curves[info["activation"], info["session"]].append(read_metrics(path)["test_acc"])
     offset = max((len(c) for (_, s), cs in curves.items() if s == 2 for c in cs), default=0)
     for (act, session), runs in sorted(curves.items()):
-        length = max(len(r) for r in runs)
-        acc = np.full((len(runs), length), np.nan)
-        for i, r in enumerate(runs):
-            acc[i, :len(r)] = 100 * r
-        mean = np.nanmean(acc, 0)
-        sd = np.nanstd(acc, 0, ddof=1) if len(runs) > 1 else np.zeros(length)
-        x = np.arange(1, length + 1) + (offset if session == 3 else 0)
-        ax.plot(x, mean, color=COLORS[act], lw=1, label=f"{LABELS[act]} (n={len(runs)})" if session == 2 else None)
-        ax.fill_between(x, mean - sd, mean + sd, color=COLORS[act], alpha=0.25, lw=0)
+        mean_band(ax, [100 * r for r in runs], COLORS[act], f"{LABELS[act]} (n={len(runs)})" if session == 2 else None,
+                  offset if session == 3 else 0)
     ax.axvline(offset + 0.5, color="0.5", ls="--", lw=0.8)
     ax.set_xlabel("epoch (session II | session III)")
     ax.set_ylabel("test accuracy (%)")

@@ -14,8 +14,10 @@ from torch import nn
 from .activations import ActivationSpec, InnerNet, MultiArgActivation
 from .adaptive import AdaptiveActivation
 from .models import Standardize
+from .params import inner_param_count
 
 SEQUENCES = {"rows": (28, 28), "pixels": (784, 1)}  # (steps, inputs per step) for a 28 x 28 image
+ACTIVATIONS = ("arg2", "arg1", "relu", "tanh", "gamma")
 
 
 class RecurrentNet(nn.Module):
@@ -24,7 +26,7 @@ class RecurrentNet(nn.Module):
     def __init__(self, activation: str, hidden: int, n_classes: int = 10, sequence: str = "rows",
                  inner_hidden: int = 64, inner_depth: int = 2, mean=(0.0,), std=(1.0,)):
         super().__init__()
-        if activation not in ("relu", "tanh", "gamma", "arg1", "arg2"):
+        if activation not in ACTIVATIONS:
             raise ValueError(f"unknown recurrent activation {activation!r}")
         self.activation, self.hidden, self.sequence = activation, hidden, sequence
         self.steps, inputs = SEQUENCES[sequence]
@@ -57,8 +59,6 @@ class RecurrentNet(nn.Module):
 def recurrent_param_count(activation: str, hidden: int, inputs: int, n_classes: int = 10, inner_hidden: int = 64,
                           inner_depth: int = 2) -> int:
     """Closed-form parameter count of a :class:`RecurrentNet` (tests check it against torch)."""
-    from .params import inner_param_count
-
     norm = 2 * (2 * hidden if activation == "arg2" else hidden)
     act = {"gamma": 2 * hidden}.get(activation, 0)
     if activation.startswith("arg"):

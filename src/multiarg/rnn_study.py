@@ -4,7 +4,6 @@ to the 2-arg network; and the curvature of the learned 2-arg function between th
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections import defaultdict
@@ -20,13 +19,12 @@ from .analysis import curvature_sign_test
 from .inputs import histogram_inputs
 from .io import load_torch, save_torch, write_json
 from .nonlinearities import AnalysisConfig, analyse_function
-from .recurrent import SEQUENCES, RecurrentNet, matched_hidden
+from .recurrent import ACTIVATIONS, SEQUENCES, RecurrentNet, matched_hidden
 from .runtime import derive_seed, resolve_device
-from .tables import write_table
-from .train import TrainConfig, fit, write_metrics
+from .tables import mean_sd, write_table
+from .train import TrainConfig, fit_run, read_metrics, write_metrics
 
 log = logging.getLogger(__name__)
-ACTIVATIONS = ("arg2", "arg1", "relu", "tanh", "gamma")
 
 
 @dataclass(frozen=True)
@@ -83,12 +81,9 @@ def train_rnn(cfg: RNNConfig, train_cfg: TrainConfig, *, data_path: Path, out_di
         model.inner.load_state_dict(initial.state_dict())
     identity = {"rnn": asdict(cfg), "train": asdict(train_cfg), "split": data_split, "init": str(init_path),
                 "data": data.manifest_sha(data_path)}
-    fingerprint = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    checkpoint = out_dir / "checkpoint.pt"
     dev = resolve_device(device)
-    result = fit(model, splits, train_cfg, checkpoint, fingerprint=fingerprint, device=dev,
-                 stop_after=stop_after, desc=f"rnn {cfg.activation}")
+    result = fit_run(model, splits, train_cfg, out_dir, identity, device=dev, stop_after=stop_after,
+                     desc=f"rnn {cfg.activation}")
     if not result["finished"]:
         return {}
     model.load_state_dict(result["state"])
@@ -106,7 +101,7 @@ def train_rnn(cfg: RNNConfig, train_cfg: TrainConfig, *, data_path: Path, out_di
                                 device=dev)
         model.cpu()
         learned_fn, initial_fn = _analyse(model.inner.eval(), hist, analysis), _analyse(initial, hist, analysis)
-        summary.update({f"{k}": learned_fn[k] for k in ("r2", "curvature", "curvature_normalised")},
+        summary.update({k: learned_fn[k] for k in ("r2", "curvature", "curvature_normalised")},
                        initial_curvature=initial_fn["curvature"],
                        initial_curvature_normalised=initial_fn["curvature_normalised"],
                        input_mean=hist["mean"].tolist())
@@ -114,7 +109,7 @@ def train_rnn(cfg: RNNConfig, train_cfg: TrainConfig, *, data_path: Path, out_di
     write_metrics(result["history"], out_dir / "metrics.csv")
     save_torch(record, out_dir / "model.pt")
     write_json(summary, out_dir / "summary.json")
-    checkpoint.unlink(missing_ok=True)
+    (out_dir / "checkpoint.pt").unlink(missing_ok=True)
     return summary
 
 
@@ -124,8 +119,8 @@ def _tensors(record: dict) -> dict:
 
 
 def _mean_sd(values: list[float], scale: float = 1.0, digits: int = 2) -> tuple[str, str]:
-    v = scale * np.asarray(values, dtype=float)
-    return f"{v.mean():.{digits}f}", f"{v.std(ddof=1):.{digits}f}" if len(v) > 1 else "n/a"
+    mean, sd = mean_sd([scale * v for v in values])
+    return f"{mean:.{digits}f}", f"{sd:.{digits}f}" if len(values) > 1 else "n/a"
 
 
 def rnn_rows(summaries: list[dict]) -> list[dict]:
@@ -177,7 +172,7 @@ def fig_rnn(args) -> None:
     (feedforward, recurrent) drive with their curvature; (c) normalised curvature before and after training."""
     from matplotlib.ticker import MaxNLocator
 
-    from .figures import COLORS, LABELS, draw_function, plt, read_metrics, save, stamp
+    from .figures import COLORS, LABELS, draw_function, mean_band, plt, save, stamp
 
     colors = {**COLORS, "tanh": "tab:gray"}
     summaries = [{**json.loads(Path(p).read_text()), "folder": Path(p).parent} for p in args.summaries]
@@ -189,14 +184,7 @@ def fig_rnn(args) -> None:
     for s in summaries:
         curves[s["activation"]].append(100 * read_metrics(s["folder"] / "metrics.csv")["test_acc"])
     for act in [a for a in ACTIVATIONS if a in curves]:
-        runs = curves[act]
-        acc = np.full((len(runs), max(map(len, runs))), np.nan)
-        for i, r in enumerate(runs):
-            acc[i, :len(r)] = r
-        mean, sd = np.nanmean(acc, 0), np.nanstd(acc, 0, ddof=1) if len(runs) > 1 else np.zeros(acc.shape[1])
-        x = np.arange(1, len(mean) + 1)
-        ax.plot(x, mean, color=colors[act], lw=1, label=f"{LABELS.get(act, act)} (n={len(runs)})")
-        ax.fill_between(x, mean - sd, mean + sd, color=colors[act], alpha=0.25, lw=0)
+        mean_band(ax, curves[act], colors[act], f"{LABELS.get(act, act)} (n={len(curves[act])})")
     ax.set(xlabel="epoch", ylabel="test accuracy (%)", title="a  sequential MNIST")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(fontsize=6)

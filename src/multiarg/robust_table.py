@@ -10,7 +10,7 @@ import numpy as np
 from . import data
 from .io import write_json, write_text
 from .runtime import resolve_device
-from .tables import write_table
+from .tables import mean_sd, write_table
 
 # Robust accuracy (%) printed in the paper's Table 1 (mean of 4 trials), for comparison only.
 PAPER = {("mnist", "mlp"): {"arg2": 39.80, "arg1": 22.86, "relu": 26.74},
@@ -37,10 +37,6 @@ def run_autoattack(model_path: Path, data_path: Path, out: Path, *, eps: float, 
     return result
 
 
-def _stat(values: list[float]) -> tuple[float, float]:
-    return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
-
-
 def _sd(sd: float, runs: list) -> str:
     return f"{sd:.2f}" if len(runs) > 1 else "n/a"
 
@@ -52,8 +48,8 @@ def table1_rows(results: list[dict]) -> list[dict]:
         groups[r["dataset"], r["arch"], r["activation"]].append(r)
     rows = []
     for (dataset, arch, act), runs in sorted(groups.items()):
-        robust = _stat([100 * r["robust_accuracy"] for r in runs])
-        clean = _stat([100 * r["clean_accuracy"] for r in runs])
+        robust = mean_sd([100 * r["robust_accuracy"] for r in runs])
+        clean = mean_sd([100 * r["clean_accuracy"] for r in runs])
         row = {"dataset": dataset, "arch": arch, "activation": act, "eps": runs[0]["eps"], "seeds": len(runs),
                "images": runs[0]["n"], "robust_acc": f"{robust[0]:.2f}", "robust_sd": _sd(robust[1], runs),
                "clean_acc": f"{clean[0]:.2f}", "clean_sd": _sd(clean[1], runs),
@@ -67,7 +63,7 @@ def table1_rows(results: list[dict]) -> list[dict]:
             # seeds of different models are independent: the SD of a difference of means adds the variances
             r2 = [100 * r["robust_accuracy"] for r in runs]
             rr = [100 * r["robust_accuracy"] for r in relu]
-            sd = np.sqrt(_stat(r2)[1] ** 2 / len(r2) + _stat(rr)[1] ** 2 / len(rr))
+            sd = np.sqrt(mean_sd(r2)[1] ** 2 / len(r2) + mean_sd(rr)[1] ** 2 / len(rr))
             spread = f"{sd:.2f}" if min(len(r2), len(rr)) > 1 else "n/a (one seed)"
             row["increment_vs_relu"] = f"{np.mean(r2) - np.mean(rr):+.2f} ± {spread}"
             paper = PAPER.get((dataset, arch))

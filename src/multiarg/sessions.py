@@ -1,8 +1,6 @@
 """Sessions II (joint training) and III (retraining with the inner net frozen), with their outputs."""
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from dataclasses import asdict
 from pathlib import Path
@@ -14,7 +12,7 @@ from .activations import load_inner
 from .io import load_torch, save_torch
 from .models import ModelConfig, OuterNet
 from .runtime import derive_seed, resolve_device
-from .train import TrainConfig, fit, write_metrics
+from .train import TrainConfig, fit_run, write_metrics
 
 log = logging.getLogger(__name__)
 
@@ -72,13 +70,9 @@ def train_session(session: int, model_cfg: ModelConfig, train_cfg: TrainConfig, 
 
         identity["adversarial"] = asdict(adversarial)
         perturb = PGDTraining(adversarial, train_cfg.seed)
-    fingerprint = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
     snapshot = _snapshot_inner if (session == 2 and spec.learned) else None
-    out_dir.mkdir(parents=True, exist_ok=True)
-    checkpoint = out_dir / "checkpoint.pt"
-    result = fit(model, splits, train_cfg, checkpoint, fingerprint=fingerprint, device=resolve_device(device),
-                 on_epoch=snapshot, stop_after=stop_after, desc=f"session{session} {model_cfg.activation}",
-                 perturb=perturb)
+    result = fit_run(model, splits, train_cfg, out_dir, identity, device=resolve_device(device), on_epoch=snapshot,
+                     stop_after=stop_after, desc=f"session{session} {model_cfg.activation}", perturb=perturb)
     if not result["finished"]:
         return {}
     record = {"model_config": model_cfg.to_dict(), "state_dict": result["state"], "session": session,
@@ -90,5 +84,5 @@ def train_session(session: int, model_cfg: ModelConfig, train_cfg: TrainConfig, 
         save_torch(result["extra"] if snapshot else {}, out_dir / "snapshots.pt")
     write_metrics(result["history"], out_dir / "metrics.csv")
     save_torch(record, out_dir / "model.pt")
-    checkpoint.unlink(missing_ok=True)
+    (out_dir / "checkpoint.pt").unlink(missing_ok=True)
     return record

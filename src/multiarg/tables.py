@@ -5,7 +5,15 @@ import csv
 import io
 from pathlib import Path
 
+import numpy as np
+
 from .io import write_text
+
+
+def mean_sd(values) -> tuple[float, float]:
+    """Mean and sample SD (NaN for a single value) of a list of per-seed numbers."""
+    v = np.asarray(values, dtype=float)
+    return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else float("nan")
 
 
 def to_markdown(rows: list[dict], columns: list[str]) -> str:

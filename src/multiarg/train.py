@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
+import json
 import logging
 import math
 import random
@@ -11,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 from torch import nn
 from tqdm import tqdm
@@ -205,5 +208,20 @@ def fit(model: nn.Module, splits: dict, cfg: TrainConfig, checkpoint: Path, *,
             "extra": extra, "finished": epoch >= cfg.max_epochs or stopper.should_stop}
 
 
+def fit_run(model: nn.Module, splits: dict, cfg: TrainConfig, out_dir: Path, identity: dict, **kwargs) -> dict:
+    """:func:`fit` with its checkpoint at ``out_dir/checkpoint.pt``, fingerprinted by ``identity`` (a JSON-able
+    mapping of everything that defines the run, so a changed run never resumes a stale checkpoint)."""
+    fingerprint = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return fit(model, splits, cfg, out_dir / "checkpoint.pt", fingerprint=fingerprint, **kwargs)
+
+
 def write_metrics(history: list[dict], path: Path) -> None:
     write_text(metrics_csv(history), path)
+
+
+def read_metrics(path: str | Path) -> dict[str, np.ndarray]:
+    """``metrics.csv`` as one array per column."""
+    with open(path) as fh:
+        rows = list(csv.DictReader(fh))
+    return {k: np.array([float(r[k]) for r in rows]) for k in rows[0]} if rows else {}

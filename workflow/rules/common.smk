@@ -74,14 +74,17 @@ def get_pretrain_args(wildcards):
     return cli_args({**config["pretrain"], "inner_hidden": m["inner_hidden"], "inner_depth": m["inner_depth"]})
 
 
-def get_train_args(wildcards, patience=None, train_limit=None):
+def training_options(patience=None, train_limit=None):
+    """The `train` and `data` settings every training step takes (`python -m multiarg train` and `train-rnn`)."""
     t, d = config["train"], config["data"]
-    options = {**model_options(wildcards.arch),
-               "lr": t["lr"], "batch_size": t["batch_size"], "eval_batch_size": t["eval_batch_size"],
-               "patience": patience or t["patience"], "monitor": t["monitor"], "restore_best": t["restore_best"],
-               "val_size": d["val_size"], "split_seed": d["split_seed"],
-               "train_limit": train_limit or d["train_limit"], "test_limit": d["test_limit"],
-               "device": config["device"]}
+    return {"lr": t["lr"], "batch_size": t["batch_size"], "eval_batch_size": t["eval_batch_size"],
+            "patience": patience or t["patience"], "monitor": t["monitor"], "restore_best": t["restore_best"],
+            "val_size": d["val_size"], "split_seed": d["split_seed"], "train_limit": train_limit or d["train_limit"],
+            "test_limit": d["test_limit"], "device": config["device"]}
+
+
+def get_train_args(wildcards, patience=None, train_limit=None):
+    options = {**model_options(wildcards.arch), **training_options(patience, train_limit)}
     if wildcards.activation in config["matching"]["matched"]:
         options["match_to"] = config["matching"]["reference"]
     return cli_args(options)
@@ -216,14 +219,10 @@ def rnn_summaries(name="summary.json"):
 
 
 def get_rnn_args(wildcards):
-    t, d, m, a = config["train"], config["data"], config["model"], config["analysis"]
+    m, a = config["model"], config["analysis"]
     return cli_args({"hidden": RNN["hidden"], "inner_hidden": m["inner_hidden"], "inner_depth": m["inner_depth"],
-                     "max_epochs": RNN["max_epochs"], "lr": t["lr"], "batch_size": t["batch_size"],
-                     "eval_batch_size": t["eval_batch_size"], "patience": t["patience"], "monitor": t["monitor"],
-                     "restore_best": t["restore_best"], "val_size": d["val_size"], "split_seed": d["split_seed"],
-                     "train_limit": d["train_limit"], "test_limit": d["test_limit"], "device": config["device"],
-                     "bins": a["input_bins"], "extent": a["input_extent"], "mass": a["mass"],
-                     "fit_weighting": a["fit_weighting"]})
+                     "max_epochs": RNN["max_epochs"], **training_options(), "bins": a["input_bins"],
+                     "extent": a["input_extent"], "mass": a["mass"], "fit_weighting": a["fit_weighting"]})
 
 
 def summary_inputs():
