@@ -12,8 +12,11 @@ if os.environ.get("TRITON_INTERPRET") != "1":
     pytest.skip("run through tests/test_fused.py (needs TRITON_INTERPRET=1 from the start)", allow_module_level=True)
 pytest.importorskip("triton")
 
-from multiarg.activations import InnerNet  # noqa: E402
+from multiarg.activations import InnerNet, set_kernel  # noqa: E402
+from multiarg.data import load_prepared, split  # noqa: E402
 from multiarg.fused import fused_inner, supported  # noqa: E402
+from multiarg.models import ModelConfig, OuterNet  # noqa: E402
+from multiarg.train import TrainConfig, fit_run  # noqa: E402
 
 
 def _both(inner, x, mode="fp32"):
@@ -66,3 +69,44 @@ def test_unsupported_inner_nets_are_refused():
     assert not supported(InnerNet(2, 32, depth=3), x)
     with pytest.raises(ValueError, match="mode"):
         fused_inner(InnerNet(2, 16), x, "fp16")
+
+
+@pytest.fixture
+def kernel():
+    """Restores the eager kernel after a test that chooses another."""
+    yield set_kernel
+    set_kernel("eager")
+
+
+def _loss_and_grads(model, x):
+    loss = model(x).square().mean()
+    return (loss, *torch.autograd.grad(loss, list(model.parameters())))
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")  # a fallback to eager would pass unnoticed
+@pytest.mark.parametrize("arch", ["mlp", "cnn"])
+def test_outer_net_with_the_fused_kernel_matches_eager(arch, kernel):
+    # Odd widths and a 7x7 image: the inner net sees 5 * 3 * 7 * 7 = 735 points per layer, not a block multiple.
+    torch.manual_seed(0)
+    model = OuterNet(ModelConfig(arch, "arg2", (1, 7, 7), 10, (3, 5), dropout=0.0, inner_hidden=16, pool_after=()))
+    x = torch.rand(5, 1, 7, 7)
+    ref = _loss_and_grads(model, x)
+    kernel("fused-fp32")
+    for want, got in zip(ref, _loss_and_grads(model, x)):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+def test_training_with_the_fused_kernel_reproduces_the_eager_curve(tmp_path, mnist_pt, kernel):
+    splits = split(load_prepared(mnist_pt), val_size=100, split_seed=0, train_limit=200, test_limit=100)
+    cfg = ModelConfig("mlp", "arg2", (1, 28, 28), 10, (8, 8), inner_hidden=16)
+    curves = {}
+    for name in ("eager", "fused-fp32"):
+        kernel(name)
+        torch.manual_seed(0)
+        result = fit_run(OuterNet(cfg), splits, TrainConfig(seed=0, max_epochs=2, batch_size=32), tmp_path / name,
+                         {"run": 1}, device=torch.device("cpu"))
+        curves[name] = [(r["train_loss"], r["val_loss"], r["test_acc"]) for r in result["history"]]
+    assert len(curves["eager"]) == 2
+    for want, got in zip(curves["eager"], curves["fused-fp32"]):
+        assert got == pytest.approx(want, rel=1e-4, abs=1e-6)

@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from multiarg import ActivationSpec, InnerNet, ModelConfig, MultiArgActivation, OuterNet, count_parameters
+from multiarg.activations import get_kernel, set_kernel
 
 
 def test_parse_names():
@@ -74,3 +75,19 @@ def test_reset_outer_keeps_the_inner_net():
     for k, v in model.inner.state_dict().items():
         assert torch.equal(v, inner_before[k])
     assert not torch.equal(model.head.weight, head_before)
+
+
+def test_kernel_choice_is_validated_and_falls_back_to_eager_where_fused_cannot_run():
+    pytest.importorskip("triton")
+    with pytest.raises(ValueError, match="inner-net kernel"):
+        set_kernel("fused-fp16")
+    act = MultiArgActivation(InnerNet(2, 16))
+    z = torch.randn(4, 6)
+    previous = set_kernel("fused-bf16")
+    try:
+        assert previous == "eager" and get_kernel() == "fused-bf16"
+        with pytest.warns(RuntimeWarning, match="using the eager kernel"):
+            got = act(z)  # a CPU tensor without Triton's interpreter
+    finally:
+        set_kernel(previous)
+    torch.testing.assert_close(got, act(z), rtol=0, atol=0)

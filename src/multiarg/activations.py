@@ -4,10 +4,12 @@ An :class:`InnerNet` is a tiny MLP ``n -> hidden -> hidden -> 1``; one instance 
 unit of every layer of an outer network, like a canonical activation function. A
 :class:`MultiArgActivation` applies it to a layer's pre-activations, read as ``n`` contiguous
 slices along the feature (channel) axis, so a layer with ``n * C`` pre-activations has ``C`` outputs.
+:func:`set_kernel` chooses how inner nets are evaluated: eager PyTorch (the reference) or fused Triton kernels.
 """
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -15,6 +17,8 @@ from torch import nn
 
 INITS = ("pretrained", "xavier")
 FIXED = ("relu", "gamma", "dac")  # one-argument designs without an inner net (see adaptive.py, dendritic.py)
+KERNELS = ("eager", "fused-fp32", "fused-tf32", "fused-bf16")  # see multiarg.fused for the fused modes
+_kernel = "eager"
 _NAME = re.compile(r"^(?:relu|gamma|dac|arg(?P<n>[1-9])(?:-(?P<init>xavier))?)$")
 
 
@@ -64,6 +68,34 @@ class InnerNet(nn.Module):
         return self
 
 
+def set_kernel(name: str) -> str:
+    """Evaluate every :class:`MultiArgActivation` with ``name`` (one of :data:`KERNELS`) from now on; returns the
+    previous choice. A fused kernel runs where :func:`multiarg.fused.supported` allows (CUDA tensors, depth-2
+    inner nets with a power-of-two width); elsewhere the eager reference runs, with a warning."""
+    global _kernel
+    if name not in KERNELS:
+        raise ValueError(f"inner-net kernel must be one of {KERNELS}, got {name!r}")
+    previous, _kernel = _kernel, name
+    return previous
+
+
+def get_kernel() -> str:
+    """The inner-net kernel chosen by :func:`set_kernel` (``eager`` by default)."""
+    return _kernel
+
+
+def apply_inner(inner: InnerNet, x: torch.Tensor) -> torch.Tensor:
+    """``inner(x)`` for ``x`` of shape ``(..., n_args)`` through the chosen kernel."""
+    if _kernel != "eager":
+        from . import fused  # only here: Triton is optional and slow to import
+
+        if fused.supported(inner, x):
+            return fused.fused_inner(inner, x, _kernel.removeprefix("fused-"))
+        warnings.warn(f"{_kernel} cannot run on this device or inner net; using the eager kernel", RuntimeWarning,
+                      stacklevel=2)
+    return inner(x)
+
+
 def load_inner(record: dict) -> InnerNet:
     """The inner net of a session-I record (``{"n_args", "hidden", "depth", "state_dict", ...}``)."""
     inner = InnerNet(record["n_args"], record["hidden"], record["depth"])
@@ -90,7 +122,7 @@ class MultiArgActivation(nn.Module):
         return z.unflatten(-1, (self.n_args, -1)).transpose(-1, -2)  # (..., C, n_args)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.inner(self._split(z)).movedim(-1, self.dim)
+        return apply_inner(self.inner, self._split(z)).movedim(-1, self.dim)
 
     def arguments(self, z: torch.Tensor) -> torch.Tensor:
         """The ``(points, n_args)`` inputs this module feeds to its inner net for ``z``."""

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import torch
 
+from .activations import KERNELS, set_kernel
+
 
 def _ints(text: str) -> tuple[int, ...]:
     return tuple(int(t) for t in text.split(",") if t != "")
@@ -249,6 +251,8 @@ def _gather(sub, name: str, helptext: str, inputs: str, func, **defaults) -> arg
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="multiarg", description=__doc__)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--inner-kernel", default="eager", choices=KERNELS,
+                        help="how inner nets are evaluated: eager PyTorch, or fused Triton kernels on CUDA")
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -431,6 +435,7 @@ def main(argv: list[str] | None = None) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.threads:
         torch.set_num_threads(args.threads)
+    set_kernel(args.inner_kernel)
     from .config import ConfigError
     from .data import DataError
     from .train import TrainingDiverged

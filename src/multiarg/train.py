@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from .activations import get_kernel
 from .io import load_torch, save_torch, write_text
 from .runtime import derive_seed
 
@@ -96,14 +97,15 @@ def run_epoch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: in
             logits = model(inputs)
             loss = nn.functional.cross_entropy(logits, y[idx])
             if training:
-                if not torch.isfinite(loss):
-                    raise TrainingDiverged(f"non-finite training loss {loss.item()} at sample {start}")
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
             total_loss += loss.detach().double() * len(idx)
             correct += (logits.argmax(1) == y[idx]).sum()
-    return total_loss.item() / n, correct.item() / n
+    mean_loss = total_loss.item() / n  # checked once per epoch, not per batch: a GPU then never waits on the host
+    if training and not math.isfinite(mean_loss):
+        raise TrainingDiverged(f"non-finite training loss ({mean_loss}) in an epoch of {n} samples")
+    return mean_loss, correct.item() / n
 
 
 def _rng_state() -> dict:
@@ -210,7 +212,9 @@ def fit(model: nn.Module, splits: dict, cfg: TrainConfig, checkpoint: Path, *,
 
 def fit_run(model: nn.Module, splits: dict, cfg: TrainConfig, out_dir: Path, identity: dict, **kwargs) -> dict:
     """:func:`fit` with its checkpoint at ``out_dir/checkpoint.pt``, fingerprinted by ``identity`` (a JSON-able
-    mapping of everything that defines the run, so a changed run never resumes a stale checkpoint)."""
+    mapping of everything that defines the run, so a changed run never resumes a stale checkpoint). The inner-net
+    kernel is part of the identity: its rounding differs."""
+    identity = {**identity, "inner_kernel": get_kernel()}
     fingerprint = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
     out_dir.mkdir(parents=True, exist_ok=True)
     return fit(model, splits, cfg, out_dir / "checkpoint.pt", fingerprint=fingerprint, **kwargs)

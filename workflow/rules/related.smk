@@ -24,7 +24,7 @@ rule train_rnn:
     conda:
         ENV
     shell:
-        "python -m multiarg --threads {threads} train-rnn --data {input.data} --activation {wildcards.activation}"
+        MODEL_STEP + " train-rnn --data {input.data} --activation {wildcards.activation}"
         " --seed {wildcards.seed} --sequence {wildcards.sequence} --out-dir {params.out_dir} {params.init}"
         " {params.args} > {log} 2>&1"
 

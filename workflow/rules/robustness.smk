@@ -45,7 +45,7 @@ rule eval_cifar10c:
     conda:
         ENV
     shell:
-        "python -m multiarg --threads {threads} eval-corruptions --model {input.model} --data {input.data}"
+        MODEL_STEP + " eval-corruptions --model {input.model} --data {input.data}"
         " --cifar10c {params.c10c_dir} --out {output} {params.args} > {log} 2>&1"
 
 
@@ -113,7 +113,7 @@ rule train_adversarial:
     conda:
         ENV
     shell:
-        "python -m multiarg --threads {threads} train --session 3 --data {input.data}"
+        MODEL_STEP + " train --session 3 --data {input.data}"
         " --dataset {wildcards.dataset} --activation {wildcards.activation} --seed {wildcards.seed}"
         " --out-dir {params.out_dir} {params.source} {params.adversarial} {params.args} > {log} 2>&1"
 
@@ -138,7 +138,7 @@ rule autoattack:
     conda:
         ENV
     shell:
-        "python -m multiarg --threads {threads} autoattack --model {input.model} --data {input.data}"
+        MODEL_STEP + " autoattack --model {input.model} --data {input.data}"
         " --out {output} {params.args} > {log} 2>&1"
 
 

@@ -23,7 +23,7 @@ rule train_session2:
     conda:
         ENV
     shell:
-        "python -m multiarg --threads {threads} train --session 2 --data {input.data}"
+        MODEL_STEP + " train --session 2 --data {input.data}"
         " --dataset {wildcards.dataset} --activation {wildcards.activation} --seed {wildcards.seed}"
         " --out-dir {params.out_dir} --max-epochs {params.epochs} {params.init} {params.args} > {log} 2>&1"
 
@@ -51,7 +51,7 @@ rule train_session3:
     conda:
         ENV
     shell:
-        "python -m multiarg --threads {threads} train --session 3 --data {input.data}"
+        MODEL_STEP + " train --session 3 --data {input.data}"
         " --dataset {wildcards.dataset} --activation {wildcards.activation} --seed {wildcards.seed}"
         " --out-dir {params.out_dir} --max-epochs {params.epochs} --source-model {input.source}"
         " {params.args} > {log} 2>&1"
@@ -77,5 +77,5 @@ rule collect_inputs:
     conda:
         ENV
     shell:
-        "python -m multiarg --threads {threads} inputs --model {input.model} --data {input.data}"
+        MODEL_STEP + " inputs --model {input.model} --data {input.data}"
         " --out {output} {params.args} > {log} 2>&1"
