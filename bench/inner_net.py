@@ -3,20 +3,19 @@
     python bench/inner_net.py                    # CUDA: the paper CNN's layer-1 size (7.9 M argument pairs)
     python bench/inner_net.py --points 200000    # any size; on a CPU only the eager variants run
 
-Effective TFLOP/s counts forward + backward as 3x the forward FLOPs. Every variant runs side by side in one
-process, alternating, so the ratios are comparable on a noisy machine. Writes
-``bench/results/inner_net-<device>.json`` with the device, versions and the command.
+Effective TFLOP/s counts forward + backward as 3x the forward FLOPs. Each variant's error (output and the
+largest over all gradients) is measured against a float64 evaluation of the same net. Every variant runs side by
+side in one process, alternating, so the ratios are comparable on a noisy machine. Writes
+``bench/results/inner_net-<device>.json`` with the device, versions and the command, per argument count.
 """
 from __future__ import annotations
 
 import argparse
-import json
-import platform
-import sys
-import time
-from pathlib import Path
+import copy
+from functools import partial
 
 import torch
+from common import best_of, device, environment, write
 
 from multiarg.activations import InnerNet
 from multiarg.fused import MODES, fused_inner, supported
@@ -33,61 +32,60 @@ def _eager(mode: str):
     return run
 
 
+def _errors(fn, inner, x) -> dict:
+    """Largest error of the output and of every gradient against a float64 reference, relative to each
+    tensor's largest entry (on 65 536 points, to keep the reference cheap)."""
+    x = x[:65536].detach()
+    results = []
+    for net, inp, run in ((inner, x, fn), (copy.deepcopy(inner).double(), x.double(), lambda n, v: n(v))):
+        inp = inp.clone().requires_grad_()
+        out = run(net, inp)
+        grads = torch.autograd.grad(out, [inp, *net.parameters()], torch.ones_like(out))
+        results.append([out.detach().double(), *(g.double() for g in grads)])
+    rel = [((a - b).abs().max() / b.abs().max().clamp_min(1e-30)).item() for a, b in zip(*results)]
+    return {"output": rel[0], "gradients": max(rel[1:])}
+
+
 def _step(fn, inner, x):
     out = fn(inner, x)
     out.backward(torch.ones_like(out))
 
 
-def _time(fn, inner, x, repeats: int) -> float:
-    sync = torch.cuda.synchronize if x.is_cuda else (lambda: None)
-    sync()
-    start = time.perf_counter()
-    for _ in range(repeats):
-        _step(fn, inner, x)
-    sync()
-    return (time.perf_counter() - start) / repeats
-
-
-def main(argv=None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--points", type=int, default=None, help=f"argument tuples (default: {LAYER1_POINTS} on CUDA)")
-    p.add_argument("--n-args", type=int, default=2)
-    p.add_argument("--hidden", type=int, default=64)
-    p.add_argument("--repeats", type=int, default=10)
-    p.add_argument("--rounds", type=int, default=3, help="alternating rounds; the best of each variant is kept")
-    p.add_argument("--out", default=None)
-    args = p.parse_args(argv)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    points = args.points or (LAYER1_POINTS if device.type == "cuda" else 100_000)
+def _measure(n_args: int, hidden: int, points: int, dev: torch.device, repeats: int, rounds: int) -> dict:
     torch.manual_seed(0)
-    inner = InnerNet(args.n_args, args.hidden).to(device)
-    x = torch.randn(points, args.n_args, device=device, requires_grad=True)
+    inner = InnerNet(n_args, hidden).to(dev)
+    x = torch.randn(points, n_args, device=dev, requires_grad=True)
     variants = {f"eager-{m}": _eager(m) for m in MODES}
     if supported(inner, x):
         variants.update({f"fused-{m}": (lambda mode: lambda net, inp: fused_inner(net, inp, mode))(m) for m in MODES})
     for fn in variants.values():  # warm-up: compilation, autotuning, allocator
         _step(fn, inner, x)
-    best = {name: float("inf") for name in variants}
-    for _ in range(args.rounds):
-        for name, fn in variants.items():
-            best[name] = min(best[name], _time(fn, inner, x, args.repeats))
-    flops = 3 * points * inner_flops(args.n_args, args.hidden)
-    result = {"command": " ".join([Path(sys.executable).name, *sys.argv]), "device": torch.cuda.get_device_name()
-              if device.type == "cuda" else platform.processor() or platform.machine(),
-              "torch": torch.__version__, "python": platform.python_version(), "points": points,
-              "n_args": args.n_args, "hidden": args.hidden, "flops_per_step": flops,
-              "variants": {name: {"seconds": s, "tflops": flops / s / 1e12, "vs_eager_fp32": best["eager-fp32"] / s}
-                           for name, s in best.items()}}
-    try:
-        import triton
+    best = best_of({name: partial(_step, fn, inner, x) for name, fn in variants.items()}, repeats, rounds, dev)
+    flops = 3 * points * inner_flops(n_args, hidden)
+    return {"flops_per_step": flops,
+            "variants": {name: {"seconds": s, "tflops": flops / s / 1e12, "vs_eager_fp32": best["eager-fp32"] / s,
+                                "error_vs_fp64": _errors(variants[name], inner, x)} for name, s in best.items()}}
 
-        result["triton"] = triton.__version__
-    except ImportError:
-        result["triton"] = None
-    out = Path(args.out or Path(__file__).parent / "results" / f"inner_net-{device.type}.json")
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    for name, v in result["variants"].items():
-        print(f"{name:12s} {1e3 * v['seconds']:9.2f} ms  {v['tflops']:7.3f} TFLOP/s  x{v['vs_eager_fp32']:.2f}")
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--points", type=int, default=None, help=f"argument tuples (default: {LAYER1_POINTS} on CUDA)")
+    p.add_argument("--n-args", default="1,2,3", help="comma-separated argument counts")
+    p.add_argument("--hidden", type=int, default=64)
+    p.add_argument("--repeats", type=int, default=10)
+    p.add_argument("--rounds", type=int, default=3, help="alternating rounds; the best of each variant is kept")
+    p.add_argument("--out", default=None)
+    args = p.parse_args(argv)
+    dev = device()
+    points = args.points or (LAYER1_POINTS if dev.type == "cuda" else 100_000)
+    result = {**environment(dev), "points": points, "hidden": args.hidden, "n_args": {}}
+    for n in map(int, args.n_args.split(",")):
+        result["n_args"][n] = _measure(n, args.hidden, points, dev, args.repeats, args.rounds)
+        for name, v in result["n_args"][n]["variants"].items():
+            err = v["error_vs_fp64"]
+            print(f"n={n} {name:12s} {1e3 * v['seconds']:9.2f} ms  {v['tflops']:7.3f} TFLOP/s  "
+                  f"x{v['vs_eager_fp32']:.2f}  error {err['output']:.1e} / {err['gradients']:.1e}")
+    print("wrote", write(result, f"inner_net-{dev.type}", args.out))
     return result
 
 

@@ -74,6 +74,17 @@ def _to_input(x: torch.Tensor) -> torch.Tensor:
     return x.float().div_(255)
 
 
+def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, inputs: torch.Tensor, labels: torch.Tensor
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """One Adam step on the cross-entropy of a batch; returns the (detached) loss and logits."""
+    logits = model(inputs)
+    loss = nn.functional.cross_entropy(logits, labels)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.detach(), logits.detach()
+
+
 def run_epoch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int,
               optimizer: torch.optim.Optimizer | None = None, generator: torch.Generator | None = None,
               perturb: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
@@ -94,12 +105,11 @@ def run_epoch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: in
             inputs = _to_input(x[idx])
             if perturb is not None:
                 inputs = perturb(model, inputs, y[idx])
-            logits = model(inputs)
-            loss = nn.functional.cross_entropy(logits, y[idx])
             if training:
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+                loss, logits = train_step(model, optimizer, inputs, y[idx])
+            else:
+                logits = model(inputs)
+                loss = nn.functional.cross_entropy(logits, y[idx])
             total_loss += loss.detach().double() * len(idx)
             correct += (logits.argmax(1) == y[idx]).sum()
     mean_loss = total_loss.item() / n  # checked once per epoch, not per batch: a GPU then never waits on the host

@@ -1,0 +1,124 @@
+"""Time and peak memory of one training step (forward, backward, Adam) of the paper's networks: the 2-arg net
+through every inner-net kernel against the parameter-matched ReLU net and the other activations.
+
+    python bench/train_step.py                           # CUDA: batch 128, CIFAR-10 CNN and MNIST MLP
+    python bench/train_step.py --batch 8 --repeats 2     # a look on a CPU (only the eager kernel runs there)
+    python bench/train_step.py --compile                 # adds torch.compile'd eager variants
+
+Models are built as the workflow builds them (config.yaml's paper widths, dropout, LayerNorm, 64-wide inner
+net; baselines matched to arg2's parameter count), the batch stays on the device, and every variant of a setting
+runs side by side, alternating, so ratios to ReLU are comparable on a noisy machine. Writes
+``bench/results/train_step-<device>.json`` with the device, versions and the command.
+"""
+from __future__ import annotations
+
+import argparse
+
+import torch
+from common import best_of, device, environment, write
+
+from multiarg.activations import ActivationSpec, set_kernel
+from multiarg.fused import supported
+from multiarg.models import ModelConfig, OuterNet, count_parameters
+from multiarg.params import matched_widths
+from multiarg.train import train_step
+
+SETTINGS = {"cifar10-cnn": ("cnn", (3, 32, 32), (60, 120, 120, 120)), "mnist-mlp": ("mlp", (1, 28, 28), (64, 64, 64))}
+
+
+def build(setting: str, activation: str, dev: torch.device) -> OuterNet:
+    arch, shape, widths = SETTINGS[setting]
+    reference = ModelConfig(arch, "arg2", shape, 10, widths)
+    cfg = reference if activation == "arg2" else reference.replace(
+        activation=activation, widths=matched_widths(reference, activation)[0])
+    return OuterNet(cfg).to(dev)
+
+
+def variant_names(activation: str, model: OuterNet, compile_: bool, dev: torch.device) -> list[str]:
+    """``activation/kernel[+compile]``: every kernel that can run here for learned activations."""
+    kernels = ["eager"]
+    if ActivationSpec.parse(activation).learned and supported(model.inner, torch.empty(1, device=dev)):
+        kernels += ["fused-fp32", "fused-tf32", "fused-bf16"]
+    names = [f"{activation}/{k}" for k in kernels]
+    return names + ([f"{activation}/eager+compile"] if compile_ else [])
+
+
+class Variant:
+    """One model, optimizer and kernel; calling it runs one training step."""
+
+    def __init__(self, name: str, model: OuterNet, inputs: torch.Tensor, labels: torch.Tensor):
+        kernel = name.split("/")[1]
+        self.name, self.kernel = name, kernel.removesuffix("+compile")
+        self.model = torch.compile(model) if kernel.endswith("+compile") else model
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+        self.params = count_parameters(model)
+        self.inputs, self.labels = inputs, labels
+
+    def __call__(self):
+        set_kernel(self.kernel)
+        return train_step(self.model, self.optimizer, self.inputs, self.labels)
+
+    def peak_bytes(self, dev: torch.device) -> int | None:
+        """Peak device memory of one step: weights, optimizer state, batch and everything autograd keeps."""
+        if dev.type != "cuda":
+            return None
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        self()
+        torch.cuda.synchronize()
+        return torch.cuda.max_memory_allocated()
+
+
+def measure(setting: str, activations: list[str], batch: int, compile_: bool, dev: torch.device, repeats: int,
+            rounds: int) -> dict:
+    _, shape, _ = SETTINGS[setting]
+    torch.manual_seed(0)
+    inputs, labels = torch.rand(batch, *shape, device=dev), torch.randint(0, 10, (batch,), device=dev)
+    variants, errors = {}, {}
+    for activation in activations:
+        model = build(setting, activation, dev)
+        for name in variant_names(activation, model, compile_, dev):
+            try:
+                variant = Variant(name, build(setting, activation, dev), inputs, labels)
+                for _ in range(3):  # warm-up: compilation, autotuning, the allocator's pools
+                    variant()
+                variants[name] = variant
+            except Exception as err:  # a variant that cannot run here (e.g. compile) is recorded, not fatal
+                errors[name] = f"{type(err).__name__}: {err}"[:500]
+    memory = {name: v.peak_bytes(dev) for name, v in variants.items()}
+    best = best_of(variants, repeats, rounds, dev)
+    set_kernel("eager")
+    relu_s, relu_mem = best.get("relu/eager"), memory.get("relu/eager")
+    rows = {name: {"seconds": s, "params": variants[name].params, "peak_bytes": memory[name],
+                   "time_vs_relu": s / relu_s if relu_s else None,
+                   "memory_vs_relu": memory[name] / relu_mem if relu_mem else None} for name, s in best.items()}
+    return {"batch": batch, "variants": rows, "failed": errors}
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--settings", default=",".join(SETTINGS), help=f"comma-separated, of {list(SETTINGS)}")
+    p.add_argument("--activations", default="relu,arg2,arg1,gamma,dac")
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--compile", action="store_true", help="also time torch.compile'd eager variants")
+    p.add_argument("--repeats", type=int, default=20)
+    p.add_argument("--rounds", type=int, default=3, help="alternating rounds; the best of each variant is kept")
+    p.add_argument("--out", default=None)
+    args = p.parse_args(argv)
+    dev = device()
+    result = {**environment(dev), "settings": {}}
+    for setting in args.settings.split(","):
+        result["settings"][setting] = r = measure(setting, args.activations.split(","), args.batch, args.compile, dev,
+                                                  args.repeats, args.rounds)
+        for name, v in r["variants"].items():
+            mem = f"{v['peak_bytes'] / 2**20:8.1f} MiB (x{v['memory_vs_relu']:.2f})" if v["peak_bytes"] else ""
+            ratio = f"x{v['time_vs_relu']:.2f}" if v["time_vs_relu"] else ""
+            print(f"{setting:12s} {name:24s} {1e3 * v['seconds']:9.2f} ms {ratio:7s} {mem}")
+        for name, err in r["failed"].items():
+            print(f"{setting:12s} {name:24s} failed: {err}")
+    print("wrote", write(result, f"train_step-{dev.type}", args.out))
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""The device-hours estimator (bench/estimate_cost.py): the DAG it reads, its cost model, its timings."""
+import math
+import sys
+from argparse import Namespace
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "bench"))
+estimate_cost = pytest.importorskip("estimate_cost")
+TINY = str(REPO / "tests" / "configs" / "tiny.yaml")
+
+
+class FakeTimer:
+    seconds = {"step": 1.0, "eval": 10.0, "grad": 2.0, "eval_grad": 20.0}
+
+
+def test_the_dag_is_read_job_by_job_with_wildcards():
+    jobs = estimate_cost.dag_jobs(TINY)
+    counts = Counter(rule for rule, _ in jobs)
+    config = estimate_cost.load_config(TINY)
+    assert counts["all"] == 1 and counts["prepare_data"] == 1
+    # tiny: 1 dataset x 1 arch x 6 activations x 2 seeds, plus one arg3 analysis run
+    assert counts["train_session2"] == len(config["activations"]) * len(config["seeds"]) + 1
+    for rule, w in jobs:
+        if rule.startswith("train_session"):
+            assert set(w) == {"dataset", "arch", "activation", "seed"} and w["dataset"] == "mnist"
+    assert set(counts) <= estimate_cost.CPU_RULES | estimate_cost.TIMED_RULES
+
+
+def test_session_and_autoattack_costs_follow_the_config():
+    config = estimate_cost.load_config(None)  # paper scale
+    args = Namespace(epoch_fraction=0.5, robust_fraction=0.25)
+    w = {"dataset": "mnist", "arch": "mlp", "activation": "arg2", "seed": "0"}
+    per_epoch = math.ceil(55000 / 128) * 1.0 + (math.ceil(5000 / 1000) + math.ceil(10000 / 1000)) * 10.0
+    assert estimate_cost.job_seconds("train_session2", w, config, FakeTimer, args) == pytest.approx(
+        200 * 0.5 * per_epoch)
+    # standard AutoAttack on 10 000 images: APGD-CE on all, the rest on a quarter; per image = batch time / 1000
+    aa = 10000 * (100 * 0.02 + 0.25 * ((900 + 1800) * 0.02 + 5000 * 0.01))
+    assert estimate_cost.job_seconds("autoattack", w, config, FakeTimer, args) == pytest.approx(aa)
+    assert estimate_cost.job_seconds("eval_cifar10c", {**w, "dataset": "cifar10"}, config, FakeTimer, args) \
+        == pytest.approx(76 * 10000 * 0.01)  # 15 corruptions x 5 severities and the clean set
+    with pytest.raises(ValueError, match="no cost model"):
+        estimate_cost.job_seconds("fig4", {}, config, FakeTimer, args)
+
+
+def test_adversarial_training_pays_one_gradient_per_pgd_step():
+    config = estimate_cost.load_config(None)
+    args = Namespace(epoch_fraction=1.0, robust_fraction=1.0)
+    w = {"dataset": "cifar10", "arch": "cnn", "activation": "relu", "seed": "0"}
+    evaluation = (5 + 10) * 10.0
+    per_epoch = math.ceil(45000 / 128) * (1.0 + 7 * 2.0) + evaluation + 7 * 20.0 * 15
+    assert estimate_cost.job_seconds("train_adversarial", w, config, FakeTimer, args) == pytest.approx(
+        100 * per_epoch)
+
+
+def test_every_network_of_the_tiny_dag_is_timed():
+    config = estimate_cost.load_config(TINY)
+    for key in [("outer", "mnist", "mlp", "arg2"), ("outer", "mnist", "mlp", "dac"), ("rnn", "arg2"),
+                ("inner", "arg3")]:
+        timer = estimate_cost.build_timer(key, config, torch.device("cpu"), repeats=1)
+        assert timer.seconds and all(0 < s < 60 for s in timer.seconds.values())
+        assert ("eval_grad" in timer.seconds) == (key[0] != "inner")
