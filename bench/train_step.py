@@ -17,7 +17,7 @@ import argparse
 import torch
 from common import best_of, device, environment, write
 
-from multiarg.activations import ActivationSpec, set_kernel
+from multiarg.activations import ActivationSpec, InnerNet, set_kernel
 from multiarg.fused import supported
 from multiarg.models import ModelConfig, OuterNet, count_parameters
 from multiarg.params import matched_widths
@@ -34,10 +34,11 @@ def build(setting: str, activation: str, dev: torch.device) -> OuterNet:
     return OuterNet(cfg).to(dev)
 
 
-def variant_names(activation: str, model: OuterNet, compile_: bool, dev: torch.device) -> list[str]:
+def variant_names(activation: str, compile_: bool, dev: torch.device) -> list[str]:
     """``activation/kernel[+compile]``: every kernel that can run here for learned activations."""
     kernels = ["eager"]
-    if ActivationSpec.parse(activation).learned and supported(model.inner, torch.empty(1, device=dev)):
+    spec = ActivationSpec.parse(activation)
+    if spec.learned and supported(InnerNet(spec.n_args), torch.empty(1, device=dev)):
         kernels += ["fused-fp32", "fused-tf32", "fused-bf16"]
     names = [f"{activation}/{k}" for k in kernels]
     return names + ([f"{activation}/eager+compile"] if compile_ else [])
@@ -76,8 +77,7 @@ def measure(setting: str, activations: list[str], batch: int, compile_: bool, de
     inputs, labels = torch.rand(batch, *shape, device=dev), torch.randint(0, 10, (batch,), device=dev)
     variants, errors = {}, {}
     for activation in activations:
-        model = build(setting, activation, dev)
-        for name in variant_names(activation, model, compile_, dev):
+        for name in variant_names(activation, compile_, dev):
             try:
                 variant = Variant(name, build(setting, activation, dev), inputs, labels)
                 for _ in range(3):  # warm-up: compilation, autotuning, the allocator's pools

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Everything issue 6 measures, in two device calls of under 10 minutes each, from the repository root:
+#   bench  the fused kernels against PyTorch on CUDA (tests/fused_cases.py), bench/inner_net.py,
+#          bench/train_step.py --compile and bench/estimate_cost.py (paper scale; eager and fused-tf32)
+#   quick  the whole DAG at GPU quick scale (workflow/configs/gpu-quick.yaml), timed
+# Before: bash bench/gpu_wheels.sh; cp -r ../shared/data .data. Carry .whl and .data; results land in $OUT.
+#   bash bench/gpu_session.sh bench "$OUT"
+set -euo pipefail
+part=${1:?usage: gpu_session.sh bench|quick OUT}
+out=${2:?usage: gpu_session.sh bench|quick OUT}
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --no-build-isolation --target /tmp/site \
+  .whl/*.whl .whl/*.tar.gz
+export PYTHONPATH=/tmp/site:$PWD/.whl/site:$PWD/src PATH=/tmp/site/bin:$PATH PYTHONUNBUFFERED=1
+export MULTIARG_DATA_MIRROR=$PWD/.data
+nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv >"$out/gpu.txt"
+case $part in
+  bench)
+    python3 -m pytest -q -p no:cacheprovider -rs tests/fused_cases.py 2>&1 | tee "$out/fused_cases.log"
+    python3 bench/inner_net.py --out "$out/inner_net-cuda.json"
+    python3 bench/train_step.py --compile --out "$out/train_step-cuda.json"
+    for kernel in eager fused-tf32; do
+      python3 bench/estimate_cost.py --inner-kernel "$kernel" --out "$out/estimate-cuda-$kernel.json"
+    done ;;
+  quick)
+    start=$(date +%s)
+    python3 -m snakemake --cores 16 --resources gpu=8 --scheduler greedy all \
+      --configfile workflow/configs/gpu-quick.yaml 2>&1 | tail -n 40 | tee "$out/quick.log"
+    echo "quick DAG wall seconds: $(( $(date +%s) - start ))" | tee -a "$out/quick.log"
+    tar czf "$out/quick-results.tar.gz" results/tables results/figures logs/benchmarks ;;
+  *) echo "unknown part $part" >&2; exit 2 ;;
+esac

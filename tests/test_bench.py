@@ -1,0 +1,32 @@
+"""The benchmark scripts run and record what they measured (on the CPU: the eager variants only)."""
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+
+
+def test_train_step_records_every_variant_against_relu(tmp_path):
+    train_step = pytest.importorskip("train_step")
+    out = tmp_path / "step.json"
+    train_step.main(["--settings", "mnist-mlp", "--activations", "relu,arg2,dac", "--batch", "4", "--repeats", "1",
+                     "--rounds", "1", "--out", str(out)])
+    record = json.loads(out.read_text())
+    rows = record["settings"]["mnist-mlp"]["variants"]
+    assert set(rows) == {"relu/eager", "arg2/eager", "dac/eager"} and record["device"] and record["torch"]
+    assert rows["relu/eager"]["time_vs_relu"] == 1.0 and all(r["seconds"] > 0 for r in rows.values())
+    # matched to the 2-arg MLP's parameter count within 1 %
+    assert abs(rows["relu/eager"]["params"] / rows["arg2/eager"]["params"] - 1) < 0.01
+
+
+def test_inner_net_records_throughput_and_error_per_argument_count(tmp_path):
+    inner_net = pytest.importorskip("inner_net")
+    out = tmp_path / "inner.json"
+    inner_net.main(["--points", "2000", "--n-args", "1,3", "--repeats", "1", "--rounds", "1", "--out", str(out)])
+    record = json.loads(out.read_text())
+    assert set(record["n_args"]) == {"1", "3"}
+    fp32 = record["n_args"]["3"]["variants"]["eager-fp32"]
+    assert fp32["tflops"] > 0 and fp32["error_vs_fp64"]["output"] < 1e-5
+    assert record["n_args"]["3"]["variants"]["eager-bf16"]["error_vs_fp64"]["output"] > 1e-4  # bf16 really ran
