@@ -13,6 +13,7 @@ rule train_rnn:
     wildcard_constraints:
         activation=_alternatives(RNN["activations"]),
     params:
+        step=MODEL_STEP,
         args=get_rnn_args,
         init=get_init_arg,
         out_dir=RNN_RUN,
@@ -24,7 +25,7 @@ rule train_rnn:
     conda:
         ENV
     shell:
-        MODEL_STEP + " train-rnn --data {input.data} --activation {wildcards.activation}"
+        "{params.step} --threads {threads} train-rnn --data {input.data} --activation {wildcards.activation}"
         " --seed {wildcards.seed} --sequence {wildcards.sequence} --out-dir {params.out_dir} {params.init}"
         " {params.args} > {log} 2>&1"
 

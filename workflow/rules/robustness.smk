@@ -34,6 +34,7 @@ rule eval_cifar10c:
     wildcard_constraints:
         dataset="cifar10",
     params:
+        step=MODEL_STEP,
         c10c_dir=lambda wildcards, input: os.path.dirname(input.manifest),
         args=lambda wildcards: cli_args({"batch_size": C10C["batch_size"], "test_limit": c10c_test_limit(),
                                          "split_seed": config["data"]["split_seed"], "device": config["device"]}),
@@ -45,7 +46,7 @@ rule eval_cifar10c:
     conda:
         ENV
     shell:
-        MODEL_STEP + " eval-corruptions --model {input.model} --data {input.data}"
+        "{params.step} --threads {threads} eval-corruptions --model {input.model} --data {input.data}"
         " --cifar10c {params.c10c_dir} --out {output} {params.args} > {log} 2>&1"
 
 
@@ -101,6 +102,7 @@ rule train_adversarial:
     benchmark:
         "logs/benchmarks/train_adversarial/{dataset}/{arch}/{activation}/seed{seed}.tsv"
     params:
+        step=MODEL_STEP,
         args=lambda wildcards: get_train_args(wildcards, ADV["patience"], ADV["train_limit"]),
         adversarial=get_adversarial_args,
         source=lambda wildcards, input: f"--source-model {input.source}" if input.get("source") else "",
@@ -113,7 +115,7 @@ rule train_adversarial:
     conda:
         ENV
     shell:
-        MODEL_STEP + " train --session 3 --data {input.data}"
+        "{params.step} --threads {threads} train --session 3 --data {input.data}"
         " --dataset {wildcards.dataset} --activation {wildcards.activation} --seed {wildcards.seed}"
         " --out-dir {params.out_dir} {params.source} {params.adversarial} {params.args} > {log} 2>&1"
 
@@ -129,6 +131,7 @@ rule autoattack:
     benchmark:
         "logs/benchmarks/autoattack/{dataset}/{arch}/{activation}/seed{seed}.tsv"
     params:
+        step=MODEL_STEP,
         args=get_autoattack_args,
     threads: 2
     resources:
@@ -138,7 +141,7 @@ rule autoattack:
     conda:
         ENV
     shell:
-        MODEL_STEP + " autoattack --model {input.model} --data {input.data}"
+        "{params.step} --threads {threads} autoattack --model {input.model} --data {input.data}"
         " --out {output} {params.args} > {log} 2>&1"
 
 

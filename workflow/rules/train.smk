@@ -11,6 +11,7 @@ rule train_session2:
     benchmark:
         "logs/benchmarks/train_session2/{dataset}/{arch}/{activation}/seed{seed}.tsv"
     params:
+        step=MODEL_STEP,
         args=get_train_args,
         init=get_init_arg,
         epochs=config["train"]["session2_epochs"],
@@ -23,7 +24,7 @@ rule train_session2:
     conda:
         ENV
     shell:
-        MODEL_STEP + " train --session 2 --data {input.data}"
+        "{params.step} --threads {threads} train --session 2 --data {input.data}"
         " --dataset {wildcards.dataset} --activation {wildcards.activation} --seed {wildcards.seed}"
         " --out-dir {params.out_dir} --max-epochs {params.epochs} {params.init} {params.args} > {log} 2>&1"
 
@@ -40,6 +41,7 @@ rule train_session3:
     benchmark:
         "logs/benchmarks/train_session3/{dataset}/{arch}/{activation}/seed{seed}.tsv"
     params:
+        step=MODEL_STEP,
         args=get_train_args,
         epochs=config["train"]["session3_epochs"],
         out_dir=S3,
@@ -51,7 +53,7 @@ rule train_session3:
     conda:
         ENV
     shell:
-        MODEL_STEP + " train --session 3 --data {input.data}"
+        "{params.step} --threads {threads} train --session 3 --data {input.data}"
         " --dataset {wildcards.dataset} --activation {wildcards.activation} --seed {wildcards.seed}"
         " --out-dir {params.out_dir} --max-epochs {params.epochs} --source-model {input.source}"
         " {params.args} > {log} 2>&1"
@@ -68,6 +70,7 @@ rule collect_inputs:
     wildcard_constraints:
         activation=_alternatives(LEARNED),
     params:
+        step=MODEL_STEP,
         args=get_inputs_args,
     threads: 2
     resources:
@@ -77,5 +80,5 @@ rule collect_inputs:
     conda:
         ENV
     shell:
-        MODEL_STEP + " inputs --model {input.model} --data {input.data}"
+        "{params.step} --threads {threads} inputs --model {input.model} --data {input.data}"
         " --out {output} {params.args} > {log} 2>&1"
