@@ -5,12 +5,38 @@ import json
 import platform
 import sys
 import time
+from argparse import Namespace
 from pathlib import Path
 from typing import Callable
 
 import torch
+import yaml
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from multiarg.cli import model_config
+from multiarg.models import OuterNet
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+
+
+def load_config(configfile: str | None = None) -> dict:
+    """``config.yaml``, with ``configfile``'s keys merged over it as Snakemake merges them."""
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    if configfile:
+        from snakemake.utils import update_config  # only here: the GPU machine may lack Snakemake
+
+        update_config(config, yaml.safe_load(Path(configfile).read_text()))
+    return config
+
+
+def outer_net(config: dict, dataset: str, arch: str, activation: str) -> OuterNet:
+    """The network the workflow trains for ``dataset`` x ``arch`` x ``activation`` under ``config``."""
+    m, matching = config["model"], config["matching"]
+    options = Namespace(arch=arch, widths=m[f"{arch}_widths"], dropout=m["dropout"], layernorm=m["layernorm"],
+                        inner_hidden=m["inner_hidden"], inner_depth=m["inner_depth"], kernel_size=m["kernel_size"],
+                        padding=m["padding"], pool_after=m["pool_after"],
+                        match_to=matching["reference"] if activation in matching["matched"] else None)
+    return OuterNet(model_config(options, dataset, activation))
 
 
 def device() -> torch.device:

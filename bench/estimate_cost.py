@@ -29,25 +29,18 @@ import math
 import re
 import subprocess
 import sys
-from argparse import Namespace
 from collections import Counter
 from functools import partial
-from pathlib import Path
 
 import torch
-import yaml
-from common import best_of, device, environment, write
-from snakemake.utils import update_config
+from common import ROOT, best_of, device, environment, load_config, outer_net, write
 
-from multiarg.activations import KERNELS, InnerNet, set_kernel
-from multiarg.cli import model_config
+from multiarg.activations import KERNELS, ActivationSpec, InnerNet, set_kernel
 from multiarg.corruptions import CORRUPTIONS, SEVERITIES
 from multiarg.data import _COUNTS, SHAPES
-from multiarg.models import OuterNet
 from multiarg.rnn_study import RNNConfig
 from multiarg.train import train_step
 
-ROOT = Path(__file__).resolve().parent.parent
 # AutoAttack's standard L-inf attacks: (gradients, forward queries) per image. APGD-T and FAB-T try 9 target
 # classes of 100 iterations; FAB needs two gradients per iteration; Square makes 5000 queries.
 AA_COST = {"apgd-ce": (100, 0), "apgd-t": (900, 0), "fab-t": (1800, 0), "square": (0, 5000)}
@@ -55,13 +48,6 @@ TIMED_RULES = {"pretrain_inner", "train_session2", "train_session3", "train_rnn"
                "collect_inputs", "eval_cifar10c", "autoattack"}
 CPU_RULES = {"prepare_data", "param_table", "cifar10c", "analyze_nonlinearities", "fig4", "fig5", "fig7_fig8",
              "fig9", "cifar10c_table", "table1", "rnn_table", "fig_rnn", "summary_table", "fig_compare", "all"}
-
-
-def load_config(configfile: str | None) -> dict:
-    config = yaml.safe_load((ROOT / "config.yaml").read_text())
-    if configfile:
-        update_config(config, yaml.safe_load(Path(configfile).read_text()))
-    return config
 
 
 def dag_jobs(configfile: str | None) -> list[tuple[str, dict]]:
@@ -178,20 +164,15 @@ def build_timer(key: tuple, config: dict, dev, repeats: int) -> Timer:
     inner = (m["inner_hidden"], m["inner_depth"])
     if key[0] == "inner":
         p = config["pretrain"]
-        net = InnerNet(int(re.match(r"arg(\d)", key[1])[1]), *inner)
+        net = InnerNet(ActivationSpec.parse(key[1]).n_args, *inner)
         return Timer(net.net, (net.n_args,), p["batch_size"], p["batch_size"], dev, repeats)
     if key[0] == "rnn":
         r = config["rnn"]
         net = RNNConfig(key[1], r["hidden"], r["sequence"], inner_hidden=inner[0], inner_depth=inner[1]).build()
         return Timer(net, SHAPES["mnist"][0], t["batch_size"], t["eval_batch_size"], dev, repeats)
     _, dataset, arch, activation = key
-    matching = config["matching"]
-    options = Namespace(arch=arch, widths=m[f"{arch}_widths"], dropout=m["dropout"], layernorm=m["layernorm"],
-                        inner_hidden=inner[0], inner_depth=inner[1], kernel_size=m["kernel_size"],
-                        padding=m["padding"], pool_after=m["pool_after"],
-                        match_to=matching["reference"] if activation in matching["matched"] else None)
-    net = OuterNet(model_config(options, dataset, activation))
-    return Timer(net, SHAPES[dataset][0], t["batch_size"], t["eval_batch_size"], dev, repeats)
+    return Timer(outer_net(config, dataset, arch, activation), SHAPES[dataset][0], t["batch_size"],
+                 t["eval_batch_size"], dev, repeats)
 
 
 def estimate(config: dict, jobs: list[tuple[str, dict]], dev, args) -> dict:

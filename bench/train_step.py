@@ -5,7 +5,7 @@ through every inner-net kernel against the parameter-matched ReLU net and the ot
     python bench/train_step.py --batch 8 --repeats 2     # a look on a CPU (only the eager kernel runs there)
     python bench/train_step.py --compile                 # adds torch.compile'd eager variants
 
-Models are built as the workflow builds them (config.yaml's paper widths, dropout, LayerNorm, 64-wide inner
+Models are built as the workflow builds them from config.yaml (paper widths, dropout, LayerNorm, 64-wide inner
 net; baselines matched to arg2's parameter count), the batch stays on the device, and every variant of a setting
 runs side by side, alternating, so ratios to ReLU are comparable on a noisy machine. Writes
 ``bench/results/train_step-<device>.json`` with the device, versions and the command.
@@ -15,23 +15,20 @@ from __future__ import annotations
 import argparse
 
 import torch
-from common import best_of, device, environment, write
+from common import best_of, device, environment, load_config, outer_net, write
 
 from multiarg.activations import ActivationSpec, InnerNet, set_kernel
 from multiarg.fused import supported
-from multiarg.models import ModelConfig, OuterNet, count_parameters
-from multiarg.params import matched_widths
+from multiarg.data import SHAPES
+from multiarg.models import OuterNet, count_parameters
 from multiarg.train import train_step
 
-SETTINGS = {"cifar10-cnn": ("cnn", (3, 32, 32), (60, 120, 120, 120)), "mnist-mlp": ("mlp", (1, 28, 28), (64, 64, 64))}
+SETTINGS = {"cifar10-cnn": ("cifar10", "cnn"), "mnist-mlp": ("mnist", "mlp")}  # (dataset, arch)
+CONFIG = load_config()
 
 
 def build(setting: str, activation: str, dev: torch.device) -> OuterNet:
-    arch, shape, widths = SETTINGS[setting]
-    reference = ModelConfig(arch, "arg2", shape, 10, widths)
-    cfg = reference if activation == "arg2" else reference.replace(
-        activation=activation, widths=matched_widths(reference, activation)[0])
-    return OuterNet(cfg).to(dev)
+    return outer_net(CONFIG, *SETTINGS[setting], activation).to(dev)
 
 
 def variant_names(activation: str, compile_: bool, dev: torch.device) -> list[str]:
@@ -72,7 +69,7 @@ class Variant:
 
 def measure(setting: str, activations: list[str], batch: int, compile_: bool, dev: torch.device, repeats: int,
             rounds: int) -> dict:
-    _, shape, _ = SETTINGS[setting]
+    shape = SHAPES[SETTINGS[setting][0]][0]
     torch.manual_seed(0)
     inputs, labels = torch.rand(batch, *shape, device=dev), torch.randint(0, 10, (batch,), device=dev)
     variants, errors = {}, {}
