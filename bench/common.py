@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import sys
 import time
@@ -76,7 +77,8 @@ def environment(dev: torch.device) -> dict:
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or platform.machine()
     return {"command": " ".join(["python", *sys.argv]), "device": name, "torch": torch.__version__,
             "triton": triton_version, "cuda": torch.version.cuda if dev.type == "cuda" else None,
-            "python": platform.python_version(), "cpu_threads": torch.get_num_threads()}
+            "python": platform.python_version(), "cpu_threads": torch.get_num_threads(),
+            "triton_interpreter": os.environ.get("TRITON_INTERPRET") == "1"}
 
 
 def write(result: dict, name: str, out: str | None) -> Path:

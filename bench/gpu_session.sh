@@ -16,7 +16,7 @@ nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv >"$out/gpu
 case $part in
   bench)
     python3 -m pytest -q -p no:cacheprovider -rs tests/fused_cases.py 2>&1 | tee "$out/fused_cases.log"
-    python3 bench/inner_net.py --out "$out/inner_net-cuda.json"
+    python3 bench/inner_net.py --sweep --out "$out/inner_net-cuda.json"
     python3 bench/train_step.py --compile --out "$out/train_step-cuda.json"
     for kernel in eager fused-tf32; do
       python3 bench/estimate_cost.py --inner-kernel "$kernel" --out "$out/estimate-cuda-$kernel.json"

@@ -18,20 +18,20 @@ DEVICE = torch.device("cpu" if INTERPRETED else "cuda")
 # The interpreter computes tf32 products exactly; TF32 tensor cores keep 10 mantissa bits, about 1e-3 per product.
 TF32_BOUNDS = (1e-5, 1e-5) if INTERPRETED else (1e-2, 5e-2)
 
-from multiarg.activations import InnerNet, set_kernel  # noqa: E402
+from multiarg.activations import InnerNet, MultiArgActivation, set_kernel  # noqa: E402
 from multiarg.data import load_prepared, split  # noqa: E402
-from multiarg.fused import fused_inner, supported  # noqa: E402
+from multiarg.fused import Launch, fused_activation, fused_inner, supported  # noqa: E402
 from multiarg.models import ModelConfig, OuterNet  # noqa: E402
 from multiarg.train import TrainConfig, fit_run  # noqa: E402
 
 
-def _both(inner, x, mode="fp32"):
+def _both(inner, x, mode="fp32", reference=None, fused=None):
     """Output and gradients (input and every parameter) of the reference and of the fused kernels."""
-    ref = inner(x)
+    ref = (reference or inner)(x)
     grad = torch.randn_like(ref)
     params = list(inner.parameters())
     ref_grads = torch.autograd.grad(ref, [x, *params], grad)
-    out = fused_inner(inner, x, mode)
+    out = (fused or (lambda v: fused_inner(inner, v, mode)))(x)
     return (ref, *ref_grads), (out, *torch.autograd.grad(out, [x, *params], grad))
 
 
@@ -56,6 +56,29 @@ def test_leading_dimensions_are_kept():
     torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("n_args", [1, 2, 3])
+@pytest.mark.parametrize("shape,dim", [((5, 7), 1), ((3, 5, 4, 3), 1), ((2, 3, 5), -1), ((4, 3, 6), 0)])
+def test_layers_are_read_in_place_in_every_layout(n_args, shape, dim):
+    # an MLP layer (B, nC), a conv layer (B, nC, H, W), a recurrent cell (..., nC), and features on axis 0
+    torch.manual_seed(n_args)
+    act = MultiArgActivation(InnerNet(n_args, 16), dim=dim).to(DEVICE)
+    shape = list(shape)
+    shape[dim] *= n_args
+    z = torch.randn(*shape, device=DEVICE, requires_grad=True)
+    for ref, got in zip(*_both(act.inner, z, reference=act, fused=lambda v: fused_activation(act.inner, v, dim))):
+        torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("launch", [Launch(16, 1, 1), Launch(32, 2, 3), Launch(128, 8, 1)])
+def test_every_launch_gives_the_reference_result(launch):
+    # one program walking over all blocks, several with uneven shares, and one block larger than the input
+    torch.manual_seed(2)
+    inner = InnerNet(3, 16).to(DEVICE)
+    x = torch.randn(100, 3, device=DEVICE, requires_grad=True)
+    for ref, got in zip(*_both(inner, x, fused=lambda v: fused_inner(inner, v, launch=launch))):
+        torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("mode,forward,gradients", [("tf32", *TF32_BOUNDS), ("bf16", 2e-2, 1e-1)])
 def test_reduced_precision_modes_stay_within_their_bounds(mode, forward, gradients):
     # bf16 operands keep 8 significant bits; in the gradients, sums with cancellation and ReLU masks flipped
@@ -74,6 +97,8 @@ def test_unsupported_inner_nets_are_refused():
     assert not supported(InnerNet(2, 32, depth=3), x)
     with pytest.raises(ValueError, match="mode"):
         fused_inner(InnerNet(2, 16).to(DEVICE), x, "fp16")
+    with pytest.raises(ValueError, match="cannot be split"):
+        fused_activation(InnerNet(2, 16).to(DEVICE), torch.randn(2, 7, device=DEVICE), 1)
 
 
 @pytest.fixture

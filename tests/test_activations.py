@@ -3,6 +3,7 @@ import torch
 
 from multiarg import ActivationSpec, InnerNet, ModelConfig, MultiArgActivation, OuterNet, count_parameters
 from multiarg.activations import get_kernel, set_kernel
+from multiarg.fused import Launch
 
 
 def test_parse_names():
@@ -91,3 +92,13 @@ def test_kernel_choice_is_validated_and_falls_back_to_eager_where_fused_cannot_r
     finally:
         set_kernel(previous)
     torch.testing.assert_close(got, act(z), rtol=0, atol=0)
+
+
+def test_fused_launch_settings_are_validated():
+    with pytest.raises(ValueError, match="power of two"):
+        Launch(block=24)
+    with pytest.raises(ValueError, match="power of two"):
+        Launch(block=8)
+    with pytest.raises(ValueError, match="positive"):
+        Launch(programs_per_sm=0)
+    assert Launch(block=128, warps=8).block == 128

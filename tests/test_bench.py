@@ -1,11 +1,14 @@
 """The benchmark scripts run and record what they measured (on the CPU: the eager variants only)."""
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
 
 
 def test_train_step_records_every_variant_against_relu(tmp_path):
@@ -30,3 +33,21 @@ def test_inner_net_records_throughput_and_error_per_argument_count(tmp_path):
     fp32 = record["n_args"]["3"]["variants"]["eager-fp32"]
     assert fp32["tflops"] > 0 and fp32["error_vs_fp64"]["output"] < 1e-5
     assert record["n_args"]["3"]["variants"]["eager-bf16"]["error_vs_fp64"]["output"] > 1e-4  # bf16 really ran
+
+
+def test_inner_net_sweeps_fused_launches_under_the_interpreter(tmp_path):
+    pytest.importorskip("triton")
+    out = tmp_path / "inner.json"
+    env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": str(ROOT / "src")}
+    subprocess.run([sys.executable, str(ROOT / "bench" / "inner_net.py"), "--points", "100", "--n-args", "2",
+                    "--sweep", "--repeats", "1", "--rounds", "1", "--out", str(out)], check=True, env=env,
+                   capture_output=True)
+    record = json.loads(out.read_text())
+    assert record["triton_interpreter"]
+    fused = record["n_args"]["2"]["variants"]["fused-fp32"]
+    assert fused["error_vs_fp64"]["output"] < 1e-5 and fused["error_vs_fp64"]["gradients"] < 1e-4
+    rows = record["sweep"]["launches"]
+    assert len(rows) == 2 * len(set((r["block"], r["warps"], r["programs_per_sm"]) for r in rows)) == 36
+    assert sum(r["default"] for r in rows) == 2 and all(r["seconds"] > 0 for r in rows)
+    assert {m: b["seconds"] for m, b in record["sweep"]["best"].items()} == {
+        m: min(r["seconds"] for r in rows if r["mode"] == m) for m in ("tf32", "bf16")}

@@ -84,16 +84,18 @@ def get_kernel() -> str:
     return _kernel
 
 
-def apply_inner(inner: InnerNet, x: torch.Tensor) -> torch.Tensor:
-    """``inner(x)`` for ``x`` of shape ``(..., n_args)`` through the chosen kernel."""
-    if _kernel != "eager":
-        from . import fused  # only here: Triton is optional and slow to import
+def _fused_mode(inner: InnerNet, x: torch.Tensor) -> str | None:
+    """The fused kernels' precision mode if the chosen kernel is fused and can run here; None for eager (with a
+    warning where a fused kernel was chosen but cannot run)."""
+    if _kernel == "eager":
+        return None
+    from . import fused  # only here: Triton is optional and slow to import
 
-        if fused.supported(inner, x):
-            return fused.fused_inner(inner, x, _kernel.removeprefix("fused-"))
-        warnings.warn(f"{_kernel} cannot run on this device or inner net; using the eager kernel", RuntimeWarning,
-                      stacklevel=2)
-    return inner(x)
+    if fused.supported(inner, x):
+        return _kernel.removeprefix("fused-")
+    warnings.warn(f"{_kernel} cannot run on this device or inner net; using the eager kernel", RuntimeWarning,
+                  stacklevel=2)
+    return None
 
 
 def load_inner(record: dict) -> InnerNet:
@@ -122,7 +124,12 @@ class MultiArgActivation(nn.Module):
         return z.unflatten(-1, (self.n_args, -1)).transpose(-1, -2)  # (..., C, n_args)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return apply_inner(self.inner, self._split(z)).movedim(-1, self.dim)
+        mode = _fused_mode(self.inner, z)
+        if mode is None:
+            return self.inner(self._split(z)).movedim(-1, self.dim)
+        from .fused import fused_activation  # reads z in place: no transposed copies
+
+        return fused_activation(self.inner, z, self.dim, mode)
 
     def arguments(self, z: torch.Tensor) -> torch.Tensor:
         """The ``(points, n_args)`` inputs this module feeds to its inner net for ``z``."""

@@ -3,9 +3,11 @@
 The inner net is applied independently to millions of argument tuples; in eager PyTorch most of its time
 goes to writing and re-reading the two ``(points, H)`` hidden activations. Here one program keeps the
 weights (``H*H + 3H + n*H + 1`` floats) on chip, walks over blocks of points, and never writes a hidden
-activation to global memory: the backward pass recomputes them. Weight gradients are summed in each
+activation to global memory: the backward pass recomputes them. The kernels read a layer's pre-activations
+where they lie (:func:`fused_activation`: argument ``k`` of unit ``c`` is channel ``k*C + c``), so no
+transposed copy of the input, output or input gradient is made. Weight gradients are summed in each
 program's registers over its blocks and written once per program; torch adds the per-program partials,
-so the reduction is deterministic.
+so the reduction is deterministic for a given :class:`Launch`.
 
 Precision modes (:data:`MODES`): ``fp32`` (IEEE products), ``tf32`` (the H x H products on TF32 tensor
 cores) and ``bf16`` (their operands rounded to bfloat16, fp32 accumulation). Everything else stays fp32.
@@ -16,6 +18,9 @@ bound on a GPU (10-bit mantissas, between fp32 and bf16) is still to be measured
 """
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
 import torch
 
 try:
@@ -25,7 +30,26 @@ except ImportError:  # the reference path needs no Triton
     triton = None
 
 MODES = ("fp32", "tf32", "bf16")
-BLOCK = 64  # points per block; a multiple of 16 for tl.dot
+
+
+@dataclass(frozen=True)
+class Launch:
+    """How the kernels are launched. ``python bench/inner_net.py --sweep`` times the alternatives on a GPU."""
+
+    block: int = 64  # points per block: a power of two >= 16 (tl.dot's smallest tile)
+    warps: int = 4
+    programs_per_sm: int = 8  # persistent grid: each program walks over several blocks
+
+    def __post_init__(self):
+        for name in ("block", "warps"):
+            value = getattr(self, name)
+            if value < (16 if name == "block" else 1) or value & (value - 1):
+                raise ValueError(f"Launch.{name} must be a power of two (block >= 16), got {value}")
+        if self.programs_per_sm < 1:
+            raise ValueError(f"Launch.programs_per_sm must be positive, got {self.programs_per_sm}")
+
+
+LAUNCH = Launch()
 
 
 def supported(inner, x: torch.Tensor) -> bool:
@@ -60,49 +84,56 @@ if triton is not None:
         return c
 
     @triton.jit
-    def _hidden(x_ptr, rows, mask, w1_ptr, b1_ptr, w2t, b2, cols, N_ARGS: tl.constexpr, H: tl.constexpr,
+    def _points(block, N, M, N_ARGS: tl.constexpr, BLOCK: tl.constexpr):
+        """Point indices of one block, their mask, and where their first argument lies: the input is
+        ``(N // M, N_ARGS, M)``, so argument ``k`` of point ``p`` is at ``(p // M) * N_ARGS * M + k * M + p % M``.
+        64-bit, because an evaluation batch of a CNN can pass 2**31 elements (points themselves stay below)."""
+        rows = block * BLOCK + tl.arange(0, BLOCK).to(tl.int64)
+        return rows, rows < N, (rows // M) * (N_ARGS * M) + rows % M
+
+    @triton.jit
+    def _hidden(x_ptr, first, M, mask, w1_ptr, b1_ptr, w2t, b2, cols, N_ARGS: tl.constexpr, H: tl.constexpr,
                 BLOCK: tl.constexpr, BF16: tl.constexpr, TF32: tl.constexpr, EMULATE: tl.constexpr):
         """Pre-activations ``a1`` and ``a2`` of both hidden layers for one block of points."""
         a1 = tl.zeros((BLOCK, H), tl.float32) + tl.load(b1_ptr + cols)[None, :]
         for k in tl.static_range(N_ARGS):
-            xk = tl.load(x_ptr + rows * N_ARGS + k, mask=mask, other=0.0)
+            xk = tl.load(x_ptr + first + k * M, mask=mask, other=0.0)
             a1 += xk[:, None] * tl.load(w1_ptr + cols * N_ARGS + k)[None, :]
         a2 = _dot(tl.maximum(a1, 0.0), w2t, BF16, TF32, EMULATE)
         return a1, a2 + b2[None, :]
 
     @triton.jit
-    def _forward_kernel(x_ptr, w1_ptr, b1_ptr, w2_ptr, b2_ptr, w3_ptr, b3_ptr, out_ptr, N, n_blocks,
+    def _forward_kernel(x_ptr, w1_ptr, b1_ptr, w2_ptr, b2_ptr, w3_ptr, b3_ptr, out_ptr, N, M, n_blocks,
                         N_ARGS: tl.constexpr, H: tl.constexpr, BLOCK: tl.constexpr, BF16: tl.constexpr,
                         TF32: tl.constexpr, EMULATE: tl.constexpr):
         cols = tl.arange(0, H)
         w2t = tl.load(w2_ptr + cols[None, :] * H + cols[:, None])  # [i, j] = W2[j, i]
         b2, w3, b3 = tl.load(b2_ptr + cols), tl.load(w3_ptr + cols), tl.load(b3_ptr)
         for block in range(tl.program_id(0), n_blocks, tl.num_programs(0)):
-            rows = block * BLOCK + tl.arange(0, BLOCK)
-            mask = rows < N
-            _, a2 = _hidden(x_ptr, rows, mask, w1_ptr, b1_ptr, w2t, b2, cols, N_ARGS, H, BLOCK, BF16, TF32,
+            rows, mask, first = _points(block, N, M, N_ARGS, BLOCK)
+            _, a2 = _hidden(x_ptr, first, M, mask, w1_ptr, b1_ptr, w2t, b2, cols, N_ARGS, H, BLOCK, BF16, TF32,
                             EMULATE)
             out = tl.sum(tl.maximum(a2, 0.0) * w3[None, :], 1) + b3
             tl.store(out_ptr + rows, out, mask=mask)
 
     @triton.jit
     def _backward_kernel(x_ptr, g_ptr, w1_ptr, b1_ptr, w2_ptr, b2_ptr, w3_ptr, dx_ptr, dw1_ptr, db1_ptr,
-                         dw2_ptr, db2_ptr, dw3_ptr, db3_ptr, N, n_blocks, N_ARGS: tl.constexpr,
-                         H: tl.constexpr, BLOCK: tl.constexpr, BF16: tl.constexpr, TF32: tl.constexpr,
-                         EMULATE: tl.constexpr):
+                         dw2_ptr, db2_ptr, dw3_ptr, db3_ptr, N, M, n_blocks, N_ARGS: tl.constexpr,
+                         ARGS_P2: tl.constexpr, H: tl.constexpr, BLOCK: tl.constexpr, BF16: tl.constexpr,
+                         TF32: tl.constexpr, EMULATE: tl.constexpr):
         pid = tl.program_id(0)
-        cols = tl.arange(0, H)
+        cols, args = tl.arange(0, H), tl.arange(0, ARGS_P2)
         w2 = tl.load(w2_ptr + cols[:, None] * H + cols[None, :])  # [j, i] = W2[j, i]
         w2t = tl.trans(w2)
         b2, w3 = tl.load(b2_ptr + cols), tl.load(w3_ptr + cols)
         dw2 = tl.zeros((H, H), tl.float32)
+        dw1 = tl.zeros((H, ARGS_P2), tl.float32)  # column k holds dW1[:, k]; padding columns stay zero
         db1, db2, dw3 = tl.zeros((H,), tl.float32), tl.zeros((H,), tl.float32), tl.zeros((H,), tl.float32)
         db3 = tl.zeros((1,), tl.float32)
         for block in range(pid, n_blocks, tl.num_programs(0)):
-            rows = block * BLOCK + tl.arange(0, BLOCK)
-            mask = rows < N
-            a1, a2 = _hidden(x_ptr, rows, mask, w1_ptr, b1_ptr, w2t, b2, cols, N_ARGS, H, BLOCK, BF16, TF32,
-                            EMULATE)
+            rows, mask, first = _points(block, N, M, N_ARGS, BLOCK)
+            a1, a2 = _hidden(x_ptr, first, M, mask, w1_ptr, b1_ptr, w2t, b2, cols, N_ARGS, H, BLOCK, BF16, TF32,
+                             EMULATE)
             h1, h2 = tl.maximum(a1, 0.0), tl.maximum(a2, 0.0)
             g = tl.load(g_ptr + rows, mask=mask, other=0.0)  # padded rows carry no gradient
             dw3 += tl.sum(g[:, None] * h2, 0)
@@ -113,12 +144,12 @@ if triton is not None:
             dh1 = tl.where(a1 > 0, _dot(dh2, w2, BF16, TF32, EMULATE), 0.0)
             db1 += tl.sum(dh1, 0)
             for k in tl.static_range(N_ARGS):
-                xk = tl.load(x_ptr + rows * N_ARGS + k, mask=mask, other=0.0)
+                xk = tl.load(x_ptr + first + k * M, mask=mask, other=0.0)
                 w1k = tl.load(w1_ptr + cols * N_ARGS + k)
-                tl.store(dx_ptr + rows * N_ARGS + k, tl.sum(dh1 * w1k[None, :], 1), mask=mask)
-                # dW1[:, k] partials live at [pid, :, k]; each program owns its slice, so += is race-free
-                part = dw1_ptr + pid * H * N_ARGS + cols * N_ARGS + k
-                tl.store(part, tl.load(part) + tl.sum(dh1 * xk[:, None], 0))
+                tl.store(dx_ptr + first + k * M, tl.sum(dh1 * w1k[None, :], 1), mask=mask)
+                dw1 += tl.where(args[None, :] == k, tl.sum(dh1 * xk[:, None], 0)[:, None], 0.0)
+        tl.store(dw1_ptr + pid * H * N_ARGS + cols[:, None] * N_ARGS + args[None, :], dw1,
+                 mask=(args < N_ARGS)[None, :])
         tl.store(dw2_ptr + pid * H * H + cols[:, None] * H + cols[None, :], dw2)
         tl.store(db1_ptr + pid * H + cols, db1)
         tl.store(db2_ptr + pid * H + cols, db2)
@@ -126,24 +157,25 @@ if triton is not None:
         tl.store(db3_ptr + pid + tl.arange(0, 1), db3)
 
 
-def _programs(n_blocks: int, device: torch.device) -> int:
-    """Persistent grid: a few programs per SM (each then walks over several blocks), at most one per block."""
-    if device.type == "cuda":
-        return max(1, min(n_blocks, 8 * torch.cuda.get_device_properties(device).multi_processor_count))
-    return max(1, min(n_blocks, 4))
+def _programs(n_blocks: int, device: torch.device, launch: Launch) -> int:
+    """Persistent grid: a few programs per SM, at most one per block."""
+    sms = torch.cuda.get_device_properties(device).multi_processor_count if device.type == "cuda" else 1
+    return max(1, min(n_blocks, launch.programs_per_sm * sms))
 
 
 class _FusedInner(torch.autograd.Function):
+    """The inner net on ``x`` of shape ``(B, n_args, M)`` (contiguous fp32), giving ``(B, M)``."""
+
     @staticmethod
-    def forward(ctx, x, w1, b1, w2, b2, w3, b3, mode):
-        n, n_args = x.shape
-        hidden = w1.shape[0]
-        n_blocks = triton.cdiv(n, BLOCK)
-        grid = (_programs(n_blocks, x.device),)
-        out = torch.empty(n, device=x.device, dtype=torch.float32)
-        flags = dict(N_ARGS=n_args, H=hidden, BLOCK=BLOCK, BF16=mode == "bf16", TF32=mode == "tf32",
-                     EMULATE=_interpreted())
-        _forward_kernel[grid](x, w1, b1, w2, b2, w3, b3, out, n, n_blocks, **flags)
+    def forward(ctx, x, w1, b1, w2, b2, w3, b3, mode, launch):
+        _, n_args, group = x.shape
+        n, hidden = x.numel() // n_args, w1.shape[0]
+        n_blocks = triton.cdiv(n, launch.block)
+        grid = (_programs(n_blocks, x.device, launch),)
+        out = torch.empty(x.shape[0], group, device=x.device, dtype=torch.float32)
+        flags = dict(N_ARGS=n_args, H=hidden, BLOCK=launch.block, BF16=mode == "bf16", TF32=mode == "tf32",
+                     EMULATE=_interpreted(), num_warps=launch.warps)
+        _forward_kernel[grid](x, w1, b1, w2, b2, w3, b3, out, n, group, n_blocks, **flags)
         ctx.save_for_backward(x, w1, b1, w2, b2, w3)
         ctx.flags, ctx.grid, ctx.n_blocks = flags, grid, n_blocks
         return out
@@ -152,22 +184,34 @@ class _FusedInner(torch.autograd.Function):
     def backward(ctx, grad):
         x, w1, b1, w2, b2, w3 = ctx.saved_tensors
         (programs,), hidden, n_args = ctx.grid, w1.shape[0], x.shape[1]
-        new = lambda *shape: torch.zeros(programs, *shape, device=x.device, dtype=torch.float32)  # noqa: E731
+        new = lambda *shape: torch.empty(programs, *shape, device=x.device, dtype=torch.float32)  # noqa: E731
         dx = torch.empty_like(x)
         dw1, db1, dw2, db2, dw3, db3 = new(hidden, n_args), new(hidden), new(hidden, hidden), new(hidden), \
             new(hidden), new(1)
         _backward_kernel[ctx.grid](x, grad.contiguous().float(), w1, b1, w2, b2, w3, dx, dw1, db1, dw2, db2, dw3,
-                                   db3, len(x), ctx.n_blocks, **ctx.flags)
-        return (dx, dw1.sum(0), db1.sum(0), dw2.sum(0), db2.sum(0), dw3.sum(0).view(1, -1), db3.sum(0), None)
+                                   db3, x.numel() // n_args, x.shape[2], ctx.n_blocks,
+                                   ARGS_P2=triton.next_power_of_2(n_args), **ctx.flags)
+        return dx, dw1.sum(0), db1.sum(0), dw2.sum(0), db2.sum(0), dw3.sum(0).view(1, -1), db3.sum(0), None, None
 
 
-def fused_inner(inner, x: torch.Tensor, mode: str = "fp32") -> torch.Tensor:
-    """``inner(x)`` for ``x`` of shape ``(..., n_args)`` through the fused kernels (differentiable in ``x`` and
-    every inner-net parameter). Callers check :func:`supported` first."""
+def fused_activation(inner, z: torch.Tensor, dim: int = 1, mode: str = "fp32", launch: Launch = LAUNCH
+                     ) -> torch.Tensor:
+    """:class:`~multiarg.activations.MultiArgActivation`'s forward through the fused kernels: ``z`` with
+    ``n_args * C`` features along ``dim`` gives ``C`` features there, unit ``c`` receiving features
+    ``c, C + c, ...``. Differentiable in ``z`` and every inner-net parameter. Callers check :func:`supported`."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    dim, n_args = dim % z.dim(), inner.n_args
+    if z.shape[dim] % n_args:
+        raise ValueError(f"{z.shape[dim]} features cannot be split into {n_args} arguments")
+    units = z.shape[dim] // n_args
+    x = z.reshape(math.prod(z.shape[:dim]), n_args, units * math.prod(z.shape[dim + 1:])).contiguous().float()
     first, second, last = (m for m in inner.net if isinstance(m, torch.nn.Linear))
-    flat = x.reshape(-1, inner.n_args).contiguous().float()
-    out = _FusedInner.apply(flat, first.weight.contiguous(), first.bias, second.weight.contiguous(), second.bias,
-                            last.weight.contiguous(), last.bias, mode)
-    return out.view(x.shape[:-1]).to(x.dtype)
+    out = _FusedInner.apply(x, first.weight.contiguous(), first.bias, second.weight.contiguous(), second.bias,
+                            last.weight.contiguous(), last.bias, mode, launch)
+    return out.view(*z.shape[:dim], units, *z.shape[dim + 1:]).to(z.dtype)
+
+
+def fused_inner(inner, x: torch.Tensor, mode: str = "fp32", launch: Launch = LAUNCH) -> torch.Tensor:
+    """``inner(x)`` for ``x`` of shape ``(..., n_args)`` through the fused kernels (one unit per tuple)."""
+    return fused_activation(inner, x, -1, mode, launch).squeeze(-1)
