@@ -2,17 +2,20 @@
 # Everything issue 6 measures, in two device calls of under 10 minutes each, from the repository root:
 #   bench  the fused kernels against PyTorch on CUDA (tests/fused_cases.py), bench/inner_net.py,
 #          bench/train_step.py --compile and bench/estimate_cost.py (paper scale; eager and fused-tf32)
-#   quick  the whole DAG at GPU quick scale (workflow/configs/gpu-quick.yaml), timed
+#   quick  the whole DAG at GPU quick scale (workflow/configs/gpu-quick.yaml, or the CONFIG given), timed
 # Before: bash bench/gpu_wheels.sh; cp -r ../shared/data .data. Carry .whl and .data; results land in $OUT.
 #   bash bench/gpu_session.sh bench "$OUT"
+#   bash bench/gpu_session.sh quick "$OUT" [CONFIG]
 set -euo pipefail
 part=${1:?usage: gpu_session.sh bench|quick OUT}
 out=${2:?usage: gpu_session.sh bench|quick OUT}
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --no-build-isolation --target /tmp/site \
-  .whl/*.whl .whl/*.tar.gz
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl
 export PYTHONPATH=/tmp/site:$PWD/.whl/site:$PWD/src PATH=/tmp/site/bin:$PATH PYTHONUNBUFFERED=1
 export MULTIARG_DATA_MIRROR=$PWD/.data
-nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv >"$out/gpu.txt"
+# the rules call `python`; make it the interpreter that holds PyTorch there, whatever else PATH offers
+printf '#!/bin/sh\nexec %s "$@"\n' "$(python3 -c 'import sys; print(sys.executable)')" >/tmp/site/bin/python
+chmod +x /tmp/site/bin/python
+nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv >"$out/gpu.txt" || echo "no nvidia-smi"
 case $part in
   bench)
     python3 -m pytest -q -p no:cacheprovider -rs tests/fused_cases.py 2>&1 | tee "$out/fused_cases.log"
@@ -24,7 +27,7 @@ case $part in
   quick)
     start=$(date +%s)
     python3 -m snakemake --cores 16 --resources gpu=8 --scheduler greedy all \
-      --configfile workflow/configs/gpu-quick.yaml 2>&1 | tail -n 40 | tee "$out/quick.log"
+      --configfile "${3:-workflow/configs/gpu-quick.yaml}" 2>&1 | tail -n 40 | tee "$out/quick.log"
     echo "quick DAG wall seconds: $(( $(date +%s) - start ))" | tee -a "$out/quick.log"
     tar czf "$out/quick-results.tar.gz" results/tables results/figures logs/benchmarks ;;
   *) echo "unknown part $part" >&2; exit 2 ;;

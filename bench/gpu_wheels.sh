@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Fetch, on a machine with a package index, the cp312 wheels that the GPU machine lacks for the workflow
 # (Snakemake and its dependencies, jsonschema, pyautoattack) into .whl/ (git-ignored), to travel with a
-# device call. PuLP is left out: with --scheduler greedy Snakemake never imports it. A package published only
-# as source (pure Python) comes as an sdist, which installs there with --no-build-isolation. pyautoattack's
-# wheel carries 45 MB of example models; it is unpacked into .whl/site without them (put that on PYTHONPATH).
+# device call. PuLP is left out: with --scheduler greedy Snakemake never imports it (checked here with pulp made
+# unimportable). A package published only as source (pure Python) is built into a wheel here, so nothing is
+# built there. pyautoattack's wheel carries 45 MB of example models; it is unpacked into .whl/site without
+# them (put that on PYTHONPATH).
 #   bash bench/gpu_wheels.sh && du -sh .whl
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +25,6 @@ for n in 17 24 27 28 31 34; do platforms+=(--platform "manylinux_2_${n}_x86_64")
 for pkg in "${packages[@]}"; do
   python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
     --platform manylinux2014_x86_64 "${platforms[@]}" -d .whl "$pkg" 2>/dev/null \
-    || python3 -m pip download -q --no-deps --no-binary=:all: -d .whl "$pkg"
+    || python3 -m pip wheel -q --no-deps --no-binary=:all: -w .whl "$pkg"
 done
 unzip -q -o .whl/pyautoattack-*.whl -x 'pyautoattack/examples/*' -d .whl/site && rm .whl/pyautoattack-*.whl
