@@ -113,7 +113,8 @@ def main(argv=None) -> dict:
             print(f"{setting:12s} {name:24s} {1e3 * v['seconds']:9.2f} ms {ratio:7s} {mem}")
         for name, err in r["failed"].items():
             print(f"{setting:12s} {name:24s} failed: {err}")
-    print("wrote", write(result, f"train_step-{dev.type}", args.out))
+        path = write(result, f"train_step-{dev.type}", args.out)  # after each setting: a cut-off run keeps some
+    print("wrote", path)
     return result
 
 
