@@ -7,9 +7,10 @@
 Effective TFLOP/s counts forward + backward as 3x the forward FLOPs. Each variant's error (output and the
 largest over all gradients) is measured against a float64 evaluation of the same net. Every variant runs side by
 side in one process, alternating, so the ratios are comparable on a noisy machine. ``--sweep`` times the fused
-TF32 and bf16 kernels under every :class:`~multiarg.fused.Launch` in SWEEP (n = 2, side by side again), to choose
-``multiarg.fused.LAUNCH`` from. Writes
-``bench/results/inner_net-<device>.json`` with the device, versions and the command, per argument count.
+TF32 and bf16 kernels under every :class:`~multiarg.fused.Launch` in SWEEP (n = 2, side by side again, on a
+layer's layout as training passes it: argument k of every unit in one contiguous run), to choose
+``multiarg.fused.LAUNCH`` from. Writes ``bench/results/inner_net-<device>.json`` with the device, versions and
+the command, per argument count.
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ import torch
 from common import best_of, device, environment, write
 
 from multiarg.activations import InnerNet
-from multiarg.fused import LAUNCH, MODES, Launch, fused_inner, supported
+from multiarg.fused import LAUNCH, MODES, Launch, fused_activation, fused_inner, supported
 from multiarg.params import inner_flops
 
 LAYER1_POINTS = 128 * 60 * 32 * 32  # batch 128 x 60 units x 32 x 32 locations of the paper's CNN
@@ -77,12 +78,12 @@ def _sweep(hidden: int, points: int, dev: torch.device, repeats: int, rounds: in
     """Every fused launch setting for n = 2, TF32 and bf16, timed side by side; the best per mode."""
     torch.manual_seed(0)
     inner = InnerNet(2, hidden).to(dev)
-    x = torch.randn(points, 2, device=dev, requires_grad=True)
-    variants = {(mode, launch): (lambda m, la: lambda net, inp: fused_inner(net, inp, m, la))(mode, launch)
+    z = torch.randn(1, 2, points, device=dev, requires_grad=True)
+    variants = {(mode, launch): (lambda m, la: lambda net, inp: fused_activation(net, inp, 1, m, la))(mode, launch)
                 for mode in ("tf32", "bf16") for launch in SWEEP}
     for fn in variants.values():
-        _step(fn, inner, x)
-    best = best_of({key: partial(_step, fn, inner, x) for key, fn in variants.items()}, repeats, rounds, dev)
+        _step(fn, inner, z)
+    best = best_of({key: partial(_step, fn, inner, z) for key, fn in variants.items()}, repeats, rounds, dev)
     flops = 3 * points * inner_flops(2, hidden)
     rows = [{"mode": mode, **asdict(launch), "default": launch == LAUNCH, "seconds": s,
              "tflops": flops / s / 1e12} for (mode, launch), s in best.items()]
