@@ -19,6 +19,7 @@ bound on a GPU (10-bit mantissas, between fp32 and bf16) is still to be measured
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 
 import torch
@@ -63,7 +64,8 @@ def supported(inner, x: torch.Tensor) -> bool:
 
 def _interpreted() -> bool:
     """Whether Triton runs kernels in its CPU interpreter (``TRITON_INTERPRET=1`` when they were defined)."""
-    return bool(triton.knobs.runtime.interpret)
+    knobs = getattr(triton, "knobs", None)  # Triton >= 3.4; older releases read the variable directly
+    return bool(knobs.runtime.interpret) if knobs is not None else os.environ.get("TRITON_INTERPRET") == "1"
 
 
 if triton is not None:
