@@ -17,7 +17,7 @@ import argparse
 import torch
 from common import best_of, device, environment, load_config, outer_net, write
 
-from multiarg.activations import ActivationSpec, InnerNet, set_kernel
+from multiarg.activations import KERNELS, ActivationSpec, InnerNet, set_kernel
 from multiarg.fused import supported
 from multiarg.data import SHAPES
 from multiarg.models import OuterNet, count_parameters
@@ -33,10 +33,9 @@ def build(setting: str, activation: str, dev: torch.device) -> OuterNet:
 
 def variant_names(activation: str, compile_: bool, dev: torch.device) -> list[str]:
     """``activation/kernel[+compile]``: every kernel that can run here for learned activations."""
-    kernels = ["eager"]
     spec = ActivationSpec.parse(activation)
-    if spec.learned and supported(InnerNet(spec.n_args), torch.empty(1, device=dev)):
-        kernels += ["fused-fp32", "fused-tf32", "fused-bf16"]
+    fused = spec.learned and supported(InnerNet(spec.n_args), torch.empty(1, device=dev))
+    kernels = KERNELS if fused else ("eager",)
     names = [f"{activation}/{k}" for k in kernels]
     return names + ([f"{activation}/eager+compile"] if compile_ else [])
 

@@ -20,6 +20,13 @@ def _merge(base, over):
     return out
 
 
+def test_schema_lists_every_inner_net_kernel():
+    from multiarg.activations import KERNELS
+
+    schema = yaml.safe_load(SCHEMA.read_text())
+    assert schema["properties"]["inner_kernel"]["enum"] == list(KERNELS)
+
+
 def test_shipped_configs_are_valid():
     validate_config(PAPER, SCHEMA)
     for extra in (REPO / "workflow" / "configs").glob("*.yaml"):

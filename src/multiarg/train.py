@@ -110,7 +110,7 @@ def run_epoch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: in
             else:
                 logits = model(inputs)
                 loss = nn.functional.cross_entropy(logits, y[idx])
-            total_loss += loss.detach().double() * len(idx)
+            total_loss += loss.double() * len(idx)  # detached: train_step's, or computed without grad
             correct += (logits.argmax(1) == y[idx]).sum()
     mean_loss = total_loss.item() / n  # checked once per epoch, not per batch: a GPU then never waits on the host
     if training and not math.isfinite(mean_loss):
