@@ -1,40 +1,68 @@
 #!/usr/bin/env bash
-# Everything issue 6 measures, in two device calls of under 10 minutes each, from the repository root:
+# Everything issue 6 measures on a GPU, time-boxed to fit device calls of under 10 minutes, from the repo root:
 #   bench  the fused kernels against PyTorch on CUDA (tests/fused_cases.py), bench/inner_net.py --sweep,
-#          bench/estimate_cost.py (paper scale; fused-tf32 and eager) and bench/train_step.py --compile
+#          bench/train_step.py (torch.compile for relu and arg2) and bench/estimate_cost.py (paper scale, fused-tf32)
 #   quick  the whole DAG at GPU quick scale (workflow/configs/gpu-quick.yaml, or the CONFIG given), timed
+#   all    bench, then quick in the time left: one call for a session whose whole device time is 15 minutes
+# Each stage runs under a timeout cut to the time left before SECONDS (default 570) have passed, so what was
+# measured always comes back: stages.txt (rc and seconds of each stage), gpu.txt, bench.tar.gz (JSON and logs,
+# re-packed after every stage), quick-results.tar.gz. GPU_SLOTS (default 8) is Snakemake's gpu resource.
 # Before: bash bench/gpu_wheels.sh; cp -r ../shared/data .data. Carry .whl and .data; results land in $OUT.
-#   bash bench/gpu_session.sh bench "$OUT"
-#   bash bench/gpu_session.sh quick "$OUT" [CONFIG]
-set -euo pipefail
-part=${1:?usage: gpu_session.sh bench|quick OUT}
-out=${2:?usage: gpu_session.sh bench|quick OUT}
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl
+#   bash bench/gpu_session.sh all "$OUT" 570         # with run(timeout_s=600)
+#   bash bench/gpu_session.sh quick "$OUT" 540 [CONFIG]
+set -uo pipefail
+part=${1:?usage: gpu_session.sh bench|quick|all OUT [SECONDS] [CONFIG]}
+out=${2:?usage: gpu_session.sh bench|quick|all OUT [SECONDS] [CONFIG]}
+deadline=$(( $(date +%s) + ${3:-570} ))
+config=${4:-workflow/configs/gpu-quick.yaml}
+work=/tmp/bench && mkdir -p "$work"
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD/.whl/site:$PWD/src PATH=/tmp/site/bin:$PATH PYTHONUNBUFFERED=1
 export MULTIARG_DATA_MIRROR=$PWD/.data
 # the rules call `python`; make it the interpreter that holds PyTorch there, whatever else PATH offers
+mkdir -p /tmp/site/bin
 printf '#!/bin/sh\nexec %s "$@"\n' "$(python3 -c 'import sys; print(sys.executable)')" >/tmp/site/bin/python
 chmod +x /tmp/site/bin/python
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv >"$out/gpu.txt" || echo "no nvidia-smi"
+
+# stage NAME CAP RESERVE CMD...: CMD under a timeout of CAP seconds, or less so that RESERVE seconds stay before
+# the deadline; its output goes to $work/NAME.log. A failed or cut-off stage is recorded and the next one runs.
+stage() {
+  local name=$1 cap=$2 reserve=$3 begin rc limit
+  shift 3
+  begin=$(date +%s)
+  limit=$(( deadline - begin - reserve ))
+  (( limit > cap )) && limit=$cap
+  if (( limit < 15 )); then
+    echo "$name skipped: no time left" | tee -a "$out/stages.txt"
+    return
+  fi
+  timeout -k 10 "$limit" "$@" >"$work/$name.log" 2>&1
+  rc=$?
+  echo "$name rc=$rc seconds=$(( $(date +%s) - begin )) limit=$limit" | tee -a "$out/stages.txt"
+  tail -n 4 "$work/$name.log"
+  tar czf "$out/bench.tar.gz" -C "$work" .
+}
+
+bench() {
+  stage fused_cases 120 60 python3 -m pytest -q -p no:cacheprovider -rs tests/fused_cases.py
+  stage inner_net 150 60 python3 bench/inner_net.py --sweep --out "$work/inner_net-cuda.json"
+  stage train_step 150 40 python3 bench/train_step.py --compile relu,arg2 --out "$work/train_step-cuda.json"
+  stage estimate 120 20 python3 bench/estimate_cost.py --inner-kernel fused-tf32 \
+    --out "$work/estimate-cuda-fused-tf32.json"
+}
+
+quick() {
+  echo "quick: config $config, gpu=${GPU_SLOTS:-8}" | tee -a "$out/stages.txt"
+  # a cut-off run still sends back what it made; Snakemake removes the outputs of the jobs it stops
+  stage quick 600 25 python3 -m snakemake --cores 16 --resources "gpu=${GPU_SLOTS:-8}" --scheduler greedy all \
+    --configfile "$config"
+  tar czf "$out/quick-results.tar.gz" --ignore-failed-read results/tables results/figures logs
+}
+
 case $part in
-  bench)
-    # a failed case is recorded in the log and the benchmarks still run: they measure errors too
-    python3 -m pytest -q -p no:cacheprovider -rs tests/fused_cases.py >"$out/fused_cases.log" 2>&1 \
-      || echo "FUSED CASES FAILED" | tee -a "$out/fused_cases.log"
-    tail -n 3 "$out/fused_cases.log"
-    python3 bench/inner_net.py --sweep --out "$out/inner_net-cuda.json"
-    for kernel in fused-tf32 eager; do
-      python3 bench/estimate_cost.py --inner-kernel "$kernel" --out "$out/estimate-cuda-$kernel.json"
-    done
-    # last: its torch.compile variants are the slowest part (it writes its JSON after each setting)
-    python3 bench/train_step.py --compile --out "$out/train_step-cuda.json" ;;
-  quick)
-    start=$(date +%s)
-    # on failure, what was made and the logs still come back
-    python3 -m snakemake --cores 16 --resources gpu=8 --scheduler greedy all \
-      --configfile "${3:-workflow/configs/gpu-quick.yaml}" >"$out/quick.log" 2>&1 || echo "SNAKEMAKE FAILED ($?)"
-    echo "quick DAG wall seconds: $(( $(date +%s) - start ))" | tee -a "$out/quick.log"
-    tail -n 20 "$out/quick.log"
-    tar czf "$out/quick-results.tar.gz" --ignore-failed-read results/tables results/figures logs ;;
+  bench) bench ;;
+  quick) quick ;;
+  all) bench; quick ;;
   *) echo "unknown part $part" >&2; exit 2 ;;
 esac

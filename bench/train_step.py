@@ -3,7 +3,7 @@ through every inner-net kernel against the parameter-matched ReLU net and the ot
 
     python bench/train_step.py                           # CUDA: batch 128, CIFAR-10 CNN and MNIST MLP
     python bench/train_step.py --batch 8 --repeats 2     # a look on a CPU (only the eager kernel runs there)
-    python bench/train_step.py --compile                 # adds torch.compile'd eager variants
+    python bench/train_step.py --compile relu,arg2       # adds torch.compile'd eager variants of these
 
 Models are built as the workflow builds them from config.yaml (paper widths, dropout, LayerNorm, 64-wide inner
 net; baselines matched to arg2's parameter count), the batch stays on the device, and every variant of a setting
@@ -66,14 +66,14 @@ class Variant:
         return torch.cuda.max_memory_allocated()
 
 
-def measure(setting: str, activations: list[str], batch: int, compile_: bool, dev: torch.device, repeats: int,
+def measure(setting: str, activations: list[str], batch: int, compiled: list[str], dev: torch.device, repeats: int,
             rounds: int) -> dict:
     shape = SHAPES[SETTINGS[setting][0]][0]
     torch.manual_seed(0)
     inputs, labels = torch.rand(batch, *shape, device=dev), torch.randint(0, 10, (batch,), device=dev)
     variants, errors = {}, {}
     for activation in activations:
-        for name in variant_names(activation, compile_, dev):
+        for name in variant_names(activation, activation in compiled, dev):
             try:
                 variant = Variant(name, build(setting, activation, dev), inputs, labels)
                 for _ in range(3):  # warm-up: compilation, autotuning, the allocator's pools
@@ -96,7 +96,8 @@ def main(argv=None) -> dict:
     p.add_argument("--settings", default=",".join(SETTINGS), help=f"comma-separated, of {list(SETTINGS)}")
     p.add_argument("--activations", default="relu,arg2,arg1,gamma,dac")
     p.add_argument("--batch", type=int, default=128)
-    p.add_argument("--compile", action="store_true", help="also time torch.compile'd eager variants")
+    p.add_argument("--compile", default="", metavar="ACTIVATIONS",
+                   help="comma-separated activations to also time torch.compile'd (eager kernel), e.g. relu,arg2")
     p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--rounds", type=int, default=3, help="alternating rounds; the best of each variant is kept")
     p.add_argument("--out", default=None)
@@ -104,8 +105,8 @@ def main(argv=None) -> dict:
     dev = device()
     result = {**environment(dev), "settings": {}}
     for setting in args.settings.split(","):
-        result["settings"][setting] = r = measure(setting, args.activations.split(","), args.batch, args.compile, dev,
-                                                  args.repeats, args.rounds)
+        result["settings"][setting] = r = measure(setting, args.activations.split(","), args.batch,
+                                                  args.compile.split(","), dev, args.repeats, args.rounds)
         for name, v in r["variants"].items():
             mem = f"{v['peak_bytes'] / 2**20:8.1f} MiB (x{v['memory_vs_relu']:.2f})" if v["peak_bytes"] else ""
             ratio = f"x{v['time_vs_relu']:.2f}" if v["time_vs_relu"] else ""

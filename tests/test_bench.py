@@ -24,6 +24,13 @@ def test_train_step_records_every_variant_against_relu(tmp_path):
     assert abs(rows["relu/eager"]["params"] / rows["arg2/eager"]["params"] - 1) < 0.01
 
 
+def test_train_step_compiles_only_the_activations_named():
+    train_step = pytest.importorskip("train_step")
+    cpu = train_step.torch.device("cpu")
+    assert train_step.variant_names("relu", True, cpu) == ["relu/eager", "relu/eager+compile"]
+    assert train_step.variant_names("arg2", False, cpu) == ["arg2/eager"]  # no fused kernel on a CPU
+
+
 def test_inner_net_records_throughput_and_error_per_argument_count(tmp_path):
     inner_net = pytest.importorskip("inner_net")
     out = tmp_path / "inner.json"
