@@ -35,6 +35,22 @@ def test_conv_form_is_a_per_location_inner_net():
         act(torch.randn(2, 7, 4, 4))
 
 
+def test_evaluation_without_autograd_runs_in_pieces_with_the_same_result(monkeypatch):
+    torch.manual_seed(0)
+    act = MultiArgActivation(InnerNet(2), dim=1)
+    z = torch.randn(3, 2 * 5, 4, 4)  # 240 points
+    whole = act(z)
+    monkeypatch.setattr("multiarg.activations.EVAL_CHUNK", 7)  # 34 full pieces and a tail of 2
+    calls = []
+    act.inner.net.register_forward_hook(lambda module, inputs, out: calls.append(inputs[0].numel() // 2))
+    with torch.no_grad():
+        pieces = act(z)
+    assert calls == [7] * 34 + [2]
+    torch.testing.assert_close(pieces, whole.detach(), rtol=1e-6, atol=1e-7)
+    act(z)  # with autograd the whole layer runs at once: the graph keeps every hidden activation anyway
+    assert calls[-1] == 240
+
+
 @pytest.mark.parametrize("arch,shape,widths", [("mlp", (1, 28, 28), (16, 12, 8)), ("cnn", (3, 32, 32), (4, 6, 6, 6))])
 def test_one_inner_net_shared_by_every_layer_and_unit(arch, shape, widths):
     torch.manual_seed(0)
