@@ -45,7 +45,7 @@ stage() {
 }
 
 bench() {
-  stage fused_cases 120 60 python3 -m pytest -q -p no:cacheprovider -rs tests/fused_cases.py
+  stage fused_cases 180 60 python3 -m pytest -q -p no:cacheprovider -rs tests/fused_cases.py
   stage inner_net 150 60 python3 bench/inner_net.py --sweep --out "$work/inner_net-cuda.json"
   stage train_step 150 40 python3 bench/train_step.py --compile relu,arg2 --out "$work/train_step-cuda.json"
   stage estimate 120 20 python3 bench/estimate_cost.py --inner-kernel fused-tf32 \
