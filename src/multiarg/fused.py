@@ -119,10 +119,11 @@ if triton is not None:
             tl.store(out_ptr + rows, out, mask=mask)
 
     @triton.jit
-    def _backward_kernel(x_ptr, g_ptr, w1_ptr, b1_ptr, w2_ptr, b2_ptr, w3_ptr, dx_ptr, dw1_ptr, db1_ptr,
-                         dw2_ptr, db2_ptr, dw3_ptr, db3_ptr, N, M, n_blocks, N_ARGS: tl.constexpr,
-                         ARGS_P2: tl.constexpr, H: tl.constexpr, BLOCK: tl.constexpr, BF16: tl.constexpr,
-                         TF32: tl.constexpr, EMULATE: tl.constexpr):
+    def _backward_kernel(x_ptr, g_ptr, w1_ptr, b1_ptr, w2_ptr, b2_ptr, w3_ptr, dx_ptr, part_ptr, part_stride, N, M,
+                         n_blocks, N_ARGS: tl.constexpr, ARGS_P2: tl.constexpr, H: tl.constexpr,
+                         BLOCK: tl.constexpr, BF16: tl.constexpr, TF32: tl.constexpr, EMULATE: tl.constexpr):
+        """Writes dx, and this program's partial weight gradients as one row of ``part_ptr``, laid out as
+        :func:`_gradient_shapes` orders them."""
         pid = tl.program_id(0)
         cols, args = tl.arange(0, H), tl.arange(0, ARGS_P2)
         w2 = tl.load(w2_ptr + cols[:, None] * H + cols[None, :])  # [j, i] = W2[j, i]
@@ -150,13 +151,23 @@ if triton is not None:
                 w1k = tl.load(w1_ptr + cols * N_ARGS + k)
                 tl.store(dx_ptr + first + k * M, tl.sum(dh1 * w1k[None, :], 1), mask=mask)
                 dw1 += tl.where(args[None, :] == k, tl.sum(dh1 * xk[:, None], 0)[:, None], 0.0)
-        tl.store(dw1_ptr + pid * H * N_ARGS + cols[:, None] * N_ARGS + args[None, :], dw1,
-                 mask=(args < N_ARGS)[None, :])
-        tl.store(dw2_ptr + pid * H * H + cols[:, None] * H + cols[None, :], dw2)
-        tl.store(db1_ptr + pid * H + cols, db1)
-        tl.store(db2_ptr + pid * H + cols, db2)
-        tl.store(dw3_ptr + pid * H + cols, dw3)
-        tl.store(db3_ptr + pid + tl.arange(0, 1), db3)
+        row = part_ptr + pid.to(tl.int64) * part_stride
+        tl.store(row + cols[:, None] * N_ARGS + args[None, :], dw1, mask=(args < N_ARGS)[None, :])
+        row += H * N_ARGS
+        tl.store(row + cols, db1)
+        row += H
+        tl.store(row + cols[:, None] * H + cols[None, :], dw2)
+        row += H * H
+        tl.store(row + cols, db2)
+        row += H
+        tl.store(row + cols, dw3)
+        row += H
+        tl.store(row + tl.arange(0, 1), db3)
+
+
+def _gradient_shapes(n_args: int, hidden: int) -> tuple:
+    """Shapes of the weight gradients in the order of a backward program's row: dW1, db1, dW2, db2, dW3, db3."""
+    return (hidden, n_args), (hidden,), (hidden, hidden), (hidden,), (1, hidden), (1,)
 
 
 def _programs(n_blocks: int, device: torch.device, launch: Launch) -> int:
@@ -186,14 +197,16 @@ class _FusedInner(torch.autograd.Function):
     def backward(ctx, grad):
         x, w1, b1, w2, b2, w3 = ctx.saved_tensors
         (programs,), hidden, n_args = ctx.grid, w1.shape[0], x.shape[1]
-        new = lambda *shape: torch.empty(programs, *shape, device=x.device, dtype=torch.float32)  # noqa: E731
+        shapes = _gradient_shapes(n_args, hidden)
+        sizes = [math.prod(s) for s in shapes]
         dx = torch.empty_like(x)
-        dw1, db1, dw2, db2, dw3, db3 = new(hidden, n_args), new(hidden), new(hidden, hidden), new(hidden), \
-            new(hidden), new(1)
-        _backward_kernel[ctx.grid](x, grad.contiguous().float(), w1, b1, w2, b2, w3, dx, dw1, db1, dw2, db2, dw3,
-                                   db3, x.numel() // n_args, x.shape[2], ctx.n_blocks,
+        # one row of partial sums per program and a single reduction: a step's launch count stays small
+        partials = torch.empty(programs, sum(sizes), device=x.device, dtype=torch.float32)
+        _backward_kernel[ctx.grid](x, grad.contiguous().float(), w1, b1, w2, b2, w3, dx, partials,
+                                   partials.stride(0), x.numel() // n_args, x.shape[2], ctx.n_blocks,
                                    ARGS_P2=triton.next_power_of_2(n_args), **ctx.flags)
-        return dx, dw1.sum(0), db1.sum(0), dw2.sum(0), db2.sum(0), dw3.sum(0).view(1, -1), db3.sum(0), None, None
+        grads = partials.sum(0).split(sizes)
+        return (dx, *(g.view(s) for g, s in zip(grads, shapes)), None, None)
 
 
 def fused_activation(inner, z: torch.Tensor, dim: int = 1, mode: str = "fp32", launch: Launch = LAUNCH
