@@ -6,9 +6,6 @@ interpreter must be on before Triton is first imported, and the rest of the suit
 again without it where CUDA is present. By hand on a GPU machine: ``python -m pytest tests/fused_cases.py``.
 """
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -26,6 +23,7 @@ from multiarg.data import load_prepared, split  # noqa: E402
 from multiarg.fused import Launch, fused_activation, fused_inner, supported  # noqa: E402
 from multiarg.models import ModelConfig, OuterNet  # noqa: E402
 from multiarg.train import TrainConfig, fit_run  # noqa: E402
+from test_workflow import REPO, snakemake  # noqa: E402
 
 
 def _both(inner, x, mode="fp32", reference=None, fused=None):
@@ -152,15 +150,12 @@ def test_training_with_the_fused_kernel_reproduces_the_eager_curve(tmp_path, mni
 def test_every_network_rule_of_the_workflow_runs_on_the_fused_kernel(tmp_path, mirror):
     # session I-III, collecting inner-net inputs, PGD training, AutoAttack and a recurrent net at tiny scale:
     # each job must take the fused path (a fallback to eager warns "cannot run") and finish
-    repo = Path(__file__).resolve().parents[1]
     run, rnn = "results/runs/mnist/mlp/arg2/seed0", "results/rnn/rows/arg2/seed0"
     targets = [f"{run}/session2/inputs.pt", f"{run}/session3/model.pt", f"{run}/adversarial/autoattack.json",
                f"{rnn}/summary.json"]
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(repo / "Snakefile"), "--directory", str(tmp_path),
-           "--cores", "2", *targets, "--configfile", str(repo / "config.yaml"), str(repo / "tests/configs/tiny.yaml"),
-           "--config", "inner_kernel=fused-fp32"]
-    env = {**os.environ, "MULTIARG_DATA_MIRROR": str(mirror)}
-    result = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    result = snakemake("--cores", "2", *targets, "--configfile", str(REPO / "config.yaml"),
+                       str(REPO / "tests/configs/tiny.yaml"), "--config", "inner_kernel=fused-fp32", cwd=tmp_path,
+                       env={"MULTIARG_DATA_MIRROR": str(mirror)})
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     logs = {p: p.read_text() for p in (tmp_path / "logs").rglob("*.log")}
     assert len(logs) >= 6 and not [p for p, text in logs.items() if "cannot run" in text]
