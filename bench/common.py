@@ -55,6 +55,21 @@ def seconds_per_call(fn: Callable[[], object], repeats: int, dev: torch.device) 
     return (time.perf_counter() - start) / repeats
 
 
+def warm_up(variants: dict, times: int = 1) -> dict[str, str]:
+    """Call every variant ``times`` times (compilation, autotuning, the allocator's pools) and drop, in place, those
+    that fail: a kernel or compiler that cannot run on this machine is recorded, and the other variants are still
+    measured. Returns ``{name: error}``."""
+    failed = {}
+    for name, fn in list(variants.items()):
+        try:
+            for _ in range(times):
+                fn()
+        except Exception as err:
+            failed[str(name)] = f"{type(err).__name__}: {err}"[:500]
+            del variants[name]
+    return failed
+
+
 def best_of(variants: dict[str, Callable[[], object]], repeats: int, rounds: int, dev: torch.device
             ) -> dict[str, float]:
     """Best mean time of each variant over ``rounds`` rounds that alternate between the variants, so that

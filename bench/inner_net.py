@@ -7,10 +7,12 @@
 Effective TFLOP/s counts forward + backward as 3x the forward FLOPs. Each variant's error (output and the
 largest over all gradients) is measured against a float64 evaluation of the same net. Every variant runs side by
 side in one process, alternating, so the ratios are comparable on a noisy machine. ``--sweep`` times the fused
-TF32 and bf16 kernels under every :class:`~multiarg.fused.Launch` in SWEEP (n = 2, side by side again, on a
-layer's layout as training passes it: argument k of every unit in one contiguous run), to choose
-``multiarg.fused.LAUNCH`` from. Writes ``bench/results/inner_net-<device>.json`` with the device, versions and
-the command, per argument count.
+TF32 and bf16 kernels under every :class:`~multiarg.fused.Launch` in SWEEP (n = 2, side by side within each mode,
+on a layer's layout as training passes it: argument k of every unit in one contiguous run), to choose
+``multiarg.fused.LAUNCHES`` from; each fused setting records its kernels' registers, spills and shared memory (on a
+GPU: what to look at when a setting is slow). A variant that fails (a compiler, a kernel) is recorded under
+``failed`` and the others are still measured. The JSON, ``bench/results/inner_net-<device>.json`` with the
+device, versions and the command, is rewritten after every measurement, so a run cut off keeps what it measured.
 """
 from __future__ import annotations
 
@@ -21,15 +23,49 @@ from dataclasses import asdict
 from functools import partial
 
 import torch
-from common import best_of, device, environment, write
+from common import best_of, device, environment, warm_up, write
 
+from multiarg import fused
 from multiarg.activations import InnerNet
-from multiarg.fused import LAUNCH, MODES, Launch, fused_activation, fused_inner, supported
+from multiarg.fused import LAUNCHES, MODES, Launch, fused_activation, fused_inner, supported
 from multiarg.params import inner_flops
 
 LAYER1_POINTS = 128 * 60 * 32 * 32  # batch 128 x 60 units x 32 x 32 locations of the paper's CNN
 SWEEP_MODES = ("tf32", "bf16")  # the fast modes; fp32 IEEE products leave the tensor cores idle
 SWEEP = [Launch(block, warps, per_sm) for block, warps, per_sm in itertools.product((32, 64, 128), (4, 8), (2, 4, 8))]
+
+
+class _Compiled:
+    """Stands in for a Triton kernel in :mod:`multiarg.fused` and keeps what its last launch ran, for the
+    registers, spills and shared memory of each setting (the library has no reason to keep compiled kernels)."""
+
+    def __init__(self, kernel):
+        self.kernel, self.last = kernel, None
+
+    def __getitem__(self, grid):
+        def launch(*args, **kwargs):
+            self.last = self.kernel[grid](*args, **kwargs)
+            return self.last
+        return launch
+
+    def resources(self) -> dict:
+        """None under the interpreter, which compiles nothing."""
+        return {"registers": getattr(self.last, "n_regs", None), "spills": getattr(self.last, "n_spills", None),
+                "shared_bytes": getattr(getattr(self.last, "metadata", None), "shared", None)}
+
+
+def _kernels() -> dict[str, _Compiled]:
+    for name in ("_forward_kernel", "_backward_kernel"):
+        if not isinstance(getattr(fused, name), _Compiled):
+            setattr(fused, name, _Compiled(getattr(fused, name)))
+    return {"forward": fused._forward_kernel, "backward": fused._backward_kernel}
+
+
+def _resources(step) -> dict:
+    """What the fused kernels compiled to for one variant: run it once more and read its launches."""
+    kernels = _kernels()
+    step()
+    return {name: kernel.resources() for name, kernel in kernels.items()}
 
 
 def _eager(mode: str):
@@ -66,31 +102,41 @@ def _measure(n_args: int, hidden: int, points: int, dev: torch.device, repeats: 
     variants = {f"eager-{m}": _eager(m) for m in MODES}
     if supported(inner, x):
         variants.update({f"fused-{m}": (lambda mode: lambda net, inp: fused_inner(net, inp, mode))(m) for m in MODES})
-    for fn in variants.values():  # warm-up: compilation, autotuning, allocator
-        _step(fn, inner, x)
-    best = best_of({name: partial(_step, fn, inner, x) for name, fn in variants.items()}, repeats, rounds, dev)
+    steps = {name: partial(_step, fn, inner, x) for name, fn in variants.items()}
+    failed = warm_up(steps)
+    best = best_of(steps, repeats, rounds, dev)
     flops = 3 * points * inner_flops(n_args, hidden)
-    return {"flops_per_step": flops,
-            "variants": {name: {"seconds": s, "tflops": flops / s / 1e12, "vs_eager_fp32": best["eager-fp32"] / s,
-                                "error_vs_fp64": _errors(variants[name], inner, x)} for name, s in best.items()}}
+    reference = best.get("eager-fp32")
+    return {"flops_per_step": flops, "failed": failed,
+            "variants": {name: {"seconds": s, "tflops": flops / s / 1e12,
+                                "vs_eager_fp32": reference / s if reference else None,
+                                "error_vs_fp64": _errors(variants[name], inner, x),
+                                **({"kernels": _resources(steps[name])} if name.startswith("fused") else {})}
+                         for name, s in best.items()}}
 
 
-def _sweep(hidden: int, points: int, dev: torch.device, repeats: int, rounds: int) -> dict:
-    """Every fused launch setting for n = 2 in each of SWEEP_MODES, timed side by side; the best per mode."""
+def _sweep(mode: str, hidden: int, points: int, dev: torch.device, repeats: int, rounds: int) -> dict:
+    """Every fused launch setting in SWEEP for n = 2 in one mode, timed side by side; and the fastest."""
     torch.manual_seed(0)
     inner = InnerNet(2, hidden).to(dev)
     z = torch.randn(1, 2, points, device=dev, requires_grad=True)
-    variants = {(mode, launch): (lambda m, la: lambda net, inp: fused_activation(net, inp, 1, m, la))(mode, launch)
-                for mode in SWEEP_MODES for launch in SWEEP}
-    for fn in variants.values():
-        _step(fn, inner, z)
-    best = best_of({key: partial(_step, fn, inner, z) for key, fn in variants.items()}, repeats, rounds, dev)
+    steps = {launch: partial(_step, lambda net, inp, la=launch: fused_activation(net, inp, 1, mode, la), inner, z)
+             for launch in SWEEP}
+    failed = warm_up(steps)
+    best = best_of(steps, repeats, rounds, dev)
     flops = 3 * points * inner_flops(2, hidden)
-    rows = [{"mode": mode, **asdict(launch), "default": launch == LAUNCH, "seconds": s,
-             "tflops": flops / s / 1e12} for (mode, launch), s in best.items()]
-    fastest = {mode: min((r for r in rows if r["mode"] == mode), key=lambda r: r["seconds"])
-               for mode in SWEEP_MODES}
-    return {"n_args": 2, "points": points, "launches": rows, "best": fastest}
+    rows = [{"mode": mode, **asdict(launch), "default": launch == LAUNCHES[mode], "seconds": s,
+             "tflops": flops / s / 1e12, "kernels": _resources(steps[launch])} for launch, s in best.items()]
+    return {"launches": rows, "failed": failed, "best": min(rows, key=lambda r: r["seconds"]) if rows else None}
+
+
+def _used(kernel: dict) -> str:
+    return f"{kernel['registers']}/{kernel['spills']}"
+
+
+def _report_failures(what: str, failed: dict) -> None:
+    for name, err in failed.items():
+        print(f"{what} {name} failed: {err}")
 
 
 def main(argv=None) -> dict:
@@ -106,20 +152,31 @@ def main(argv=None) -> dict:
     dev = device()
     points = args.points or (LAYER1_POINTS if dev.type == "cuda" else 100_000)
     result = {**environment(dev), "points": points, "hidden": args.hidden, "n_args": {}}
+    out = f"inner_net-{dev.type}"
     for n in map(int, args.n_args.split(",")):
-        result["n_args"][n] = _measure(n, args.hidden, points, dev, args.repeats, args.rounds)
-        for name, v in result["n_args"][n]["variants"].items():
-            err = v["error_vs_fp64"]
+        result["n_args"][n] = r = _measure(n, args.hidden, points, dev, args.repeats, args.rounds)
+        for name, v in r["variants"].items():
+            err, ratio = v["error_vs_fp64"], f"x{v['vs_eager_fp32']:.2f}" if v["vs_eager_fp32"] else ""
             print(f"n={n} {name:12s} {1e3 * v['seconds']:9.2f} ms  {v['tflops']:7.3f} TFLOP/s  "
-                  f"x{v['vs_eager_fp32']:.2f}  error {err['output']:.1e} / {err['gradients']:.1e}")
-    probe = torch.empty(0, 2, device=dev)
-    if args.sweep and supported(InnerNet(2, args.hidden), probe):
-        result["sweep"] = _sweep(args.hidden, points, dev, args.repeats, args.rounds)
-        for mode, row in result["sweep"]["best"].items():
-            default = next(r for r in result["sweep"]["launches"] if r["mode"] == mode and r["default"])
-            print(f"sweep {mode}: best block {row['block']} warps {row['warps']} programs/SM {row['programs_per_sm']}: "
-                  f"{row['tflops']:.1f} TFLOP/s (default launch {default['tflops']:.1f})")
-    print("wrote", write(result, f"inner_net-{dev.type}", args.out))
+                  f"{ratio:6s}  error {err['output']:.1e} / {err['gradients']:.1e}")
+        _report_failures(f"n={n}", r["failed"])
+        path = write(result, out, args.out)  # after every measurement: a run cut off by a timeout keeps the rest
+    if args.sweep and supported(InnerNet(2, args.hidden), torch.empty(0, 2, device=dev)):
+        result["sweep"] = {"n_args": 2, "points": points, "launches": [], "failed": {}, "best": {}}
+        for mode in SWEEP_MODES:
+            r = _sweep(mode, args.hidden, points, dev, args.repeats, args.rounds)
+            result["sweep"]["launches"] += r["launches"]
+            result["sweep"]["failed"].update({f"{mode} {k}": v for k, v in r["failed"].items()})
+            if r["best"]:
+                result["sweep"]["best"][mode] = row = r["best"]
+                default = next((x["tflops"] for x in r["launches"] if x["default"]), float("nan"))
+                print(f"sweep {mode}: best block {row['block']} warps {row['warps']} programs/SM "
+                      f"{row['programs_per_sm']}: {row['tflops']:.1f} TFLOP/s (default launch {default:.1f}); "
+                      f"registers and spills, forward {_used(row['kernels']['forward'])}, "
+                      f"backward {_used(row['kernels']['backward'])}")
+            _report_failures(f"sweep {mode}", r["failed"])
+            path = write(result, out, args.out)
+    print("wrote", path)
     return result
 
 

@@ -4,6 +4,7 @@ through every inner-net kernel against the parameter-matched ReLU net and the ot
     python bench/train_step.py                           # CUDA: batch 128, CIFAR-10 CNN and MNIST MLP
     python bench/train_step.py --batch 8 --repeats 2     # a look on a CPU (only the eager kernel runs there)
     python bench/train_step.py --compile relu,arg2       # adds torch.compile'd eager variants of these
+    python bench/train_step.py --profile arg2/fused-tf32,relu/eager   # where these variants' step time goes
 
 Models are built as the workflow builds them from config.yaml (paper widths, dropout, LayerNorm, 64-wide inner
 net; baselines matched to arg2's parameter count), the batch stays on the device, and every variant of a setting
@@ -15,7 +16,7 @@ from __future__ import annotations
 import argparse
 
 import torch
-from common import best_of, device, environment, load_config, outer_net, write
+from common import best_of, device, environment, load_config, outer_net, warm_up, write
 
 from multiarg.activations import KERNELS, ActivationSpec, InnerNet, set_kernel
 from multiarg.fused import supported
@@ -66,29 +67,41 @@ class Variant:
         return torch.cuda.max_memory_allocated()
 
 
+def profile(variant: Variant, dev: torch.device, steps: int = 5, top: int = 12) -> dict:
+    """Where a step's time goes: the operators and kernels with the most self time (on the GPU where there is
+    one), per step, and their share of the step's total."""
+    cuda = dev.type == "cuda"
+    activities = [torch.profiler.ProfilerActivity.CPU] + ([torch.profiler.ProfilerActivity.CUDA] if cuda else [])
+    with torch.profiler.profile(activities=activities) as prof:
+        for _ in range(steps):
+            variant()
+        if cuda:
+            torch.cuda.synchronize()
+    attr = "self_device_time_total" if cuda else "self_cpu_time_total"
+    events = sorted(prof.key_averages(), key=lambda e: getattr(e, attr), reverse=True)
+    total = sum(getattr(e, attr) for e in events) or 1.0
+    return {"clock": "device" if cuda else "cpu", "ms_per_step": total / 1e3 / steps,
+            "top": [{"name": e.key, "calls_per_step": e.count / steps, "ms_per_step": getattr(e, attr) / 1e3 / steps,
+                     "share": getattr(e, attr) / total} for e in events[:top]]}
+
+
 def measure(setting: str, activations: list[str], batch: int, compiled: list[str], dev: torch.device, repeats: int,
-            rounds: int) -> dict:
+            rounds: int, profiled: tuple[str, ...] = ()) -> dict:
     shape = SHAPES[SETTINGS[setting][0]][0]
     torch.manual_seed(0)
     inputs, labels = torch.rand(batch, *shape, device=dev), torch.randint(0, 10, (batch,), device=dev)
-    variants, errors = {}, {}
-    for activation in activations:
-        for name in variant_names(activation, activation in compiled, dev):
-            try:
-                variant = Variant(name, build(setting, activation, dev), inputs, labels)
-                for _ in range(3):  # warm-up: compilation, autotuning, the allocator's pools
-                    variant()
-                variants[name] = variant
-            except Exception as err:  # a variant that cannot run here (e.g. compile) is recorded, not fatal
-                errors[name] = f"{type(err).__name__}: {err}"[:500]
+    variants = {name: Variant(name, build(setting, activation, dev), inputs, labels)
+                for activation in activations for name in variant_names(activation, activation in compiled, dev)}
+    errors = warm_up(variants, 3)
     memory = {name: v.peak_bytes(dev) for name, v in variants.items()}
     best = best_of(variants, repeats, rounds, dev)
+    profiles = {name: profile(variants[name], dev) for name in profiled if name in variants}
     set_kernel("eager")
     relu_s, relu_mem = best.get("relu/eager"), memory.get("relu/eager")
     rows = {name: {"seconds": s, "params": variants[name].params, "peak_bytes": memory[name],
                    "time_vs_relu": s / relu_s if relu_s else None,
                    "memory_vs_relu": memory[name] / relu_mem if relu_mem else None} for name, s in best.items()}
-    return {"batch": batch, "variants": rows, "failed": errors}
+    return {"batch": batch, "variants": rows, "failed": errors, "profiles": profiles}
 
 
 def main(argv=None) -> dict:
@@ -98,6 +111,8 @@ def main(argv=None) -> dict:
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--compile", default="", metavar="ACTIVATIONS",
                    help="comma-separated activations to also time torch.compile'd (eager kernel), e.g. relu,arg2")
+    p.add_argument("--profile", default="", metavar="VARIANTS",
+                   help="comma-separated variants (activation/kernel) to profile, e.g. arg2/fused-tf32,relu/eager")
     p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--rounds", type=int, default=3, help="alternating rounds; the best of each variant is kept")
     p.add_argument("--out", default=None)
@@ -106,11 +121,15 @@ def main(argv=None) -> dict:
     result = {**environment(dev), "settings": {}}
     for setting in args.settings.split(","):
         result["settings"][setting] = r = measure(setting, args.activations.split(","), args.batch,
-                                                  args.compile.split(","), dev, args.repeats, args.rounds)
+                                                  args.compile.split(","), dev, args.repeats, args.rounds,
+                                                  tuple(filter(None, args.profile.split(","))))
         for name, v in r["variants"].items():
             mem = f"{v['peak_bytes'] / 2**20:8.1f} MiB (x{v['memory_vs_relu']:.2f})" if v["peak_bytes"] else ""
             ratio = f"x{v['time_vs_relu']:.2f}" if v["time_vs_relu"] else ""
             print(f"{setting:12s} {name:24s} {1e3 * v['seconds']:9.2f} ms {ratio:7s} {mem}")
+        for name, prof in r["profiles"].items():
+            heaviest = ", ".join(f"{e['name']} {100 * e['share']:.0f}%" for e in prof["top"][:4])
+            print(f"{setting:12s} {name:24s} profile ({prof['clock']}, {prof['ms_per_step']:.2f} ms/step): {heaviest}")
         for name, err in r["failed"].items():
             print(f"{setting:12s} {name:24s} failed: {err}")
         path = write(result, f"train_step-{dev.type}", args.out)  # after each setting: a cut-off run keeps some

@@ -18,12 +18,40 @@ DEVICE = torch.device("cpu" if INTERPRETED else "cuda")
 # The interpreter computes tf32 products exactly; TF32 tensor cores keep 10 mantissa bits, about 1e-3 per product.
 TF32_BOUNDS = (1e-5, 1e-5) if INTERPRETED else (1e-2, 5e-2)
 
+from multiarg import fused  # noqa: E402
 from multiarg.activations import InnerNet, MultiArgActivation, set_kernel  # noqa: E402
 from multiarg.data import load_prepared, split  # noqa: E402
 from multiarg.fused import Launch, fused_activation, fused_inner, supported  # noqa: E402
 from multiarg.models import ModelConfig, OuterNet  # noqa: E402
 from multiarg.train import TrainConfig, fit_run  # noqa: E402
 from test_workflow import REPO, snakemake  # noqa: E402
+
+
+class _Poisoned:
+    """``torch`` for :mod:`multiarg.fused`, except that new buffers start as NaN."""
+
+    def __getattr__(self, name):
+        return getattr(torch, name)
+
+    @staticmethod
+    def empty(*args, **kwargs):
+        return torch.empty(*args, **kwargs).fill_(float("nan"))
+
+    @staticmethod
+    def empty_like(*args, **kwargs):
+        return torch.empty_like(*args, **kwargs).fill_(float("nan"))
+
+
+@pytest.fixture(autouse=True)
+def poisoned_buffers(monkeypatch):
+    # Freed memory comes back as it was (PyTorch's caching allocator, malloc): an output element a kernel failed
+    # to write could hold a stale copy of the right value from an earlier identical call, and pass.
+    monkeypatch.setattr(fused, "torch", _Poisoned())
+
+
+def test_buffers_the_kernels_write_start_as_nan():
+    assert fused.torch.empty(3, device=DEVICE).isnan().all()
+    assert fused.torch.empty_like(torch.zeros(2, device=DEVICE)).isnan().all()
 
 
 def _both(inner, x, mode="fp32", reference=None, fused=None):

@@ -15,9 +15,14 @@ def test_train_step_records_every_variant_against_relu(tmp_path):
     train_step = pytest.importorskip("train_step")
     out = tmp_path / "step.json"
     train_step.main(["--settings", "mnist-mlp", "--activations", "relu,arg2,dac", "--batch", "4", "--repeats", "1",
-                     "--rounds", "1", "--out", str(out)])
+                     "--rounds", "1", "--profile", "arg2/eager,arg2/fused-bf16", "--out", str(out)])
     record = json.loads(out.read_text())
     rows = record["settings"]["mnist-mlp"]["variants"]
+    profiles = record["settings"]["mnist-mlp"]["profiles"]
+    assert set(profiles) == {"arg2/eager"}  # no fused kernel on a CPU: nothing to profile
+    top = profiles["arg2/eager"]["top"]
+    assert top and top[0]["ms_per_step"] >= top[-1]["ms_per_step"] and 0 < sum(e["share"] for e in top) <= 1 + 1e-9
+    assert any("addmm" in e["name"] or "linear" in e["name"] for e in top)  # the MLP's matrix products show up
     assert set(rows) == {"relu/eager", "arg2/eager", "dac/eager"} and record["device"] and record["torch"]
     assert rows["relu/eager"]["time_vs_relu"] == 1.0 and all(r["seconds"] > 0 for r in rows.values())
     # matched to the 2-arg MLP's parameter count within 1 %
@@ -42,6 +47,26 @@ def test_inner_net_records_throughput_and_error_per_argument_count(tmp_path):
     assert record["n_args"]["3"]["variants"]["eager-bf16"]["error_vs_fp64"]["output"] > 1e-4  # bf16 really ran
 
 
+def test_a_variant_that_cannot_run_is_recorded_and_the_others_still_measured(tmp_path, monkeypatch):
+    inner_net = pytest.importorskip("inner_net")
+    eager = inner_net._eager
+
+    def broken_bf16(mode):
+        if mode != "bf16":
+            return eager(mode)
+
+        def run(net, x):
+            raise RuntimeError("no bf16 here")
+        return run
+
+    monkeypatch.setattr(inner_net, "_eager", broken_bf16)
+    out = tmp_path / "inner.json"
+    inner_net.main(["--points", "500", "--n-args", "2", "--repeats", "1", "--rounds", "1", "--out", str(out)])
+    record = json.loads(out.read_text())["n_args"]["2"]
+    assert set(record["variants"]) == {"eager-fp32", "eager-tf32"}
+    assert record["failed"] == {"eager-bf16": "RuntimeError: no bf16 here"}
+
+
 def test_inner_net_sweeps_fused_launches_under_the_interpreter(tmp_path):
     pytest.importorskip("triton")
     out = tmp_path / "inner.json"
@@ -56,5 +81,31 @@ def test_inner_net_sweeps_fused_launches_under_the_interpreter(tmp_path):
     rows = record["sweep"]["launches"]
     assert len(rows) == 2 * len(set((r["block"], r["warps"], r["programs_per_sm"]) for r in rows)) == 36
     assert sum(r["default"] for r in rows) == 2 and all(r["seconds"] > 0 for r in rows)
+    # the interpreter compiles nothing, so there are no register counts, but every row has the place for them
+    assert all(set(r["kernels"]) == {"forward", "backward"} and "spills" in r["kernels"]["backward"] for r in rows)
     assert {m: b["seconds"] for m, b in record["sweep"]["best"].items()} == {
         m: min(r["seconds"] for r in rows if r["mode"] == m) for m in ("tf32", "bf16")}
+
+
+def test_kernel_resources_are_read_from_an_sm90_binary_compiled_here(tmp_path):
+    pytest.importorskip("triton")
+    kernel_resources = pytest.importorskip("kernel_resources")
+    out = tmp_path / "resources.json"
+    kernel_resources.main(["--n-args", "1", "--modes", "tf32", "--blocks", "32", "--out", str(out)])
+    rows = json.loads(out.read_text())["kernels"]
+    assert [(r["block"], r["warps"]) for r in rows] == [(32, 4), (32, 8)]
+    for row in rows:
+        for kernel in (row["forward"], row["backward"]):
+            assert 0 < kernel["registers"] <= 255 and kernel["stack_bytes"] >= 0 and kernel["shared_bytes"] > 0
+            assert kernel["programs_per_sm"] == kernel_resources.resident(kernel["registers"], kernel["shared_bytes"],
+                                                                          row["warps"]) >= 1
+    # the backward kernel holds the weight-gradient accumulators as well: it needs more registers
+    assert all(r["backward"]["registers"] > r["forward"]["registers"] for r in rows)
+
+
+def test_programs_per_multiprocessor_follow_the_scarcest_resource():
+    kernel_resources = pytest.importorskip("kernel_resources")
+    assert kernel_resources.resident(255, 68608, 4) == 2  # registers: 8192 a warp, 8 warps of 64 fit
+    assert kernel_resources.resident(64, 0, 4) == 8  # 32 warps' worth of registers, 4 warps a program
+    assert kernel_resources.resident(32, 120_000, 1) == 1  # shared memory
+    assert kernel_resources.resident(16, 0, 1) == 32  # the cap on programs

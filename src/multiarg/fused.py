@@ -35,7 +35,8 @@ MODES = ("fp32", "tf32", "bf16")
 
 @dataclass(frozen=True)
 class Launch:
-    """How the kernels are launched. ``python bench/inner_net.py --sweep`` times the alternatives on a GPU."""
+    """How the kernels are launched. ``python bench/inner_net.py --sweep`` times the alternatives on a GPU,
+    ``python bench/kernel_resources.py`` gives their registers and spills without one."""
 
     block: int = 64  # points per block: a power of two >= 16 (tl.dot's smallest tile)
     warps: int = 4
@@ -50,7 +51,10 @@ class Launch:
             raise ValueError(f"Launch.programs_per_sm must be positive, got {self.programs_per_sm}")
 
 
-LAUNCH = Launch()
+# The default launch per mode. fp32's IEEE products run on the CUDA cores, as long unrolled loops: compiled for
+# sm_90 at 64 points and 4 warps its backward kernel spills about 14 KB a thread, at 32 points and 8 warps
+# nothing (bench/kernel_resources.py). tf32 and bf16 spill little either way; bench/inner_net.py --sweep chooses.
+LAUNCHES = {"fp32": Launch(block=32, warps=8), "tf32": Launch(), "bf16": Launch()}
 
 
 def supported(inner, x: torch.Tensor) -> bool:
@@ -209,11 +213,12 @@ class _FusedInner(torch.autograd.Function):
         return (dx, *(g.view(s) for g, s in zip(grads, shapes)), None, None)
 
 
-def fused_activation(inner, z: torch.Tensor, dim: int = 1, mode: str = "fp32", launch: Launch = LAUNCH
+def fused_activation(inner, z: torch.Tensor, dim: int = 1, mode: str = "fp32", launch: Launch | None = None
                      ) -> torch.Tensor:
     """:class:`~multiarg.activations.MultiArgActivation`'s forward through the fused kernels: ``z`` with
     ``n_args * C`` features along ``dim`` gives ``C`` features there, unit ``c`` receiving features
-    ``c, C + c, ...``. Differentiable in ``z`` and every inner-net parameter. Callers check :func:`supported`."""
+    ``c, C + c, ...``. Differentiable in ``z`` and every inner-net parameter. ``launch`` defaults to the mode's
+    in :data:`LAUNCHES`. Callers check :func:`supported`."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     dim, n_args = dim % z.dim(), inner.n_args
@@ -223,10 +228,10 @@ def fused_activation(inner, z: torch.Tensor, dim: int = 1, mode: str = "fp32", l
     x = z.reshape(math.prod(z.shape[:dim]), n_args, units * math.prod(z.shape[dim + 1:])).contiguous().float()
     first, second, last = (m for m in inner.net if isinstance(m, torch.nn.Linear))
     out = _FusedInner.apply(x, first.weight.contiguous(), first.bias, second.weight.contiguous(), second.bias,
-                            last.weight.contiguous(), last.bias, mode, launch)
+                            last.weight.contiguous(), last.bias, mode, launch or LAUNCHES[mode])
     return out.view(*z.shape[:dim], units, *z.shape[dim + 1:]).to(z.dtype)
 
 
-def fused_inner(inner, x: torch.Tensor, mode: str = "fp32", launch: Launch = LAUNCH) -> torch.Tensor:
+def fused_inner(inner, x: torch.Tensor, mode: str = "fp32", launch: Launch | None = None) -> torch.Tensor:
     """``inner(x)`` for ``x`` of shape ``(..., n_args)`` through the fused kernels (one unit per tuple)."""
     return fused_activation(inner, x, -1, mode, launch).squeeze(-1)

@@ -1,0 +1,106 @@
+"""Registers, stack (spills) and shared memory of the fused inner-net kernels as compiled for an H100/H200
+(sm_90), and how many programs of each fit on one multiprocessor. Needs no GPU: Triton compiles for the target
+here and the cuobjdump it ships reads the binary, so a launch setting's cost in on-chip resources is known before
+a GPU is lent.
+
+    python bench/kernel_resources.py                              # n = 1, 2, 3, every mode, every (block, warps)
+    python bench/kernel_resources.py --n-args 2 --modes tf32 --blocks 64
+
+The (block, warps) pairs are those of ``inner_net.SWEEP``. Compiled without the alignment hints a launch adds
+(Triton specialises pointers and sizes divisible by 16 when it sees them), and by this machine's Triton, which may
+not be the GPU machine's: a close account, not the exact binary a GPU run loads. Writes
+``bench/results/kernel_resources-sm90.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import torch
+import triton
+from common import environment, write
+from inner_net import SWEEP
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource
+
+from multiarg import fused
+
+TARGET = GPUTarget("cuda", 90, 32)
+# One sm_90 multiprocessor: registers, shared memory (1 KiB of it reserved per program), warps, programs.
+SM = {"registers": 65536, "shared_bytes": 233472, "reserved_shared_bytes": 1024, "warps": 64, "programs": 32}
+
+
+def _cuobjdump() -> str:
+    bundled = Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "cuobjdump"
+    found = str(bundled) if bundled.exists() else shutil.which("cuobjdump")
+    if not found:
+        raise SystemExit("cuobjdump not found (Triton's NVIDIA backend ships one)")
+    return found
+
+
+def usage(kernel, constexprs: dict, warps: int) -> dict:
+    """Compile one kernel for sm_90 and read its registers and stack from the binary, its shared memory from
+    Triton; and the programs one multiprocessor holds at once."""
+    signature = {name: "constexpr" if name in constexprs else "*fp32" if name.endswith("_ptr") else "i32"
+                 for name in kernel.arg_names}
+    compiled = triton.compile(ASTSource(kernel, signature, constexprs), target=TARGET, options={"num_warps": warps})
+    with tempfile.NamedTemporaryFile(suffix=".cubin") as cubin:
+        cubin.write(compiled.asm["cubin"])
+        cubin.flush()
+        report = subprocess.run([_cuobjdump(), "-res-usage", cubin.name], capture_output=True, text=True,
+                                check=True).stdout
+    registers, stack = map(int, re.search(r"REG:(\d+) STACK:(\d+)", report).groups())
+    shared = compiled.metadata.shared
+    return {"registers": registers, "stack_bytes": stack, "shared_bytes": shared,
+            "programs_per_sm": resident(registers, shared, warps)}
+
+
+def resident(registers: int, shared: int, warps: int) -> int:
+    """Programs of this size one sm_90 multiprocessor holds at once (registers go to warps in 256s)."""
+    per_warp = -(-registers * 32 // 256) * 256
+    by_registers = SM["registers"] // per_warp // warps
+    by_shared = SM["shared_bytes"] // (shared + SM["reserved_shared_bytes"])
+    return min(by_registers, by_shared, SM["warps"] // warps, SM["programs"])
+
+
+def measure(n_args: int, mode: str, block: int, warps: int, hidden: int) -> dict:
+    flags = {"N_ARGS": n_args, "H": hidden, "BLOCK": block, "BF16": mode == "bf16", "TF32": mode == "tf32",
+             "EMULATE": False}
+    return {"n_args": n_args, "mode": mode, "block": block, "warps": warps,
+            "forward": usage(fused._forward_kernel, flags, warps),
+            "backward": usage(fused._backward_kernel, {**flags, "ARGS_P2": triton.next_power_of_2(n_args)}, warps)}
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--n-args", default="1,2,3")
+    p.add_argument("--modes", default=",".join(fused.MODES))
+    p.add_argument("--blocks", default=None, help="comma-separated points per block (default: those in SWEEP)")
+    p.add_argument("--hidden", type=int, default=64)
+    p.add_argument("--out", default=None)
+    args = p.parse_args(argv)
+    shapes = sorted({(launch.block, launch.warps) for launch in SWEEP})
+    if args.blocks:
+        shapes = [(b, w) for b, w in shapes if str(b) in args.blocks.split(",")]
+    result = {**environment(torch.device("cpu")), "device": f"sm_{TARGET.arch} (compiled here, no GPU)",
+              "hidden": args.hidden, "multiprocessor": SM, "kernels": []}
+    for n, mode, (block, warps) in itertools.product(map(int, args.n_args.split(",")), args.modes.split(","), shapes):
+        row = measure(n, mode, block, warps, args.hidden)
+        row["default"] = (block, warps) == (fused.LAUNCHES[mode].block, fused.LAUNCHES[mode].warps)
+        result["kernels"].append(row)
+        f, b = row["forward"], row["backward"]
+        print(f"n={n} {mode:4s} block {block:3d} warps {warps}: forward {f['registers']:3d} registers "
+              f"{f['stack_bytes']:4d} B stack {f['programs_per_sm']} per SM; backward {b['registers']:3d} registers "
+              f"{b['stack_bytes']:4d} B stack {b['shared_bytes'] // 1024:3d} KiB shared {b['programs_per_sm']} per SM"
+              f"{'  (default)' if row['default'] else ''}")
+    print("wrote", write(result, f"kernel_resources-sm{TARGET.arch}", args.out))
+    return result
+
+
+if __name__ == "__main__":
+    main()
