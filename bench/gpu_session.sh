@@ -3,7 +3,8 @@
 #   bench  the fused kernels against PyTorch on CUDA (tests/fused_cases.py), bench/inner_net.py --sweep,
 #          bench/train_step.py (with profiles of arg2 and relu), bench/estimate_cost.py (paper scale, fused-tf32)
 #          and last bench/train_step.py again with torch.compile'd relu and arg2
-#   quick  the whole DAG at GPU quick scale (workflow/configs/gpu-quick.yaml, or the CONFIG given), timed
+#   quick  the whole DAG at GPU quick scale (workflow/configs/gpu-quick.yaml, or the CONFIG given), timed, and
+#          its summary (bench/run_summary.py: jobs, times, versions, figures and tables) in bench.tar.gz
 #   all    bench, then quick in the time left: one call for a session whose whole device time is 15 minutes
 # Each stage runs under a timeout cut to the time left before SECONDS (default 570) have passed, so what was
 # measured always comes back: stages.txt (rc and seconds of each stage), gpu.txt, bench.tar.gz (JSON and logs,
@@ -60,8 +61,10 @@ bench() {
 quick() {
   echo "quick: config $config, gpu=${GPU_SLOTS:-8}" | tee -a "$out/stages.txt"
   # a cut-off run still sends back what it made; Snakemake removes the outputs of the jobs it stops
-  stage quick 600 25 python3 -m snakemake --cores 16 --resources "gpu=${GPU_SLOTS:-8}" --scheduler greedy all \
-    --configfile "$config"
+  # --keep-going: a failed job costs only what depends on it, and the summary says which
+  stage quick 600 25 python3 -m snakemake --cores 16 --resources "gpu=${GPU_SLOTS:-8}" --scheduler greedy \
+    --keep-going all --configfile "$config"
+  stage quick_summary 20 5 python3 bench/run_summary.py --configfile "$config" --copy --out "$work/quick-summary"
   tar czf "$out/quick-results.tar.gz" --ignore-failed-read results/tables results/figures logs
 }
 

@@ -1,5 +1,7 @@
 """End to end: the Snakemake DAG on real MNIST at tiny scale, and the paper-scale dry run."""
 import csv
+import hashlib
+import json
 import os
 import re
 import subprocess
@@ -61,6 +63,7 @@ def test_tiny_real_mnist_run_writes_every_artefact(tmp_path, mirror):
     with open(results / "runs/mnist/mlp/arg2/seed1/session3/metrics.csv") as fh:
         assert len(list(csv.DictReader(fh))) == 2
     assert (tmp_path / "logs" / "train_session2" / "mnist" / "mlp" / "arg2" / "seed0.log").stat().st_size > 0
+    _check_run_summary(tmp_path, tiny)
     again = snakemake("-n", "--cores", "2", "all", "--configfile", str(REPO / "config.yaml"), str(tiny), cwd=tmp_path,
                       env={"MULTIARG_DATA_MIRROR": str(mirror)})
     assert "Nothing to be done" in again.stdout + again.stderr
@@ -74,6 +77,23 @@ def test_tiny_real_mnist_run_writes_every_artefact(tmp_path, mirror):
     for table in ("param_counts", "fits", "curvature_tests", "spectra", "summary", "rnn", "table1"):
         assert f"{table}.csv" in html
     assert "TEST scale (300 MNIST images" in html and "input_bins_3arg" in html  # captions and the config
+
+
+def _check_run_summary(workdir, configfile):
+    """bench/run_summary.py on the run just made: what the log, the benchmark files and the results say."""
+    out = workdir / "summary"
+    subprocess.run([sys.executable, str(REPO / "bench" / "run_summary.py"), "--workdir", str(workdir), "--configfile",
+                    str(configfile), "--copy", "--out", str(out)], check=True, capture_output=True)
+    summary = json.loads((out / "summary.json").read_text())
+    run = summary["run"]
+    assert run["complete"] and not run["failed"] and run["finished"] == run["planned"] and run["elapsed_seconds"] > 0
+    assert "--cores 2 all" in run["command"] and summary["scale"].startswith("TEST scale")
+    trained = summary["benchmarks"]["train_session2"]
+    assert trained["jobs"] == run["finished"]["train_session2"] and trained["seconds_total"] > 0
+    fig4 = summary["outputs"]["figures"]["fig4.png"]
+    assert fig4["sha256"] == hashlib.sha256((out / "figures" / "fig4.png").read_bytes()).hexdigest()
+    text = (out / "summary.md").read_text()
+    assert "![fig4.png](figures/fig4.png)" in text and "## curvature_tests.md" in text and "| train_rnn |" in text
 
 
 def test_workflow_passes_snakemake_lint(tmp_path):

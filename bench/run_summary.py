@@ -1,0 +1,137 @@
+"""Summary of one finished workflow run, to commit beside the code that made it: the command, scale, wall time,
+jobs per rule (finished and failed), each rule's time and memory from Snakemake's benchmark files, versions and
+device, and every figure and table the run wrote (with checksums; with ``--copy``, the files themselves).
+
+    python bench/run_summary.py --configfile workflow/configs/gpu-quick.yaml --copy --out bench/results/quick-cuda
+
+Reads the newest Snakemake log under ``WORKDIR/.snakemake/log`` (or ``--log``), ``WORKDIR/logs/benchmarks`` and
+``WORKDIR/results/{figures,tables}``. Writes ``summary.json`` and ``summary.md`` (which holds every Markdown
+table of the run) to ``--out``.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import re
+import shutil
+from collections import Counter
+from datetime import datetime
+from pathlib import Path
+
+from common import device, environment, load_config
+
+OUTPUTS = {"figures": ("*.png", "*.pdf"), "tables": ("*.csv", "*.md", "*.tex")}
+
+
+def newest_log(workdir: Path) -> Path:
+    """The newest log of a run that executed jobs (a report or a dry run writes a log without the header)."""
+    logs = sorted((workdir / ".snakemake" / "log").glob("*.snakemake.log"))  # names start with the start time
+    runs = [log for log in logs if "Command:" in log.read_text()]
+    if not runs:
+        raise SystemExit(f"no log of a Snakemake run under {workdir / '.snakemake' / 'log'}")
+    return runs[-1]
+
+
+def parse_log(text: str) -> dict:
+    """Command, version, start, planned/finished/failed jobs per rule and the elapsed time of a Snakemake log."""
+    def field(name):
+        m = re.search(rf"^\s*{name}: (.*)$", text, re.M)
+        return m[1].strip() if m else None
+
+    stats = re.search(r"^Job stats:\n.*?\n-+\s+-+\n(.*?)\n\n", text, re.M | re.S)
+    planned = {rule: int(n) for rule, n in re.findall(r"^(\w+)\s+(\d+)$", stats[1], re.M) if rule != "total"
+               } if stats else {}
+    elapsed = re.search(r"^Elapsed time: (?:(\d+) days?, )?(\d+):(\d+):([\d.]+)", text, re.M)
+    stamps = re.findall(r"^\[(\w{3} \w{3} +\d+ [\d:]+ \d{4})\]$", text, re.M)
+    if elapsed:
+        days, hours, minutes, secs = (float(g or 0) for g in elapsed.groups())
+        seconds = round(((days * 24 + hours) * 60 + minutes) * 60 + secs, 1)
+    elif stamps and field("Date"):  # a run cut off before Snakemake's last line: up to its last job event
+        last = datetime.strptime(" ".join(stamps[-1].split()), "%a %b %d %H:%M:%S %Y")
+        seconds = (last - datetime.strptime(field("Date"), "%Y-%m-%d %H:%M:%S")).total_seconds()
+    else:
+        seconds = None
+    return {"command": field("Command"), "snakemake": field("Snakemake version"), "started": field("Date"),
+            "elapsed_seconds": seconds, "complete": elapsed is not None, "planned": planned,
+            "finished": dict(Counter(re.findall(r"Finished jobid: \d+ \(Rule: (\w+)\)", text))),
+            "failed": dict(Counter(re.findall(r"^Error in rule (\w+):", text, re.M)))}
+
+
+def benchmarks(workdir: Path) -> dict:
+    """Per rule, from Snakemake's benchmark files: jobs, their total and longest wall time, the largest RSS."""
+    rules: dict = {}
+    for path in sorted((workdir / "logs" / "benchmarks").glob("*/**/*.tsv")):
+        rule = path.relative_to(workdir / "logs" / "benchmarks").parts[0]
+        with open(path) as fh:
+            for row in csv.DictReader(fh, delimiter="\t"):
+                r = rules.setdefault(rule, {"jobs": 0, "seconds_total": 0.0, "seconds_max": 0.0, "max_rss_mb": 0.0})
+                s = float(row["s"])
+                r["jobs"] += 1
+                r["seconds_total"] += s
+                r["seconds_max"] = max(r["seconds_max"], s)
+                r["max_rss_mb"] = max(r["max_rss_mb"], float(row["max_rss"]) if row["max_rss"] != "NA" else 0.0)
+    return rules
+
+
+def outputs(workdir: Path) -> dict:
+    found = {}
+    for kind, patterns in OUTPUTS.items():
+        folder = workdir / "results" / kind
+        files = sorted({p for pattern in patterns for p in folder.glob(pattern)})
+        found[kind] = {p.name: {"bytes": p.stat().st_size, "sha256": hashlib.sha256(p.read_bytes()).hexdigest()}
+                       for p in files}
+    return found
+
+
+def markdown(summary: dict, workdir: Path, copied: bool) -> str:
+    run = summary["run"]
+    done, failed = sum(run["finished"].values()), sum(run["failed"].values())
+    lines = [f"# Workflow run: {summary['scale']}", "",
+             f"- command: `{run['command']}`", f"- started {run['started']}; wall time {run['elapsed_seconds']} s",
+             f"- jobs: {done} finished, {failed} failed, {sum(run['planned'].values())} planned",
+             f"- device: {summary['environment']['device']}; torch {summary['environment']['torch']}, triton "
+             f"{summary['environment']['triton']}, Snakemake {run['snakemake']}, Python "
+             f"{summary['environment']['python']}", "",
+             "| rule | jobs | total s | longest s | max RSS MB |", "|---|---|---|---|---|"]
+    lines += [f"| {rule} | {r['jobs']} | {r['seconds_total']:.1f} | {r['seconds_max']:.1f} | {r['max_rss_mb']:.0f} |"
+              for rule, r in sorted(summary["benchmarks"].items())]
+    lines += ["", "## Figures", ""]
+    lines += [f"![{name}](figures/{name})" if copied else f"- {name}"
+              for name in summary["outputs"]["figures"] if name.endswith(".png")]
+    for name in (n for n in summary["outputs"]["tables"] if n.endswith(".md")):
+        lines += ["", f"## {name}", "", (workdir / "results" / "tables" / name).read_text().strip()]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--workdir", default=".", help="where the workflow ran (holds .snakemake, logs and results)")
+    p.add_argument("--log", default=None, help="the Snakemake log to read (default: the newest)")
+    p.add_argument("--configfile", default=None, help="the run's --configfile over config.yaml, for its scale")
+    p.add_argument("--copy", action="store_true", help="copy the PNG figures and the tables into --out")
+    p.add_argument("--out", required=True)
+    args = p.parse_args(argv)
+    workdir, out = Path(args.workdir), Path(args.out)
+    log = Path(args.log) if args.log else newest_log(workdir)
+    summary = {"scale": load_config(args.configfile)["scale"], "configfile": args.configfile,
+               "environment": environment(device()), "run": parse_log(log.read_text()),
+               "benchmarks": benchmarks(workdir), "outputs": outputs(workdir)}
+    out.mkdir(parents=True, exist_ok=True)
+    if args.copy:
+        for kind in OUTPUTS:
+            (out / kind).mkdir(exist_ok=True)
+            for name in summary["outputs"][kind]:
+                if kind == "tables" or name.endswith(".png"):
+                    shutil.copy2(workdir / "results" / kind / name, out / kind / name)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (out / "summary.md").write_text(markdown(summary, workdir, args.copy))
+    run = summary["run"]
+    print(f"{sum(run['finished'].values())} jobs finished, {sum(run['failed'].values())} failed, "
+          f"{run['elapsed_seconds']} s; wrote {out / 'summary.md'}")
+    return summary
+
+
+if __name__ == "__main__":
+    main()
