@@ -47,7 +47,8 @@ stage() {
 }
 
 bench() {
-  stage fused_cases 180 60 python3 -m pytest -q -p no:cacheprovider -rs tests/fused_cases.py
+  stage fused_cases 180 60 python3 -m pytest -q -p no:cacheprovider -rs tests/fused_cases.py \
+    --junitxml "$work/fused_cases-cuda.xml"
   stage inner_net 150 60 python3 bench/inner_net.py --sweep --out "$work/inner_net-cuda.json"
   stage train_step 120 40 python3 bench/train_step.py \
     --profile arg2/fused-tf32,arg2/fused-bf16,arg2/eager,relu/eager --out "$work/train_step-cuda.json"

@@ -103,6 +103,15 @@ def test_kernel_resources_are_read_from_an_sm90_binary_compiled_here(tmp_path):
     assert all(r["backward"]["registers"] > r["forward"]["registers"] for r in rows)
 
 
+def test_the_default_fp32_launch_does_not_spill_on_sm90():
+    # why fp32 launches 32 points on 8 warps (multiarg.fused.LAUNCHES): at 64 x 4 its backward kernel spilled ~14 KB
+    pytest.importorskip("triton")
+    kernel_resources = pytest.importorskip("kernel_resources")
+    launch = kernel_resources.fused.LAUNCHES["fp32"]
+    row = kernel_resources.measure(3, "fp32", launch.block, launch.warps, 64)
+    assert row["forward"]["stack_bytes"] == row["backward"]["stack_bytes"] == 0
+
+
 def test_programs_per_multiprocessor_follow_the_scarcest_resource():
     kernel_resources = pytest.importorskip("kernel_resources")
     assert kernel_resources.resident(255, 68608, 4) == 2  # registers: 8192 a warp, 8 warps of 64 fit
