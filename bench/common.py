@@ -55,19 +55,26 @@ def seconds_per_call(fn: Callable[[], object], repeats: int, dev: torch.device) 
     return (time.perf_counter() - start) / repeats
 
 
-def warm_up(variants: dict, times: int = 1) -> dict[str, str]:
-    """Call every variant ``times`` times (compilation, autotuning, the allocator's pools) and drop, in place, those
-    that fail: a kernel or compiler that cannot run on this machine is recorded, and the other variants are still
-    measured. Returns ``{name: error}``."""
-    failed = {}
-    for name, fn in list(variants.items()):
+def attempt(calls: dict, times: int = 1) -> tuple[dict, dict[str, str]]:
+    """Call each of ``calls`` ``times`` times. Returns the last result of each that ran and the error of each that
+    failed: on a lent GPU, one kernel or compiler that cannot run must not cost the other measurements."""
+    results, failed = {}, {}
+    for name, fn in calls.items():
         try:
             for _ in range(times):
-                fn()
+                results[name] = fn()
         except Exception as err:
-            failed[str(name)] = f"{type(err).__name__}: {err}"[:500]
-            del variants[name]
-    return failed
+            failed[name] = f"{type(err).__name__}: {err}"[:500]
+    return results, failed
+
+
+def warm_up(variants: dict, times: int = 1) -> dict[str, str]:
+    """Run every variant ``times`` times (compilation, autotuning, the allocator's pools) and drop, in place,
+    those that fail. Returns ``{name: error}``."""
+    _, failed = attempt(variants, times)
+    for name in failed:
+        del variants[name]
+    return {str(name): error for name, error in failed.items()}
 
 
 def best_of(variants: dict[str, Callable[[], object]], repeats: int, rounds: int, dev: torch.device

@@ -33,7 +33,7 @@ from collections import Counter
 from functools import partial
 
 import torch
-from common import ROOT, best_of, device, environment, load_config, outer_net, write
+from common import ROOT, attempt, best_of, device, environment, load_config, outer_net, write
 
 from multiarg.activations import KERNELS, ActivationSpec, InnerNet, set_kernel
 from multiarg.corruptions import CORRUPTIONS, SEVERITIES
@@ -176,15 +176,24 @@ def build_timer(key: tuple, config: dict, dev, repeats: int) -> Timer:
 
 
 def estimate(config: dict, jobs: list[tuple[str, dict]], dev, args) -> dict:
+    """Hours per rule. A network that cannot be timed here is listed under ``failed`` and its jobs under
+    ``jobs_not_timed``; the total then covers the others only."""
     timed = [(rule, w) for rule, w in jobs if rule not in CPU_RULES]
-    timers = {key: build_timer(key, config, dev, args.repeats) for key in dict.fromkeys(network_key(*j) for j in timed)}
+    keys = dict.fromkeys(network_key(*j) for j in timed)
+    timers, failed = attempt({key: partial(build_timer, key, config, dev, args.repeats) for key in keys})
     per_rule: Counter = Counter()
+    missing: Counter = Counter()
     for rule, w in timed:
-        per_rule[rule] += job_seconds(rule, w, config, timers[network_key(rule, w)], args)
+        key = network_key(rule, w)
+        if key in timers:
+            per_rule[rule] += job_seconds(rule, w, config, timers[key], args)
+        else:
+            missing[rule] += 1
     counts = Counter(rule for rule, _ in jobs)
     return {"hours_total": sum(per_rule.values()) / 3600,
             "rules": {rule: {"jobs": counts[rule], "hours": sec / 3600} for rule, sec in per_rule.most_common()},
             "cpu_rules_not_timed": {rule: n for rule, n in counts.items() if rule in CPU_RULES},
+            "jobs_not_timed": dict(missing), "failed": {"/".join(k): e for k, e in failed.items()},
             "networks": {"/".join(k): t.seconds for k, t in timers.items()}}
 
 
@@ -210,6 +219,8 @@ def main(argv=None) -> dict:
     print(f"{'total':20s} {sum(v['jobs'] for v in result['rules'].values()):5d} jobs "
           f"{result['hours_total']:10.2f} h on {result['device']} (+ CPU steps: "
           f"{sum(result['cpu_rules_not_timed'].values())} jobs)")
+    for network, err in result["failed"].items():
+        print(f"not timed: {network} ({err}); without its jobs {result['jobs_not_timed']}")
     print("wrote", write(result, f"estimate-{dev.type}", args.out))
     return result
 

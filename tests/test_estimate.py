@@ -64,3 +64,21 @@ def test_every_network_of_the_tiny_dag_is_timed():
         timer = estimate_cost.build_timer(key, config, torch.device("cpu"), repeats=1)
         assert timer.seconds and all(0 < s < 60 for s in timer.seconds.values())
         assert ("eval_grad" in timer.seconds) == (key[0] != "inner")
+
+
+def test_a_network_that_cannot_be_timed_is_reported_and_the_rest_estimated(monkeypatch):
+    config, jobs = estimate_cost.load_config(TINY), estimate_cost.dag_jobs(TINY)
+    broken = ("outer", "mnist", "mlp", "dac")
+
+    def build_timer(key, *args):
+        if key == broken:
+            raise RuntimeError("no kernel for this")
+        return FakeTimer
+
+    monkeypatch.setattr(estimate_cost, "build_timer", build_timer)
+    args = Namespace(epoch_fraction=1.0, robust_fraction=1.0, repeats=1)
+    result = estimate_cost.estimate(config, jobs, torch.device("cpu"), args)
+    dac_jobs = Counter(rule for rule, w in jobs if w.get("activation") == "dac" and rule not in estimate_cost.CPU_RULES)
+    assert result["failed"] == {"outer/mnist/mlp/dac": "RuntimeError: no kernel for this"}
+    assert result["jobs_not_timed"] == dict(dac_jobs) and dac_jobs["train_session2"] == len(config["seeds"])
+    assert result["hours_total"] > 0 and "outer/mnist/mlp/dac" not in result["networks"]
