@@ -101,7 +101,8 @@ def markdown(summary: dict, workdir: Path, copied: bool) -> str:
     lines += [f"![{name}](figures/{name})" if copied else f"- {name}"
               for name in summary["outputs"]["figures"] if name.endswith(".png")]
     for name in (n for n in summary["outputs"]["tables"] if n.endswith(".md")):
-        lines += ["", f"## {name}", "", (workdir / "results" / "tables" / name).read_text().strip()]
+        table = (workdir / "results" / "tables" / name).read_text().strip()
+        lines += ["", f"## {name}", "", re.sub(r"^#", "###", table, flags=re.M)]  # its headings go under ours
     return "\n".join(lines) + "\n"
 
 
