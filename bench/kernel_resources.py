@@ -14,6 +14,7 @@ not be the GPU machine's: a close account, not the exact binary a GPU run loads.
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import re
 import shutil
@@ -35,6 +36,7 @@ TARGET = GPUTarget("cuda", 90, 32)
 SM = {"registers": 65536, "shared_bytes": 233472, "reserved_shared_bytes": 1024, "warps": 64, "programs": 32}
 
 
+@functools.cache  # looked up once, not once per compiled kernel
 def _cuobjdump() -> str:
     bundled = Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "cuobjdump"
     found = str(bundled) if bundled.exists() else shutil.which("cuobjdump")
