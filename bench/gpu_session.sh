@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Everything issue 6 measures on a GPU, time-boxed to fit device calls of under 10 minutes, from the repo root:
 #   bench  the fused kernels against PyTorch on CUDA (tests/fused_cases.py), bench/inner_net.py --sweep,
-#          bench/train_step.py (with profiles of arg2 and relu), bench/estimate_cost.py (paper scale, fused-tf32)
-#          and last bench/train_step.py again with torch.compile'd relu and arg2
+#          bench/train_step.py (with profiles of arg2, dac and relu), bench/estimate_cost.py (paper scale,
+#          fused-tf32), bench/dac_layer.py --sweep, and last bench/train_step.py again with torch.compile'd relu
+#          and arg2
 #   quick  the whole DAG at GPU quick scale (workflow/configs/gpu-quick.yaml, or the CONFIG given), timed, and
 #          its summary (bench/run_summary.py: jobs, times, versions, figures and tables) in bench.tar.gz
 #   all    bench, then quick in the time left: one call for a session whose whole device time is 15 minutes
@@ -51,9 +52,10 @@ bench() {
     --junitxml "$work/fused_cases-cuda.xml"
   stage inner_net 150 60 python3 bench/inner_net.py --sweep --out "$work/inner_net-cuda.json"
   stage train_step 120 40 python3 bench/train_step.py \
-    --profile arg2/fused-tf32,arg2/fused-bf16,arg2/eager,relu/eager --out "$work/train_step-cuda.json"
+    --profile arg2/fused-tf32,arg2/fused-bf16,arg2/eager,dac/fused-fp32,relu/eager --out "$work/train_step-cuda.json"
   stage estimate 120 20 python3 bench/estimate_cost.py --inner-kernel fused-tf32 \
     --out "$work/estimate-cuda-fused-tf32.json"
+  stage dac_layer 60 15 python3 bench/dac_layer.py --sweep --out "$work/dac_layer-cuda.json"
   # last: torch.compile takes tens of seconds a model, and the issue needs it only as a point of comparison
   stage train_step_compile 150 10 python3 bench/train_step.py --activations relu,arg2 --compile relu,arg2 \
     --out "$work/train_step-compile-cuda.json"

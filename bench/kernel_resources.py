@@ -1,15 +1,15 @@
-"""Registers, stack (spills) and shared memory of the fused inner-net kernels as compiled for an H100/H200
+"""Registers, stack (spills) and shared memory of the fused inner-net and DAC kernels as compiled for an H100/H200
 (sm_90), and how many programs of each fit on one multiprocessor. Needs no GPU: Triton compiles for the target
 here and the cuobjdump it ships reads the binary, so a launch setting's cost in on-chip resources is known before
 a GPU is lent.
 
     python bench/kernel_resources.py                              # n = 1, 2, 3, every mode, every (block, warps)
-    python bench/kernel_resources.py --n-args 2 --modes tf32 --blocks 64
+    python bench/kernel_resources.py --n-args 2 --modes tf32 --blocks 64 --dac none
 
-The (block, warps) pairs are those of ``inner_net.SWEEP``. Compiled without the alignment hints a launch adds
-(Triton specialises pointers and sizes divisible by 16 when it sees them), and by this machine's Triton, which may
-not be the GPU machine's: a close account, not the exact binary a GPU run loads. Writes
-``bench/results/kernel_resources-sm90.json``.
+The inner net's (block, warps) pairs are those of ``inner_net.SWEEP``, DAC's tiles those of ``dac_layer.SWEEP``.
+Compiled with the specialisation a launch on fresh tensors gets (aligned pointers; the sizes that the paper's
+layers make multiples of 16), by this machine's Triton, which may not be the GPU machine's: a close account, not
+the exact binary a GPU run loads. Writes ``bench/results/kernel_resources-sm90.json``.
 """
 from __future__ import annotations
 
@@ -20,16 +20,18 @@ import re
 import shutil
 import subprocess
 import tempfile
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 import triton
 from common import environment, write
+from dac_layer import SWEEP as DAC_SWEEP
 from inner_net import SWEEP
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 
-from multiarg import fused
+from multiarg import fused, fused_dac
 
 TARGET = GPUTarget("cuda", 90, 32)
 # One sm_90 multiprocessor: registers, shared memory (1 KiB of it reserved per program), warps, programs.
@@ -45,12 +47,16 @@ def _cuobjdump() -> str:
     return found
 
 
-def usage(kernel, constexprs: dict, warps: int) -> dict:
+def usage(kernel, constexprs: dict, warps: int, multiples_of_16: tuple[str, ...] = ()) -> dict:
     """Compile one kernel for sm_90 and read its registers and stack from the binary, its shared memory from
-    Triton; and the programs one multiprocessor holds at once."""
+    Triton; and the programs one multiprocessor holds at once. Specialised as a launch on fresh tensors is: every
+    pointer 16-byte aligned, and the integer arguments in ``multiples_of_16`` divisible by 16."""
     signature = {name: "constexpr" if name in constexprs else "*fp32" if name.endswith("_ptr") else "i32"
                  for name in kernel.arg_names}
-    compiled = triton.compile(ASTSource(kernel, signature, constexprs), target=TARGET, options={"num_warps": warps})
+    attrs = {(i,): [["tt.divisibility", 16]] for i, name in enumerate(kernel.arg_names)
+             if name.endswith("_ptr") or name in multiples_of_16}
+    compiled = triton.compile(ASTSource(kernel, signature, constexprs, attrs), target=TARGET,
+                              options={"num_warps": warps})
     with tempfile.NamedTemporaryFile(suffix=".cubin") as cubin:
         cubin.write(compiled.asm["cubin"])
         cubin.flush()
@@ -73,9 +79,22 @@ def resident(registers: int, shared: int, warps: int) -> int:
 def measure(n_args: int, mode: str, block: int, warps: int, hidden: int) -> dict:
     flags = {"N_ARGS": n_args, "H": hidden, "BLOCK": block, "BF16": mode == "bf16", "TF32": mode == "tf32",
              "EMULATE": False}
+    sizes = ("M",)  # units x locations of a layer
     return {"n_args": n_args, "mode": mode, "block": block, "warps": warps,
-            "forward": usage(fused._forward_kernel, flags, warps),
-            "backward": usage(fused._backward_kernel, {**flags, "ARGS_P2": triton.next_power_of_2(n_args)}, warps)}
+            "forward": usage(fused._forward_kernel, flags, warps, sizes),
+            "backward": usage(fused._backward_kernel, {**flags, "ARGS_P2": triton.next_power_of_2(n_args)}, warps,
+                              sizes)}
+
+
+def measure_dac(tiles: fused_dac.Tiles) -> dict:
+    """DAC's three kernels under ``tiles`` (``L``, the locations per image, a multiple of 16 as in the paper's
+    CNN; inputs and outputs per layer are not)."""
+    sizes = {"UNROLL": tiles.unroll, "BP": tiles.points, "BI": tiles.units, "BJ": tiles.units}
+    kernels = {"forward": fused_dac._forward_kernel, "input_grad": fused_dac._input_grad_kernel,
+               "weight_grad": fused_dac._weight_grad_kernel}
+    return {"tiles": asdict(tiles), "default": tiles == fused_dac.TILES,
+            **{name: usage(kernel, {k: v for k, v in sizes.items() if k in kernel.arg_names}, tiles.warps, ("L",))
+               for name, kernel in kernels.items()}}
 
 
 def main(argv=None) -> dict:
@@ -84,6 +103,8 @@ def main(argv=None) -> dict:
     p.add_argument("--modes", default=",".join(fused.MODES))
     p.add_argument("--blocks", default=None, help="comma-separated points per block (default: those in SWEEP)")
     p.add_argument("--hidden", type=int, default=64)
+    p.add_argument("--dac", choices=("sweep", "default", "none"), default="sweep",
+                   help="DAC kernels: under every Tiles of dac_layer.SWEEP, the default Tiles only, or none")
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
     shapes = sorted({(launch.block, launch.warps) for launch in SWEEP})
@@ -100,6 +121,14 @@ def main(argv=None) -> dict:
               f"{f['stack_bytes']:4d} B stack {f['programs_per_sm']} per SM; backward {b['registers']:3d} registers "
               f"{b['stack_bytes']:4d} B stack {b['shared_bytes'] // 1024:3d} KiB shared {b['programs_per_sm']} per SM"
               f"{'  (default)' if row['default'] else ''}")
+    dac_tiles = {"sweep": DAC_SWEEP, "default": [fused_dac.TILES], "none": []}[args.dac]
+    result["dac"] = [measure_dac(tiles) for tiles in dac_tiles]
+    for row in result["dac"]:
+        t = row["tiles"]
+        print(f"DAC {t['points']:3d} points x {t['units']:2d} units, unroll {t['unroll']}, warps {t['warps']}: " +
+              "; ".join(f"{k} {row[k]['registers']:3d} registers {row[k]['stack_bytes']:4d} B stack "
+                        f"{row[k]['programs_per_sm']} per SM" for k in ("forward", "input_grad", "weight_grad")) +
+              ("  (default)" if row["default"] else ""))
     print("wrote", write(result, f"kernel_resources-sm{TARGET.arch}", args.out))
     return result
 

@@ -1,5 +1,6 @@
 """Time and peak memory of one training step (forward, backward, Adam) of the paper's networks: the 2-arg net
-through every inner-net kernel against the parameter-matched ReLU net and the other activations.
+through every inner-net kernel against the parameter-matched ReLU net and the other activations (DAC through its
+eager path and its fused kernels).
 
     python bench/train_step.py                           # CUDA: batch 128, CIFAR-10 CNN and MNIST MLP
     python bench/train_step.py --batch 8 --repeats 2     # a look on a CPU (only the eager kernel runs there)
@@ -18,9 +19,10 @@ import argparse
 import torch
 from common import best_of, device, environment, load_config, outer_net, warm_up, write
 
+from multiarg import fused_dac
 from multiarg.activations import KERNELS, ActivationSpec, InnerNet, set_kernel
-from multiarg.fused import supported
 from multiarg.data import SHAPES
+from multiarg.fused import supported
 from multiarg.models import OuterNet, count_parameters
 from multiarg.train import train_step
 
@@ -33,10 +35,15 @@ def build(setting: str, activation: str, dev: torch.device) -> OuterNet:
 
 
 def variant_names(activation: str, compile_: bool, dev: torch.device) -> list[str]:
-    """``activation/kernel[+compile]``: every kernel that can run here for learned activations."""
-    spec = ActivationSpec.parse(activation)
-    fused = spec.learned and supported(InnerNet(spec.n_args), torch.empty(1, device=dev))
-    kernels = KERNELS if fused else ("eager",)
+    """``activation/kernel[+compile]``: every kernel that can run here for learned activations, and for DAC the
+    eager path and its fused kernels (fp32 whichever mode is chosen: one variant stands for all)."""
+    spec, probe = ActivationSpec.parse(activation), torch.empty(1, device=dev)
+    if spec.learned and supported(InnerNet(spec.n_args), probe):
+        kernels = KERNELS
+    elif spec.name == "dac" and fused_dac.supported(probe):
+        kernels = ("eager", "fused-fp32")
+    else:
+        kernels = ("eager",)
     names = [f"{activation}/{k}" for k in kernels]
     return names + ([f"{activation}/eager+compile"] if compile_ else [])
 

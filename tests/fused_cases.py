@@ -1,4 +1,4 @@
-"""The fused inner-net kernels against the PyTorch reference: on a CUDA GPU, or on the CPU through Triton's
+"""The fused inner-net and DAC kernels against the PyTorch reference: on a CUDA GPU, or on the CPU through Triton's
 interpreter.
 
 Not collected by default. tests/test_fused.py runs this file in a fresh process with TRITON_INTERPRET=1 (the
@@ -6,6 +6,8 @@ interpreter must be on before Triton is first imported, and the rest of the suit
 again without it where CUDA is present. By hand on a GPU machine: ``python -m pytest tests/fused_cases.py``.
 """
 import os
+import sys
+from dataclasses import asdict
 
 import pytest
 import torch
@@ -18,10 +20,12 @@ DEVICE = torch.device("cpu" if INTERPRETED else "cuda")
 # The interpreter computes tf32 products exactly; TF32 tensor cores keep 10 mantissa bits, about 1e-3 per product.
 TF32_BOUNDS = (1e-5, 1e-5) if INTERPRETED else (1e-2, 5e-2)
 
-from multiarg import fused  # noqa: E402
+from multiarg import fused, fused_dac  # noqa: E402
 from multiarg.activations import InnerNet, MultiArgActivation, set_kernel  # noqa: E402
 from multiarg.data import load_prepared, split  # noqa: E402
+from multiarg.dendritic import dendritic_product  # noqa: E402
 from multiarg.fused import Launch, fused_activation, fused_inner, supported  # noqa: E402
+from multiarg.fused_dac import Tiles, fused_dendritic  # noqa: E402
 from multiarg.models import ModelConfig, OuterNet  # noqa: E402
 from multiarg.train import TrainConfig, fit_run  # noqa: E402
 from test_workflow import REPO, snakemake  # noqa: E402
@@ -46,12 +50,14 @@ class _Poisoned:
 def poisoned_buffers(monkeypatch):
     # Freed memory comes back as it was (PyTorch's caching allocator, malloc): an output element a kernel failed
     # to write could hold a stale copy of the right value from an earlier identical call, and pass.
-    monkeypatch.setattr(fused, "torch", _Poisoned())
+    for module in (fused, fused_dac):
+        monkeypatch.setattr(module, "torch", _Poisoned())
 
 
-def test_buffers_the_kernels_write_start_as_nan():
-    assert fused.torch.empty(3, device=DEVICE).isnan().all()
-    assert fused.torch.empty_like(torch.zeros(2, device=DEVICE)).isnan().all()
+@pytest.mark.parametrize("module", [fused, fused_dac])
+def test_buffers_the_kernels_write_start_as_nan(module):
+    assert module.torch.empty(3, device=DEVICE).isnan().all()
+    assert module.torch.empty_like(torch.zeros(2, device=DEVICE)).isnan().all()
 
 
 def _both(inner, x, mode="fp32", reference=None, fused=None):
@@ -130,6 +136,58 @@ def test_unsupported_inner_nets_are_refused():
         fused_activation(InnerNet(2, 16).to(DEVICE), torch.randn(2, 7, device=DEVICE), 1)
 
 
+def _dac_both(x, weight, dendrite_bias, tiles):
+    """Output and gradients (those of the tensors that require one) of the eager DAC product and the fused one."""
+    wrt = [t for t in (x, weight, dendrite_bias) if t.requires_grad]
+    ref = dendritic_product(x, weight, dendrite_bias)
+    grad = torch.randn_like(ref)
+    got = fused_dendritic(x, weight, dendrite_bias, tiles)
+    return (ref, *torch.autograd.grad(ref, wrt, grad)), (got, *torch.autograd.grad(got, wrt, grad))
+
+
+@pytest.mark.parametrize("batch,n_in,length,n_out", [
+    (1, 1, 1, 1), (3, 27, 7, 5), (2, 40, 1, 33), (4, 5, 50, 6)])  # 27 = 3 x 3 x 3 patches; 33: one past a tile
+@pytest.mark.parametrize("tiles", [Tiles(), Tiles(points=16, units=16, unroll=1, programs_per_sm=8)])
+def test_dac_forward_and_every_gradient_match_the_eager_path(batch, n_in, length, n_out, tiles):
+    # the small tiles split the last case's 200 points between 3 weight-gradient programs
+    torch.manual_seed(n_in + n_out)
+    x = torch.randn(batch, n_in, length, device=DEVICE, requires_grad=True)
+    weight = torch.randn(n_out, n_in, device=DEVICE, requires_grad=True)
+    dendrite_bias = (0.5 * torch.randn(n_out, n_in, device=DEVICE)).requires_grad_()
+    assert fused_dac.supported(x, weight, dendrite_bias)
+    for ref, got in zip(*_dac_both(x, weight, dendrite_bias, tiles)):
+        torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_dac_input_gradient_is_skipped_where_not_needed():
+    torch.manual_seed(0)
+    x = torch.randn(2, 9, 10, device=DEVICE)  # a first layer's patches
+    weight, dendrite_bias = (torch.randn(4, 9, device=DEVICE, requires_grad=True) for _ in range(2))
+    ref, got = _dac_both(x, weight, dendrite_bias, Tiles())
+    assert len(got) == 3
+    for r, g in zip(ref, got):
+        torch.testing.assert_close(g, r, rtol=1e-5, atol=1e-5)
+
+
+def test_dac_benchmark_times_the_fused_kernels_beside_eager():
+    sys.path.insert(0, str(REPO / "bench"))
+    import dac_layer
+
+    shape = {"layer": "small/2", "batch": 2, "n_in": 9, "length": 20, "n_out": 5}
+    row = dac_layer.measure(shape, False, {"eager": None, "fused": Tiles()}, DEVICE, 1, 1)
+    assert set(row["variants"]) == {"eager", "fused"} and not row["failed"]
+    fused = row["variants"]["fused"]
+    assert fused["tiles"] == asdict(Tiles()) and fused["seconds"] > 0
+    assert fused["error_vs_fp64"]["output"] < 1e-6 and fused["error_vs_fp64"]["gradients"] < 1e-5
+
+
+def test_dac_refuses_what_it_cannot_run():
+    x, weight = torch.randn(2, 3, 4, device=DEVICE), torch.randn(5, 3, device=DEVICE)
+    assert not fused_dac.supported(x.double(), weight.double())
+    with pytest.raises(ValueError, match="expected x"):
+        fused_dendritic(x, weight, torch.randn(5, 4, device=DEVICE))
+
+
 @pytest.fixture
 def kernel():
     """Restores the eager kernel after a test that chooses another."""
@@ -143,11 +201,12 @@ def _loss_and_grads(model, x):
 
 
 @pytest.mark.filterwarnings("error::RuntimeWarning")  # a fallback to eager would pass unnoticed
+@pytest.mark.parametrize("activation", ["arg2", "dac"])
 @pytest.mark.parametrize("arch", ["mlp", "cnn"])
-def test_outer_net_with_the_fused_kernel_matches_eager(arch, kernel):
+def test_outer_net_with_the_fused_kernel_matches_eager(arch, activation, kernel):
     # Odd widths and a 7x7 image: the inner net sees 5 * 3 * 7 * 7 = 735 points per layer, not a block multiple.
     torch.manual_seed(0)
-    cfg = ModelConfig(arch, "arg2", (1, 7, 7), 10, (3, 5), dropout=0.0, inner_hidden=16, pool_after=())
+    cfg = ModelConfig(arch, activation, (1, 7, 7), 10, (3, 5), dropout=0.0, inner_hidden=16, pool_after=())
     model = OuterNet(cfg).to(DEVICE)
     x = torch.rand(5, 1, 7, 7, device=DEVICE)
     ref = _loss_and_grads(model, x)

@@ -3,7 +3,9 @@ import torch
 
 from multiarg import ActivationSpec, InnerNet, ModelConfig, MultiArgActivation, OuterNet, count_parameters
 from multiarg.activations import get_kernel, set_kernel
+from multiarg.dendritic import DACConv2d
 from multiarg.fused import Launch
+from multiarg.fused_dac import Tiles
 
 
 def test_parse_names():
@@ -94,12 +96,13 @@ def test_reset_outer_keeps_the_inner_net():
     assert not torch.equal(model.head.weight, head_before)
 
 
-def test_kernel_choice_is_validated_and_falls_back_to_eager_where_fused_cannot_run():
+@pytest.mark.parametrize("layer", ["inner net", "dac"])
+def test_kernel_choice_is_validated_and_falls_back_to_eager_where_fused_cannot_run(layer):
     pytest.importorskip("triton")
     with pytest.raises(ValueError, match="inner-net kernel"):
         set_kernel("fused-fp16")
-    act = MultiArgActivation(InnerNet(2, 16))
-    z = torch.randn(4, 6)
+    act = MultiArgActivation(InnerNet(2, 16)) if layer == "inner net" else DACConv2d(2, 3, 3)
+    z = torch.randn(4, 6) if layer == "inner net" else torch.randn(4, 2, 5, 5)
     previous = set_kernel("fused-bf16")
     try:
         assert previous == "eager" and get_kernel() == "fused-bf16"
@@ -118,3 +121,9 @@ def test_fused_launch_settings_are_validated():
     with pytest.raises(ValueError, match="positive"):
         Launch(programs_per_sm=0)
     assert Launch(block=128, warps=8).block == 128
+    for bad in ({"points": 24}, {"units": 0}, {"unroll": 3}):
+        with pytest.raises(ValueError, match="positive power of two"):
+            Tiles(**bad)
+    with pytest.raises(ValueError, match="positive"):
+        Tiles(programs_per_sm=0)
+    assert Tiles(points=128, programs_per_sm=3).points == 128  # programs per SM need not be a power of two

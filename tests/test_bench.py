@@ -91,8 +91,9 @@ def test_kernel_resources_are_read_from_an_sm90_binary_compiled_here(tmp_path):
     pytest.importorskip("triton")
     kernel_resources = pytest.importorskip("kernel_resources")
     out = tmp_path / "resources.json"
-    kernel_resources.main(["--n-args", "1", "--modes", "tf32", "--blocks", "32", "--out", str(out)])
-    rows = json.loads(out.read_text())["kernels"]
+    kernel_resources.main(["--n-args", "1", "--modes", "tf32", "--blocks", "32", "--dac", "default", "--out", str(out)])
+    record = json.loads(out.read_text())
+    rows = record["kernels"]
     assert [(r["block"], r["warps"]) for r in rows] == [(32, 4), (32, 8)]
     for row in rows:
         for kernel in (row["forward"], row["backward"]):
@@ -101,10 +102,45 @@ def test_kernel_resources_are_read_from_an_sm90_binary_compiled_here(tmp_path):
                                                                           row["warps"]) >= 1
     # the backward kernel holds the weight-gradient accumulators as well: it needs more registers
     assert all(r["backward"]["registers"] > r["forward"]["registers"] for r in rows)
+    (dac,) = record["dac"]
+    assert dac["default"] and set(dac) == {"tiles", "default", "forward", "input_grad", "weight_grad"}
+    assert all(0 < dac[k]["registers"] <= 255 and dac[k]["programs_per_sm"] >= 1
+               for k in ("forward", "input_grad", "weight_grad"))
+
+
+def test_the_default_dac_tiles_do_not_spill_on_sm90():
+    pytest.importorskip("triton")
+    kernel_resources = pytest.importorskip("kernel_resources")
+    row = kernel_resources.measure_dac(kernel_resources.fused_dac.TILES)
+    assert [row[k]["stack_bytes"] for k in ("forward", "input_grad", "weight_grad")] == [0, 0, 0]
+
+
+def test_dac_layer_times_every_dac_layer_of_the_paper_networks(tmp_path):
+    dac_layer = pytest.importorskip("dac_layer")
+    from common import load_config, outer_net
+
+    from multiarg.params import forward_flops
+
+    out = tmp_path / "dac.json"
+    dac_layer.main(["--batch", "2", "--repeats", "1", "--rounds", "1", "--out", str(out)])
+    layers = json.loads(out.read_text())["layers"]
+    assert [row["layer"] for row in layers] == [f"cifar10-cnn/{i}" for i in range(1, 5)] + [
+        f"mnist-mlp/{i}" for i in range(1, 4)]
+    assert [row["input_grad"] for row in layers] == [False, True, True, True, False, True, True]
+    for network, (dataset, arch, _) in dac_layer.NETWORKS.items():
+        # 4 FLOPs a connection, as the parameter and FLOP tables count them
+        model = outer_net(load_config(), dataset, arch, "dac")
+        head = 2 * model.head.in_features * model.head.out_features
+        per_image = sum(row["connections"] for row in layers if row["layer"].startswith(network)) // 2
+        assert 4 * per_image == forward_flops(model.cfg) - head
+    for row in layers:
+        assert set(row["variants"]) == {"eager"}  # no fused kernel on a CPU
+        eager = row["variants"]["eager"]
+        assert eager["seconds"] > 0 and max(eager["error_vs_fp64"].values()) < 1e-5
 
 
 def test_the_default_fp32_launch_does_not_spill_on_sm90():
-    # why fp32 launches 32 points on 8 warps (multiarg.fused.LAUNCHES): at 64 x 4 its backward kernel spilled ~14 KB
+    # why fp32 launches 32 points on 8 warps (multiarg.fused.LAUNCHES): at 64 x 4 its backward kernel spilled ~13 KB
     pytest.importorskip("triton")
     kernel_resources = pytest.importorskip("kernel_resources")
     launch = kernel_resources.fused.LAUNCHES["fp32"]

@@ -4,12 +4,14 @@ An :class:`InnerNet` is a tiny MLP ``n -> hidden -> hidden -> 1``; one instance 
 unit of every layer of an outer network, like a canonical activation function. A
 :class:`MultiArgActivation` applies it to a layer's pre-activations, read as ``n`` contiguous
 slices along the feature (channel) axis, so a layer with ``n * C`` pre-activations has ``C`` outputs.
-:func:`set_kernel` chooses how inner nets are evaluated: eager PyTorch (the reference) or fused Triton kernels.
+:func:`set_kernel` chooses how inner nets (and DAC's connections) are evaluated: eager PyTorch (the reference) or
+fused Triton kernels.
 """
 from __future__ import annotations
 
 import re
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -77,9 +79,10 @@ class InnerNet(nn.Module):
 
 
 def set_kernel(name: str) -> str:
-    """Evaluate every :class:`MultiArgActivation` with ``name`` (one of :data:`KERNELS`) from now on; returns the
-    previous choice. A fused kernel runs where :func:`multiarg.fused.supported` allows (CUDA tensors, depth-2
-    inner nets with a power-of-two width); elsewhere the eager reference runs, with a warning."""
+    """Evaluate every :class:`MultiArgActivation` and DAC layer with ``name`` (one of :data:`KERNELS`) from now on;
+    returns the previous choice. A fused kernel runs where :func:`multiarg.fused.supported` (inner nets: CUDA
+    tensors, depth 2, a power-of-two width) or :func:`multiarg.fused_dac.supported` (DAC: CUDA fp32 tensors)
+    allows; elsewhere the eager reference runs, with a warning. DAC's kernels compute in fp32 in every mode."""
     global _kernel
     if name not in KERNELS:
         raise ValueError(f"inner-net kernel must be one of {KERNELS}, got {name!r}")
@@ -92,18 +95,23 @@ def get_kernel() -> str:
     return _kernel
 
 
-def _fused_mode(inner: InnerNet, x: torch.Tensor) -> str | None:
-    """The fused kernels' precision mode if the chosen kernel is fused and can run here; None for eager (with a
-    warning where a fused kernel was chosen but cannot run)."""
+def fused_mode(runs_here: Callable[[], bool]) -> str | None:
+    """The chosen fused kernel's precision mode if one is chosen and ``runs_here()``; None for eager (with a
+    warning where a fused kernel was chosen but cannot run). ``runs_here`` is only called for a fused kernel, so
+    Triton is imported only then."""
     if _kernel == "eager":
         return None
-    from . import fused  # only here: Triton is optional and slow to import
-
-    if fused.supported(inner, x):
+    if runs_here():
         return _kernel.removeprefix("fused-")
-    warnings.warn(f"{_kernel} cannot run on this device or inner net; using the eager kernel", RuntimeWarning,
+    warnings.warn(f"{_kernel} cannot run on this device or layer; using the eager kernel", RuntimeWarning,
                   stacklevel=2)
     return None
+
+
+def _inner_runs_fused(inner: InnerNet, x: torch.Tensor) -> bool:
+    from . import fused  # only here: Triton is optional and slow to import
+
+    return fused.supported(inner, x)
 
 
 def load_inner(record: dict) -> InnerNet:
@@ -132,7 +140,7 @@ class MultiArgActivation(nn.Module):
         return z.unflatten(-1, (self.n_args, -1)).transpose(-1, -2)  # (..., C, n_args)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        mode = _fused_mode(self.inner, z)
+        mode = fused_mode(lambda: _inner_runs_fused(self.inner, z))
         if mode is None:
             return self.inner(self._split(z)).movedim(-1, self.dim)
         from .fused import fused_activation  # reads z in place: no transposed copies

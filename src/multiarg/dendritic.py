@@ -3,9 +3,11 @@ input with its own bias before the weighted sum,
 
     y_j = sum_i w_ji relu(x_i + b_ji) + c_j,
 
-in dense and convolutional form. The batch x in x out tensor of filtered inputs is never held whole:
-forward and backward walk over blocks of output units and recompute each block's filtered inputs, so
-memory stays at one block (``block_elements``) while the arithmetic is that of the naive formula.
+in dense and convolutional form. The batch x in x out tensor of filtered inputs is never held whole: the eager
+forward and backward walk over blocks of output units and recompute each block's filtered inputs, so memory
+stays at one block (``block_elements``) while the arithmetic is that of the naive formula. With a fused kernel
+chosen (:func:`multiarg.activations.set_kernel`) the layers run :mod:`multiarg.fused_dac`'s Triton kernels
+instead, which keep every filtered input in registers.
 """
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ import math
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from .activations import fused_mode
 
 BLOCK_ELEMENTS = 1 << 22  # filtered inputs held at once (16 MiB in fp32)
 
@@ -48,10 +52,29 @@ class _DendriticProduct(torch.autograd.Function):
         return grad_x, grad_w, grad_b, None
 
 
+def _runs_fused(x: torch.Tensor, *params: torch.Tensor) -> bool:
+    from . import fused_dac  # only here: Triton is optional and slow to import
+
+    return fused_dac.supported(x, *params)
+
+
+def dendritic_product(x: torch.Tensor, weight: torch.Tensor, dendrite_bias: torch.Tensor,
+                      block_elements: int = BLOCK_ELEMENTS) -> torch.Tensor:
+    """``(B, in, L) -> (B, out, L)``: ``sum_i weight[j, i] * relu(x[:, i] + dendrite_bias[j, i])``, through the
+    fused kernels where chosen and supported, else the blocked eager path."""
+    if fused_mode(lambda: _runs_fused(x, weight, dendrite_bias)) is not None:
+        from .fused_dac import fused_dendritic
+
+        return fused_dendritic(x, weight, dendrite_bias)
+    rows = x.transpose(1, 2).reshape(-1, x.shape[1])  # a view for a dense layer's (1, in, N) = x.t()
+    out = _DendriticProduct.apply(rows, weight, dendrite_bias, block_elements)
+    return out.view(x.shape[0], x.shape[2], -1).transpose(1, 2)
+
+
 def dendritic_linear(x: torch.Tensor, weight: torch.Tensor, dendrite_bias: torch.Tensor,
                      bias: torch.Tensor | None = None, block_elements: int = BLOCK_ELEMENTS) -> torch.Tensor:
     """``(N, in) -> (N, out)``: ``sum_i weight[j, i] * relu(x[:, i] + dendrite_bias[j, i]) + bias[j]``."""
-    out = _DendriticProduct.apply(x, weight, dendrite_bias, block_elements)
+    out = dendritic_product(x.t()[None], weight, dendrite_bias, block_elements)[0].t()
     return out + bias if bias is not None else out
 
 
@@ -86,9 +109,9 @@ class DACConv2d(DACLinear):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, _, h, w = x.shape
         patches = F.unfold(x, self.kernel_size, padding=self.padding)  # (B, in k k, L)
-        out = super().forward(patches.transpose(1, 2).reshape(-1, patches.shape[1]))
+        out = dendritic_product(patches, self.weight, self.dendrite_bias) + self.bias[:, None]
         side_h, side_w = h + 2 * self.padding - self.kernel_size + 1, w + 2 * self.padding - self.kernel_size + 1
-        return out.view(b, side_h, side_w, -1).permute(0, 3, 1, 2)
+        return out.view(b, -1, side_h, side_w)
 
 
 def dac_costs(in_features: int, out_features: int) -> dict[str, int]:

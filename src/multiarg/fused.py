@@ -52,7 +52,7 @@ class Launch:
 
 
 # The default launch per mode. fp32's IEEE products run on the CUDA cores, as long unrolled loops: compiled for
-# sm_90 at 64 points and 4 warps its backward kernel spills about 14 KB a thread, at 32 points and 8 warps
+# sm_90 at 64 points and 4 warps its backward kernel spills about 13 KB a thread, at 32 points and 8 warps
 # nothing (bench/kernel_resources.py). tf32 and bf16 spill little either way; bench/inner_net.py --sweep chooses.
 LAUNCHES = {"fp32": Launch(block=32, warps=8), "tf32": Launch(), "bf16": Launch()}
 
@@ -61,12 +61,15 @@ def supported(inner, x: torch.Tensor) -> bool:
     """Whether the fused kernels can run this inner net on ``x``: depth 2, H a power of two >= 16, Triton
     present, and a CUDA tensor (or Triton's interpreter on the CPU)."""
     hidden = inner.hidden
-    if triton is None or not (x.is_cuda or _interpreted()):
-        return False
-    return inner.depth == 2 and hidden >= 16 and hidden & (hidden - 1) == 0
+    return runs_on(x) and inner.depth == 2 and hidden >= 16 and hidden & (hidden - 1) == 0
 
 
-def _interpreted() -> bool:
+def runs_on(x: torch.Tensor) -> bool:
+    """Whether Triton kernels can run on ``x``'s device: Triton present, and a CUDA tensor or the interpreter."""
+    return triton is not None and (x.is_cuda or interpreted())
+
+
+def interpreted() -> bool:
     """Whether Triton runs kernels in its CPU interpreter (``TRITON_INTERPRET=1`` when they were defined)."""
     knobs = getattr(triton, "knobs", None)  # Triton >= 3.4; older releases read the variable directly
     return bool(knobs.runtime.interpret) if knobs is not None else os.environ.get("TRITON_INTERPRET") == "1"
@@ -174,10 +177,14 @@ def _gradient_shapes(n_args: int, hidden: int) -> tuple:
     return (hidden, n_args), (hidden,), (hidden, hidden), (hidden,), (1, hidden), (1,)
 
 
+def multiprocessors(device: torch.device) -> int:
+    """Streaming multiprocessors of a CUDA device; 1 for Triton's interpreter."""
+    return torch.cuda.get_device_properties(device).multi_processor_count if device.type == "cuda" else 1
+
+
 def _programs(n_blocks: int, device: torch.device, launch: Launch) -> int:
     """Persistent grid: a few programs per SM, at most one per block."""
-    sms = torch.cuda.get_device_properties(device).multi_processor_count if device.type == "cuda" else 1
-    return max(1, min(n_blocks, launch.programs_per_sm * sms))
+    return max(1, min(n_blocks, launch.programs_per_sm * multiprocessors(device)))
 
 
 class _FusedInner(torch.autograd.Function):
@@ -191,7 +198,7 @@ class _FusedInner(torch.autograd.Function):
         grid = (_programs(n_blocks, x.device, launch),)
         out = torch.empty(x.shape[0], group, device=x.device, dtype=torch.float32)
         flags = dict(N_ARGS=n_args, H=hidden, BLOCK=launch.block, BF16=mode == "bf16", TF32=mode == "tf32",
-                     EMULATE=_interpreted(), num_warps=launch.warps)
+                     EMULATE=interpreted(), num_warps=launch.warps)
         _forward_kernel[grid](x, w1, b1, w2, b2, w3, b3, out, n, group, n_blocks, **flags)
         ctx.save_for_backward(x, w1, b1, w2, b2, w3)
         ctx.flags, ctx.grid, ctx.n_blocks = flags, grid, n_blocks
