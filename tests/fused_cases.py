@@ -235,18 +235,19 @@ def test_training_with_the_fused_kernel_reproduces_the_eager_curve(tmp_path, mni
 
 
 def test_every_network_rule_of_the_workflow_runs_on_the_fused_kernel(tmp_path, mirror):
-    # session I-III, collecting inner-net inputs, PGD training, AutoAttack and a recurrent net at tiny scale:
-    # each job must take the fused path (a fallback to eager warns "cannot run") and finish. TF32: any mode
+    # session I-III, collecting inner-net inputs, PGD training, AutoAttack, a recurrent net and a DAC net at tiny
+    # scale: each job must take the fused path (a fallback to eager warns "cannot run") and finish. TF32: any mode
     # tests the routing, and its launch's 64-point blocks take the interpreter half the steps of fp32's 32.
     run, rnn = "results/runs/mnist/mlp/arg2/seed0", "results/rnn/rows/arg2/seed0"
     targets = [f"{run}/session2/inputs.pt", f"{run}/session3/model.pt", f"{run}/adversarial/autoattack.json",
-               f"{rnn}/summary.json"]
+               f"{rnn}/summary.json", "results/runs/mnist/mlp/dac/seed0/session2/model.pt"]
     result = snakemake("--cores", "2", *targets, "--configfile", str(REPO / "config.yaml"),
                        str(REPO / "tests/configs/tiny.yaml"), "--config", "inner_kernel=fused-tf32", cwd=tmp_path,
                        env={"MULTIARG_DATA_MIRROR": str(mirror)})
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     logs = {p: p.read_text() for p in (tmp_path / "logs").rglob("*.log")}
-    assert len(logs) >= 6 and not [p for p, text in logs.items() if "cannot run" in text]
+    assert len(logs) >= 7 and any("/dac/" in p.as_posix() for p in logs)
+    assert not [p for p, text in logs.items() if "cannot run" in text]
 
 
 if not INTERPRETED:  # the interpreter's tf32 is exact (fp32 covers it) and its bf16 too slow for a training run
