@@ -9,7 +9,9 @@ a GPU is lent.
 The inner net's (block, warps) pairs are those of ``inner_net.SWEEP``, DAC's tiles those of ``dac_layer.SWEEP``.
 Compiled with the specialisation a launch on fresh tensors gets (aligned pointers; the sizes that the paper's
 layers make multiples of 16), by this machine's Triton, which may not be the GPU machine's: a close account, not
-the exact binary a GPU run loads. Writes ``bench/results/kernel_resources-sm90.json``.
+the exact binary a GPU run loads; so the file it writes names the Triton that compiled,
+``bench/results/kernel_resources-sm90-triton<major.minor>.json``. To account for the GPU image's Triton (3.6):
+``pip install --no-deps --target /tmp/t36 triton==3.6.0`` and run with ``PYTHONPATH=/tmp/t36``.
 """
 from __future__ import annotations
 
@@ -129,7 +131,8 @@ def main(argv=None) -> dict:
               "; ".join(f"{k} {row[k]['registers']:3d} registers {row[k]['stack_bytes']:4d} B stack "
                         f"{row[k]['programs_per_sm']} per SM" for k in ("forward", "input_grad", "weight_grad")) +
               ("  (default)" if row["default"] else ""))
-    print("wrote", write(result, f"kernel_resources-sm{TARGET.arch}", args.out))
+    version = ".".join(triton.__version__.split(".")[:2])
+    print("wrote", write(result, f"kernel_resources-sm{TARGET.arch}-triton{version}", args.out))
     return result
 
 

@@ -52,8 +52,9 @@ class Launch:
 
 
 # The default launch per mode. fp32's IEEE products run on the CUDA cores, as long unrolled loops: compiled for
-# sm_90 at 64 points and 4 warps its backward kernel spills about 13 KB a thread, at 32 points and 8 warps
-# nothing (bench/kernel_resources.py). tf32 and bf16 spill little either way; bench/inner_net.py --sweep chooses.
+# sm_90 by Triton 3.8 at 64 points and 4 warps its backward kernel spills about 13 KB a thread, at 32 points and
+# 8 warps nothing (by Triton 3.6, 3-4 KB; bench/kernel_resources.py). tf32 and bf16 spill little either way;
+# bench/inner_net.py --sweep chooses.
 LAUNCHES = {"fp32": Launch(block=32, warps=8), "tf32": Launch(), "bf16": Launch()}
 
 
