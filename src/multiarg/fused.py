@@ -67,10 +67,10 @@ def supported(inner, x: torch.Tensor) -> bool:
 
 def runs_on(x: torch.Tensor) -> bool:
     """Whether Triton kernels can run on ``x``'s device: Triton present, and a CUDA tensor or the interpreter."""
-    return triton is not None and (x.is_cuda or interpreted())
+    return triton is not None and (x.is_cuda or _interpreted())
 
 
-def interpreted() -> bool:
+def _interpreted() -> bool:
     """Whether Triton runs kernels in its CPU interpreter (``TRITON_INTERPRET=1`` when they were defined)."""
     knobs = getattr(triton, "knobs", None)  # Triton >= 3.4; older releases read the variable directly
     return bool(knobs.runtime.interpret) if knobs is not None else os.environ.get("TRITON_INTERPRET") == "1"
@@ -199,7 +199,7 @@ class _FusedInner(torch.autograd.Function):
         grid = (_programs(n_blocks, x.device, launch),)
         out = torch.empty(x.shape[0], group, device=x.device, dtype=torch.float32)
         flags = dict(N_ARGS=n_args, H=hidden, BLOCK=launch.block, BF16=mode == "bf16", TF32=mode == "tf32",
-                     EMULATE=interpreted(), num_warps=launch.warps)
+                     EMULATE=_interpreted(), num_warps=launch.warps)
         _forward_kernel[grid](x, w1, b1, w2, b2, w3, b3, out, n, group, n_blocks, **flags)
         ctx.save_for_backward(x, w1, b1, w2, b2, w3)
         ctx.flags, ctx.grid, ctx.n_blocks = flags, grid, n_blocks
