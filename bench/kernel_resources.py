@@ -62,12 +62,28 @@ def usage(kernel, constexprs: dict, warps: int, multiples_of_16: tuple[str, ...]
     with tempfile.NamedTemporaryFile(suffix=".cubin") as cubin:
         cubin.write(compiled.asm["cubin"])
         cubin.flush()
-        report = subprocess.run([_cuobjdump(), "-res-usage", cubin.name], capture_output=True, text=True,
-                                check=True).stdout
+        report, sass = (subprocess.run([_cuobjdump(), flag, cubin.name], capture_output=True, text=True,
+                                       check=True).stdout for flag in ("-res-usage", "-sass"))
     registers, stack = map(int, re.search(r"REG:(\d+) STACK:(\d+)", report).groups())
     shared = compiled.metadata.shared
     return {"registers": registers, "stack_bytes": stack, "shared_bytes": shared,
-            "programs_per_sm": resident(registers, shared, warps)}
+            "programs_per_sm": resident(registers, shared, warps), "instructions": instruction_mix(sass)}
+
+
+# SASS opcodes by what they occupy: fp32 pipes, tensor cores, global and shared memory, barriers, integer pipes.
+OPCODE_CLASSES = {"fp32": ("FFMA", "FADD", "FMUL", "FMNMX", "FSEL", "FSETP"), "tensor": ("HMMA", "HGMMA"),
+                  "global_memory": ("LDG", "STG", "LD", "ST"), "local_memory": ("LDL", "STL"),
+                  "shared_memory": ("LDS", "STS", "LDSM"), "barrier": ("BAR",),
+                  "integer": ("IMAD", "IADD3", "ISETP", "LEA", "SHF", "LOP3", "IABS", "I2F", "F2I", "SEL")}
+_OPCODE = re.compile(r"/\*[0-9a-f]{4,}\*/\s+(?:@!?U?P\w+\s+)?([A-Z][A-Z0-9_]*)")
+
+
+def instruction_mix(sass: str) -> dict[str, int]:
+    """Static count of a kernel's SASS instructions in :data:`OPCODE_CLASSES` and in all (not executed counts: a
+    loop body counts once, unrolled copies each)."""
+    opcodes = _OPCODE.findall(sass)
+    mix = {name: sum(op in members for op in opcodes) for name, members in OPCODE_CLASSES.items()}
+    return {**mix, "total": len(opcodes)}
 
 
 def resident(registers: int, shared: int, warps: int) -> int:

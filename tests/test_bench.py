@@ -102,10 +102,15 @@ def test_kernel_resources_are_read_from_an_sm90_binary_compiled_here(tmp_path):
                                                                           row["warps"]) >= 1
     # the backward kernel holds the weight-gradient accumulators as well: it needs more registers
     assert all(r["backward"]["registers"] > r["forward"]["registers"] for r in rows)
+    # TF32: the hidden layer's product runs on tensor cores
+    assert all(r["forward"]["instructions"]["tensor"] > 0 and r["backward"]["instructions"]["tensor"] > 0 for r in rows)
     (dac,) = record["dac"]
     assert dac["default"] and set(dac) == {"tiles", "default", "forward", "input_grad", "weight_grad"}
-    assert all(0 < dac[k]["registers"] <= 255 and dac[k]["programs_per_sm"] >= 1
-               for k in ("forward", "input_grad", "weight_grad"))
+    for kernel in (dac[k] for k in ("forward", "input_grad", "weight_grad")):
+        assert 0 < kernel["registers"] <= 255 and kernel["programs_per_sm"] >= 1
+        mix = kernel["instructions"]  # DAC has no product for tensor cores: all its arithmetic is fp32
+        assert mix["tensor"] == 0 and mix["fp32"] > 0 and mix["global_memory"] > 0
+        assert sum(v for k, v in mix.items() if k != "total") <= mix["total"]
 
 
 def test_the_default_dac_tiles_do_not_spill_on_sm90():

@@ -9,7 +9,8 @@ The eager path writes every filtered input (points x outputs x inputs) to memory
 matrix product to hand to tensor cores, so that traffic is all it does. Here each program owns a tile of a result
 in registers and walks over the reduced axis one index at a time, a rank-one update on the CUDA cores: the forward
 over inputs, the input gradient over outputs, and the weight and dendrite-bias gradients over points, split
-between programs whose partial sums torch adds (deterministic for given :class:`Tiles`). Every product is an fp32
+between programs (in spans of one image's locations, so that no point's index is divided) whose partial sums
+torch adds (deterministic for given :class:`Tiles`). Every product is an fp32
 FMA, so the kernels match the eager path up to summation order whichever inner-net mode is chosen; tests compare
 the two through Triton's CPU interpreter, and on a GPU where there is one.
 """
@@ -103,10 +104,12 @@ if triton is not None:
         tl.store(dx_ptr + at, acc, mask=live[:, None] & real[None, :])
 
     @triton.jit
-    def _weight_grad_kernel(x_ptr, g_ptr, w_ptr, d_ptr, part_ptr, P, L, I, J, chunk, BJ: tl.constexpr,
+    def _weight_grad_kernel(x_ptr, g_ptr, w_ptr, d_ptr, part_ptr, L, I, J, spans, span, BJ: tl.constexpr,
                             BI: tl.constexpr, UNROLL: tl.constexpr):
-        """One (outputs x inputs) tile of the weight and dendrite-bias gradients, summed over this program's
-        ``chunk`` of points, written to row ``program_id(2)`` of ``part`` (``(splits, 2, J, I)``)."""
+        """One (outputs x inputs) tile of the weight and dendrite-bias gradients, summed over spans ``program_id(2)``,
+        ``+ num_programs(2)``, ... (a span: ``span`` consecutive locations of one image, so a step to the next point
+        is a step of the pointers, with no division), written to row ``program_id(2)`` of ``part``
+        (``(programs, 2, J, I)``)."""
         outs = tl.program_id(0) * BJ + tl.arange(0, BJ)
         ins = tl.program_id(1) * BI + tl.arange(0, BI)
         real_j, real_i = outs < J, ins < I
@@ -115,17 +118,21 @@ if triton is not None:
         d = tl.load(d_ptr + at, mask=real, other=0.0)
         dw = tl.zeros((BJ, BI), tl.float32)
         through = tl.zeros((BJ, BI), tl.float32)  # sum of g over points whose connection passes: dd / w
-        first = tl.program_id(2).to(tl.int64) * chunk
-        last = tl.minimum(first + chunk, P)
-        for start in range(0, last - first, UNROLL):
-            for k in tl.static_range(UNROLL):
-                p = first + start + k
-                b, l = p // L, p % L
-                g = tl.load(g_ptr + b * J * L + l + outs * L, mask=real_j & (p < last), other=0.0)
-                x = tl.load(x_ptr + b * I * L + l + ins * L, mask=real_i & (p < last), other=0.0)
-                pre = x[None, :] + d
-                dw += g[:, None] * tl.maximum(pre, 0.0)
-                through += tl.where(pre > 0, g[:, None], 0.0)
+        per_image = tl.cdiv(L, span)
+        for unit in range(tl.program_id(2), spans, tl.num_programs(2)):
+            b = (unit // per_image).to(tl.int64)
+            first = (unit % per_image) * span
+            last = tl.minimum(first + span, L)
+            g_at = g_ptr + b * J * L + outs * L
+            x_at = x_ptr + b * I * L + ins * L
+            for start in range(first, last, UNROLL):
+                for k in tl.static_range(UNROLL):
+                    l = start + k
+                    g = tl.load(g_at + l, mask=real_j & (l < last), other=0.0)  # zero: a padded l adds nothing
+                    x = tl.load(x_at + l, mask=real_i & (l < last), other=0.0)
+                    pre = x[None, :] + d
+                    dw += g[:, None] * tl.maximum(pre, 0.0)
+                    through += tl.where(pre > 0, g[:, None], 0.0)
         row = part_ptr + tl.program_id(2).to(tl.int64) * 2 * J * I
         tl.store(row + at, dw, mask=real)
         tl.store(row + J * I + at, through * tl.load(w_ptr + at, mask=real, other=0.0), mask=real)
@@ -138,11 +145,15 @@ def _point_tiles(batch: int, L: int, width: int, tiles: Tiles) -> tuple[int, tup
     return points, (batch * triton.cdiv(L, points), triton.cdiv(width, tiles.units))
 
 
-def _splits(P: int, tiles_out: int, device: torch.device, tiles: Tiles) -> int:
-    """Weight-gradient programs per tile of the weights: enough for ``programs_per_sm`` per SM, each with at least
-    ``64 * unroll`` points."""
-    wanted = max(1, tiles.programs_per_sm * multiprocessors(device) // tiles_out)
-    return max(1, min(wanted, P // (64 * tiles.unroll)))
+def _spans(batch: int, L: int, tiles_out: int, device: torch.device, tiles: Tiles) -> tuple[int, int, int]:
+    """How the weight-gradient programs of one tile of the weights share the points: ``(programs, spans, span)``.
+    Enough programs for ``programs_per_sm`` per SM, each with at least ``64 * unroll`` points; the points cut into
+    spans of ``span`` locations within one image, whole images where there are enough of them."""
+    points = batch * L
+    programs = max(1, min(tiles.programs_per_sm * multiprocessors(device) // tiles_out, points // (64 * tiles.unroll)))
+    span = min(L, triton.cdiv(triton.cdiv(points, programs), tiles.unroll) * tiles.unroll)
+    spans = batch * triton.cdiv(L, span)
+    return min(programs, spans), spans, span
 
 
 class _FusedDendritic(torch.autograd.Function):
@@ -163,7 +174,7 @@ class _FusedDendritic(torch.autograd.Function):
         x, weight, dendrite_bias = ctx.saved_tensors
         tiles, grad = ctx.tiles, grad.contiguous()
         batch, n_in, L = x.shape
-        n_out, P = weight.shape[0], batch * L
+        n_out = weight.shape[0]
         dx = grad_w = grad_d = None
         if ctx.needs_input_grad[0]:  # not for a network's first layer, outside attacks
             dx = torch.empty_like(x)
@@ -172,13 +183,11 @@ class _FusedDendritic(torch.autograd.Function):
                                      UNROLL=tiles.unroll, num_warps=tiles.warps)
         if ctx.needs_input_grad[1] or ctx.needs_input_grad[2]:
             tiled = (triton.cdiv(n_out, tiles.units), triton.cdiv(n_in, tiles.units))
-            splits = _splits(P, tiled[0] * tiled[1], x.device, tiles)
-            chunk = triton.cdiv(triton.cdiv(P, splits), tiles.unroll) * tiles.unroll
-            splits = triton.cdiv(P, chunk)
-            partials = torch.empty(splits, 2, n_out, n_in, device=x.device, dtype=torch.float32)
-            _weight_grad_kernel[(*tiled, splits)](x, grad, weight, dendrite_bias, partials, P, L, n_in, n_out, chunk,
-                                                  BJ=tiles.units, BI=tiles.units, UNROLL=tiles.unroll,
-                                                  num_warps=tiles.warps)
+            programs, spans, span = _spans(batch, L, tiled[0] * tiled[1], x.device, tiles)
+            partials = torch.empty(programs, 2, n_out, n_in, device=x.device, dtype=torch.float32)
+            _weight_grad_kernel[(*tiled, programs)](x, grad, weight, dendrite_bias, partials, L, n_in, n_out, spans,
+                                                    span, BJ=tiles.units, BI=tiles.units, UNROLL=tiles.unroll,
+                                                    num_warps=tiles.warps)
             grad_w, grad_d = partials.sum(0).unbind()
         return dx, grad_w, grad_d, None
 
