@@ -146,11 +146,11 @@ def _dac_both(x, weight, dendrite_bias, tiles):
 
 
 @pytest.mark.parametrize("batch,n_in,length,n_out", [
-    (1, 1, 1, 1), (3, 27, 7, 5), (2, 40, 1, 33), (4, 5, 50, 6), (1, 5, 301, 6)])  # 27: 3 x 3 x 3; 33: past a tile
+    (0, 3, 5, 4), (1, 1, 1, 1), (3, 27, 7, 5), (2, 40, 1, 33), (4, 5, 50, 6), (1, 5, 301, 6)])  # 27: 3 x 3 x 3
 @pytest.mark.parametrize("tiles", [Tiles(), Tiles(points=16, units=16, unroll=1, programs_per_sm=8)])
 def test_dac_forward_and_every_gradient_match_the_eager_path(batch, n_in, length, n_out, tiles):
-    # the small tiles share the weight gradient of the last two cases between programs: 3 programs over 4 whole
-    # images, and 4 over spans of 76 locations of one image (the last one short)
+    # an empty batch; 33 outputs, one past a tile; and the small tiles share the weight gradient of the last two
+    # cases between programs: 3 programs over 4 whole images, 4 over spans of 76 locations of one image
     torch.manual_seed(n_in + n_out)
     x = torch.randn(batch, n_in, length, device=DEVICE, requires_grad=True)
     weight = torch.randn(n_out, n_in, device=DEVICE, requires_grad=True)

@@ -71,6 +71,14 @@ def test_dac_conv_equals_a_dense_dac_per_patch():
     torch.testing.assert_close(y[1, :, 2, 3], expected)
 
 
+@pytest.mark.parametrize("layer,shape", [(DACConv2d(2, 3, 3, padding=1), (0, 2, 5, 5)), (DACLinear(4, 3), (0, 4))])
+def test_dac_layers_take_an_empty_batch(layer, shape):
+    y = layer(torch.randn(*shape))
+    assert y.shape == (0, 3, *shape[2:])
+    y.sum().backward()
+    assert all(p.grad is not None and not p.grad.any() for p in layer.parameters())
+
+
 def test_dac_counts():
     layer = DACLinear(10, 3)
     costs = dac_costs(10, 3)

@@ -68,7 +68,7 @@ def dendritic_product(x: torch.Tensor, weight: torch.Tensor, dendrite_bias: torc
         return fused_dendritic(x, weight, dendrite_bias)
     rows = x.transpose(1, 2).reshape(-1, x.shape[1])  # a view for a dense layer's (1, in, N) = x.t()
     out = _DendriticProduct.apply(rows, weight, dendrite_bias, block_elements)
-    return out.view(x.shape[0], x.shape[2], -1).transpose(1, 2)
+    return out.view(x.shape[0], x.shape[2], weight.shape[0]).transpose(1, 2)
 
 
 def dendritic_linear(x: torch.Tensor, weight: torch.Tensor, dendrite_bias: torch.Tensor,
@@ -111,7 +111,7 @@ class DACConv2d(DACLinear):
         patches = F.unfold(x, self.kernel_size, padding=self.padding)  # (B, in k k, L)
         out = dendritic_product(patches, self.weight, self.dendrite_bias) + self.bias[:, None]
         side_h, side_w = h + 2 * self.padding - self.kernel_size + 1, w + 2 * self.padding - self.kernel_size + 1
-        return out.view(b, -1, side_h, side_w)
+        return out.view(b, self.weight.shape[0], side_h, side_w)
 
 
 def dac_costs(in_features: int, out_features: int) -> dict[str, int]:

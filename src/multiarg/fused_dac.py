@@ -59,7 +59,7 @@ if triton is not None:
     @triton.jit
     def _points(tile, L, BLOCK: tl.constexpr):
         """Image, point indices and mask of one tile of points: tiles do not cross images, so a tile's points lie
-        contiguously in every channel (vector loads where ``L`` allows)."""
+        contiguously in every channel."""
         per_image = tl.cdiv(L, BLOCK)
         l = (tile % per_image) * BLOCK + tl.arange(0, BLOCK)
         return (tile // per_image).to(tl.int64), l, l < L
@@ -162,9 +162,10 @@ class _FusedDendritic(torch.autograd.Function):
         batch, n_in, L = x.shape
         n_out = weight.shape[0]
         out = torch.empty(batch, n_out, L, device=x.device, dtype=torch.float32)
-        points, grid = _point_tiles(batch, L, n_out, tiles)
-        _forward_kernel[grid](x, weight.t().contiguous(), dendrite_bias.t().contiguous(), out, L, n_in, n_out,
-                              BP=points, BJ=tiles.units, UNROLL=tiles.unroll, num_warps=tiles.warps)
+        if out.numel():  # an empty batch launches nothing
+            points, grid = _point_tiles(batch, L, n_out, tiles)
+            _forward_kernel[grid](x, weight.t().contiguous(), dendrite_bias.t().contiguous(), out, L, n_in, n_out,
+                                  BP=points, BJ=tiles.units, UNROLL=tiles.unroll, num_warps=tiles.warps)
         ctx.save_for_backward(x, weight, dendrite_bias)
         ctx.tiles = tiles
         return out
@@ -176,6 +177,8 @@ class _FusedDendritic(torch.autograd.Function):
         batch, n_in, L = x.shape
         n_out = weight.shape[0]
         dx = grad_w = grad_d = None
+        if batch * L == 0:
+            return torch.zeros_like(x), torch.zeros_like(weight), torch.zeros_like(dendrite_bias), None
         if ctx.needs_input_grad[0]:  # not for a network's first layer, outside attacks
             dx = torch.empty_like(x)
             points, grid = _point_tiles(batch, L, n_in, tiles)
