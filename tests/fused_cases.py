@@ -182,6 +182,14 @@ def test_dac_benchmark_times_the_fused_kernels_beside_eager():
     assert fused["error_vs_fp64"]["output"] < 1e-6 and fused["error_vs_fp64"]["gradients"] < 1e-5
 
 
+def test_training_step_benchmark_times_dac_on_its_fused_kernels():
+    # one fused variant stands for every mode: DAC's kernels are fp32 whichever is chosen
+    sys.path.insert(0, str(REPO / "bench"))
+    import train_step
+
+    assert train_step.variant_names("dac", False, DEVICE) == ["dac/eager", "dac/fused-fp32"]
+
+
 def test_dac_refuses_what_it_cannot_run():
     x, weight = torch.randn(2, 3, 4, device=DEVICE), torch.randn(5, 3, device=DEVICE)
     assert not fused_dac.supported(x.double(), weight.double())

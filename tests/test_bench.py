@@ -34,6 +34,7 @@ def test_train_step_compiles_only_the_activations_named():
     cpu = train_step.torch.device("cpu")
     assert train_step.variant_names("relu", True, cpu) == ["relu/eager", "relu/eager+compile"]
     assert train_step.variant_names("arg2", False, cpu) == ["arg2/eager"]  # no fused kernel on a CPU
+    assert train_step.variant_names("dac", False, cpu) == ["dac/eager"]
 
 
 def test_inner_net_records_throughput_and_error_per_argument_count(tmp_path):
