@@ -28,12 +28,16 @@ def _blocks(n_rows: int, n_in: int, n_out: int, block_elements: int):
 
 
 class _DendriticProduct(torch.autograd.Function):
+    """The eager path. Each block's filtered inputs are one tensor, reused in place (relu; in the backward pass,
+    the weight gradient's operand, then relu' times the output gradient, then that times the weights), so a block
+    costs one allocation and few passes over memory."""
+
     @staticmethod
     def forward(ctx, x, weight, dendrite_bias, block_elements):
         out = x.new_empty(x.shape[0], weight.shape[0])
         for j in _blocks(x.shape[0], x.shape[1], weight.shape[0], block_elements):
-            filtered = torch.relu(x[:, None, :] + dendrite_bias[None, j])
-            out[:, j] = torch.einsum("nci,ci->nc", filtered, weight[j])
+            filtered = (x[:, None, :] + dendrite_bias[None, j]).clamp_min_(0)
+            out[:, j] = filtered.mul_(weight[j]).sum(-1)
         ctx.save_for_backward(x, weight, dendrite_bias)
         ctx.block_elements = block_elements
         return out
@@ -43,12 +47,12 @@ class _DendriticProduct(torch.autograd.Function):
         x, weight, dendrite_bias = ctx.saved_tensors
         grad_x, grad_w, grad_b = torch.zeros_like(x), torch.empty_like(weight), torch.empty_like(dendrite_bias)
         for j in _blocks(x.shape[0], x.shape[1], weight.shape[0], ctx.block_elements):
-            pre = x[:, None, :] + dendrite_bias[None, j]
             g = grad[:, j]
-            grad_w[j] = torch.einsum("nc,nci->ci", g, pre.clamp_min(0))
-            through = (pre > 0) * (g[:, :, None] * weight[None, j])
-            grad_b[j] = through.sum(0)
-            grad_x += through.sum(1)
+            filtered = (x[:, None, :] + dendrite_bias[None, j]).clamp_min_(0)
+            grad_w[j] = torch.einsum("nc,nci->ci", g, filtered)
+            through = filtered.sign_().mul_(g[:, :, None])  # relu' (0 or 1) times the output gradient
+            grad_b[j] = through.sum(0).mul_(weight[j])
+            grad_x += through.mul_(weight[j]).sum(1)
         return grad_x, grad_w, grad_b, None
 
 
