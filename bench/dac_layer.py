@@ -48,6 +48,11 @@ def layer_shapes(batch: int) -> list[dict]:
     return shapes
 
 
+def connections(shape: dict) -> int:
+    """Connections (point x output x input) a layer of this shape evaluates."""
+    return shape["batch"] * shape["length"] * shape["n_in"] * shape["n_out"]
+
+
 class Step:
     """Forward and backward of one DAC product on fixed tensors."""
 
@@ -95,15 +100,15 @@ def measure(shape: dict, first: bool, variants: dict[str, Tiles | None], dev: to
     steps = {name: Step(shape, first, dev, tiles) for name, tiles in variants.items()}
     failed = warm_up(steps, 2)
     best = best_of(steps, repeats, rounds, dev)
-    connections = shape["batch"] * shape["length"] * shape["n_in"] * shape["n_out"]
+    count = connections(shape)
     rows = {}
     for name, seconds in best.items():
-        rows[name] = {"seconds": seconds, "g_connections_per_s": connections / seconds / 1e9,
-                      "tflops": 3 * 4 * connections / seconds / 1e12, "peak_bytes": steps[name].peak_bytes(dev),
+        rows[name] = {"seconds": seconds, "g_connections_per_s": count / seconds / 1e9,
+                      "tflops": 3 * 4 * count / seconds / 1e12, "peak_bytes": steps[name].peak_bytes(dev),
                       "error_vs_fp64": steps[name].errors(), "time_vs_eager": seconds / best.get("eager", seconds)}
         if variants[name]:
             rows[name]["tiles"] = asdict(variants[name])
-    return {**shape, "input_grad": not first, "connections": connections, "variants": rows, "failed": failed}
+    return {**shape, "input_grad": not first, "connections": count, "variants": rows, "failed": failed}
 
 
 def main(argv=None) -> dict:
@@ -129,7 +134,7 @@ def main(argv=None) -> dict:
                   f"(output) {err['gradients']:.1e} (gradients)")
         path = write(result, f"dac_layer-{dev.type}", args.out)
     if args.sweep and fused:
-        largest = max(shapes, key=lambda s: s["batch"] * s["length"] * s["n_in"] * s["n_out"])
+        largest = max(shapes, key=connections)
         sweep = {f"{t.points}x{t.units}/u{t.unroll}/w{t.warps}": t for t in SWEEP}
         result["sweep"] = measure(largest, False, sweep, dev, args.repeats, args.rounds)
         for name, v in sorted(result["sweep"]["variants"].items(), key=lambda kv: kv[1]["seconds"]):

@@ -176,9 +176,9 @@ class _FusedDendritic(torch.autograd.Function):
         tiles, grad = ctx.tiles, grad.contiguous()
         batch, n_in, L = x.shape
         n_out = weight.shape[0]
-        dx = grad_w = grad_d = None
         if batch * L == 0:
             return torch.zeros_like(x), torch.zeros_like(weight), torch.zeros_like(dendrite_bias), None
+        dx = grad_w = grad_d = None
         if ctx.needs_input_grad[0]:  # not for a network's first layer, outside attacks
             dx = torch.empty_like(x)
             points, grid = _point_tiles(batch, L, n_in, tiles)
