@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Everything issue 6 measures on a GPU, time-boxed to fit device calls of under 10 minutes, from the repo root:
-#   bench  the fused kernels against PyTorch on CUDA (tests/fused_cases.py), bench/inner_net.py --sweep,
+#   bench  the fused kernels against PyTorch on CUDA (tests/fused_cases.py), bench/precision.py (each mode's error
+#          against float64 and against its emulation), bench/inner_net.py --sweep,
 #          bench/train_step.py (with profiles of arg2, dac and relu), bench/estimate_cost.py (paper scale,
 #          fused-tf32), bench/dac_layer.py --sweep, and last bench/train_step.py again with torch.compile'd relu
 #          and arg2
@@ -50,6 +51,7 @@ stage() {
 bench() {
   stage fused_cases 180 60 python3 -m pytest -q -p no:cacheprovider -rs tests/fused_cases.py \
     --junitxml "$work/fused_cases-cuda.xml"
+  stage precision 30 60 python3 bench/precision.py --out "$work/precision-cuda.json"
   stage inner_net 150 60 python3 bench/inner_net.py --sweep --out "$work/inner_net-cuda.json"
   stage train_step 120 40 python3 bench/train_step.py \
     --profile arg2/fused-tf32,arg2/fused-bf16,arg2/eager,dac/fused-fp32,relu/eager --out "$work/train_step-cuda.json"

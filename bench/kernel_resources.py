@@ -67,7 +67,18 @@ def usage(kernel, constexprs: dict, warps: int, multiples_of_16: tuple[str, ...]
     registers, stack = map(int, re.search(r"REG:(\d+) STACK:(\d+)", report).groups())
     shared = compiled.metadata.shared
     return {"registers": registers, "stack_bytes": stack, "shared_bytes": shared,
-            "programs_per_sm": resident(registers, shared, warps), "instructions": instruction_mix(sass)}
+            "programs_per_sm": resident(registers, shared, warps), "instructions": instruction_mix(sass),
+            "conversions": conversions(compiled.asm["ptx"])}
+
+
+_CONVERSION = re.compile(r"\bcvt(?:\.\w+)*\.(?:tf32|bf16x2|bf16)\.f32\b")
+
+
+def conversions(ptx: str) -> dict[str, int]:
+    """The PTX's conversions of fp32 values to TF32 or bfloat16 operands, counted by form: how (and whether) the
+    kernel rounds what its tensor cores read (``rn``: to nearest even, ``rna``: to nearest, ties away)."""
+    found = _CONVERSION.findall(ptx)
+    return {form: found.count(form) for form in sorted(set(found))}
 
 
 # SASS opcodes by what they occupy: fp32 pipes, tensor cores, global and shared memory, barriers, integer pipes.

@@ -6,18 +6,22 @@ eager path and its fused kernels).
     python bench/train_step.py --batch 8 --repeats 2     # a look on a CPU (only the eager kernel runs there)
     python bench/train_step.py --compile relu,arg2       # adds torch.compile'd eager variants of these
     python bench/train_step.py --profile arg2/fused-tf32,relu/eager   # where these variants' step time goes
+    TRITON_INTERPRET=1 python bench/train_step.py --memory-only       # what the fused kernels save, on a CPU
 
 Models are built as the workflow builds them from config.yaml (paper widths, dropout, LayerNorm, 64-wide inner
 net; baselines matched to arg2's parameter count), the batch stays on the device, and every variant of a setting
-runs side by side, alternating, so ratios to ReLU are comparable on a noisy machine. Writes
-``bench/results/train_step-<device>.json`` with the device, versions and the command.
+runs side by side, alternating, so ratios to ReLU are comparable on a noisy machine. Besides the peak memory a GPU
+reports, every variant records the bytes autograd saves for a step's backward pass at the batch (``saved_bytes``),
+counted on any device: at batch 128 most of a step's memory. Writes ``bench/results/train_step-<device>.json``
+(``-interpreted``, ``-memory`` added for those runs) with the device, versions and the command.
 """
 from __future__ import annotations
 
 import argparse
+from functools import partial
 
 import torch
-from common import best_of, device, environment, load_config, outer_net, warm_up, write
+from common import attempt, best_of, device, environment, load_config, outer_net, warm_up, write
 
 from multiarg import fused_dac
 from multiarg.activations import KERNELS, ActivationSpec, InnerNet, set_kernel
@@ -54,7 +58,8 @@ class Variant:
     def __init__(self, name: str, model: OuterNet, inputs: torch.Tensor, labels: torch.Tensor):
         kernel = name.split("/")[1]
         self.name, self.kernel = name, kernel.removesuffix("+compile")
-        self.model = torch.compile(model) if kernel.endswith("+compile") else model
+        self.compiled = kernel.endswith("+compile")
+        self.model = torch.compile(model) if self.compiled else model
         self.optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
         self.params = count_parameters(model)
         self.inputs, self.labels = inputs, labels
@@ -62,6 +67,29 @@ class Variant:
     def __call__(self):
         set_kernel(self.kernel)
         return train_step(self.model, self.optimizer, self.inputs, self.labels)
+
+    def saved_bytes(self, batch: int) -> int | None:
+        """Bytes autograd keeps for the backward pass of a step on ``batch`` images: counted on one and two images
+        (:meth:`saved_on`) and extended linearly, so a GPU's batch is accounted on any device. None for a compiled
+        model, whose saving is the compiler's."""
+        if self.compiled:
+            return None
+        one, two = self.saved_on(1), self.saved_on(2)
+        return one + (batch - 1) * (two - one)
+
+    def saved_on(self, images: int) -> int:
+        """Bytes of the tensors autograd saves in a forward pass over ``images`` images of the batch, each storage
+        once: the activations, and the weights layers keep for their backward pass."""
+        set_kernel(self.kernel)
+        storages = {}
+
+        def keep(t):
+            storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(keep, lambda t: t):
+            self.model(self.inputs[:images])
+        return sum(storages.values())
 
     def peak_bytes(self, dev: torch.device) -> int | None:
         """Peak device memory of one step: weights, optimizer state, batch and everything autograd keeps."""
@@ -93,22 +121,34 @@ def profile(variant: Variant, dev: torch.device, steps: int = 5, top: int = 12) 
 
 
 def measure(setting: str, activations: list[str], batch: int, compiled: list[str], dev: torch.device, repeats: int,
-            rounds: int, profiled: tuple[str, ...] = ()) -> dict:
+            rounds: int, profiled: tuple[str, ...] = (), memory_only: bool = False) -> dict:
     shape = SHAPES[SETTINGS[setting][0]][0]
     torch.manual_seed(0)
     inputs, labels = torch.rand(batch, *shape, device=dev), torch.randint(0, 10, (batch,), device=dev)
     variants = {name: Variant(name, build(setting, activation, dev), inputs, labels)
                 for activation in activations for name in variant_names(activation, activation in compiled, dev)}
-    errors = warm_up(variants, 3)
-    memory = {name: v.peak_bytes(dev) for name, v in variants.items()}
-    best = best_of(variants, repeats, rounds, dev)
-    profiles = {name: profile(variants[name], dev) for name in profiled if name in variants}
+    saved, errors = attempt({name: partial(v.saved_bytes, batch) for name, v in variants.items()})
+    for name in errors:
+        del variants[name]
+    if memory_only:
+        best, memory, profiles = dict.fromkeys(variants), dict.fromkeys(variants), {}
+    else:
+        errors.update(warm_up(variants, 3))
+        memory = {name: v.peak_bytes(dev) for name, v in variants.items()}
+        best = best_of(variants, repeats, rounds, dev)
+        profiles = {name: profile(variants[name], dev) for name in profiled if name in variants}
     set_kernel("eager")
-    relu_s, relu_mem = best.get("relu/eager"), memory.get("relu/eager")
+    relu = {"seconds": best.get("relu/eager"), "peak": memory.get("relu/eager"), "saved": saved.get("relu/eager")}
     rows = {name: {"seconds": s, "params": variants[name].params, "peak_bytes": memory[name],
-                   "time_vs_relu": s / relu_s if relu_s else None,
-                   "memory_vs_relu": memory[name] / relu_mem if relu_mem else None} for name, s in best.items()}
+                   "saved_bytes": saved[name], "time_vs_relu": _ratio(s, relu["seconds"]),
+                   "memory_vs_relu": _ratio(memory[name], relu["peak"]),
+                   "saved_vs_relu": _ratio(saved[name], relu["saved"])}
+            for name, s in best.items()}
     return {"batch": batch, "variants": rows, "failed": errors, "profiles": profiles}
+
+
+def _ratio(value, relu):
+    return value / relu if value is not None and relu else None
 
 
 def main(argv=None) -> dict:
@@ -122,24 +162,29 @@ def main(argv=None) -> dict:
                    help="comma-separated variants (activation/kernel) to profile, e.g. arg2/fused-tf32,relu/eager")
     p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--rounds", type=int, default=3, help="alternating rounds; the best of each variant is kept")
+    p.add_argument("--memory-only", action="store_true",
+                   help="only what autograd saves per step (no timing): e.g. the fused kernels under the interpreter")
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
     dev = device()
-    result = {**environment(dev), "settings": {}}
+    env = environment(dev)
+    result = {**env, "settings": {}}
+    name = f"train_step-{dev.type}" + "-interpreted" * env["triton_interpreter"] + "-memory" * args.memory_only
     for setting in args.settings.split(","):
         result["settings"][setting] = r = measure(setting, args.activations.split(","), args.batch,
                                                   args.compile.split(","), dev, args.repeats, args.rounds,
-                                                  tuple(filter(None, args.profile.split(","))))
-        for name, v in r["variants"].items():
-            mem = f"{v['peak_bytes'] / 2**20:8.1f} MiB (x{v['memory_vs_relu']:.2f})" if v["peak_bytes"] else ""
-            ratio = f"x{v['time_vs_relu']:.2f}" if v["time_vs_relu"] else ""
-            print(f"{setting:12s} {name:24s} {1e3 * v['seconds']:9.2f} ms {ratio:7s} {mem}")
+                                                  tuple(filter(None, args.profile.split(","))), args.memory_only)
+        for variant, v in r["variants"].items():
+            cells = [f"{1e3 * v['seconds']:9.2f} ms x{v['time_vs_relu']:.2f}" if v["seconds"] else "",
+                     f"peak {v['peak_bytes'] / 2**20:8.1f} MiB x{v['memory_vs_relu']:.2f}" if v["peak_bytes"] else "",
+                     f"saved {v['saved_bytes'] / 2**20:8.1f} MiB x{v['saved_vs_relu']:.2f}" if v["saved_bytes"] else ""]
+            print(f"{setting:12s} {variant:24s} " + "  ".join(filter(None, cells)))
         for name, prof in r["profiles"].items():
             heaviest = ", ".join(f"{e['name']} {100 * e['share']:.0f}%" for e in prof["top"][:4])
             print(f"{setting:12s} {name:24s} profile ({prof['clock']}, {prof['ms_per_step']:.2f} ms/step): {heaviest}")
         for name, err in r["failed"].items():
             print(f"{setting:12s} {name:24s} failed: {err}")
-        path = write(result, f"train_step-{dev.type}", args.out)  # after each setting: a cut-off run keeps some
+        path = write(result, name, args.out)  # after each setting: a cut-off run keeps some
     print("wrote", path)
     return result
 

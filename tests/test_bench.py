@@ -27,6 +27,24 @@ def test_train_step_records_every_variant_against_relu(tmp_path):
     assert rows["relu/eager"]["time_vs_relu"] == 1.0 and all(r["seconds"] > 0 for r in rows.values())
     # matched to the 2-arg MLP's parameter count within 1 %
     assert abs(rows["relu/eager"]["params"] / rows["arg2/eager"]["params"] - 1) < 0.01
+    # the eager inner net saves its two 64-wide hidden layers at every unit: even at 4 images, with the weights
+    # the layers keep, several times what ReLU saves
+    assert rows["arg2/eager"]["saved_vs_relu"] > 2 and rows["relu/eager"]["saved_bytes"] > 0
+
+
+def test_saved_bytes_extend_linearly_from_one_and_two_images_to_a_batch(tmp_path):
+    train_step = pytest.importorskip("train_step")
+    cpu = train_step.torch.device("cpu")
+    inputs = train_step.torch.rand(6, 3, 32, 32)
+    for activation in ("relu", "arg2", "dac"):
+        variant = train_step.Variant(f"{activation}/eager", train_step.build("cifar10-cnn", activation, cpu), inputs,
+                                     train_step.torch.zeros(6, dtype=train_step.torch.long))
+        assert variant.saved_bytes(5) == variant.saved_on(5) > variant.saved_on(1)
+    out = tmp_path / "memory.json"
+    train_step.main(["--settings", "mnist-mlp", "--activations", "relu,gamma", "--memory-only", "--out", str(out)])
+    rows = json.loads(out.read_text())["settings"]["mnist-mlp"]["variants"]
+    assert set(rows) == {"relu/eager", "gamma/eager"} and rows["relu/eager"]["saved_vs_relu"] == 1.0
+    assert all(r["seconds"] is None and r["peak_bytes"] is None and r["saved_bytes"] > 0 for r in rows.values())
 
 
 def test_train_step_compiles_only_the_activations_named():
@@ -88,6 +106,28 @@ def test_inner_net_sweeps_fused_launches_under_the_interpreter(tmp_path):
         m: min(r["seconds"] for r in rows if r["mode"] == m) for m in ("tf32", "bf16")}
 
 
+@pytest.mark.parametrize("interpreted", [False, True])
+def test_precision_records_each_mode_against_float64_and_its_emulation(tmp_path, interpreted):
+    if interpreted:
+        pytest.importorskip("triton")
+    out = tmp_path / "precision.json"
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "TRITON_INTERPRET": "1" if interpreted else "0"}
+    subprocess.run([sys.executable, str(ROOT / "bench" / "precision.py"), "--points", "512", "--n-args", "1,2",
+                    "--hidden", "32", "--seeds", "2", "--out", str(out)], check=True, env=env, capture_output=True)
+    record = json.loads(out.read_text())
+    assert record["triton_interpreter"] == interpreted and set(record["modes"]) == {"fp32", "tf32", "bf16"}
+    compared = {"emulation_vs_fp64", "kernel_vs_fp64", "kernel_vs_emulation"} if interpreted else {"emulation_vs_fp64"}
+    for mode, by_n in record["modes"].items():
+        assert set(by_n) == {"1", "2"}
+        for r in by_n.values():
+            assert compared < set(r) and set(r) - compared == {"flipped_units"}
+            fp64 = r["kernel_vs_fp64" if interpreted else "emulation_vs_fp64"]
+            assert len(fp64) == 8 and (fp64["output"]["norm"] < 1e-6) == (mode == "fp32")
+            assert (r["flipped_units"] == 0) == (mode == "fp32")  # 2 x 512 x 32 second-layer units
+            if interpreted:
+                assert max(e["norm"] for e in r["kernel_vs_emulation"].values()) < 1e-4
+
+
 def test_kernel_resources_are_read_from_an_sm90_binary_compiled_here(tmp_path):
     pytest.importorskip("triton")
     kernel_resources = pytest.importorskip("kernel_resources")
@@ -112,6 +152,21 @@ def test_kernel_resources_are_read_from_an_sm90_binary_compiled_here(tmp_path):
         mix = kernel["instructions"]  # DAC has no product for tensor cores: all its arithmetic is fp32
         assert mix["tensor"] == 0 and mix["fp32"] > 0 and mix["global_memory"] > 0
         assert sum(v for k, v in mix.items() if k != "total") <= mix["total"]
+
+
+def test_tf32_operands_reach_the_tensor_cores_unrounded_and_bf16_ones_rounded_to_nearest():
+    # what multiarg.precision emulates: TF32 tensor cores read the fp32 bits as they are (dropping the 13 low
+    # mantissa bits), bfloat16 operands are rounded to nearest even
+    pytest.importorskip("triton")
+    kernel_resources = pytest.importorskip("kernel_resources")
+    for mode in ("tf32", "bf16"):
+        row = kernel_resources.measure(2, mode, 64, 4, 64)
+        for kernel in (row["forward"], row["backward"]):
+            assert kernel["instructions"]["tensor"] > 0
+            if mode == "tf32":
+                assert kernel["conversions"] == {}
+            else:
+                assert kernel["conversions"] and all(form.startswith("cvt.rn.bf16") for form in kernel["conversions"])
 
 
 def test_the_default_dac_tiles_do_not_spill_on_sm90():

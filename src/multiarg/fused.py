@@ -10,11 +10,14 @@ program's registers over its blocks and written once per program; torch adds the
 so the reduction is deterministic for a given :class:`Launch`.
 
 Precision modes (:data:`MODES`): ``fp32`` (IEEE products), ``tf32`` (the H x H products on TF32 tensor
-cores) and ``bf16`` (their operands rounded to bfloat16, fp32 accumulation). Everything else stays fp32.
-The plain PyTorch :class:`~multiarg.activations.InnerNet` is the reference; tests compare the two through
-Triton's CPU interpreter (``TRITON_INTERPRET=1``): fp32 matches to 1e-5 (relative to each tensor's largest
-entry), bf16 to 2% in the output and 10% in the gradients. The interpreter computes tf32 exactly, so its
-bound on a GPU (10-bit mantissas, between fp32 and bf16) is still to be measured there.
+cores, which read 10 of an operand's 23 mantissa bits) and ``bf16`` (those operands rounded to bfloat16); fp32
+accumulation and everything else fp32. :mod:`multiarg.precision` emulates each mode in PyTorch. Tests compare the
+kernels with the plain PyTorch :class:`~multiarg.activations.InnerNet` (fp32, to 1e-5) and each mode with its
+emulation (to 1e-4), on a GPU or through Triton's CPU interpreter (``TRITON_INTERPRET=1``), where the reduced
+modes round their operands as a GPU does and multiply in fp32. Against float64, tf32 and bf16 keep the output
+within 3e-3 and 8e-3 and the gradients within 15% and 30% (relative norms; ``bench/precision.py`` measures them):
+rounding switches a few ReLUs of the second hidden layer on or off, and each passes a whole term of a gradient
+or none of it.
 """
 from __future__ import annotations
 
@@ -24,13 +27,14 @@ from dataclasses import dataclass
 
 import torch
 
+from .precision import MODES
+
 try:
     import triton
     import triton.language as tl
 except ImportError:  # the reference path needs no Triton
     triton = None
 
-MODES = ("fp32", "tf32", "bf16")
 
 
 @dataclass(frozen=True)
@@ -81,17 +85,32 @@ if triton is not None:
     @triton.jit
     def _dot(a, b, BF16: tl.constexpr, TF32: tl.constexpr, EMULATE: tl.constexpr):
         """``a @ b`` with fp32 accumulation, operands in the mode's precision."""
+        # Under the interpreter the products are made in fp32 from operands rounded as a GPU rounds them: its tl.dot
+        # computes tf32 exactly and returns garbage on bfloat16 (Triton 3.8), and its conversion to bfloat16
+        # truncates. A product of two bf16 or two tf32 values is exact in fp32, so the result is a GPU's.
         if BF16 and EMULATE:
-            # Triton 3.8's interpreter returns garbage from tl.dot on bfloat16 operands; products of two bf16
-            # values are exact in fp32, so rounding the operands and multiplying in fp32 gives the same result
-            c = tl.dot(a.to(tl.bfloat16).to(tl.float32), b.to(tl.bfloat16).to(tl.float32), input_precision="ieee")
+            c = tl.dot(_bf16(a), _bf16(b), input_precision="ieee")
         elif BF16:
             c = tl.dot(a.to(tl.bfloat16), b.to(tl.bfloat16), out_dtype=tl.float32)
+        elif TF32 and EMULATE:
+            c = tl.dot(_tf32(a), _tf32(b), input_precision="ieee")
         elif TF32:
             c = tl.dot(a, b, input_precision="tf32")
         else:
             c = tl.dot(a, b, input_precision="ieee")
         return c
+
+    @triton.jit
+    def _tf32(a):
+        """``a`` as a TF32 tensor core reads it: Triton passes the fp32 bits (the PTX has no rounding instruction;
+        ``bench/kernel_resources.py`` lists its conversions), of which the 13 low mantissa bits are dropped."""
+        return (a.to(tl.int32, bitcast=True) & -(1 << 13)).to(tl.float32, bitcast=True)
+
+    @triton.jit
+    def _bf16(a):
+        """``a`` rounded to bfloat16 to nearest even, as a GPU's conversion (``cvt.rn.bf16.f32``) rounds it."""
+        bits = a.to(tl.int32, bitcast=True)
+        return ((bits + 0x7FFF + ((bits >> 16) & 1)) & -(1 << 16)).to(tl.float32, bitcast=True)
 
     @triton.jit
     def _points(block, N, M, N_ARGS: tl.constexpr, BLOCK: tl.constexpr):

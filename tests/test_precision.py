@@ -1,0 +1,108 @@
+import pytest
+import torch
+
+from multiarg.activations import InnerNet
+from multiarg.data import load_prepared, split
+from multiarg.models import ModelConfig, OuterNet
+from multiarg.precision import TENSORS, emulated_inner_net, relative_error, round_operand, rounded_inner_net
+from multiarg.train import TrainConfig, fit_run
+
+# Worst relative error (norm) against float64 that the README and multiarg.fused state for each mode: a little
+# above what bench/precision.py measures for n = 1, 2, 3 (bench/results/precision-cpu-interpreted.json).
+BOUNDS = {"tf32": (3e-3, 0.15), "bf16": (8e-3, 0.3)}  # (output, gradients)
+
+
+def _autograd(inner, x, grad):
+    x = x.clone().requires_grad_()
+    out = inner(x)
+    return dict(zip(TENSORS, [out, *torch.autograd.grad(out, [x, *inner.parameters()], grad)]))
+
+
+def test_tf32_keeps_the_top_ten_mantissa_bits():
+    t = torch.randn(10_000) * 10.0 ** torch.randint(-20, 20, (10_000,))
+    r = round_operand(t, "tf32")
+    assert (r.view(torch.int32) & 0x1FFF == 0).all()
+    assert (r.abs() <= t.abs()).all() and (r.sign() == t.sign()).all()  # cut, not rounded
+    assert ((r - t).abs() / t.abs()).max() < 2.0 ** -10
+    exact = torch.tensor([1.5, -0.75, 1023.0, 2.0 ** -30])
+    assert torch.equal(round_operand(exact, "tf32"), exact)
+
+
+def test_bf16_rounds_to_nearest_even_and_fp32_is_untouched():
+    t = torch.randn(10_000)
+    assert torch.equal(round_operand(t, "bf16"), t.to(torch.bfloat16).float())
+    assert ((round_operand(t, "bf16") - t).abs() / t.abs()).max() <= 2.0 ** -8
+    assert round_operand(t, "fp32") is t
+    with pytest.raises(ValueError, match="float32"):
+        round_operand(t.double(), "tf32")
+    with pytest.raises(ValueError, match="mode"):
+        round_operand(t, "fp16")
+
+
+@pytest.mark.parametrize("dtype,tolerance", [(torch.float32, 1e-5), (torch.float64, 1e-12)])
+def test_emulation_without_rounding_is_the_module(dtype, tolerance):
+    torch.manual_seed(0)
+    inner = InnerNet(3, 16).to(dtype)
+    x, grad = torch.randn(500, 3, dtype=dtype), torch.randn(500, dtype=dtype)
+    expected, got = _autograd(inner, x, grad), emulated_inner_net(inner, x, grad)
+    for name in TENSORS:
+        torch.testing.assert_close(got[name].reshape(expected[name].shape), expected[name], rtol=tolerance,
+                                   atol=tolerance)
+
+
+@pytest.mark.parametrize("n_args", [1, 2, 3])
+def test_reduced_precision_errors_stay_within_the_stated_bounds(n_args):
+    # The gradients' error is far above the output's: rounding switches a few second-layer ReLUs on or off, and
+    # each passes a whole term of a gradient or none of it.
+    for seed in range(3):
+        torch.manual_seed(seed)
+        inner = InnerNet(n_args, 64)
+        x, grad = torch.randn(4096, n_args), torch.randn(4096)
+        reference = emulated_inner_net(inner, x.double(), grad)
+        output = {}
+        for mode, (forward, gradients) in BOUNDS.items():
+            got = emulated_inner_net(inner, x, grad, mode)
+            errors = {name: relative_error(got[name], reference[name])["norm"] for name in TENSORS}
+            output[mode] = errors["output"]
+            assert errors.pop("output") < forward
+            assert max(errors.values()) < gradients
+            assert ((got["a2"] > 0) != (reference["a2"] > 0)).any()
+        assert 0 < output["tf32"] < output["bf16"]
+
+
+def test_the_rounded_inner_net_is_differentiable_and_without_rounding_the_module():
+    torch.manual_seed(0)
+    inner = InnerNet(2, 16)
+    x = torch.randn(7, 5, 2, requires_grad=True)
+    grads = [torch.autograd.grad((f(x) ** 2).sum(), [x, *inner.parameters()])
+             for f in (inner, lambda v: rounded_inner_net(inner, v, "fp32"))]
+    for want, got in zip(*grads):
+        torch.testing.assert_close(got, want)
+    rounded = torch.autograd.grad((rounded_inner_net(inner, x, "bf16") ** 2).sum(), x)[0]
+    assert 0 < (rounded - grads[0][0]).abs().max() < 0.1 * grads[0][0].abs().max()
+    with pytest.raises(ValueError, match="depth 2"):
+        rounded_inner_net(InnerNet(2, 16, depth=3), x, "tf32")
+
+
+def test_training_in_the_rounding_of_tf32_and_bf16_stays_within_seed_noise(tmp_path, mnist_pt, monkeypatch):
+    # The gradients' error above is noise to the optimiser: the run with TF32's or bf16's arithmetic (which
+    # tests/fused_cases.py shows the kernels compute) ends as close to the same-seed fp32 run as another seed does,
+    # or as two runs' accuracies on 1 000 test images differ by chance (two standard errors of a difference).
+    test_images = 1000
+    splits = split(load_prepared(mnist_pt), val_size=500, split_seed=0, train_limit=3000, test_limit=test_images)
+    cfg = ModelConfig("mlp", "arg2", (1, 28, 28), 10, (32, 32), inner_hidden=64)
+
+    def run(mode, seed):
+        monkeypatch.setattr(InnerNet, "forward", lambda self, x: rounded_inner_net(self, x, mode))
+        torch.manual_seed(seed)
+        result = fit_run(OuterNet(cfg), splits, TrainConfig(seed=seed, max_epochs=3, batch_size=32),
+                         tmp_path / f"{mode}{seed}", {"run": seed}, device=torch.device("cpu"))
+        last = result["history"][-1]
+        return last["train_loss"], last["test_acc"]
+
+    (loss, acc), (_, other_seed) = run("fp32", 0), run("fp32", 1)
+    chance = 2 * (2 * acc * (1 - acc) / test_images) ** 0.5
+    for mode in ("tf32", "bf16"):
+        mode_loss, mode_acc = run(mode, 0)
+        assert abs(mode_acc - acc) <= max(abs(other_seed - acc), chance)
+        assert mode_loss == pytest.approx(loss, rel=0.05)
