@@ -106,8 +106,7 @@ def resident(registers: int, shared: int, warps: int) -> int:
 
 
 def measure(n_args: int, mode: str, block: int, warps: int, hidden: int) -> dict:
-    flags = {"N_ARGS": n_args, "H": hidden, "BLOCK": block, "BF16": mode == "bf16", "TF32": mode == "tf32",
-             "EMULATE": False}
+    flags = {"N_ARGS": n_args, "H": hidden, "BLOCK": block, "MODE": mode, "EMULATE": False}
     sizes = ("M",)  # units x locations of a layer
     return {"n_args": n_args, "mode": mode, "block": block, "warps": warps,
             "forward": usage(fused._forward_kernel, flags, warps, sizes),

@@ -25,7 +25,7 @@ from multiarg.dendritic import dendritic_product  # noqa: E402
 from multiarg.fused import Launch, fused_activation, fused_inner, supported  # noqa: E402
 from multiarg.fused_dac import Tiles, fused_dendritic  # noqa: E402
 from multiarg.models import ModelConfig, OuterNet  # noqa: E402
-from multiarg.precision import TENSORS, emulated_inner_net, relative_error  # noqa: E402
+from multiarg.precision import MODES, TENSORS, emulated_inner_net, relative_error  # noqa: E402
 from multiarg.train import TrainConfig, fit_run  # noqa: E402
 from test_workflow import REPO, snakemake  # noqa: E402
 
@@ -114,7 +114,7 @@ def test_every_launch_gives_the_reference_result(launch):
 
 
 @pytest.mark.parametrize("n_args", [1, 2, 3])
-@pytest.mark.parametrize("mode", ["fp32", "tf32", "bf16"])
+@pytest.mark.parametrize("mode", MODES)
 def test_each_mode_rounds_as_its_emulation(mode, n_args):
     # The kernels round exactly the operands multiarg.precision says, as a GPU rounds them (whose error against
     # float64 tests/test_precision.py bounds); what is left is fp32 summation order. On a GPU, a TF32 result off
@@ -265,7 +265,7 @@ def test_every_network_rule_of_the_workflow_runs_on_the_fused_kernel(tmp_path, m
 
 if not INTERPRETED:  # minutes of interpreted kernels per epoch
     @pytest.mark.filterwarnings("error::RuntimeWarning")
-    @pytest.mark.parametrize("name", ["fused-tf32", "fused-bf16"])
+    @pytest.mark.parametrize("name", ["fused-tf32", "fused-tf32x3", "fused-bf16"])
     def test_reduced_precision_training_stays_within_seed_noise(tmp_path, mnist_pt, kernel, name):
         # same seed as the eager run: the fused run should differ from it by less than a change of seed does
         splits = split(load_prepared(mnist_pt), val_size=500, split_seed=0, train_limit=5000, test_limit=2000)

@@ -115,15 +115,16 @@ def test_precision_records_each_mode_against_float64_and_its_emulation(tmp_path,
     subprocess.run([sys.executable, str(ROOT / "bench" / "precision.py"), "--points", "512", "--n-args", "1,2",
                     "--hidden", "32", "--seeds", "2", "--out", str(out)], check=True, env=env, capture_output=True)
     record = json.loads(out.read_text())
-    assert record["triton_interpreter"] == interpreted and set(record["modes"]) == {"fp32", "tf32", "bf16"}
+    assert record["triton_interpreter"] == interpreted and set(record["modes"]) == {"fp32", "tf32", "tf32x3", "bf16"}
     compared = {"emulation_vs_fp64", "kernel_vs_fp64", "kernel_vs_emulation"} if interpreted else {"emulation_vs_fp64"}
     for mode, by_n in record["modes"].items():
         assert set(by_n) == {"1", "2"}
         for r in by_n.values():
             assert compared < set(r) and set(r) - compared == {"flipped_units"}
             fp64 = r["kernel_vs_fp64" if interpreted else "emulation_vs_fp64"]
-            assert len(fp64) == 8 and (fp64["output"]["norm"] < 1e-6) == (mode == "fp32")
-            assert (r["flipped_units"] == 0) == (mode == "fp32")  # 2 x 512 x 32 second-layer units
+            exact = mode in ("fp32", "tf32x3")
+            assert len(fp64) == 8 and (fp64["output"]["norm"] < 1e-6) == exact
+            assert (r["flipped_units"] == 0) == exact  # of 2 x 512 x 32 second-layer units
             if interpreted:
                 assert max(e["norm"] for e in r["kernel_vs_emulation"].values()) < 1e-4
 
@@ -156,17 +157,16 @@ def test_kernel_resources_are_read_from_an_sm90_binary_compiled_here(tmp_path):
 
 def test_tf32_operands_reach_the_tensor_cores_unrounded_and_bf16_ones_rounded_to_nearest():
     # what multiarg.precision emulates: TF32 tensor cores read the fp32 bits as they are (dropping the 13 low
-    # mantissa bits), bfloat16 operands are rounded to nearest even
+    # mantissa bits), tf32x3 rounds its operands' big parts to nearest (ties away), bfloat16 rounds to nearest even
     pytest.importorskip("triton")
     kernel_resources = pytest.importorskip("kernel_resources")
-    for mode in ("tf32", "bf16"):
-        row = kernel_resources.measure(2, mode, 64, 4, 64)
+    prefix = {"tf32": None, "tf32x3": "cvt.rna.tf32.f32", "bf16": "cvt.rn.bf16"}
+    for mode, expected in prefix.items():
+        row = kernel_resources.measure(2, mode, 32, 8, 64)
         for kernel in (row["forward"], row["backward"]):
             assert kernel["instructions"]["tensor"] > 0
-            if mode == "tf32":
-                assert kernel["conversions"] == {}
-            else:
-                assert kernel["conversions"] and all(form.startswith("cvt.rn.bf16") for form in kernel["conversions"])
+            forms = kernel["conversions"]
+            assert all(form.startswith(expected) for form in forms) and bool(forms) == (expected is not None)
 
 
 def test_the_default_dac_tiles_do_not_spill_on_sm90():

@@ -10,14 +10,15 @@ program's registers over its blocks and written once per program; torch adds the
 so the reduction is deterministic for a given :class:`Launch`.
 
 Precision modes (:data:`MODES`): ``fp32`` (IEEE products), ``tf32`` (the H x H products on TF32 tensor
-cores, which read 10 of an operand's 23 mantissa bits) and ``bf16`` (those operands rounded to bfloat16); fp32
-accumulation and everything else fp32. :mod:`multiarg.precision` emulates each mode in PyTorch. Tests compare the
-kernels with the plain PyTorch :class:`~multiarg.activations.InnerNet` (fp32, to 1e-5) and each mode with its
-emulation (to 1e-4), on a GPU or through Triton's CPU interpreter (``TRITON_INTERPRET=1``), where the reduced
-modes round their operands as a GPU does and multiply in fp32. Against float64, tf32 and bf16 keep the output
-within 3e-3 and 8e-3 and the gradients within 15% and 30% (relative norms; ``bench/precision.py`` measures them):
-rounding switches a few ReLUs of the second hidden layer on or off, and each passes a whole term of a gradient
-or none of it.
+cores, which read 10 of an operand's 23 mantissa bits), ``tf32x3`` (each product made of three TF32 products, of
+the operands' rounded parts and remainders: about fp32's accuracy on tensor cores) and ``bf16`` (the operands
+rounded to bfloat16); fp32 accumulation and everything else fp32. :mod:`multiarg.precision` emulates each mode in
+PyTorch. Tests compare the kernels with the plain PyTorch :class:`~multiarg.activations.InnerNet` (fp32, to 1e-5)
+and each mode with its emulation (to 1e-4), on a GPU or through Triton's CPU interpreter (``TRITON_INTERPRET=1``),
+where the reduced modes round their operands as a GPU does and multiply in fp32. Against float64, tf32 and bf16
+keep the output within 3e-3 and 8e-3 and the gradients within 15% and 30% (relative norms, measured by
+``bench/precision.py``; tf32x3: 1e-6 and 1e-3): rounding switches a few ReLUs of the second hidden layer on or
+off, and each passes a whole term of a gradient or none of it.
 """
 from __future__ import annotations
 
@@ -58,8 +59,10 @@ class Launch:
 # The default launch per mode. fp32's IEEE products run on the CUDA cores, as long unrolled loops: compiled for
 # sm_90 by Triton 3.8 at 64 points and 4 warps its backward kernel spills about 13 KB a thread, at 32 points and
 # 8 warps nothing (by Triton 3.6, 3-4 KB; bench/kernel_resources.py). tf32 and bf16 spill little either way;
-# bench/inner_net.py --sweep chooses.
-LAUNCHES = {"fp32": Launch(block=32, warps=8), "tf32": Launch(), "bf16": Launch()}
+# bench/inner_net.py --sweep chooses. tf32x3's backward kernel spills at every launch; at 32 x 8, 80-88 B a thread by
+# Triton 3.6 (the least), 0.75-2.4 KB by 3.8.
+LAUNCHES = {"fp32": Launch(block=32, warps=8), "tf32": Launch(), "tf32x3": Launch(block=32, warps=8),
+            "bf16": Launch()}
 
 
 def supported(inner, x: torch.Tensor) -> bool:
@@ -83,21 +86,27 @@ def _interpreted() -> bool:
 if triton is not None:
 
     @triton.jit
-    def _dot(a, b, BF16: tl.constexpr, TF32: tl.constexpr, EMULATE: tl.constexpr):
-        """``a @ b`` with fp32 accumulation, operands in the mode's precision."""
+    def _dot(a, b, MODE: tl.constexpr, EMULATE: tl.constexpr):
+        """``a @ b`` with fp32 accumulation, operands in the precision of ``MODE`` (one of :data:`MODES`)."""
         # Under the interpreter the products are made in fp32 from operands rounded as a GPU rounds them: its tl.dot
         # computes tf32 exactly and returns garbage on bfloat16 (Triton 3.8), and its conversion to bfloat16
         # truncates. A product of two bf16 or two tf32 values is exact in fp32, so the result is a GPU's.
-        if BF16 and EMULATE:
+        if MODE == "bf16" and EMULATE:
             c = tl.dot(_bf16(a), _bf16(b), input_precision="ieee")
-        elif BF16:
+        elif MODE == "bf16":
             c = tl.dot(a.to(tl.bfloat16), b.to(tl.bfloat16), out_dtype=tl.float32)
-        elif TF32 and EMULATE:
+        elif MODE == "tf32" and EMULATE:
             c = tl.dot(_tf32(a), _tf32(b), input_precision="ieee")
-        elif TF32:
-            c = tl.dot(a, b, input_precision="tf32")
-        else:
+        elif MODE == "tf32x3" and EMULATE:
+            # Triton's three TF32 products: each operand rounded to TF32 (cvt.rna) plus its remainder
+            a_big, b_big = _tf32_nearest(a), _tf32_nearest(b)
+            c = tl.dot(a_big, _tf32(b - b_big), input_precision="ieee")
+            c = tl.dot(_tf32(a - a_big), b_big, c, input_precision="ieee")
+            c = tl.dot(a_big, b_big, c, input_precision="ieee")
+        elif MODE == "fp32":
             c = tl.dot(a, b, input_precision="ieee")
+        else:
+            c = tl.dot(a, b, input_precision=MODE)
         return c
 
     @triton.jit
@@ -105,6 +114,11 @@ if triton is not None:
         """``a`` as a TF32 tensor core reads it: Triton passes the fp32 bits (the PTX has no rounding instruction;
         ``bench/kernel_resources.py`` lists its conversions), of which the 13 low mantissa bits are dropped."""
         return (a.to(tl.int32, bitcast=True) & -(1 << 13)).to(tl.float32, bitcast=True)
+
+    @triton.jit
+    def _tf32_nearest(a):
+        """``a`` rounded to TF32 to nearest, ties away from zero (``cvt.rna.tf32.f32``)."""
+        return ((a.to(tl.int32, bitcast=True) + (1 << 12)) & -(1 << 13)).to(tl.float32, bitcast=True)
 
     @triton.jit
     def _bf16(a):
@@ -122,25 +136,25 @@ if triton is not None:
 
     @triton.jit
     def _hidden(x_ptr, first, M, mask, w1_ptr, b1_ptr, w2t, b2, cols, N_ARGS: tl.constexpr, H: tl.constexpr,
-                BLOCK: tl.constexpr, BF16: tl.constexpr, TF32: tl.constexpr, EMULATE: tl.constexpr):
+                BLOCK: tl.constexpr, MODE: tl.constexpr, EMULATE: tl.constexpr):
         """Pre-activations ``a1`` and ``a2`` of both hidden layers for one block of points."""
         a1 = tl.zeros((BLOCK, H), tl.float32) + tl.load(b1_ptr + cols)[None, :]
         for k in tl.static_range(N_ARGS):
             xk = tl.load(x_ptr + first + k * M, mask=mask, other=0.0)
             a1 += xk[:, None] * tl.load(w1_ptr + cols * N_ARGS + k)[None, :]
-        a2 = _dot(tl.maximum(a1, 0.0), w2t, BF16, TF32, EMULATE)
+        a2 = _dot(tl.maximum(a1, 0.0), w2t, MODE, EMULATE)
         return a1, a2 + b2[None, :]
 
     @triton.jit
     def _forward_kernel(x_ptr, w1_ptr, b1_ptr, w2_ptr, b2_ptr, w3_ptr, b3_ptr, out_ptr, N, M, n_blocks,
-                        N_ARGS: tl.constexpr, H: tl.constexpr, BLOCK: tl.constexpr, BF16: tl.constexpr,
-                        TF32: tl.constexpr, EMULATE: tl.constexpr):
+                        N_ARGS: tl.constexpr, H: tl.constexpr, BLOCK: tl.constexpr, MODE: tl.constexpr,
+                        EMULATE: tl.constexpr):
         cols = tl.arange(0, H)
         w2t = tl.load(w2_ptr + cols[None, :] * H + cols[:, None])  # [i, j] = W2[j, i]
         b2, w3, b3 = tl.load(b2_ptr + cols), tl.load(w3_ptr + cols), tl.load(b3_ptr)
         for block in range(tl.program_id(0), n_blocks, tl.num_programs(0)):
             rows, mask, first = _points(block, N, M, N_ARGS, BLOCK)
-            _, a2 = _hidden(x_ptr, first, M, mask, w1_ptr, b1_ptr, w2t, b2, cols, N_ARGS, H, BLOCK, BF16, TF32,
+            _, a2 = _hidden(x_ptr, first, M, mask, w1_ptr, b1_ptr, w2t, b2, cols, N_ARGS, H, BLOCK, MODE,
                             EMULATE)
             out = tl.sum(tl.maximum(a2, 0.0) * w3[None, :], 1) + b3
             tl.store(out_ptr + rows, out, mask=mask)
@@ -148,7 +162,7 @@ if triton is not None:
     @triton.jit
     def _backward_kernel(x_ptr, g_ptr, w1_ptr, b1_ptr, w2_ptr, b2_ptr, w3_ptr, dx_ptr, part_ptr, part_stride, N, M,
                          n_blocks, N_ARGS: tl.constexpr, ARGS_P2: tl.constexpr, H: tl.constexpr,
-                         BLOCK: tl.constexpr, BF16: tl.constexpr, TF32: tl.constexpr, EMULATE: tl.constexpr):
+                         BLOCK: tl.constexpr, MODE: tl.constexpr, EMULATE: tl.constexpr):
         """Writes dx, and this program's partial weight gradients as one row of ``part_ptr``, laid out as
         :func:`_gradient_shapes` orders them."""
         pid = tl.program_id(0)
@@ -162,7 +176,7 @@ if triton is not None:
         db3 = tl.zeros((1,), tl.float32)
         for block in range(pid, n_blocks, tl.num_programs(0)):
             rows, mask, first = _points(block, N, M, N_ARGS, BLOCK)
-            a1, a2 = _hidden(x_ptr, first, M, mask, w1_ptr, b1_ptr, w2t, b2, cols, N_ARGS, H, BLOCK, BF16, TF32,
+            a1, a2 = _hidden(x_ptr, first, M, mask, w1_ptr, b1_ptr, w2t, b2, cols, N_ARGS, H, BLOCK, MODE,
                              EMULATE)
             h1, h2 = tl.maximum(a1, 0.0), tl.maximum(a2, 0.0)
             g = tl.load(g_ptr + rows, mask=mask, other=0.0)  # padded rows carry no gradient
@@ -170,8 +184,8 @@ if triton is not None:
             db3 += tl.sum(g, 0)
             dh2 = tl.where(a2 > 0, g[:, None] * w3[None, :], 0.0)
             db2 += tl.sum(dh2, 0)
-            dw2 += _dot(tl.trans(dh2), h1, BF16, TF32, EMULATE)
-            dh1 = tl.where(a1 > 0, _dot(dh2, w2, BF16, TF32, EMULATE), 0.0)
+            dw2 += _dot(tl.trans(dh2), h1, MODE, EMULATE)
+            dh1 = tl.where(a1 > 0, _dot(dh2, w2, MODE, EMULATE), 0.0)
             db1 += tl.sum(dh1, 0)
             for k in tl.static_range(N_ARGS):
                 xk = tl.load(x_ptr + first + k * M, mask=mask, other=0.0)
@@ -217,8 +231,8 @@ class _FusedInner(torch.autograd.Function):
         n_blocks = triton.cdiv(n, launch.block)
         grid = (_programs(n_blocks, x.device, launch),)
         out = torch.empty(x.shape[0], group, device=x.device, dtype=torch.float32)
-        flags = dict(N_ARGS=n_args, H=hidden, BLOCK=launch.block, BF16=mode == "bf16", TF32=mode == "tf32",
-                     EMULATE=_interpreted(), num_warps=launch.warps)
+        flags = dict(N_ARGS=n_args, H=hidden, BLOCK=launch.block, MODE=mode, EMULATE=_interpreted(),
+                     num_warps=launch.warps)
         _forward_kernel[grid](x, w1, b1, w2, b2, w3, b3, out, n, group, n_blocks, **flags)
         ctx.save_for_backward(x, w1, b1, w2, b2, w3)
         ctx.flags, ctx.grid, ctx.n_blocks = flags, grid, n_blocks

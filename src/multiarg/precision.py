@@ -2,7 +2,8 @@
 
 In ``tf32`` and ``bf16`` mode the kernels of :mod:`multiarg.fused` round the operands of the three ``H x H``
 products a step makes (the second layer's forward product; in the backward pass dW2 and the first hidden layer's
-gradient) and accumulate in fp32; everything else is fp32. :func:`emulated_inner_net` does the same arithmetic with
+gradient) and accumulate in fp32, and ``tf32x3`` makes each of them from three TF32 products; everything else is
+fp32. :func:`emulated_inner_net` does the same arithmetic with
 PyTorch operations, so the error a mode makes can be measured and tested without a GPU, and a GPU's kernels can be
 checked against it; :func:`rounded_inner_net` makes it differentiable, to train with a mode's arithmetic anywhere.
 TF32 is modelled as the tensor cores read Triton's operands: the fp32 bits with the 13 low mantissa bits dropped
@@ -13,13 +14,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-MODES = ("fp32", "tf32", "bf16")
+MODES = ("fp32", "tf32", "tf32x3", "bf16")
 TENSORS = ("output", "x", "W1", "b1", "W2", "b2", "W3", "b3")  # the output, then its gradients
 
 
 def round_operand(t: torch.Tensor, mode: str) -> torch.Tensor:
-    """``t`` as a product in ``mode`` sees it: unchanged in fp32; TF32 keeps 10 mantissa bits (truncated), bf16
-    rounds to 8 significant bits (to nearest even)."""
+    """``t`` as a product in ``mode`` sees it: unchanged in fp32; TF32 keeps 10 mantissa bits (cut), bf16 rounds to
+    8 significant bits (to nearest even). (``tf32x3`` splits operands instead: see :func:`product`.)"""
     if mode == "fp32":
         return t
     if t.dtype != torch.float32:
@@ -28,7 +29,23 @@ def round_operand(t: torch.Tensor, mode: str) -> torch.Tensor:
         return (t.view(torch.int32) & -(1 << 13)).view(torch.float32)
     if mode == "bf16":
         return t.to(torch.bfloat16).float()
-    raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    raise ValueError(f"mode must be one of {MODES} but tf32x3, got {mode!r}")
+
+
+def product(a: torch.Tensor, b: torch.Tensor, mode: str) -> torch.Tensor:
+    """``a @ b`` as the kernels make it in ``mode``. ``tf32x3`` is Triton's three TF32 products: each operand rounded
+    to TF32 to nearest (``cvt.rna``) plus its remainder, big x big + big x remainder + remainder x big, about fp32's
+    accuracy."""
+    if mode != "tf32x3":
+        return round_operand(a, mode) @ round_operand(b, mode)
+    a_big, b_big = _tf32_nearest(a), _tf32_nearest(b)
+    return a_big @ round_operand(b - b_big, "tf32") + round_operand(a - a_big, "tf32") @ b_big + a_big @ b_big
+
+
+def _tf32_nearest(t: torch.Tensor) -> torch.Tensor:
+    if t.dtype != torch.float32:
+        raise ValueError(f"tf32x3 splits float32 operands, got {t.dtype}")
+    return ((t.view(torch.int32) + (1 << 12)) & -(1 << 13)).view(torch.float32)
 
 
 def emulated_inner_net(inner: nn.Module, x: torch.Tensor, grad: torch.Tensor, mode: str = "fp32"
@@ -42,16 +59,13 @@ def emulated_inner_net(inner: nn.Module, x: torch.Tensor, grad: torch.Tensor, mo
     w1, b1, w2, b2, w3, b3 = (p.detach().to(x.dtype) for p in inner.parameters())
     x, grad = x.detach(), grad.detach().to(x.dtype)
 
-    def product(a, b):
-        return round_operand(a, mode) @ round_operand(b, mode)
-
     a1 = x @ w1.T + b1
     h1 = a1.clamp_min(0)
-    a2 = product(h1, w2.T) + b2
+    a2 = product(h1, w2.T, mode) + b2
     h2 = a2.clamp_min(0)
     dh2 = torch.where(a2 > 0, grad[:, None] * w3, 0)
-    dh1 = torch.where(a1 > 0, product(dh2, w2), 0)
-    return {"output": h2 @ w3[0] + b3, "x": dh1 @ w1, "W1": dh1.T @ x, "b1": dh1.sum(0), "W2": product(dh2.T, h1),
+    dh1 = torch.where(a1 > 0, product(dh2, w2, mode), 0)
+    return {"output": h2 @ w3[0] + b3, "x": dh1 @ w1, "W1": dh1.T @ x, "b1": dh1.sum(0), "W2": product(dh2.T, h1, mode),
             "b2": dh2.sum(0), "W3": (grad @ h2)[None], "b3": grad.sum()[None], "a2": a2}
 
 
@@ -73,7 +87,7 @@ class _Emulated(torch.autograd.Function):
 
 def rounded_inner_net(inner: nn.Module, x: torch.Tensor, mode: str) -> torch.Tensor:
     """``inner(x)`` for ``x`` of shape ``(..., n_args)``, differentiable, rounded as the fused kernels round in
-    ``mode``: trains on any device with the arithmetic of a GPU's TF32 or bf16 kernel (slowly)."""
+    ``mode``: trains on any device with the arithmetic of a GPU's fused kernel (slowly)."""
     flat = x.reshape(-1, x.shape[-1]).float()
     return _Emulated.apply(flat, inner, mode, *inner.parameters()).view(x.shape[:-1])
 
