@@ -3,10 +3,14 @@ jobs per rule (finished and failed), each rule's time and memory from Snakemake'
 device, and every figure and table the run wrote (with checksums; with ``--copy``, the files themselves).
 
     python bench/run_summary.py --configfile workflow/configs/gpu-quick.yaml --copy --out bench/results/quick-cuda
+    python bench/run_summary.py --configfile workflow/configs/demo.yaml --estimate bench/results/estimate-cpu.json \
+        --out demo-summary                               # and each rule's time against bench/estimate_cost.py's
 
 Reads the newest Snakemake log under ``WORKDIR/.snakemake/log`` (or ``--log``), ``WORKDIR/logs/benchmarks`` and
 ``WORKDIR/results/{figures,tables}``. Writes ``summary.json`` and ``summary.md`` (which holds every Markdown
-table of the run) to ``--out``.
+table of the run) to ``--out``. With ``--estimate``, each rule the estimator times is set beside its prediction: a
+check of the cost model on a real run, and the time per job it does not model (starting Python and PyTorch, loading
+and checking data, writing results).
 """
 from __future__ import annotations
 
@@ -75,6 +79,22 @@ def benchmarks(workdir: Path) -> dict:
     return rules
 
 
+def against_estimate(measured: dict, estimate: dict) -> dict:
+    """Per rule an estimate (``bench/estimate_cost.py``'s JSON) timed and the run has benchmarks of: predicted and
+    measured seconds, their ratio, and the measured seconds per job beyond the prediction."""
+    rows = {}
+    for rule, predicted in estimate["rules"].items():
+        if rule in measured:
+            m, jobs, p = measured[rule]["seconds_total"], measured[rule]["jobs"], predicted["hours"] * 3600
+            rows[rule] = {"jobs": jobs, "jobs_estimated": predicted["jobs"], "predicted_s": p, "measured_s": m,
+                          "measured_over_predicted": m / p if p else None, "unmodelled_s_per_job": (m - p) / jobs}
+    predicted, measured_total = (sum(r[k] for r in rows.values()) for k in ("predicted_s", "measured_s"))
+    return {"device": estimate["device"], "command": estimate["command"], "inner_kernel": estimate["inner_kernel"],
+            "epoch_fraction": estimate["epoch_fraction"], "rules": rows,
+            "total": {"predicted_s": predicted, "measured_s": measured_total,
+                      "measured_over_predicted": measured_total / predicted if predicted else None}}
+
+
 def outputs(workdir: Path) -> dict:
     found = {}
     for kind, patterns in OUTPUTS.items():
@@ -83,6 +103,21 @@ def outputs(workdir: Path) -> dict:
         found[kind] = {p.name: {"bytes": p.stat().st_size, "sha256": hashlib.sha256(p.read_bytes()).hexdigest()}
                        for p in files}
     return found
+
+
+def _estimate_lines(e: dict) -> list[str]:
+    lines = ["", "## Against the estimate", "",
+             f"Predicted by `{e['command']}` on {e['device']} (kernel {e['inner_kernel']}, epoch fraction "
+             f"{e['epoch_fraction']}: the configured maximum epochs, an upper bound where early stopping ends a run "
+             "sooner). Measured: the run's benchmark files, which also count what the model leaves out.", "",
+             "| rule | jobs | predicted s | measured s | measured / predicted | unmodelled s per job |",
+             "|---|---|---|---|---|---|"]
+    rows = [(rule, r["jobs"], r["predicted_s"], r["measured_s"], r["measured_over_predicted"],
+             f"{r['unmodelled_s_per_job']:.1f}") for rule, r in e["rules"].items()]
+    t = e["total"]
+    rows.append(("total", "", t["predicted_s"], t["measured_s"], t["measured_over_predicted"], ""))
+    return lines + [f"| {rule} | {jobs} | {p:.1f} | {m:.1f} | {ratio:.2f} | {extra} |"
+                    for rule, jobs, p, m, ratio, extra in rows]
 
 
 def markdown(summary: dict, workdir: Path, copied: bool) -> str:
@@ -97,6 +132,8 @@ def markdown(summary: dict, workdir: Path, copied: bool) -> str:
              "| rule | jobs | total s | longest s | max RSS MB |", "|---|---|---|---|---|"]
     lines += [f"| {rule} | {r['jobs']} | {r['seconds_total']:.1f} | {r['seconds_max']:.1f} | {r['max_rss_mb']:.0f} |"
               for rule, r in sorted(summary["benchmarks"].items())]
+    if "estimate" in summary:
+        lines += _estimate_lines(summary["estimate"])
     lines += ["", "## Figures", ""]
     lines += [f"![{name}](figures/{name})" if copied else f"- {name}"
               for name in summary["outputs"]["figures"] if name.endswith(".png")]
@@ -112,6 +149,7 @@ def main(argv=None) -> dict:
     p.add_argument("--log", default=None, help="the Snakemake log to read (default: the newest)")
     p.add_argument("--configfile", default=None, help="the run's --configfile over config.yaml, for its scale")
     p.add_argument("--copy", action="store_true", help="copy the PNG figures and the tables into --out")
+    p.add_argument("--estimate", default=None, help="a bench/estimate_cost.py JSON to set each rule's time beside")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
     workdir, out = Path(args.workdir), Path(args.out)
@@ -119,6 +157,8 @@ def main(argv=None) -> dict:
     summary = {"scale": load_config(args.configfile)["scale"], "configfile": args.configfile,
                "environment": environment(device()), "run": parse_log(log.read_text()),
                "benchmarks": benchmarks(workdir), "outputs": outputs(workdir)}
+    if args.estimate:
+        summary["estimate"] = against_estimate(summary["benchmarks"], json.loads(Path(args.estimate).read_text()))
     out.mkdir(parents=True, exist_ok=True)
     if args.copy:
         for kind in OUTPUTS:

@@ -81,9 +81,13 @@ def test_tiny_real_mnist_run_writes_every_artefact(tmp_path, mirror):
 
 def _check_run_summary(workdir, configfile):
     """bench/run_summary.py on the run just made: what the log, the benchmark files and the results say."""
-    out = workdir / "summary"
+    out, estimate = workdir / "summary", workdir / "estimate.json"
+    estimate.write_text(json.dumps({"device": "here", "command": "python bench/estimate_cost.py", "epoch_fraction": 1,
+                                    "inner_kernel": "eager", "rules": {"train_session2": {"jobs": 13, "hours": 0.001},
+                                                                       "not_in_this_run": {"jobs": 1, "hours": 0.5}}}))
     subprocess.run([sys.executable, str(REPO / "bench" / "run_summary.py"), "--workdir", str(workdir), "--configfile",
-                    str(configfile), "--copy", "--out", str(out)], check=True, capture_output=True)
+                    str(configfile), "--copy", "--estimate", str(estimate), "--out", str(out)], check=True,
+                   capture_output=True)
     summary = json.loads((out / "summary.json").read_text())
     run = summary["run"]
     assert run["complete"] and not run["failed"] and run["finished"] == run["planned"] and run["elapsed_seconds"] > 0
@@ -94,6 +98,13 @@ def _check_run_summary(workdir, configfile):
     assert fig4["sha256"] == hashlib.sha256((out / "figures" / "fig4.png").read_bytes()).hexdigest()
     text = (out / "summary.md").read_text()
     assert "![fig4.png](figures/fig4.png)" in text and "## curvature_tests.md" in text and "| train_rnn |" in text
+    # against an estimate of 3.6 s for all session-II jobs; a rule the run has no benchmarks of is left out
+    (rule,) = summary["estimate"]["rules"]
+    row, measured = summary["estimate"]["rules"][rule], trained["seconds_total"]
+    assert rule == "train_session2" and row["jobs"] == trained["jobs"] and row["jobs_estimated"] == 13
+    assert row["measured_over_predicted"] == pytest.approx(measured / 3.6)
+    assert row["unmodelled_s_per_job"] == pytest.approx((measured - 3.6) / trained["jobs"])
+    assert "## Against the estimate" in text and f"| train_session2 | {trained['jobs']} | 3.6 |" in text
 
 
 def test_workflow_passes_snakemake_lint(tmp_path):
