@@ -169,7 +169,7 @@ def main(argv=None) -> dict:
     dev = device()
     env = environment(dev)
     result = {**env, "settings": {}}
-    name = f"train_step-{dev.type}" + "-interpreted" * env["triton_interpreter"] + "-memory" * args.memory_only
+    record = f"train_step-{dev.type}" + "-interpreted" * env["triton_interpreter"] + "-memory" * args.memory_only
     for setting in args.settings.split(","):
         result["settings"][setting] = r = measure(setting, args.activations.split(","), args.batch,
                                                   args.compile.split(","), dev, args.repeats, args.rounds,
@@ -184,7 +184,7 @@ def main(argv=None) -> dict:
             print(f"{setting:12s} {name:24s} profile ({prof['clock']}, {prof['ms_per_step']:.2f} ms/step): {heaviest}")
         for name, err in r["failed"].items():
             print(f"{setting:12s} {name:24s} failed: {err}")
-        path = write(result, name, args.out)  # after each setting: a cut-off run keeps some
+        path = write(result, record, args.out)  # after each setting: a cut-off run keeps some
     print("wrote", path)
     return result
 

@@ -11,9 +11,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
 
-def test_train_step_records_every_variant_against_relu(tmp_path):
+def test_train_step_records_every_variant_against_relu(tmp_path, monkeypatch):
     train_step = pytest.importorskip("train_step")
-    out = tmp_path / "step.json"
+    out, names = tmp_path / "step.json", []
+    write = train_step.write
+    monkeypatch.setattr(train_step, "write", lambda result, name, path: names.append(name) or write(result, name, path))
     train_step.main(["--settings", "mnist-mlp", "--activations", "relu,arg2,dac", "--batch", "4", "--repeats", "1",
                      "--rounds", "1", "--profile", "arg2/eager,arg2/fused-bf16", "--out", str(out)])
     record = json.loads(out.read_text())
@@ -30,6 +32,7 @@ def test_train_step_records_every_variant_against_relu(tmp_path):
     # the eager inner net saves its two 64-wide hidden layers at every unit: even at 4 images, with the weights
     # the layers keep, several times what ReLU saves
     assert rows["arg2/eager"]["saved_vs_relu"] > 2 and rows["relu/eager"]["saved_bytes"] > 0
+    assert names == ["train_step-cpu"]  # the record's name, whatever the variants profiled or failed are called
 
 
 def test_saved_bytes_extend_linearly_from_one_and_two_images_to_a_batch(tmp_path):
@@ -166,7 +169,8 @@ def test_tf32_operands_reach_the_tensor_cores_unrounded_and_bf16_ones_rounded_to
         for kernel in (row["forward"], row["backward"]):
             assert kernel["instructions"]["tensor"] > 0
             forms = kernel["conversions"]
-            assert all(form.startswith(expected) for form in forms) and bool(forms) == (expected is not None)
+            assert bool(forms) == (expected is not None)
+            assert all(form.startswith(expected) for form in forms)
 
 
 def test_the_default_dac_tiles_do_not_spill_on_sm90():
