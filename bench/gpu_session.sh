@@ -51,7 +51,7 @@ stage() {
 bench() {
   stage fused_cases 180 60 python3 -m pytest -q -p no:cacheprovider -rs tests/fused_cases.py \
     --junitxml "$work/fused_cases-cuda.xml"
-  stage precision 30 60 python3 bench/precision.py --out "$work/precision-cuda.json"
+  stage precision 60 60 python3 bench/precision.py --out "$work/precision-cuda.json"
   stage inner_net 150 60 python3 bench/inner_net.py --sweep --out "$work/inner_net-cuda.json"
   stage train_step 120 40 python3 bench/train_step.py \
     --profile arg2/fused-tf32,arg2/fused-bf16,arg2/eager,dac/fused-fp32,relu/eager --out "$work/train_step-cuda.json"
