@@ -23,14 +23,7 @@ from common import device, environment, write
 
 from multiarg.activations import InnerNet
 from multiarg.fused import fused_inner, supported
-from multiarg.precision import MODES, TENSORS, emulated_inner_net, relative_error
-
-
-def _kernel(inner: InnerNet, x: torch.Tensor, grad: torch.Tensor, mode: str) -> dict[str, torch.Tensor]:
-    x = x.clone().requires_grad_()
-    out = fused_inner(inner, x, mode)
-    grads = torch.autograd.grad(out, [x, *inner.parameters()], grad)
-    return dict(zip(TENSORS, [out, *grads]))
+from multiarg.precision import MODES, TENSORS, differentiated, emulated_inner_net, relative_error
 
 
 def _worst(rows: list[dict[str, float]]) -> dict[str, float]:
@@ -50,7 +43,7 @@ def measure(n_args: int, hidden: int, points: int, seeds: int, mode: str, dev: t
         flipped.append(((emulated["a2"] > 0) != (reference["a2"] > 0)).double().mean().item())
         pairs = {"emulation_vs_fp64": (emulated, reference)}
         if supported(inner, x):
-            kernel = _kernel(inner, x, grad, mode)
+            kernel = differentiated(lambda v: fused_inner(inner, v, mode), inner, x, grad)
             pairs.update(kernel_vs_fp64=(kernel, reference), kernel_vs_emulation=(kernel, emulated))
         for what, (got, ref) in pairs.items():
             for name in TENSORS:

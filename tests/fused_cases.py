@@ -25,7 +25,7 @@ from multiarg.dendritic import dendritic_product  # noqa: E402
 from multiarg.fused import Launch, fused_activation, fused_inner, supported  # noqa: E402
 from multiarg.fused_dac import Tiles, fused_dendritic  # noqa: E402
 from multiarg.models import ModelConfig, OuterNet  # noqa: E402
-from multiarg.precision import MODES, TENSORS, emulated_inner_net, relative_error  # noqa: E402
+from multiarg.precision import MODES, TENSORS, differentiated, emulated_inner_net, relative_error  # noqa: E402
 from multiarg.train import TrainConfig, fit_run  # noqa: E402
 from test_workflow import REPO, snakemake  # noqa: E402
 
@@ -122,9 +122,7 @@ def test_each_mode_rounds_as_its_emulation(mode, n_args):
     torch.manual_seed(n_args)
     inner = InnerNet(n_args, 32).to(DEVICE)
     x, grad = torch.randn(300, n_args, device=DEVICE), torch.randn(300, device=DEVICE)
-    inp = x.clone().requires_grad_()
-    out = fused_inner(inner, inp, mode)
-    got = dict(zip(TENSORS, [out, *torch.autograd.grad(out, [inp, *inner.parameters()], grad)]))
+    got = differentiated(lambda v: fused_inner(inner, v, mode), inner, x, grad)
     emulated = emulated_inner_net(inner, x, grad, mode)
     for name in TENSORS:
         assert relative_error(got[name].reshape(emulated[name].shape), emulated[name])["norm"] < 1e-4, name

@@ -4,7 +4,7 @@ import torch
 from multiarg.activations import InnerNet
 from multiarg.data import load_prepared, split
 from multiarg.models import ModelConfig, OuterNet
-from multiarg.precision import (TENSORS, emulated_inner_net, product, relative_error, round_operand,
+from multiarg.precision import (TENSORS, differentiated, emulated_inner_net, product, relative_error, round_operand,
                                 rounded_inner_net)
 from multiarg.train import TrainConfig, fit_run
 
@@ -12,12 +12,6 @@ from multiarg.train import TrainConfig, fit_run
 # above what bench/precision.py measures for n = 1, 2, 3 (bench/results/precision-cpu-interpreted.json). tf32x3's
 # gradient bound leaves room for one ReLU flipped by fp32's own rounding, which it has not been seen to flip.
 BOUNDS = {"tf32": (3e-3, 0.15), "tf32x3": (1e-6, 1e-3), "bf16": (8e-3, 0.3)}  # (output, gradients)
-
-
-def _autograd(inner, x, grad):
-    x = x.clone().requires_grad_()
-    out = inner(x)
-    return dict(zip(TENSORS, [out, *torch.autograd.grad(out, [x, *inner.parameters()], grad)]))
 
 
 def test_tf32_keeps_the_top_ten_mantissa_bits():
@@ -56,7 +50,7 @@ def test_emulation_without_rounding_is_the_module(dtype, tolerance):
     torch.manual_seed(0)
     inner = InnerNet(3, 16).to(dtype)
     x, grad = torch.randn(500, 3, dtype=dtype), torch.randn(500, dtype=dtype)
-    expected, got = _autograd(inner, x, grad), emulated_inner_net(inner, x, grad)
+    expected, got = differentiated(inner, inner, x, grad), emulated_inner_net(inner, x, grad)
     for name in TENSORS:
         torch.testing.assert_close(got[name].reshape(expected[name].shape), expected[name], rtol=tolerance,
                                    atol=tolerance)

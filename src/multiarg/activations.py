@@ -17,9 +17,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .precision import MODES
+
 INITS = ("pretrained", "xavier")
 FIXED = ("relu", "gamma", "dac")  # one-argument designs without an inner net (see adaptive.py, dendritic.py)
-KERNELS = ("eager", "fused-fp32", "fused-tf32", "fused-tf32x3", "fused-bf16")  # see multiarg.fused for the fused modes
+KERNELS = ("eager", *(f"fused-{mode}" for mode in MODES))  # see multiarg.fused for the fused modes
 _kernel = "eager"
 # Points per piece when the eager inner net runs without autograd: its hidden activations then never pass
 # 2 x EVAL_CHUNK x hidden floats (512 MiB at H = 64), whatever the batch, instead of ~16 GB per hidden layer

@@ -11,6 +11,8 @@ TF32 is modelled as the tensor cores read Triton's operands: the fp32 bits with 
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
@@ -67,6 +69,16 @@ def emulated_inner_net(inner: nn.Module, x: torch.Tensor, grad: torch.Tensor, mo
     dh1 = torch.where(a1 > 0, product(dh2, w2, mode), 0)
     return {"output": h2 @ w3[0] + b3, "x": dh1 @ w1, "W1": dh1.T @ x, "b1": dh1.sum(0), "W2": product(dh2.T, h1, mode),
             "b2": dh2.sum(0), "W3": (grad @ h2)[None], "b3": grad.sum()[None], "a2": a2}
+
+
+def differentiated(evaluate: Callable[[torch.Tensor], torch.Tensor], inner: nn.Module, x: torch.Tensor,
+                   grad: torch.Tensor) -> dict[str, torch.Tensor]:
+    """``evaluate(x)``, the inner net's output on ``x`` by any path (the module, the fused kernels), and the gradients
+    of ``(output * grad).sum()`` with respect to ``x`` and ``inner``'s parameters, named as :data:`TENSORS`: what
+    :func:`emulated_inner_net` returns, to compare with it."""
+    x = x.detach().clone().requires_grad_()
+    out = evaluate(x)
+    return dict(zip(TENSORS, [out, *torch.autograd.grad(out, [x, *inner.parameters()], grad)]))
 
 
 class _Emulated(torch.autograd.Function):
