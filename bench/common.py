@@ -30,14 +30,22 @@ def load_config(configfile: str | None = None) -> dict:
     return config
 
 
+def outer_options(config: dict, arch: str, activation: str) -> dict:
+    """The model options (as the CLI takes them) of the network the workflow trains for ``arch`` x ``activation``."""
+    m, matching = config["model"], config["matching"]
+    return dict(arch=arch, widths=m[f"{arch}_widths"], dropout=m["dropout"], layernorm=m["layernorm"],
+                inner_hidden=m["inner_hidden"], inner_depth=m["inner_depth"], kernel_size=m["kernel_size"],
+                padding=m["padding"], pool_after=m["pool_after"],
+                match_to=matching["reference"] if activation in matching["matched"] else None)
+
+
+def build_outer_net(options: dict, dataset: str, activation: str) -> OuterNet:
+    return OuterNet(model_config(Namespace(**options), dataset, activation))
+
+
 def outer_net(config: dict, dataset: str, arch: str, activation: str) -> OuterNet:
     """The network the workflow trains for ``dataset`` x ``arch`` x ``activation`` under ``config``."""
-    m, matching = config["model"], config["matching"]
-    options = Namespace(arch=arch, widths=m[f"{arch}_widths"], dropout=m["dropout"], layernorm=m["layernorm"],
-                        inner_hidden=m["inner_hidden"], inner_depth=m["inner_depth"], kernel_size=m["kernel_size"],
-                        padding=m["padding"], pool_after=m["pool_after"],
-                        match_to=matching["reference"] if activation in matching["matched"] else None)
-    return OuterNet(model_config(options, dataset, activation))
+    return build_outer_net(outer_options(config, arch, activation), dataset, activation)
 
 
 def device() -> torch.device:

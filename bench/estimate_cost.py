@@ -16,7 +16,10 @@ sizes, and composes each job's time from them:
   still unbroken;
 - CIFAR-10-C: 15 corruptions x 5 severities + the clean set, forward only; collecting inner-net inputs: one test pass.
   These scale per image from the evaluation batch's times;
-- session I: its steps on the inner net alone.
+- session I: its steps on the inner net alone;
+- every job besides: its start-up (``bench/startup_probe.py``: the median of ``--repeats`` fresh processes, timed
+  whole, with the DAG's first outer network; evaluation jobs build no optimizer, so they start sooner) and, except
+  session I, reading and checking its prepared dataset (a file of that size, as ``load_prepared`` reads it).
 
 Epochs are the config's maxima times ``--epoch-fraction`` (1 = the upper bound: no early stop). Data preparation,
 analyses, tables and figures run on CPUs and are listed, not timed. Writes
@@ -25,25 +28,32 @@ analyses, tables and figures run on CPUs and are listed, not timed. Writes
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import re
+import statistics
 import subprocess
 import sys
+import tempfile
+import time
 from collections import Counter
 from functools import partial
+from pathlib import Path
 
 import torch
-from common import ROOT, attempt, best_of, device, environment, load_config, outer_net, write
+from common import ROOT, attempt, best_of, device, environment, load_config, outer_net, outer_options, write
 
 from multiarg.activations import KERNELS, ActivationSpec, InnerNet, set_kernel
 from multiarg.corruptions import CORRUPTIONS, SEVERITIES
-from multiarg.data import _COUNTS, SHAPES
+from multiarg.data import _COUNTS, SHAPES, load_prepared, manifest_path
+from multiarg.io import save_torch, sha256, write_json
 from multiarg.rnn_study import RNNConfig
 from multiarg.train import train_step
 
 # AutoAttack's standard L-inf attacks: (gradients, forward queries) per image. APGD-T and FAB-T try 9 target
 # classes of 100 iterations; FAB needs two gradients per iteration; Square makes 5000 queries.
 AA_COST = {"apgd-ce": (100, 0), "apgd-t": (900, 0), "fab-t": (1800, 0), "square": (0, 5000)}
+EVALUATION_RULES = {"collect_inputs", "eval_cifar10c", "autoattack"}  # the rest train: they build an optimizer
 TIMED_RULES = {"pretrain_inner", "train_session2", "train_session3", "train_rnn", "train_adversarial",
                "collect_inputs", "eval_cifar10c", "autoattack"}
 CPU_RULES = {"prepare_data", "param_table", "cifar10c", "analyze_nonlinearities", "fig4", "fig5", "fig7_fig8",
@@ -151,6 +161,63 @@ def job_seconds(rule: str, w: dict, config: dict, timer, args) -> float:
         return seconds
 
 
+def startup_seconds(config: dict, key: tuple, kind: str, dev, kernel: str, repeats: int) -> float:
+    """Median wall time of ``repeats`` fresh processes of ``bench/startup_probe.py`` (``kind`` "train" or "evaluate")
+    for the outer network ``key``."""
+    _, dataset, arch, activation = key
+    spec = {"kind": kind, "kernel": kernel, "device": str(dev), "dataset": dataset, "activation": activation,
+            "options": outer_options(config, arch, activation)}
+    cmd = [sys.executable, str(ROOT / "bench" / "startup_probe.py"), json.dumps(spec)]
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+        times.append(time.perf_counter() - start)
+        if done.returncode:
+            raise RuntimeError(f"start-up probe failed ({' '.join(cmd)}): {done.stderr[-2000:]}")
+    return statistics.median(times)
+
+
+def load_seconds(dataset: str, repeats: int) -> float:
+    """Best time of :func:`multiarg.data.load_prepared` (checksum, then load) on a file of ``dataset``'s size."""
+    (n_train, n_test), shape = _COUNTS[dataset], SHAPES[dataset][0]
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f"{dataset}.pt"
+        save_torch({"train_x": torch.zeros(n_train, *shape, dtype=torch.uint8),
+                    "train_y": torch.zeros(n_train, dtype=torch.int64),
+                    "test_x": torch.zeros(n_test, *shape, dtype=torch.uint8),
+                    "test_y": torch.zeros(n_test, dtype=torch.int64)}, path)
+        write_json({"sha256": sha256(path)}, manifest_path(path))
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            load_prepared(path)
+            times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def job_dataset(rule: str, w: dict) -> str | None:
+    """The prepared dataset a job reads (session I reads none)."""
+    return None if rule == "pretrain_inner" else "mnist" if rule == "train_rnn" else w["dataset"]
+
+
+def measure_overhead(config: dict, networks: list[tuple], datasets: set[str], dev, kernel: str,
+                     repeats: int) -> dict:
+    """Start-up seconds of a training and of an evaluation job, probed with the first of the outer ``networks``, and
+    load seconds of each of ``datasets``."""
+    outer = [key for key in networks if key[0] == "outer"]
+    return {"startup_s": {kind: startup_seconds(config, outer[0], kind, dev, kernel, repeats) if outer else 0.0
+                          for kind in ("train", "evaluate")},
+            "load_s": {d: load_seconds(d, repeats) for d in sorted(datasets)}}
+
+
+def fixed_seconds(rule: str, w: dict, overhead: dict) -> float:
+    """A job's seconds outside its batches: start-up, and loading its dataset."""
+    dataset = job_dataset(rule, w)
+    startup = overhead["startup_s"]["evaluate" if rule in EVALUATION_RULES else "train"]
+    return startup + (overhead["load_s"][dataset] if dataset else 0.0)
+
+
 def network_key(rule: str, w: dict) -> tuple:
     if rule == "pretrain_inner":
         return ("inner", w["activation"])
@@ -175,23 +242,31 @@ def build_timer(key: tuple, config: dict, dev, repeats: int) -> Timer:
                  t["eval_batch_size"], dev, repeats)
 
 
-def estimate(config: dict, jobs: list[tuple[str, dict]], dev, args) -> dict:
-    """Hours per rule. A network that cannot be timed here is listed under ``failed`` and its jobs under
-    ``jobs_not_timed``; the total then covers the others only."""
+def estimate(config: dict, jobs: list[tuple[str, dict]], dev, args, overhead: dict | None = None) -> dict:
+    """Hours per rule, each job's :func:`fixed_seconds` included (and also given apart as ``fixed_hours``) under
+    ``overhead``, measured here after the networks are timed if not given (so that, as in a DAG whose first job
+    has filled Triton's cache, start-up compiles nothing). A network that cannot be timed here is listed under
+    ``failed`` and its jobs under ``jobs_not_timed``; the total then covers the others only."""
     timed = [(rule, w) for rule, w in jobs if rule not in CPU_RULES]
     keys = dict.fromkeys(network_key(*j) for j in timed)
     timers, failed = attempt({key: partial(build_timer, key, config, dev, args.repeats) for key in keys})
+    if overhead is None:
+        overhead = measure_overhead(config, list(timers), {job_dataset(*j) for j in timed} - {None}, dev,
+                                    args.inner_kernel, args.repeats)
     per_rule: Counter = Counter()
+    fixed: Counter = Counter()
     missing: Counter = Counter()
     for rule, w in timed:
         key = network_key(rule, w)
         if key in timers:
-            per_rule[rule] += job_seconds(rule, w, config, timers[key], args)
+            fixed[rule] += fixed_seconds(rule, w, overhead)
+            per_rule[rule] += job_seconds(rule, w, config, timers[key], args) + fixed_seconds(rule, w, overhead)
         else:
             missing[rule] += 1
     counts = Counter(rule for rule, _ in jobs)
-    return {"hours_total": sum(per_rule.values()) / 3600,
-            "rules": {rule: {"jobs": counts[rule], "hours": sec / 3600} for rule, sec in per_rule.most_common()},
+    return {"hours_total": sum(per_rule.values()) / 3600, "overhead": overhead,
+            "rules": {rule: {"jobs": counts[rule], "hours": sec / 3600, "fixed_hours": fixed[rule] / 3600}
+                      for rule, sec in per_rule.most_common()},
             "cpu_rules_not_timed": {rule: n for rule, n in counts.items() if rule in CPU_RULES},
             "jobs_not_timed": dict(missing), "failed": {"/".join(k): e for k, e in failed.items()},
             "networks": {"/".join(k): t.seconds for k, t in timers.items()}}
@@ -214,8 +289,11 @@ def main(argv=None) -> dict:
               "inner_kernel": args.inner_kernel, "epoch_fraction": args.epoch_fraction,
               "robust_fraction": args.robust_fraction, **estimate(config, dag_jobs(args.configfile), dev, args)}
     set_kernel("eager")
+    o = result["overhead"]
+    print(f"per job: start-up {o['startup_s']['train']:.1f} s (training) or {o['startup_s']['evaluate']:.1f} s "
+          "(evaluation), loading data " + ", ".join(f"{d} {s:.2f} s" for d, s in o["load_s"].items()))
     for rule, v in result["rules"].items():
-        print(f"{rule:20s} {v['jobs']:5d} jobs {v['hours']:10.2f} h")
+        print(f"{rule:20s} {v['jobs']:5d} jobs {v['hours']:10.2f} h (start-up and data {v['fixed_hours']:.2f} h)")
     print(f"{'total':20s} {sum(v['jobs'] for v in result['rules'].values()):5d} jobs "
           f"{result['hours_total']:10.2f} h on {result['device']} (+ CPU steps: "
           f"{sum(result['cpu_rules_not_timed'].values())} jobs)")

@@ -9,8 +9,8 @@ device, and every figure and table the run wrote (with checksums; with ``--copy`
 Reads the newest Snakemake log under ``WORKDIR/.snakemake/log`` (or ``--log``), ``WORKDIR/logs/benchmarks`` and
 ``WORKDIR/results/{figures,tables}``. Writes ``summary.json`` and ``summary.md`` (which holds every Markdown
 table of the run) to ``--out``. With ``--estimate``, each rule the estimator times is set beside its prediction: a
-check of the cost model on a real run, and the time per job it does not model (starting Python and PyTorch, loading
-and checking data, writing results).
+check of the cost model on a real run, and the time per job it does not model (writing results, checkpoints and
+logs, the scheduler's own time, jobs contending for the machine).
 """
 from __future__ import annotations
 
@@ -90,7 +90,7 @@ def against_estimate(measured: dict, estimate: dict) -> dict:
                           "measured_over_predicted": m / p if p else None, "unmodelled_s_per_job": (m - p) / jobs}
     predicted, measured_total = (sum(r[k] for r in rows.values()) for k in ("predicted_s", "measured_s"))
     return {"device": estimate["device"], "command": estimate["command"], "inner_kernel": estimate["inner_kernel"],
-            "epoch_fraction": estimate["epoch_fraction"], "rules": rows,
+            "epoch_fraction": estimate["epoch_fraction"], "overhead": estimate.get("overhead"), "rules": rows,
             "total": {"predicted_s": predicted, "measured_s": measured_total,
                       "measured_over_predicted": measured_total / predicted if predicted else None}}
 
@@ -105,11 +105,21 @@ def outputs(workdir: Path) -> dict:
     return found
 
 
+def _overhead_text(overhead: dict | None) -> str:
+    if not overhead:
+        return "; no start-up or data loading counted"
+    loads = ", ".join(f"{d} {s:.2f} s" for d, s in overhead["load_s"].items())
+    startup = overhead["startup_s"]
+    return (f"; each job also pays a start-up of {startup['train']:.1f} s (training) or {startup['evaluate']:.1f} s "
+            f"(evaluation) and its data loading: {loads}")
+
+
 def _estimate_lines(e: dict) -> list[str]:
     lines = ["", "## Against the estimate", "",
              f"Predicted by `{e['command']}` on {e['device']} (kernel {e['inner_kernel']}, epoch fraction "
              f"{e['epoch_fraction']}: the configured maximum epochs, an upper bound where early stopping ends a run "
-             "sooner). Measured: the run's benchmark files, which also count what the model leaves out.", "",
+             f"sooner{_overhead_text(e.get('overhead'))}). Measured: the run's benchmark files, which also count "
+             "what the model leaves out.", "",
              "| rule | jobs | predicted s | measured s | measured / predicted | unmodelled s per job |",
              "|---|---|---|---|---|---|"]
     rows = [(rule, r["jobs"], r["predicted_s"], r["measured_s"], r["measured_over_predicted"],

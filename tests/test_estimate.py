@@ -18,6 +18,9 @@ class FakeTimer:
     seconds = {"step": 1.0, "eval": 10.0, "grad": 2.0, "eval_grad": 20.0}
 
 
+NO_OVERHEAD = {"startup_s": {"train": 0.0, "evaluate": 0.0}, "load_s": {"mnist": 0.0}}
+
+
 def test_the_dag_is_read_job_by_job_with_wildcards():
     jobs = estimate_cost.dag_jobs(TINY)
     counts = Counter(rule for rule, _ in jobs)
@@ -77,8 +80,35 @@ def test_a_network_that_cannot_be_timed_is_reported_and_the_rest_estimated(monke
 
     monkeypatch.setattr(estimate_cost, "build_timer", build_timer)
     args = Namespace(epoch_fraction=1.0, robust_fraction=1.0, repeats=1)
-    result = estimate_cost.estimate(config, jobs, torch.device("cpu"), args)
+    result = estimate_cost.estimate(config, jobs, torch.device("cpu"), args, NO_OVERHEAD)
     dac_jobs = Counter(rule for rule, w in jobs if w.get("activation") == "dac" and rule not in estimate_cost.CPU_RULES)
     assert result["failed"] == {"outer/mnist/mlp/dac": "RuntimeError: no kernel for this"}
     assert result["jobs_not_timed"] == dict(dac_jobs) and dac_jobs["train_session2"] == len(config["seeds"])
     assert result["hours_total"] > 0 and "outer/mnist/mlp/dac" not in result["networks"]
+
+
+def test_every_job_pays_its_kind_of_start_up_and_all_but_session_one_their_data(monkeypatch):
+    config, jobs = estimate_cost.load_config(TINY), estimate_cost.dag_jobs(TINY)
+    monkeypatch.setattr(estimate_cost, "build_timer", lambda *args: FakeTimer)
+    args = Namespace(epoch_fraction=1.0, robust_fraction=1.0, repeats=1)
+    bare = estimate_cost.estimate(config, jobs, torch.device("cpu"), args, NO_OVERHEAD)
+    overhead = {"startup_s": {"train": 3.0, "evaluate": 1.0}, "load_s": {"mnist": 0.5}}
+    paid = estimate_cost.estimate(config, jobs, torch.device("cpu"), args, overhead)
+    assert paid["overhead"] == overhead
+    for rule, row in paid["rules"].items():
+        fixed = row["jobs"] * {"pretrain_inner": 3.0, "autoattack": 1.5, "collect_inputs": 1.5}.get(rule, 3.5)
+        assert row["fixed_hours"] * 3600 == pytest.approx(fixed) and bare["rules"][rule]["fixed_hours"] == 0
+        assert (row["hours"] - bare["rules"][rule]["hours"]) * 3600 == pytest.approx(fixed)
+
+
+def test_start_up_is_timed_in_fresh_processes_and_a_failed_probe_says_why():
+    config = estimate_cost.load_config(TINY)
+    cpu = torch.device("cpu")
+    overhead = estimate_cost.measure_overhead(config, [("inner", "arg2"), ("outer", "mnist", "mlp", "arg2")],
+                                              {"mnist"}, cpu, "eager", repeats=1)
+    # a fresh interpreter imports PyTorch (over half a second) and, with the first optimizer, torch._dynamo
+    train, evaluate = overhead["startup_s"]["train"], overhead["startup_s"]["evaluate"]
+    assert 0.5 < evaluate < train < 120 and set(overhead["load_s"]) == {"mnist"}
+    assert 0 < overhead["load_s"]["mnist"] < evaluate
+    with pytest.raises(RuntimeError, match="start-up probe failed.*nosuch"):
+        estimate_cost.startup_seconds(config, ("outer", "mnist", "mlp", "nosuch"), "train", cpu, "eager", repeats=1)

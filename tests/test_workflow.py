@@ -83,8 +83,11 @@ def _check_run_summary(workdir, configfile):
     """bench/run_summary.py on the run just made: what the log, the benchmark files and the results say."""
     out, estimate = workdir / "summary", workdir / "estimate.json"
     estimate.write_text(json.dumps({"device": "here", "command": "python bench/estimate_cost.py", "epoch_fraction": 1,
-                                    "inner_kernel": "eager", "rules": {"train_session2": {"jobs": 13, "hours": 0.001},
-                                                                       "not_in_this_run": {"jobs": 1, "hours": 0.5}}}))
+                                    "inner_kernel": "eager",
+                                    "overhead": {"startup_s": {"train": 2.0, "evaluate": 1.5},
+                                                 "load_s": {"mnist": 0.25}},
+                                    "rules": {"train_session2": {"jobs": 13, "hours": 0.001},
+                                              "not_in_this_run": {"jobs": 1, "hours": 0.5}}}))
     subprocess.run([sys.executable, str(REPO / "bench" / "run_summary.py"), "--workdir", str(workdir), "--configfile",
                     str(configfile), "--copy", "--estimate", str(estimate), "--out", str(out)], check=True,
                    capture_output=True)
@@ -105,6 +108,7 @@ def _check_run_summary(workdir, configfile):
     assert row["measured_over_predicted"] == pytest.approx(measured / 3.6)
     assert row["unmodelled_s_per_job"] == pytest.approx((measured - 3.6) / trained["jobs"])
     assert "## Against the estimate" in text and f"| train_session2 | {trained['jobs']} | 3.6 |" in text
+    assert "start-up of 2.0 s (training) or 1.5 s (evaluation) and its data loading: mnist 0.25 s" in text
 
 
 def test_workflow_passes_snakemake_lint(tmp_path):
