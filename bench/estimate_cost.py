@@ -17,8 +17,8 @@ sizes, and composes each job's time from them:
 - CIFAR-10-C: 15 corruptions x 5 severities + the clean set, forward only; collecting inner-net inputs: one test pass.
   These scale per image from the evaluation batch's times;
 - session I: its steps on the inner net alone;
-- every job besides: its start-up (``bench/startup_probe.py``: the median of ``--repeats`` fresh processes, timed
-  whole, with the DAG's first outer network; evaluation jobs build no optimizer, so they start sooner) and, except
+- every job besides: its start-up (``bench/startup_probe.py``: the median of ``--startup-repeats`` fresh processes,
+  timed whole, with the DAG's first outer network; evaluation jobs build no optimizer, so they start sooner) and, except
   session I, reading and checking its prepared dataset (a file of that size, as ``load_prepared`` reads it).
 
 Epochs are the config's maxima times ``--epoch-fraction`` (1 = the upper bound: no early stop). Data preparation,
@@ -161,21 +161,25 @@ def job_seconds(rule: str, w: dict, config: dict, timer, args) -> float:
         return seconds
 
 
-def startup_seconds(config: dict, key: tuple, kind: str, dev, kernel: str, repeats: int) -> float:
-    """Median wall time of ``repeats`` fresh processes of ``bench/startup_probe.py`` (``kind`` "train" or "evaluate")
-    for the outer network ``key``."""
+def startup_seconds(config: dict, key: tuple, kind: str, dev, kernel: str, repeats: int,
+                    ending: str = "freeze") -> dict[str, float]:
+    """Median seconds of ``repeats`` fresh processes of ``bench/startup_probe.py`` (``kind`` "train" or "evaluate";
+    ``ending`` as a job's, or "collect") for the outer network ``key``: in all (``total``) and in each of the probe's
+    phases, the interpreter's own start and exit under ``interpreter``."""
     _, dataset, arch, activation = key
     spec = {"kind": kind, "kernel": kernel, "device": str(dev), "dataset": dataset, "activation": activation,
-            "options": outer_options(config, arch, activation)}
+            "options": outer_options(config, arch, activation), "exit": ending}
     cmd = [sys.executable, str(ROOT / "bench" / "startup_probe.py"), json.dumps(spec)]
-    times = []
+    runs = []
     for _ in range(repeats):
         start = time.perf_counter()
         done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-        times.append(time.perf_counter() - start)
+        total = time.perf_counter() - start
         if done.returncode:
             raise RuntimeError(f"start-up probe failed ({' '.join(cmd)}): {done.stderr[-2000:]}")
-    return statistics.median(times)
+        phases = json.loads(done.stdout.splitlines()[-1])
+        runs.append({"total": total, **phases, "interpreter": total - sum(phases.values())})
+    return {name: statistics.median(run[name] for run in runs) for name in runs[0]}
 
 
 def load_seconds(dataset: str, repeats: int) -> float:
@@ -203,11 +207,12 @@ def job_dataset(rule: str, w: dict) -> str | None:
 
 def measure_overhead(config: dict, networks: list[tuple], datasets: set[str], dev, kernel: str,
                      repeats: int) -> dict:
-    """Start-up seconds of a training and of an evaluation job, probed with the first of the outer ``networks``, and
-    load seconds of each of ``datasets``."""
+    """Start-up seconds of a training and of an evaluation job (``startup_s``; by phase in ``startup_phases_s``),
+    probed with the first of the outer ``networks``, and load seconds of each of ``datasets``."""
     outer = [key for key in networks if key[0] == "outer"]
-    return {"startup_s": {kind: startup_seconds(config, outer[0], kind, dev, kernel, repeats) if outer else 0.0
-                          for kind in ("train", "evaluate")},
+    phases = {kind: startup_seconds(config, outer[0], kind, dev, kernel, repeats) if outer else {"total": 0.0}
+              for kind in ("train", "evaluate")}
+    return {"startup_s": {kind: p["total"] for kind, p in phases.items()}, "startup_phases_s": phases,
             "load_s": {d: load_seconds(d, repeats) for d in sorted(datasets)}}
 
 
@@ -252,7 +257,7 @@ def estimate(config: dict, jobs: list[tuple[str, dict]], dev, args, overhead: di
     timers, failed = attempt({key: partial(build_timer, key, config, dev, args.repeats) for key in keys})
     if overhead is None:
         overhead = measure_overhead(config, list(timers), {job_dataset(*j) for j in timed} - {None}, dev,
-                                    args.inner_kernel, args.repeats)
+                                    args.inner_kernel, args.startup_repeats)
     per_rule: Counter = Counter()
     fixed: Counter = Counter()
     missing: Counter = Counter()
@@ -279,7 +284,8 @@ def main(argv=None) -> dict:
     p.add_argument("--epoch-fraction", type=float, default=1.0, help="share of the maximum epochs run")
     p.add_argument("--robust-fraction", type=float, default=1.0,
                    help="share of images APGD-CE leaves unbroken (1 = upper bound)")
-    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--repeats", type=int, default=5, help="calls of each batch a timing averages")
+    p.add_argument("--startup-repeats", type=int, default=3, help="fresh processes each start-up time is the median of")
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
     dev = device()
@@ -292,6 +298,8 @@ def main(argv=None) -> dict:
     o = result["overhead"]
     print(f"per job: start-up {o['startup_s']['train']:.1f} s (training) or {o['startup_s']['evaluate']:.1f} s "
           "(evaluation), loading data " + ", ".join(f"{d} {s:.2f} s" for d, s in o["load_s"].items()))
+    for kind, phases in o["startup_phases_s"].items():
+        print(f"  {kind} start-up: " + ", ".join(f"{name} {s:.2f} s" for name, s in phases.items()))
     for rule, v in result["rules"].items():
         print(f"{rule:20s} {v['jobs']:5d} jobs {v['hours']:10.2f} h (start-up and data {v['fixed_hours']:.2f} h)")
     print(f"{'total':20s} {sum(v['jobs'] for v in result['rules'].values()):5d} jobs "

@@ -55,7 +55,7 @@ bench() {
   stage inner_net 150 60 python3 bench/inner_net.py --sweep --out "$work/inner_net-cuda.json"
   stage train_step 120 40 python3 bench/train_step.py \
     --profile arg2/fused-tf32,arg2/fused-bf16,arg2/eager,dac/fused-fp32,relu/eager --out "$work/train_step-cuda.json"
-  stage estimate 120 20 python3 bench/estimate_cost.py --inner-kernel fused-tf32 \
+  stage estimate 150 20 python3 bench/estimate_cost.py --inner-kernel fused-tf32 \
     --out "$work/estimate-cuda-fused-tf32.json"
   stage dac_layer 60 15 python3 bench/dac_layer.py --sweep --out "$work/dac_layer-cuda.json"
   # last: torch.compile takes tens of seconds a model, and the issue needs it only as a point of comparison

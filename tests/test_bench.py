@@ -220,3 +220,17 @@ def test_programs_per_multiprocessor_follow_the_scarcest_resource():
     assert kernel_resources.resident(64, 0, 4) == 8  # 32 warps' worth of registers, 4 warps a program
     assert kernel_resources.resident(32, 120_000, 1) == 1  # shared memory
     assert kernel_resources.resident(16, 0, 1) == 32  # the cap on programs
+
+
+def test_job_exit_times_both_endings_of_a_job_side_by_side(tmp_path):
+    job_exit = pytest.importorskip("job_exit")
+    out = tmp_path / "exit.json"
+    record = job_exit.main(["--configfile", str(ROOT / "tests" / "configs" / "tiny.yaml"), "--rounds", "1",
+                            "--out", str(out)])
+    assert json.loads(out.read_text()) == record and record["network"] == "mnist/mlp/arg2"
+    for kind in ("train", "evaluate"):
+        row = record["kinds"][kind]
+        assert set(row) == {"freeze", "collect", "saved_s", "total_freeze_over_collect"}
+        for ending in ("freeze", "collect"):
+            assert 0 < row[ending]["interpreter"] < row[ending]["total"]
+        assert row["saved_s"] == pytest.approx(row["collect"]["total"] - row["freeze"]["total"])

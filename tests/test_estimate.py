@@ -109,6 +109,10 @@ def test_start_up_is_timed_in_fresh_processes_and_a_failed_probe_says_why():
     # a fresh interpreter imports PyTorch (over half a second) and, with the first optimizer, torch._dynamo
     train, evaluate = overhead["startup_s"]["train"], overhead["startup_s"]["evaluate"]
     assert 0.5 < evaluate < train < 120 and set(overhead["load_s"]) == {"mnist"}
+    phases = overhead["startup_phases_s"]
+    assert set(phases["train"]) == {"total", "import", "network", "optimizer", "first_step", "interpreter"}
+    assert "optimizer" not in phases["evaluate"] and phases["train"]["import"] > 0.5 * phases["train"]["interpreter"]
+    assert sum(phases["train"].values()) == pytest.approx(2 * train)  # a single run: its phases add up to it
     assert 0 < overhead["load_s"]["mnist"] < evaluate
     with pytest.raises(RuntimeError, match="start-up probe failed.*nosuch"):
         estimate_cost.startup_seconds(config, ("outer", "mnist", "mlp", "nosuch"), "train", cpu, "eager", repeats=1)
