@@ -264,8 +264,9 @@ def estimate(config: dict, jobs: list[tuple[str, dict]], dev, args, overhead: di
     for rule, w in timed:
         key = network_key(rule, w)
         if key in timers:
-            fixed[rule] += fixed_seconds(rule, w, overhead)
-            per_rule[rule] += job_seconds(rule, w, config, timers[key], args) + fixed_seconds(rule, w, overhead)
+            outside_batches = fixed_seconds(rule, w, overhead)
+            fixed[rule] += outside_batches
+            per_rule[rule] += job_seconds(rule, w, config, timers[key], args) + outside_batches
         else:
             missing[rule] += 1
     counts = Counter(rule for rule, _ in jobs)

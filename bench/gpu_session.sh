@@ -5,8 +5,9 @@
 #          bench/train_step.py (with profiles of arg2, dac and relu), bench/estimate_cost.py (paper scale,
 #          fused-tf32), bench/dac_layer.py --sweep, and last bench/train_step.py again with torch.compile'd relu
 #          and arg2
-#   quick  the whole DAG at GPU quick scale (workflow/configs/gpu-quick.yaml, or the CONFIG given), timed, and
-#          its summary (bench/run_summary.py: jobs, times, versions, figures and tables) in bench.tar.gz
+#   quick  the whole DAG at GPU quick scale (workflow/configs/gpu-quick.yaml, or the CONFIG given), timed; in the
+#          time it leaves, bench/estimate_cost.py for that config; and the run's summary (bench/run_summary.py:
+#          jobs, times, versions, figures and tables, each rule against that estimate) in bench.tar.gz
 #   all    bench, then quick in the time left: one call for a session whose whole device time is 15 minutes
 # Each stage runs under a timeout cut to the time left before SECONDS (default 570) have passed, so what was
 # measured always comes back: stages.txt (rc and seconds of each stage), gpu.txt, bench.tar.gz (JSON and logs,
@@ -64,12 +65,21 @@ bench() {
 }
 
 quick() {
-  echo "quick: config $config, gpu=${GPU_SLOTS:-8}" | tee -a "$out/stages.txt"
+  local kernel
+  kernel=$(python3 -c "import sys, yaml; print(yaml.safe_load(open(sys.argv[1])).get('inner_kernel', 'eager'))" "$config")
+  echo "quick: config $config, gpu=${GPU_SLOTS:-8}, kernel $kernel" | tee -a "$out/stages.txt"
   # a cut-off run still sends back what it made; Snakemake removes the outputs of the jobs it stops
   # --keep-going: a failed job costs only what depends on it, and the summary says which
   stage quick 600 25 python3 -m snakemake --cores 16 --resources "gpu=${GPU_SLOTS:-8}" --scheduler greedy \
     --keep-going all --configfile "$config"
-  stage quick_summary 20 5 python3 bench/run_summary.py --configfile "$config" --copy --out "$work/quick-summary"
+  # only in the time the DAG left: the same GPU's estimate of the run just made checks the cost model that the
+  # paper-scale estimate rests on
+  stage quick_estimate 90 25 python3 bench/estimate_cost.py --configfile "$config" --inner-kernel "$kernel" \
+    --repeats 3 --startup-repeats 2 --out "$work/estimate-quick.json"
+  local against=()
+  [[ -s $work/estimate-quick.json ]] && against=(--estimate "$work/estimate-quick.json")
+  stage quick_summary 20 5 python3 bench/run_summary.py --configfile "$config" --copy --out "$work/quick-summary" \
+    "${against[@]}"
   tar czf "$out/quick-results.tar.gz" --ignore-failed-read results/tables results/figures logs
 }
 

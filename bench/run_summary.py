@@ -63,10 +63,18 @@ def parse_log(text: str) -> dict:
             "failed": dict(Counter(re.findall(r"^Error in rule (\w+):", text, re.M)))}
 
 
-def benchmarks(workdir: Path) -> dict:
-    """Per rule, from Snakemake's benchmark files: jobs, their total and longest wall time, the largest RSS."""
+def run_start(run: dict) -> float | None:
+    """The run's start (its log's local date) as a timestamp, a second early: the log has whole seconds."""
+    return datetime.strptime(run["started"], "%Y-%m-%d %H:%M:%S").timestamp() - 1 if run["started"] else None
+
+
+def benchmarks(workdir: Path, since: float | None = None) -> dict:
+    """Per rule, from Snakemake's benchmark files written since ``since`` (the run's start: files an earlier run
+    left in the same folder are not this run's): jobs, their total and longest wall time, the largest RSS."""
     rules: dict = {}
     for path in sorted((workdir / "logs" / "benchmarks").glob("*/**/*.tsv")):
+        if since is not None and path.stat().st_mtime < since:
+            continue
         rule = path.relative_to(workdir / "logs" / "benchmarks").parts[0]
         with open(path) as fh:
             for row in csv.DictReader(fh, delimiter="\t"):
@@ -164,9 +172,10 @@ def main(argv=None) -> dict:
     args = p.parse_args(argv)
     workdir, out = Path(args.workdir), Path(args.out)
     log = Path(args.log) if args.log else newest_log(workdir)
+    run = parse_log(log.read_text())
     summary = {"scale": load_config(args.configfile)["scale"], "configfile": args.configfile,
-               "environment": environment(device()), "run": parse_log(log.read_text()),
-               "benchmarks": benchmarks(workdir), "outputs": outputs(workdir)}
+               "environment": environment(device()), "run": run, "benchmarks": benchmarks(workdir, run_start(run)),
+               "outputs": outputs(workdir)}
     if args.estimate:
         summary["estimate"] = against_estimate(summary["benchmarks"], json.loads(Path(args.estimate).read_text()))
     out.mkdir(parents=True, exist_ok=True)
@@ -178,7 +187,6 @@ def main(argv=None) -> dict:
                     shutil.copy2(workdir / "results" / kind / name, out / kind / name)
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     (out / "summary.md").write_text(markdown(summary, workdir, args.copy))
-    run = summary["run"]
     print(f"{sum(run['finished'].values())} jobs finished, {sum(run['failed'].values())} failed, "
           f"{run['elapsed_seconds']} s; wrote {out / 'summary.md'}")
     return summary

@@ -82,6 +82,9 @@ def test_tiny_real_mnist_run_writes_every_artefact(tmp_path, mirror):
 def _check_run_summary(workdir, configfile):
     """bench/run_summary.py on the run just made: what the log, the benchmark files and the results say."""
     out, estimate = workdir / "summary", workdir / "estimate.json"
+    stale = workdir / "logs" / "benchmarks" / "train_session2" / "from_an_earlier_run.tsv"
+    stale.write_text("s\th:m:s\tmax_rss\n99.0\t0:01:39\t10.0\n")
+    os.utime(stale, (0, 0))  # written long before this run began: not one of its jobs
     estimate.write_text(json.dumps({"device": "here", "command": "python bench/estimate_cost.py", "epoch_fraction": 1,
                                     "inner_kernel": "eager",
                                     "overhead": {"startup_s": {"train": 2.0, "evaluate": 1.5},
