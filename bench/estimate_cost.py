@@ -18,8 +18,9 @@ sizes, and composes each job's time from them:
   These scale per image from the evaluation batch's times;
 - session I: its steps on the inner net alone;
 - every job besides: its start-up (``bench/startup_probe.py``: the median of ``--startup-repeats`` fresh processes,
-  timed whole, with the DAG's first outer network; evaluation jobs build no optimizer, so they start sooner) and, except
-  session I, reading and checking its prepared dataset (a file of that size, as ``load_prepared`` reads it).
+  timed whole, with the DAG's first learned-activation network; evaluation jobs build no optimizer, so they start
+  sooner) and, except session I, reading and checking its prepared dataset (a file of that size, as
+  ``load_prepared`` reads it).
 
 Epochs are the config's maxima times ``--epoch-fraction`` (1 = the upper bound: no early stop). Data preparation,
 analyses, tables and figures run on CPUs and are listed, not timed. Writes
@@ -208,11 +209,13 @@ def job_dataset(rule: str, w: dict) -> str | None:
 def measure_overhead(config: dict, networks: list[tuple], datasets: set[str], dev, kernel: str,
                      repeats: int) -> dict:
     """Start-up seconds of a training and of an evaluation job (``startup_s``; by phase in ``startup_phases_s``),
-    probed with the first of the outer ``networks``, and load seconds of each of ``datasets``."""
-    outer = [key for key in networks if key[0] == "outer"]
+    probed with the first outer network of ``networks`` that has a learned activation (its start loads the inner
+    net's kernels) or else the first outer one, and load seconds of each of ``datasets``."""
+    outer = sorted((key for key in networks if key[0] == "outer"), key=lambda key: not key[3].startswith("arg"))
     phases = {kind: startup_seconds(config, outer[0], kind, dev, kernel, repeats) if outer else {"total": 0.0}
               for kind in ("train", "evaluate")}
     return {"startup_s": {kind: p["total"] for kind, p in phases.items()}, "startup_phases_s": phases,
+            "startup_network": "/".join(outer[0]) if outer else None,
             "load_s": {d: load_seconds(d, repeats) for d in sorted(datasets)}}
 
 

@@ -104,12 +104,13 @@ def test_every_job_pays_its_kind_of_start_up_and_all_but_session_one_their_data(
 def test_start_up_is_timed_in_fresh_processes_and_a_failed_probe_says_why():
     config = estimate_cost.load_config(TINY)
     cpu = torch.device("cpu")
-    overhead = estimate_cost.measure_overhead(config, [("inner", "arg2"), ("outer", "mnist", "mlp", "arg2")],
-                                              {"mnist"}, cpu, "eager", repeats=1)
+    networks = [("inner", "arg2"), ("outer", "mnist", "mlp", "relu"), ("outer", "mnist", "mlp", "arg2")]
+    overhead = estimate_cost.measure_overhead(config, networks, {"mnist"}, cpu, "eager", repeats=1)
     # a fresh interpreter imports PyTorch (over half a second) and, with the first optimizer, torch._dynamo
     train, evaluate = overhead["startup_s"]["train"], overhead["startup_s"]["evaluate"]
     assert 0.5 < evaluate < train < 120 and set(overhead["load_s"]) == {"mnist"}
     phases = overhead["startup_phases_s"]
+    assert overhead["startup_network"] == "outer/mnist/mlp/arg2"  # the learned one, though listed second
     assert set(phases["train"]) == {"total", "import", "network", "optimizer", "first_step", "interpreter"}
     assert "optimizer" not in phases["evaluate"] and phases["train"]["import"] > 0.5 * phases["train"]["interpreter"]
     assert sum(phases["train"].values()) == pytest.approx(2 * train)  # a single run: its phases add up to it
