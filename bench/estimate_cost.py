@@ -120,6 +120,11 @@ def _batches(n: int, size: int) -> int:
     return math.ceil(n / size)
 
 
+def job_dataset(rule: str, w: dict) -> str | None:
+    """The prepared dataset a job reads (session I reads none)."""
+    return None if rule == "pretrain_inner" else "mnist" if rule == "train_rnn" else w["dataset"]
+
+
 def job_seconds(rule: str, w: dict, config: dict, timer, args) -> float:
     """Seconds of one job from its network's measured batch times."""
     if rule not in TIMED_RULES:
@@ -127,7 +132,7 @@ def job_seconds(rule: str, w: dict, config: dict, timer, args) -> float:
     d, t = config["data"], config["train"]
     if rule == "pretrain_inner":
         return config["pretrain"]["steps"] * timer.seconds["step"]
-    dataset = "mnist" if rule == "train_rnn" else w["dataset"]
+    dataset = job_dataset(rule, w)
     full_train, full_test = _COUNTS[dataset]
     n_train = min(full_train - d["val_size"], d["train_limit"] or math.inf)
     n_test = min(full_test, d["test_limit"] or math.inf)
@@ -199,11 +204,6 @@ def load_seconds(dataset: str, repeats: int) -> float:
             load_prepared(path)
             times.append(time.perf_counter() - start)
     return min(times)
-
-
-def job_dataset(rule: str, w: dict) -> str | None:
-    """The prepared dataset a job reads (session I reads none)."""
-    return None if rule == "pretrain_inner" else "mnist" if rule == "train_rnn" else w["dataset"]
 
 
 def measure_overhead(config: dict, networks: list[tuple], datasets: set[str], dev, kernel: str,
@@ -284,7 +284,7 @@ def estimate(config: dict, jobs: list[tuple[str, dict]], dev, args, overhead: di
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--configfile", default=None, help="overrides on config.yaml, as for snakemake")
-    p.add_argument("--inner-kernel", default="eager", choices=KERNELS)
+    p.add_argument("--inner-kernel", default=None, choices=KERNELS, help="default: the config's inner_kernel")
     p.add_argument("--epoch-fraction", type=float, default=1.0, help="share of the maximum epochs run")
     p.add_argument("--robust-fraction", type=float, default=1.0,
                    help="share of images APGD-CE leaves unbroken (1 = upper bound)")
@@ -294,6 +294,7 @@ def main(argv=None) -> dict:
     args = p.parse_args(argv)
     dev = device()
     config = load_config(args.configfile)
+    args.inner_kernel = args.inner_kernel or config["inner_kernel"]
     set_kernel(args.inner_kernel)
     result = {**environment(dev), "configfile": args.configfile or "config.yaml", "scale": config["scale"],
               "inner_kernel": args.inner_kernel, "epoch_fraction": args.epoch_fraction,

@@ -65,17 +65,15 @@ bench() {
 }
 
 quick() {
-  local kernel
-  kernel=$(python3 -c "import sys, yaml; print(yaml.safe_load(open(sys.argv[1])).get('inner_kernel', 'eager'))" "$config")
-  echo "quick: config $config, gpu=${GPU_SLOTS:-8}, kernel $kernel" | tee -a "$out/stages.txt"
+  echo "quick: config $config, gpu=${GPU_SLOTS:-8}" | tee -a "$out/stages.txt"
   # a cut-off run still sends back what it made; Snakemake removes the outputs of the jobs it stops
   # --keep-going: a failed job costs only what depends on it, and the summary says which
   stage quick 600 25 python3 -m snakemake --cores 16 --resources "gpu=${GPU_SLOTS:-8}" --scheduler greedy \
     --keep-going all --configfile "$config"
   # only in the time the DAG left: the same GPU's estimate of the run just made checks the cost model that the
   # paper-scale estimate rests on
-  stage quick_estimate 90 25 python3 bench/estimate_cost.py --configfile "$config" --inner-kernel "$kernel" \
-    --repeats 3 --startup-repeats 2 --out "$work/estimate-quick.json"
+  stage quick_estimate 90 25 python3 bench/estimate_cost.py --configfile "$config" --repeats 3 --startup-repeats 2 \
+    --out "$work/estimate-quick.json"
   local against=()
   [[ -s $work/estimate-quick.json ]] && against=(--estimate "$work/estimate-quick.json")
   stage quick_summary 20 5 python3 bench/run_summary.py --configfile "$config" --copy --out "$work/quick-summary" \

@@ -22,7 +22,8 @@ def probe(spec: dict) -> dict[str, float]:
 
     def phase(name: str) -> None:
         nonlocal start
-        seconds[name], start = time.perf_counter() - start, time.perf_counter()
+        now = time.perf_counter()
+        seconds[name], start = now - start, now
 
     # imported here to be timed
     import torch
