@@ -134,7 +134,8 @@ def _estimate_lines(e: dict) -> list[str]:
              f"{r['unmodelled_s_per_job']:.1f}") for rule, r in e["rules"].items()]
     t = e["total"]
     rows.append(("total", "", t["predicted_s"], t["measured_s"], t["measured_over_predicted"], ""))
-    return lines + [f"| {rule} | {jobs} | {p:.1f} | {m:.1f} | {ratio:.2f} | {extra} |"
+    # no ratio where nothing was predicted: e.g. a run that had nothing to do benchmarks no rule of the estimate
+    return lines + [f"| {rule} | {jobs} | {p:.1f} | {m:.1f} | {'—' if ratio is None else f'{ratio:.2f}'} | {extra} |"
                     for rule, jobs, p, m, ratio, extra in rows]
 
 

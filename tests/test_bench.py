@@ -234,3 +234,12 @@ def test_job_exit_times_both_endings_of_a_job_side_by_side(tmp_path):
         for ending in ("freeze", "collect"):
             assert 0 < row[ending]["interpreter"] < row[ending]["total"]
         assert row["saved_s"] == pytest.approx(row["collect"]["total"] - row["freeze"]["total"])
+
+
+def test_a_run_that_benchmarked_no_estimated_rule_is_summarised_without_ratios():
+    run_summary = pytest.importorskip("run_summary")
+    estimate = {"device": "here", "command": "python bench/estimate_cost.py", "inner_kernel": "eager",
+                "epoch_fraction": 1, "rules": {"train_session2": {"jobs": 3, "hours": 0.01}}}
+    against = run_summary.against_estimate({}, estimate)  # e.g. Snakemake found nothing to do
+    assert against["rules"] == {} and against["total"]["measured_over_predicted"] is None
+    assert run_summary._estimate_lines(against)[-1] == "| total |  | 0.0 | 0.0 | — |  |"
