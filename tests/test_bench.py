@@ -236,6 +236,19 @@ def test_job_exit_times_both_endings_of_a_job_side_by_side(tmp_path):
         assert row["saved_s"] == pytest.approx(row["collect"]["total"] - row["freeze"]["total"])
 
 
+def test_fork_start_runs_a_job_both_ways_with_equal_outputs(tmp_path):
+    # In its own process: forking the test process, whose OpenMP pool earlier tests have started, could hang.
+    out = tmp_path / "fork.json"
+    subprocess.run([sys.executable, str(ROOT / "bench" / "fork_start.py"), "--rounds", "1", "--out", str(out)],
+                   check=True, capture_output=True, timeout=300)
+    record = json.loads(out.read_text())
+    assert record["outputs_equal"] is True and record["native_threads_after_preload"] == 1
+    assert record["job"] == "pretrain_inner arg2 seed 0" and record["preload_s"] > 0
+    for way in ("fresh", "forked"):
+        assert len(record["seconds"][way]) == 1 and record["median_s"][way] == record["seconds"][way][0] > 0
+    assert record["saved_s"] == pytest.approx(record["median_s"]["fresh"] - record["median_s"]["forked"])
+
+
 def test_a_run_that_benchmarked_no_estimated_rule_is_summarised_without_ratios():
     run_summary = pytest.importorskip("run_summary")
     estimate = {"device": "here", "command": "python bench/estimate_cost.py", "inner_kernel": "eager",
