@@ -103,7 +103,7 @@ def main(argv=None) -> dict:
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
-    config = load_config(args.configfile)
+    config, dev = load_config(args.configfile), device()
     gc.freeze()  # as a server would: the imported objects stay shared with every forked job
     times: dict[str, list[float]] = {"fresh": [], "forked": []}
     with tempfile.TemporaryDirectory() as tmp:
@@ -114,14 +114,14 @@ def main(argv=None) -> dict:
         a, b = tensors(work / "fresh0.pt"), tensors(work / "forked0.pt")
         equal = a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     median = {way: statistics.median(t) for way, t in times.items()}
-    result = {**environment(device()), "configfile": args.configfile, "job": "pretrain_inner arg2 seed 0",
+    result = {**environment(dev), "configfile": args.configfile, "job": "pretrain_inner arg2 seed 0",
               "rounds": args.rounds, "preload_s": PRELOAD_S, "native_threads_after_preload":
               len(os.listdir("/proc/self/task")) if os.path.isdir("/proc/self/task") else None,
               "seconds": times, "median_s": median, "saved_s": median["fresh"] - median["forked"],
               "fresh_over_forked": median["fresh"] / median["forked"], "outputs_equal": equal}
     print(f"session-I job: {median['fresh']:.2f} s fresh, {median['forked']:.2f} s forked "
           f"(preloading took {PRELOAD_S:.1f} s once); outputs equal: {equal}")
-    print("wrote", write(result, f"fork_start-{device().type}", args.out))
+    print("wrote", write(result, f"fork_start-{dev.type}", args.out))
     return result
 
 
