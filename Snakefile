@@ -33,6 +33,25 @@ include: "workflow/rules/robustness.smk"
 include: "workflow/rules/related.smk"
 
 
+# Local jobs start forked from one process that has imported everything (multiarg.jobserver); under an executor
+# that submits jobs elsewhere (SLURM) each runs as its own process. Ctrl-C skips onerror: the server then ends
+# when it sees this process gone.
+JOB_SERVER = {}
+
+
+onstart:
+    if config["job_server"] and workflow.local_exec:
+        JOB_SERVER["process"] = jobserver.start("logs/jobserver.log")
+
+
+onsuccess:
+    jobserver.stop(JOB_SERVER.pop("process", None))
+
+
+onerror:
+    jobserver.stop(JOB_SERVER.pop("process", None))
+
+
 rule all:
     input:
         all_targets(),

@@ -237,13 +237,13 @@ def test_job_exit_times_both_endings_of_a_job_side_by_side(tmp_path):
 
 
 def test_fork_start_runs_a_job_both_ways_with_equal_outputs(tmp_path):
-    # In its own process: forking the test process, whose OpenMP pool earlier tests have started, could hang.
     out = tmp_path / "fork.json"
     subprocess.run([sys.executable, str(ROOT / "bench" / "fork_start.py"), "--rounds", "1", "--out", str(out)],
                    check=True, capture_output=True, timeout=300)
     record = json.loads(out.read_text())
-    assert record["outputs_equal"] is True and record["native_threads_after_preload"] == 1
-    assert record["job"] == "pretrain_inner arg2 seed 0" and record["preload_s"] > 0
+    # the server forks from a single thread: a thread pool started before fork() would be missing in every job
+    assert record["outputs_equal"] is True and record["server_threads"] == 1
+    assert record["job"] == "pretrain_inner arg2 seed 0" and record["server_preload_s"] > 0
     for way in ("fresh", "forked"):
         assert len(record["seconds"][way]) == 1 and record["median_s"][way] == record["seconds"][way][0] > 0
     assert record["saved_s"] == pytest.approx(record["median_s"]["fresh"] - record["median_s"]["forked"])
@@ -256,3 +256,39 @@ def test_a_run_that_benchmarked_no_estimated_rule_is_summarised_without_ratios()
     against = run_summary.against_estimate({}, estimate)  # e.g. Snakemake found nothing to do
     assert against["rules"] == {} and against["total"]["measured_over_predicted"] is None
     assert run_summary._estimate_lines(against)[-1] == "| total |  | 0.0 | 0.0 | — |  |"
+
+
+@pytest.mark.e2e
+def test_job_server_bench_runs_the_workflow_both_ways_and_finds_the_same_numbers(tmp_path, mirror, monkeypatch):
+    import torch
+
+    job_server = pytest.importorskip("job_server")
+    monkeypatch.setenv("MULTIARG_DATA_MIRROR", str(mirror))
+    out = tmp_path / "js.json"
+    record = job_server.main(["--targets", "results/runs/mnist/mlp/arg2/seed0/session2/model.pt", "--rounds", "1",
+                              "--keep", str(tmp_path / "runs"), "--out", str(out)])
+    assert json.loads(out.read_text()) == record
+    (off,), (on,) = record["runs"]["off"], record["runs"]["on"]
+    assert off["jobs"] == on["jobs"] == 3 and on["forked_jobs"] == 3 and off["forked_jobs"] == 0
+    assert on["server_preload_s"] > 0 and off["server_preload_s"] is None
+    # model, checkpoint-free session-II outputs, session I and the data: compared, and equal
+    assert record["outputs_equal"] and record["compared_files"] >= 5 and record["differences"] == []
+    # the comparison does see a changed number, and only a timing is let through
+    runs = tmp_path / "runs"
+    metrics = runs / "on0" / "results/runs/mnist/mlp/arg2/seed0/session2/metrics.csv"
+    rows = metrics.read_text().splitlines()
+    header = rows[0].split(",")
+    first = rows[1].split(",")
+    first[header.index("seconds")] = "123.0"
+    metrics.write_text("\n".join([rows[0], ",".join(first), *rows[2:]]) + "\n")
+    assert job_server.differences(runs / "off0" / "results", runs / "on0" / "results")[1] == []
+    first[1] = "0.5"
+    metrics.write_text("\n".join([rows[0], ",".join(first), *rows[2:]]) + "\n")
+    init = runs / "on0" / "results/init/arg2/seed0.pt"
+    session1 = torch.load(init, weights_only=False)
+    session1["state_dict"]["net.0.bias"][0] += 1e-6
+    torch.save(session1, init)
+    found = job_server.differences(runs / "off0" / "results", runs / "on0" / "results")[1]
+    assert found == ["init/arg2/seed0.pt/state_dict/net.0.bias",
+                     f"runs/mnist/mlp/arg2/seed0/session2/metrics.csv[0]/{header[1]}"]
+

@@ -1,6 +1,15 @@
 import gc
+import os
+import sys
 
-from .cli import main
+if os.environ.get("MULTIARG_JOB_SERVER"):
+    from .jobserver import ENV, submit
+
+    code = submit(os.environ[ENV], sys.argv)
+    if code is not None:
+        sys.exit(code)
+
+from .cli import main  # noqa: E402
 
 main()
 # At exit Python's collector walks every object still alive: with PyTorch and torch._dynamo loaded, most of a

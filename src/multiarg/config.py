@@ -27,6 +27,25 @@ def validate_config(config: dict, schema_path: str | Path) -> None:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
 
 
+def cli_options(options: dict) -> list[str]:
+    """A mapping as ``python -m multiarg`` options: ``--key value`` tokens, lists joined by commas, booleans in lower
+    case (the workflow's rules and the benchmarks render a step's settings alike)."""
+    tokens = []
+    for key, value in options.items():
+        if isinstance(value, (list, tuple)):
+            value = ",".join(map(str, value))
+        elif isinstance(value, bool):
+            value = str(value).lower()
+        tokens += [f"--{key.replace('_', '-')}", str(value)]
+    return tokens
+
+
+def pretrain_options(config: dict) -> dict:
+    """Session I's settings under ``config``, as ``python -m multiarg pretrain`` takes them."""
+    m = config["model"]
+    return {**config["pretrain"], "inner_hidden": m["inner_hidden"], "inner_depth": m["inner_depth"]}
+
+
 def _consistency(config: dict) -> list[str]:
     problems = []
     acts = config["activations"]

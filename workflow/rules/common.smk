@@ -2,9 +2,9 @@ import os
 import re
 import shlex
 
-from multiarg import paths
+from multiarg import jobserver, paths
 from multiarg.activations import ActivationSpec
-from multiarg.config import validate_config
+from multiarg.config import cli_options, pretrain_options, validate_config
 
 validate_config(config, os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml"))
 
@@ -49,15 +49,8 @@ wildcard_constraints:
 
 
 def cli_args(options):
-    """Render a mapping as ``--key value`` options for ``python -m multiarg``."""
-    parts = []
-    for key, value in options.items():
-        if isinstance(value, (list, tuple)):
-            value = ",".join(map(str, value))
-        elif isinstance(value, bool):
-            value = str(value).lower()
-        parts.append(f"--{key.replace('_', '-')} {value}")
-    return " ".join(parts)
+    """Render a mapping as ``--key value`` options for ``python -m multiarg`` (shell text)."""
+    return " ".join(cli_options(options))
 
 
 def model_options(arch):
@@ -72,8 +65,7 @@ def get_mirror(wildcards):
 
 
 def get_pretrain_args(wildcards):
-    m = config["model"]
-    return cli_args({**config["pretrain"], "inner_hidden": m["inner_hidden"], "inner_depth": m["inner_depth"]})
+    return cli_args(pretrain_options(config))
 
 
 def training_options(patience=None, train_limit=None):

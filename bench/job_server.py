@@ -1,0 +1,114 @@
+"""The workflow with and without the job server (``multiarg.jobserver``), side by side: each round runs the same
+targets twice in fresh folders, ``job_server: true`` and ``false``, the order alternating between rounds, and
+records each run's wall time. The runs must compute the same: every tensor of every ``.pt`` output equal, every CSV
+and JSON field equal but timings (and the checksum of a ``.pt`` file, whose bytes name the temporary file it was
+written to).
+
+    python bench/job_server.py                          # tiny config, whole DAG: bench/results/job_server-<device>.json
+    python bench/job_server.py --configfile workflow/configs/demo.yaml --rounds 1 --cores 2
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from snakemake import __version__ as snakemake_version
+from common import ROOT, device, environment, write
+
+# Fields that hold time, or rank by it; compared outputs may differ only there.
+TIMED = re.compile(r"sec|mean_rank")
+COMPARED = (".pt", ".json", ".csv")
+
+
+def run(configfile: str, targets: list[str], cores: int, server: bool, workdir: Path) -> dict:
+    """One Snakemake run in ``workdir``: wall seconds, jobs done, the server's start-up from its log."""
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
+           "--configfile", str(ROOT / "config.yaml"), configfile, "--cores", str(cores), "--config",
+           f"job_server={server}", "--", *targets]
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    started = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    seconds = time.perf_counter() - started
+    if done.returncode:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stderr[-3000:]}")
+    steps = re.findall(r"(\d+) of (\d+) steps \(100%\) done", done.stderr)
+    log = workdir / "logs" / "jobserver.log"
+    preload = re.search(r"preloaded in ([0-9.]+) s", log.read_text()) if log.exists() else None
+    forked = sum(1 for _ in (workdir / "logs").rglob("*.log")
+                 if "forked by the job server" in _.read_text(errors="replace"))
+    return {"seconds": seconds, "jobs": int(steps[-1][0]) if steps else 0, "forked_jobs": forked,
+            "server_preload_s": float(preload.group(1)) if preload else None}
+
+
+def differences(a: Path, b: Path) -> tuple[int, list[str]]:
+    """Files under ``a`` compared with their namesakes under ``b``: how many, and where they differ."""
+    found, count = [], 0
+    for path in sorted(p for p in a.rglob("*") if p.is_file() and p.suffix in COMPARED):
+        other, count = b / path.relative_to(a), count + 1
+        if not other.exists():
+            found.append(f"{path.relative_to(a)}: missing")
+            continue
+        load = {".pt": lambda p: torch.load(p, weights_only=False), ".json": lambda p: json.loads(p.read_text()),
+                ".csv": lambda p: list(csv.DictReader(p.open()))}[path.suffix]
+        found += [f"{path.relative_to(a)}{where}" for where in _unequal(load(path), load(other), "")]
+    return count, found
+
+
+def _unequal(x, y, where: str) -> list[str]:
+    if isinstance(x, torch.Tensor):
+        same = isinstance(y, torch.Tensor) and x.shape == y.shape and x.dtype == y.dtype and torch.equal(x, y)
+        return [] if same else [where]
+    if isinstance(x, dict):
+        if not isinstance(y, dict) or x.keys() != y.keys():
+            return [f"{where} (keys)"]
+        return [w for k in x if not TIMED.search(str(k)) and k != "sha256"
+                for w in _unequal(x[k], y[k], f"{where}/{k}")]
+    if isinstance(x, (list, tuple)):
+        if not isinstance(y, (list, tuple)) or len(x) != len(y):
+            return [f"{where} (length)"]
+        return [w for i, (u, v) in enumerate(zip(x, y)) for w in _unequal(u, v, f"{where}[{i}]")]
+    return [] if x == y or (x != x and y != y) else [where]  # NaN equals NaN here
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--configfile", default=str(ROOT / "tests" / "configs" / "tiny.yaml"))
+    p.add_argument("--targets", nargs="*", default=["all"])
+    p.add_argument("--cores", type=int, default=2)
+    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--keep", default=None, help="keep the runs' folders here (default: a temporary folder)")
+    p.add_argument("--out", default=None)
+    args = p.parse_args(argv)
+    dev = device()
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(args.keep or tmp)
+        runs: dict[str, list[dict]] = {"off": [], "on": []}
+        for r in range(args.rounds):
+            for way in (("off", "on") if r % 2 == 0 else ("on", "off")):
+                folder = base / f"{way}{r}"
+                runs[way].append(run(args.configfile, args.targets, args.cores, way == "on", folder))
+                print(f"round {r} job server {way}: {runs[way][-1]['seconds']:.1f} s", flush=True)
+        compared, differ = differences(base / "off0" / "results", base / "on0" / "results")
+    median = {way: statistics.median(r["seconds"] for r in rs) for way, rs in runs.items()}
+    result = {**environment(dev), "snakemake": snakemake_version, "configfile": args.configfile,
+              "targets": args.targets, "cores": args.cores, "rounds": args.rounds, "runs": runs, "median_s": median,
+              "off_over_on": median["off"] / median["on"], "compared_files": compared, "differences": differ,
+              "outputs_equal": not differ}
+    print(f"job server off {median['off']:.1f} s, on {median['on']:.1f} s ({result['off_over_on']:.2f}x); "
+          f"{compared} output files compared, {len(differ)} differences")
+    print("wrote", write(result, f"job_server-{dev.type}", args.out))
+    return result
+
+
+if __name__ == "__main__":
+    main()
