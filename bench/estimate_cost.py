@@ -19,8 +19,9 @@ sizes, and composes each job's time from them:
 - session I: its steps on the inner net alone;
 - every job besides: its start-up (``bench/startup_probe.py``: the median of ``--startup-repeats`` fresh processes,
   timed whole, with the DAG's first learned-activation network; evaluation jobs build no optimizer, so they start
-  sooner) and, except session I, reading and checking its prepared dataset (a file of that size, as
-  ``load_prepared`` reads it).
+  sooner; under the config's ``job_server``, as that server starts a job: the probe's work in a process forked
+  after the server's imports, plus a command's hand-over to a real server) and, except session I, reading and
+  checking its prepared dataset (a file of that size, as ``load_prepared`` reads it).
 
 Epochs are the config's maxima times ``--epoch-fraction`` (1 = the upper bound: no early stop). Data preparation,
 analyses, tables and figures run on CPUs and are listed, not timed. Writes
@@ -31,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import re
 import statistics
 import subprocess
@@ -44,6 +46,7 @@ from pathlib import Path
 import torch
 from common import ROOT, attempt, best_of, device, environment, load_config, outer_net, outer_options, write
 
+from multiarg import jobserver
 from multiarg.activations import KERNELS, ActivationSpec, InnerNet, set_kernel
 from multiarg.corruptions import CORRUPTIONS, SEVERITIES
 from multiarg.data import _COUNTS, SHAPES, load_prepared, manifest_path
@@ -168,13 +171,15 @@ def job_seconds(rule: str, w: dict, config: dict, timer, args) -> float:
 
 
 def startup_seconds(config: dict, key: tuple, kind: str, dev, kernel: str, repeats: int,
-                    ending: str = "freeze") -> dict[str, float]:
+                    ending: str = "freeze", handover: float | None = None) -> dict[str, float]:
     """Median seconds of ``repeats`` fresh processes of ``bench/startup_probe.py`` (``kind`` "train" or "evaluate";
     ``ending`` as a job's, or "collect") for the outer network ``key``: in all (``total``) and in each of the probe's
-    phases, the interpreter's own start and exit under ``interpreter``."""
+    phases, the interpreter's own start and exit under ``interpreter``. With a ``handover`` (seconds, from
+    :func:`handover_seconds`) the phases are timed as the job server runs a job, forked from a process that has
+    imported everything, and ``total`` is their sum and the hand-over's."""
     _, dataset, arch, activation = key
     spec = {"kind": kind, "kernel": kernel, "device": str(dev), "dataset": dataset, "activation": activation,
-            "options": outer_options(config, arch, activation), "exit": ending}
+            "options": outer_options(config, arch, activation), "exit": ending, "forked": handover is not None}
     cmd = [sys.executable, str(ROOT / "bench" / "startup_probe.py"), json.dumps(spec)]
     runs = []
     for _ in range(repeats):
@@ -184,8 +189,30 @@ def startup_seconds(config: dict, key: tuple, kind: str, dev, kernel: str, repea
         if done.returncode:
             raise RuntimeError(f"start-up probe failed ({' '.join(cmd)}): {done.stderr[-2000:]}")
         phases = json.loads(done.stdout.splitlines()[-1])
-        runs.append({"total": total, **phases, "interpreter": total - sum(phases.values())})
+        if handover is None:
+            runs.append({"total": total, **phases, "interpreter": total - sum(phases.values())})
+        else:
+            runs.append({"total": handover + sum(phases.values()), **phases, "handover": handover})
     return {name: statistics.median(run[name] for run in runs) for name in runs[0]}
+
+
+def handover_seconds(repeats: int) -> float:
+    """Median seconds of ``python -m multiarg --help`` handed to a job server (``multiarg.jobserver``): what a forked
+    job's start costs beyond its own work (the client's interpreter, the hand-over, the fork, the exit)."""
+    with tempfile.TemporaryDirectory() as folder:
+        server = jobserver.start(str(Path(folder) / "jobserver.log"))
+        try:
+            times = []
+            for _ in range(repeats + 1):  # the first waits while the server imports
+                start = time.perf_counter()
+                done = subprocess.run([sys.executable, "-m", "multiarg", "--help"], capture_output=True, text=True,
+                                      env=dict(os.environ))
+                times.append(time.perf_counter() - start)
+                if done.returncode or "forked by the job server" not in done.stderr:
+                    raise RuntimeError(f"the job server did not run the hand-over probe: {done.stderr[-2000:]}")
+        finally:
+            jobserver.stop(server)
+    return statistics.median(times[1:])
 
 
 def load_seconds(dataset: str, repeats: int) -> float:
@@ -207,15 +234,25 @@ def load_seconds(dataset: str, repeats: int) -> float:
 
 
 def measure_overhead(config: dict, networks: list[tuple], datasets: set[str], dev, kernel: str,
-                     repeats: int) -> dict:
+                     repeats: int, job_server: bool = False) -> dict:
     """Start-up seconds of a training and of an evaluation job (``startup_s``; by phase in ``startup_phases_s``),
     probed with the first outer network of ``networks`` that has a learned activation (its start loads the inner
-    net's kernels) or else the first outer one, and load seconds of each of ``datasets``."""
+    net's kernels) or else the first outer one, as fresh processes or, with ``job_server``, as the job server starts
+    jobs; and load seconds of each of ``datasets``."""
     outer = sorted((key for key in networks if key[0] == "outer"), key=lambda key: not key[3].startswith("arg"))
-    phases = {kind: startup_seconds(config, outer[0], kind, dev, kernel, repeats) if outer else {"total": 0.0}
-              for kind in ("train", "evaluate")}
+
+    def measure(handover):
+        return {kind: startup_seconds(config, outer[0], kind, dev, kernel, repeats, handover=handover)
+                if outer else {"total": 0.0} for kind in ("train", "evaluate")}
+
+    server_error = None
+    try:  # the DAG runs its jobs as their own processes where the server cannot fork them: so does the estimate
+        phases = measure(handover_seconds(repeats)) if job_server and outer else measure(None)
+    except RuntimeError as err:
+        server_error, phases = f"{err}"[-1000:], measure(None)
     return {"startup_s": {kind: p["total"] for kind, p in phases.items()}, "startup_phases_s": phases,
             "startup_network": "/".join(outer[0]) if outer else None,
+            "job_server": job_server and server_error is None, "job_server_error": server_error,
             "load_s": {d: load_seconds(d, repeats) for d in sorted(datasets)}}
 
 
@@ -260,7 +297,7 @@ def estimate(config: dict, jobs: list[tuple[str, dict]], dev, args, overhead: di
     timers, failed = attempt({key: partial(build_timer, key, config, dev, args.repeats) for key in keys})
     if overhead is None:
         overhead = measure_overhead(config, list(timers), {job_dataset(*j) for j in timed} - {None}, dev,
-                                    args.inner_kernel, args.startup_repeats)
+                                    args.inner_kernel, args.startup_repeats, config["job_server"])
     per_rule: Counter = Counter()
     fixed: Counter = Counter()
     missing: Counter = Counter()

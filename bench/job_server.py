@@ -1,8 +1,8 @@
 """The workflow with and without the job server (``multiarg.jobserver``), side by side: each round runs the same
 targets twice in fresh folders, ``job_server: true`` and ``false``, the order alternating between rounds, and
 records each run's wall time. The runs must compute the same: every tensor of every ``.pt`` output equal, every CSV
-and JSON field equal but timings (and the checksum of a ``.pt`` file, whose bytes name the temporary file it was
-written to).
+and JSON field equal except timings and what ranks by them (CSV rows are matched by their other fields) and the
+checksum of a ``.pt`` file (its bytes name the temporary file it was written to).
 
     python bench/job_server.py                          # tiny config, whole DAG: bench/results/job_server-<device>.json
     python bench/job_server.py --configfile workflow/configs/demo.yaml --rounds 1 --cores 2
@@ -59,9 +59,16 @@ def differences(a: Path, b: Path) -> tuple[int, list[str]]:
             found.append(f"{path.relative_to(a)}: missing")
             continue
         load = {".pt": lambda p: torch.load(p, weights_only=False), ".json": lambda p: json.loads(p.read_text()),
-                ".csv": lambda p: list(csv.DictReader(p.open()))}[path.suffix]
+                ".csv": _rows}[path.suffix]
         found += [f"{path.relative_to(a)}{where}" for where in _unequal(load(path), load(other), "")]
     return count, found
+
+
+def _rows(path: Path) -> list[dict]:
+    """A CSV's rows in the order of their untimed fields (a table ranked partly by time may order its rows by it)."""
+    with open(path) as fh:
+        rows = list(csv.DictReader(fh))
+    return sorted(rows, key=lambda row: [(k, v) for k, v in row.items() if not TIMED.search(k)])
 
 
 def _unequal(x, y, where: str) -> list[str]:

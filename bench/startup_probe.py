@@ -9,7 +9,8 @@ network (parameter matching included). A ``train`` job then builds its optimizer
 ``evaluate`` job takes one gradient to the input, as attacks do. Either loads on the device the libraries and
 kernels PyTorch and Triton load lazily. Prints the seconds of each phase as JSON; the interpreter's own start and
 exit are the rest of the process's wall time. ``exit`` "freeze" ends as ``python -m multiarg`` does (``gc.freeze``),
-"collect" as a plain script.
+"collect" as a plain script. With ``"forked": true`` it first imports what the workflow's job server imports and
+times the phases in a forked child, as that server starts a job (the hand-over is timed apart).
 """
 import gc
 import json
@@ -54,8 +55,37 @@ def probe(spec: dict) -> dict[str, float]:
     return seconds
 
 
+def forked(spec: dict) -> dict[str, float]:
+    """:func:`probe` in a child forked from this process once it has imported what the job server imports
+    (``multiarg.jobserver.preload``), as that server runs a job; the child's phases."""
+    import os
+
+    import common  # noqa: F401  (the probe's network builder: a job's own is preloaded as well)
+
+    from multiarg import jobserver
+
+    jobserver.preload()
+    gc.freeze()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            os.close(read)
+            os.write(write, json.dumps(probe(spec)).encode())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write)
+    with os.fdopen(read) as fh:
+        phases = fh.read()
+    if os.waitpid(pid, 0)[1]:
+        raise SystemExit("the forked probe failed")
+    return json.loads(phases)
+
+
 if __name__ == "__main__":
     spec = json.loads(sys.argv[1])
-    print(json.dumps(probe(spec)))
+    print(json.dumps(forked(spec) if spec.get("forked") else probe(spec)))
     if spec["exit"] == "freeze":
         gc.freeze()

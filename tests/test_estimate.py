@@ -117,3 +117,17 @@ def test_start_up_is_timed_in_fresh_processes_and_a_failed_probe_says_why():
     assert 0 < overhead["load_s"]["mnist"] < evaluate
     with pytest.raises(RuntimeError, match="start-up probe failed.*nosuch"):
         estimate_cost.startup_seconds(config, ("outer", "mnist", "mlp", "nosuch"), "train", cpu, "eager", repeats=1)
+
+
+def test_start_up_under_the_job_server_is_timed_as_the_server_starts_a_job():
+    config = estimate_cost.load_config(TINY)
+    cpu = torch.device("cpu")
+    networks = [("outer", "mnist", "mlp", "arg2")]
+    overhead = estimate_cost.measure_overhead(config, networks, set(), cpu, "eager", repeats=1, job_server=True)
+    assert overhead["job_server"] is True
+    for kind, phases in overhead["startup_phases_s"].items():
+        assert "interpreter" not in phases and 0 < phases["handover"] < phases["total"]
+        assert phases["total"] == pytest.approx(sum(v for k, v in phases.items() if k != "total"))
+        assert phases["import"] < 0.1  # everything a job imports is there before the fork
+    # the first optimizer finds torch._dynamo imported: no second spent there
+    assert overhead["startup_phases_s"]["train"]["optimizer"] < 0.2
