@@ -100,6 +100,8 @@ def _check_run_summary(workdir, configfile):
     assert "--cores 2 all" in run["command"] and summary["scale"].startswith("TEST scale")
     trained = summary["benchmarks"]["train_session2"]
     assert trained["jobs"] == run["finished"]["train_session2"] and trained["seconds_total"] > 0
+    # every job was forked by the job server, and its RSS is the job's own (the client holds no PyTorch)
+    assert trained["forked"] == trained["jobs"] and trained["max_rss_mb"] > 200
     fig4 = summary["outputs"]["figures"]["fig4.png"]
     assert fig4["sha256"] == hashlib.sha256((out / "figures" / "fig4.png").read_bytes()).hexdigest()
     text = (out / "summary.md").read_text()
