@@ -67,9 +67,8 @@ def test_a_forked_job_writes_what_its_own_process_writes_and_passes_exit_status_
         assert "forked by the job server" in usage.stderr
         shown = multiarg("--help")
         assert shown.returncode == 0 and "usage:" in shown.stdout
-        failed = multiarg("prepare-data", "--dataset", "mnist", "--out", str(tmp_path / "x.pt"), "--cache-dir",
-                          str(tmp_path / "cache"), "--mirror", str(tmp_path / "no-such-mirror"))
-        assert failed.returncode == 1 and "multiarg prepare-data: DataError" in failed.stderr
+        failed = multiarg("pretrain", "--activation", "relu", "--seed", "0", "--out", str(tmp_path / "x.pt"))
+        assert failed.returncode == 1 and "relu has no inner net to pretrain" in failed.stderr
         # a job whose environment differs from the server's runs in its own process, and says why
         other = multiarg(*TINY_PRETRAIN, "--out", str(tmp_path / "refused.pt"), env={**os.environ, "EXTRA": "1"})
         assert other.returncode == 0, other.stderr
