@@ -1,5 +1,5 @@
 """A job server for the workflow: one process imports PyTorch, NumPy, SciPy, Matplotlib and every multiarg module
-once, then forks each ``python -m multiarg`` job from itself, so a job starts in a tenth of a second instead of
+once, then forks each ``python -m multiarg`` job from itself, so a job starts in a few tenths of a second instead of
 seconds (bench/fork_start.py).
 
 A job is forked only when it would run as it does in a fresh process: the same interpreter, ``sys.path`` and
