@@ -208,7 +208,7 @@ def handover_seconds(repeats: int) -> float:
                 done = subprocess.run([sys.executable, "-m", "multiarg", "--help"], capture_output=True, text=True,
                                       env=dict(os.environ))
                 times.append(time.perf_counter() - start)
-                if done.returncode or "forked by the job server" not in done.stderr:
+                if done.returncode or jobserver.FORKED not in done.stderr:
                     raise RuntimeError(f"the job server did not run the hand-over probe: {done.stderr[-2000:]}")
         finally:
             jobserver.stop(server)

@@ -69,7 +69,7 @@ def main(argv=None) -> dict:
                 for way in ("fresh", "forked"):
                     log = work / f"{way}{r}.log"
                     times[way].append(timed(job_args(config, work / f"{way}{r}.pt"), log, envs[way]))
-                    if ("forked by the job server" in log.read_text()) != (way == "forked"):
+                    if (jobserver.FORKED in log.read_text()) != (way == "forked"):
                         raise RuntimeError(f"the {way} job did not run as meant:\n{log.read_text()}")
         finally:
             jobserver.stop(server)

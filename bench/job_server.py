@@ -25,6 +25,8 @@ import torch
 from snakemake import __version__ as snakemake_version
 from common import ROOT, device, environment, write
 
+from multiarg import jobserver
+
 # Fields that hold time, or rank by it; compared outputs may differ only there.
 TIMED = re.compile(r"sec|mean_rank")
 COMPARED = (".pt", ".json", ".csv")
@@ -45,7 +47,7 @@ def run(configfile: str, targets: list[str], cores: int, server: bool, workdir: 
     log = workdir / "logs" / "jobserver.log"
     preload = re.search(r"preloaded in ([0-9.]+) s", log.read_text()) if log.exists() else None
     forked = sum(1 for _ in (workdir / "logs").rglob("*.log")
-                 if "forked by the job server" in _.read_text(errors="replace"))
+                 if jobserver.FORKED in _.read_text(errors="replace"))
     return {"seconds": seconds, "jobs": int(steps[-1][0]) if steps else 0, "forked_jobs": forked,
             "server_preload_s": float(preload.group(1)) if preload else None}
 

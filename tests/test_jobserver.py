@@ -37,7 +37,7 @@ def multiarg(*args, env=None, **kwargs):
 
 
 def forked_pid(stderr: str) -> int:
-    return int(re.search(r"forked by the job server as process (\d+)", stderr).group(1))
+    return int(re.search(rf"{jobserver.FORKED} (\d+)", stderr).group(1))
 
 
 def gone(pid: int, timeout: float = 20) -> bool:
@@ -64,7 +64,7 @@ def test_a_forked_job_writes_what_its_own_process_writes_and_passes_exit_status_
         # an argparse error (exit 2, usage on the job's stderr), help on its stdout (exit 0), a job's own failure
         usage = multiarg("pretrain", "--seed", "0")
         assert usage.returncode == 2 and "the following arguments are required" in usage.stderr
-        assert "forked by the job server" in usage.stderr
+        assert jobserver.FORKED in usage.stderr
         shown = multiarg("--help")
         assert shown.returncode == 0 and "usage:" in shown.stdout
         failed = multiarg("pretrain", "--activation", "relu", "--seed", "0", "--out", str(tmp_path / "x.pt"))
@@ -73,7 +73,7 @@ def test_a_forked_job_writes_what_its_own_process_writes_and_passes_exit_status_
         other = multiarg(*TINY_PRETRAIN, "--out", str(tmp_path / "refused.pt"), env={**os.environ, "EXTRA": "1"})
         assert other.returncode == 0, other.stderr
         assert ("running in this process, not forked by the job server: environment variables differ from the "
-                "server's: EXTRA") in other.stderr
+                "server's: EXTRA") in other.stderr and jobserver.FORKED not in other.stderr
     server_log = log.read_text()
     assert re.search(rf"jobserver {pid}: job pretrain --activation arg2", server_log)
     assert "refused" in server_log and "stopped" in server_log
@@ -94,7 +94,7 @@ def test_signals_reach_a_forked_job_and_a_killed_client_takes_its_job_along(tmp_
                                           stdout=subprocess.DEVNULL, env=dict(os.environ))
                 try:
                     deadline = time.time() + 60
-                    while "forked by the job server" not in (tmp_path / "stderr").read_text():
+                    while jobserver.FORKED not in (tmp_path / "stderr").read_text():
                         assert time.time() < deadline and client.poll() is None, (tmp_path / "stderr").read_text()
                         time.sleep(0.05)
                     pid = forked_pid((tmp_path / "stderr").read_text())

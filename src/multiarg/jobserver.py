@@ -29,6 +29,8 @@ PER_JOB = frozenset({"OMP_NUM_THREADS", "GOTO_NUM_THREADS", "OPENBLAS_NUM_THREAD
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 HEADER = struct.Struct("!I")
 USAGE = "peak RSS (with the server's pages it shares)"
+# What a forked job's log says first. Not a substring of the refusal's "not forked by the job server: ...".
+FORKED = "forked by the job server as process"
 
 
 # ---- the client: python -m multiarg ------------------------------------------------------------------------------
@@ -49,7 +51,7 @@ def submit(address: str, argv: list[str]) -> int | None:
     if "pid" not in first:
         return _in_process(first.get("refused", "the job server closed the connection"))
     pid = first["pid"]
-    print(f"multiarg: forked by the job server as process {pid}", file=sys.stderr, flush=True)
+    print(f"multiarg: {FORKED} {pid}", file=sys.stderr, flush=True)
     forwarded: list[int] = []
 
     def forward(sig, _frame):
