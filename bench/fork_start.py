@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -19,8 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
 from common import ROOT, device, environment, load_config, write
+from job_server import load_torch, server_start, unequal
 
 from multiarg import jobserver
 from multiarg.config import cli_options, pretrain_options
@@ -38,17 +37,6 @@ def timed(args: list[str], log: Path, env: dict) -> float:
         subprocess.run([sys.executable, "-m", "multiarg", *args], check=True, stdout=fh, stderr=subprocess.STDOUT,
                        env={**env, "OMP_NUM_THREADS": "1"})
     return time.perf_counter() - t
-
-
-def tensors(path: Path) -> dict[str, torch.Tensor]:
-    def walk(obj, prefix):
-        if isinstance(obj, dict):
-            for key, value in obj.items():
-                yield from walk(value, f"{prefix}/{key}")
-        elif isinstance(obj, torch.Tensor):
-            yield prefix, obj
-
-    return dict(walk(torch.load(path, weights_only=False), ""))
 
 
 def main(argv=None) -> dict:
@@ -73,14 +61,12 @@ def main(argv=None) -> dict:
                         raise RuntimeError(f"the {way} job did not run as meant:\n{log.read_text()}")
         finally:
             jobserver.stop(server)
-        server_log = (work / "jobserver.log").read_text()
-        a, b = tensors(work / "fresh0.pt"), tensors(work / "forked0.pt")
-        equal = a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    preload, threads = re.search(r"preloaded in ([0-9.]+) s, (\d+) native", server_log).groups()
+        preload, threads = server_start(work / "jobserver.log")
+        equal = not unequal(load_torch(work / "fresh0.pt"), load_torch(work / "forked0.pt"))
     median = {way: statistics.median(t) for way, t in times.items()}
     result = {**environment(dev), "configfile": args.configfile, "job": "pretrain_inner arg2 seed 0",
-              "rounds": args.rounds, "server_preload_s": float(preload),
-              "server_threads": int(threads), "seconds": times, "median_s": median,
+              "rounds": args.rounds, "server_preload_s": preload,
+              "server_threads": threads, "seconds": times, "median_s": median,
               "saved_s": median["fresh"] - median["forked"], "fresh_over_forked": median["fresh"] / median["forked"],
               "outputs_equal": equal}
     print(f"session-I job: {median['fresh']:.2f} s fresh, {median['forked']:.2f} s through the job server "

@@ -45,11 +45,16 @@ def run(configfile: str, targets: list[str], cores: int, server: bool, workdir: 
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stderr[-3000:]}")
     steps = re.findall(r"(\d+) of (\d+) steps \(100%\) done", done.stderr)
     log = workdir / "logs" / "jobserver.log"
-    preload = re.search(r"preloaded in ([0-9.]+) s", log.read_text()) if log.exists() else None
     forked = sum(1 for _ in (workdir / "logs").rglob("*.log")
                  if jobserver.FORKED in _.read_text(errors="replace"))
     return {"seconds": seconds, "jobs": int(steps[-1][0]) if steps else 0, "forked_jobs": forked,
-            "server_preload_s": float(preload.group(1)) if preload else None}
+            "server_preload_s": server_start(log)[0] if log.exists() else None}
+
+
+def server_start(log: Path) -> tuple[float, int]:
+    """Seconds the job server took to import everything, and its native threads then, from its log."""
+    seconds, threads = re.search(r"preloaded in ([0-9.]+) s, (\d+) native", log.read_text()).groups()
+    return float(seconds), int(threads)
 
 
 def differences(a: Path, b: Path) -> tuple[int, list[str]]:
@@ -60,9 +65,8 @@ def differences(a: Path, b: Path) -> tuple[int, list[str]]:
         if not other.exists():
             found.append(f"{path.relative_to(a)}: missing")
             continue
-        load = {".pt": lambda p: torch.load(p, weights_only=False), ".json": lambda p: json.loads(p.read_text()),
-                ".csv": _rows}[path.suffix]
-        found += [f"{path.relative_to(a)}{where}" for where in _unequal(load(path), load(other), "")]
+        load = {".pt": load_torch, ".json": lambda p: json.loads(p.read_text()), ".csv": _rows}[path.suffix]
+        found += [f"{path.relative_to(a)}{where}" for where in unequal(load(path), load(other))]
     return count, found
 
 
@@ -73,7 +77,13 @@ def _rows(path: Path) -> list[dict]:
     return sorted(rows, key=lambda row: [(k, v) for k, v in row.items() if not TIMED.search(k)])
 
 
-def _unequal(x, y, where: str) -> list[str]:
+def load_torch(path: Path):
+    return torch.load(path, weights_only=False)
+
+
+def unequal(x, y, where: str = "") -> list[str]:
+    """Where two loaded outputs differ: tensors bit for bit, containers entry by entry, timings and ``sha256`` left
+    out."""
     if isinstance(x, torch.Tensor):
         same = isinstance(y, torch.Tensor) and x.shape == y.shape and x.dtype == y.dtype and torch.equal(x, y)
         return [] if same else [where]
@@ -81,11 +91,11 @@ def _unequal(x, y, where: str) -> list[str]:
         if not isinstance(y, dict) or x.keys() != y.keys():
             return [f"{where} (keys)"]
         return [w for k in x if not TIMED.search(str(k)) and k != "sha256"
-                for w in _unequal(x[k], y[k], f"{where}/{k}")]
+                for w in unequal(x[k], y[k], f"{where}/{k}")]
     if isinstance(x, (list, tuple)):
         if not isinstance(y, (list, tuple)) or len(x) != len(y):
             return [f"{where} (length)"]
-        return [w for i, (u, v) in enumerate(zip(x, y)) for w in _unequal(u, v, f"{where}[{i}]")]
+        return [w for i, (u, v) in enumerate(zip(x, y)) for w in unequal(u, v, f"{where}[{i}]")]
     return [] if x == y or (x != x and y != y) else [where]  # NaN equals NaN here
 
 

@@ -79,8 +79,8 @@ def benchmarks(workdir: Path, since: float | None = None) -> dict:
     for path in sorted((workdir / "logs" / "benchmarks").glob("*/**/*.tsv")):
         if since is not None and path.stat().st_mtime < since:
             continue
-        rule = path.relative_to(workdir / "logs" / "benchmarks").parts[0]
-        forked = forked_rss_mb(workdir / "logs" / path.relative_to(workdir / "logs" / "benchmarks").with_suffix(".log"))
+        job = path.relative_to(workdir / "logs" / "benchmarks")  # its log: logs/<the same path>.log
+        rule, forked = job.parts[0], forked_rss_mb(workdir / "logs" / job.with_suffix(".log"))
         with open(path) as fh:
             for row in csv.DictReader(fh, delimiter="\t"):
                 r = rules.setdefault(rule, {"jobs": 0, "forked": 0, "seconds_total": 0.0, "seconds_max": 0.0,
