@@ -3,8 +3,8 @@
 #   bench  the fused kernels against PyTorch on CUDA (tests/fused_cases.py), bench/precision.py (each mode's error
 #          against float64 and against its emulation), bench/inner_net.py --sweep,
 #          bench/train_step.py (with profiles of arg2, dac and relu), bench/estimate_cost.py (paper scale,
-#          fused-tf32), bench/dac_layer.py --sweep, and last bench/train_step.py again with torch.compile'd relu
-#          and arg2
+#          fused-tf32), bench/dac_layer.py --sweep, and last bench/train_step.py again with relu and the fused
+#          arg2 step torch.compile'd and as CUDA graphs
 #   quick  the whole DAG at GPU quick scale (workflow/configs/gpu-quick.yaml, or the CONFIG given), timed; in the
 #          time it leaves, bench/estimate_cost.py for that config; and the run's summary (bench/run_summary.py:
 #          jobs, times, versions, figures and tables, each rule against that estimate) in bench.tar.gz
@@ -59,9 +59,10 @@ bench() {
   stage estimate 150 20 python3 bench/estimate_cost.py --inner-kernel fused-tf32 \
     --out "$work/estimate-cuda-fused-tf32.json"
   stage dac_layer 60 15 python3 bench/dac_layer.py --sweep --out "$work/dac_layer-cuda.json"
-  # last: torch.compile takes tens of seconds a model, and the issue needs it only as a point of comparison
-  stage train_step_compile 150 10 python3 bench/train_step.py --activations relu,arg2 --compile relu,arg2 \
-    --out "$work/train_step-compile-cuda.json"
+  # last: torch.compile takes tens of seconds a model. ReLU and the fused 2-arg step compiled, and replayed as CUDA
+  # graphs; the MLP first, whose small step is the one launches would bound
+  stage train_step_compile 150 10 python3 bench/train_step.py --settings mnist-mlp,cifar10-cnn --activations relu,arg2 \
+    --compile relu,arg2/fused-tf32 --graphs relu,arg2/fused-tf32 --out "$work/train_step-compile-cuda.json"
 }
 
 quick() {

@@ -4,7 +4,9 @@ eager path and its fused kernels).
 
     python bench/train_step.py                           # CUDA: batch 128, CIFAR-10 CNN and MNIST MLP
     python bench/train_step.py --batch 8 --repeats 2     # a look on a CPU (only the eager kernel runs there)
-    python bench/train_step.py --compile relu,arg2       # adds torch.compile'd eager variants of these
+    python bench/train_step.py --compile relu,arg2/fused-tf32 --graphs relu,arg2/fused-tf32
+                                                         # adds these variants torch.compile'd, and replayed as
+                                                         # CUDA graphs (mode="reduce-overhead"); a bare name: eager
     python bench/train_step.py --profile arg2/fused-tf32,relu/eager   # where these variants' step time goes
     TRITON_INTERPRET=1 python bench/train_step.py --memory-only       # what the fused kernels save, on a CPU
 
@@ -38,9 +40,12 @@ def build(setting: str, activation: str, dev: torch.device) -> OuterNet:
     return outer_net(CONFIG, *SETTINGS[setting], activation).to(dev)
 
 
-def variant_names(activation: str, compile_: bool, dev: torch.device) -> list[str]:
-    """``activation/kernel[+compile]``: every kernel that can run here for learned activations, and for DAC the
-    eager path and its fused kernels (fp32 whichever mode is chosen: one variant stands for all)."""
+COMPILERS = {"compile": {}, "graphs": {"mode": "reduce-overhead"}}  # a variant's +suffix: torch.compile's arguments
+
+
+def variant_names(activation: str, dev: torch.device) -> list[str]:
+    """``activation/kernel``: every kernel that can run here for learned activations, and for DAC the eager path
+    and its fused kernels (fp32 whichever mode is chosen: one variant stands for all)."""
     spec, probe = ActivationSpec.parse(activation), torch.empty(1, device=dev)
     if spec.learned and supported(InnerNet(spec.n_args), probe):
         kernels = KERNELS
@@ -48,18 +53,23 @@ def variant_names(activation: str, compile_: bool, dev: torch.device) -> list[st
         kernels = ("eager", "fused-fp32")
     else:
         kernels = ("eager",)
-    names = [f"{activation}/{k}" for k in kernels]
-    return names + ([f"{activation}/eager+compile"] if compile_ else [])
+    return [f"{activation}/{k}" for k in kernels]
+
+
+def compiled_names(variants: list[str], suffix: str, runnable: list[str]) -> list[str]:
+    """``variant+suffix`` (:data:`COMPILERS`) for each of ``variants`` (a bare activation meaning its eager kernel)
+    that is ``runnable`` here."""
+    names = (v if "/" in v else f"{v}/eager" for v in filter(None, variants))
+    return [f"{name}+{suffix}" for name in names if name in runnable]
 
 
 class Variant:
     """One model, optimizer and kernel; calling it runs one training step."""
 
     def __init__(self, name: str, model: OuterNet, inputs: torch.Tensor, labels: torch.Tensor):
-        kernel = name.split("/")[1]
-        self.name, self.kernel = name, kernel.removesuffix("+compile")
-        self.compiled = kernel.endswith("+compile")
-        self.model = torch.compile(model) if self.compiled else model
+        self.kernel, _, compiler = name.split("/")[1].partition("+")
+        self.name, self.compiled = name, bool(compiler)
+        self.model = torch.compile(model, **COMPILERS[compiler]) if compiler else model
         self.optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
         self.params = count_parameters(model)
         self.inputs, self.labels = inputs, labels
@@ -120,13 +130,15 @@ def profile(variant: Variant, dev: torch.device, steps: int = 5, top: int = 12) 
                      "share": getattr(e, attr) / total} for e in events[:top]]}
 
 
-def measure(setting: str, activations: list[str], batch: int, compiled: list[str], dev: torch.device, repeats: int,
-            rounds: int, profiled: tuple[str, ...] = (), memory_only: bool = False) -> dict:
+def measure(setting: str, activations: list[str], batch: int, compiled: dict[str, list[str]], dev: torch.device,
+            repeats: int, rounds: int, profiled: tuple[str, ...] = (), memory_only: bool = False) -> dict:
+    """``compiled``: variants to add compiled, per :data:`COMPILERS` suffix."""
     shape = SHAPES[SETTINGS[setting][0]][0]
     torch.manual_seed(0)
     inputs, labels = torch.rand(batch, *shape, device=dev), torch.randint(0, 10, (batch,), device=dev)
-    variants = {name: Variant(name, build(setting, activation, dev), inputs, labels)
-                for activation in activations for name in variant_names(activation, activation in compiled, dev)}
+    names = [name for activation in activations for name in variant_names(activation, dev)]
+    names += [name for suffix, chosen in compiled.items() for name in compiled_names(chosen, suffix, names)]
+    variants = {name: Variant(name, build(setting, name.split("/")[0], dev), inputs, labels) for name in names}
     saved, errors = attempt({name: partial(v.saved_bytes, batch) for name, v in variants.items()})
     for name in errors:
         del variants[name]
@@ -151,13 +163,20 @@ def _ratio(value, relu):
     return value / relu if value is not None and relu else None
 
 
+def _times(ratio: float | None) -> str:
+    return f" x{ratio:.2f}" if ratio is not None else ""  # no ratio where ReLU was not measured
+
+
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--settings", default=",".join(SETTINGS), help=f"comma-separated, of {list(SETTINGS)}")
     p.add_argument("--activations", default="relu,arg2,arg1,gamma,dac")
     p.add_argument("--batch", type=int, default=128)
-    p.add_argument("--compile", default="", metavar="ACTIVATIONS",
-                   help="comma-separated activations to also time torch.compile'd (eager kernel), e.g. relu,arg2")
+    p.add_argument("--compile", default="", metavar="VARIANTS",
+                   help="comma-separated variants to also time torch.compile'd, e.g. relu,arg2/fused-tf32 (a bare "
+                        "activation: its eager kernel)")
+    p.add_argument("--graphs", default="", metavar="VARIANTS",
+                   help="the same, compiled with mode='reduce-overhead' (CUDA graphs on a GPU)")
     p.add_argument("--profile", default="", metavar="VARIANTS",
                    help="comma-separated variants (activation/kernel) to profile, e.g. arg2/fused-tf32,relu/eager")
     p.add_argument("--repeats", type=int, default=20)
@@ -172,12 +191,13 @@ def main(argv=None) -> dict:
     record = f"train_step-{dev.type}" + "-interpreted" * env["triton_interpreter"] + "-memory" * args.memory_only
     for setting in args.settings.split(","):
         result["settings"][setting] = r = measure(setting, args.activations.split(","), args.batch,
-                                                  args.compile.split(","), dev, args.repeats, args.rounds,
+                                                  {"compile": args.compile.split(","),
+                                                   "graphs": args.graphs.split(",")}, dev, args.repeats, args.rounds,
                                                   tuple(filter(None, args.profile.split(","))), args.memory_only)
         for variant, v in r["variants"].items():
-            cells = [f"{1e3 * v['seconds']:9.2f} ms x{v['time_vs_relu']:.2f}" if v["seconds"] else "",
-                     f"peak {v['peak_bytes'] / 2**20:8.1f} MiB x{v['memory_vs_relu']:.2f}" if v["peak_bytes"] else "",
-                     f"saved {v['saved_bytes'] / 2**20:8.1f} MiB x{v['saved_vs_relu']:.2f}" if v["saved_bytes"] else ""]
+            cells = [f"{1e3 * v['seconds']:9.2f} ms" + _times(v["time_vs_relu"]) if v["seconds"] else "",
+                     f"peak {v['peak_bytes'] / 2**20:8.1f} MiB" + _times(v["memory_vs_relu"]) if v["peak_bytes"] else "",
+                     f"saved {v['saved_bytes'] / 2**20:8.1f} MiB" + _times(v["saved_vs_relu"]) if v["saved_bytes"] else ""]
             print(f"{setting:12s} {variant:24s} " + "  ".join(filter(None, cells)))
         for name, prof in r["profiles"].items():
             heaviest = ", ".join(f"{e['name']} {100 * e['share']:.0f}%" for e in prof["top"][:4])

@@ -5,6 +5,7 @@ Not collected by default. tests/test_fused.py runs this file in a fresh process 
 interpreter must be on before Triton is first imported, and the rest of the suite must not run under it), and
 again without it where CUDA is present. By hand on a GPU machine: ``python -m pytest tests/fused_cases.py``.
 """
+import json
 import os
 import sys
 from dataclasses import asdict
@@ -184,12 +185,19 @@ def test_dac_benchmark_times_the_fused_kernels_beside_eager():
     assert fused["error_vs_fp64"]["output"] < 1e-6 and fused["error_vs_fp64"]["gradients"] < 1e-5
 
 
-def test_training_step_benchmark_times_dac_on_its_fused_kernels():
+def test_training_step_benchmark_times_dac_on_its_fused_kernels_and_compiled_fused_steps(tmp_path, monkeypatch):
     # one fused variant stands for every mode: DAC's kernels are fp32 whichever is chosen
     sys.path.insert(0, str(REPO / "bench"))
     import train_step
 
-    assert train_step.variant_names("dac", False, DEVICE) == ["dac/eager", "dac/fused-fp32"]
+    assert train_step.variant_names("dac", DEVICE) == ["dac/eager", "dac/fused-fp32"]
+    for module in (fused, fused_dac):
+        monkeypatch.setattr(module, "torch", torch)  # Dynamo traces the module's own torch
+    out = tmp_path / "step.json"
+    train_step.main(["--settings", "mnist-mlp", "--activations", "arg2", "--batch", "2", "--repeats", "1",
+                     "--rounds", "1", "--compile", "arg2/fused-tf32", "--out", str(out)])
+    setting = json.loads(out.read_text())["settings"]["mnist-mlp"]
+    assert not setting["failed"] and setting["variants"]["arg2/fused-tf32+compile"]["seconds"] > 0
 
 
 def test_dac_refuses_what_it_cannot_run():
@@ -224,6 +232,38 @@ def test_outer_net_with_the_fused_kernel_matches_eager(arch, activation, kernel)
     kernel("fused-fp32")
     for want, got in zip(ref, _loss_and_grads(model, x)):
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
+
+
+def test_the_custom_operators_pass_torchs_checks(monkeypatch):
+    # schema, fake (meta) kernels, autograd registration and tracing by AOTAutograd, as torch.compile uses them
+    for module in (fused, fused_dac):
+        monkeypatch.setattr(module, "torch", torch)  # opcheck compares fresh calls: no NaN-filled buffers here
+    torch.manual_seed(0)
+    inner = InnerNet(2, 16).to(DEVICE)
+    weights = [p.detach().requires_grad_() for p in inner.parameters()]
+    x = torch.randn(3, 2, 37, device=DEVICE, requires_grad=True)
+    torch.library.opcheck(fused._inner_op, (x, *weights, "fp32", *asdict(Launch(16, 1, 2)).values()))
+    x, w, d = (torch.randn(*s, device=DEVICE, requires_grad=True) for s in ((2, 27, 5), (33, 27), (33, 27)))
+    torch.library.opcheck(fused_dac._dendritic_op, (x, w, d, *asdict(fused_dac.TILES).values()))
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+@pytest.mark.parametrize("arch,activation", [("cnn", "arg2"), ("mlp", "dac")])
+def test_a_compiled_network_runs_the_fused_kernels_in_one_graph(arch, activation, kernel, monkeypatch):
+    # fullgraph: a graph break (say, Dynamo stepping into a Triton launch) fails here instead of silently running
+    # the step in pieces; the kernels are then the custom operators, and must agree with their eager entry
+    for module in (fused, fused_dac):
+        monkeypatch.setattr(module, "torch", torch)  # Dynamo traces the module's own torch
+    torch.manual_seed(0)
+    cfg = ModelConfig(arch, activation, (1, 7, 7), 10, (3, 5), dropout=0.0, inner_hidden=16, pool_after=(0,))
+    model = OuterNet(cfg).to(DEVICE)
+    x = torch.rand(5, 1, 7, 7, device=DEVICE)
+    kernel("fused-fp32")
+    ref = _loss_and_grads(model, x)
+    torch._dynamo.reset()
+    got = _loss_and_grads(torch.compile(model, fullgraph=True), x)
+    for want, have in zip(ref, got):
+        torch.testing.assert_close(have, want, rtol=1e-4, atol=1e-6)
 
 
 def _curve(kernel, name, splits, cfg, seed, epochs, out_dir):

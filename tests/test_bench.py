@@ -50,12 +50,16 @@ def test_saved_bytes_extend_linearly_from_one_and_two_images_to_a_batch(tmp_path
     assert all(r["seconds"] is None and r["peak_bytes"] is None and r["saved_bytes"] > 0 for r in rows.values())
 
 
-def test_train_step_compiles_only_the_activations_named():
+def test_train_step_compiles_only_the_variants_named_that_run_here():
     train_step = pytest.importorskip("train_step")
     cpu = train_step.torch.device("cpu")
-    assert train_step.variant_names("relu", True, cpu) == ["relu/eager", "relu/eager+compile"]
-    assert train_step.variant_names("arg2", False, cpu) == ["arg2/eager"]  # no fused kernel on a CPU
-    assert train_step.variant_names("dac", False, cpu) == ["dac/eager"]
+    runnable = [name for a in ("relu", "arg2", "dac") for name in train_step.variant_names(a, cpu)]
+    assert runnable == ["relu/eager", "arg2/eager", "dac/eager"]  # no fused kernel on a CPU
+    # a bare activation means its eager kernel; a fused kernel that cannot run here is left out, not timed as eager
+    assert train_step.compiled_names(["relu", "arg2/fused-tf32", "dac/eager", ""], "graphs", runnable) == [
+        "relu/eager+graphs", "dac/eager+graphs"]
+    variant = train_step.Variant("relu/eager+graphs", train_step.build("mnist-mlp", "relu", cpu), None, None)
+    assert variant.kernel == "eager" and variant.compiled and variant.saved_bytes(4) is None
 
 
 def test_inner_net_records_throughput_and_error_per_argument_count(tmp_path):

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 
 import torch
 
@@ -36,6 +36,11 @@ try:
 except ImportError:  # the reference path needs no Triton
     triton = None
 
+# Whether Triton runs kernels in its CPU interpreter: decided when a kernel is defined (TRITON_INTERPRET=1 then), so
+# here, once; a constant is also what torch.compile can trace, where reading Triton's knobs is not.
+_knobs = getattr(triton, "knobs", None)  # Triton >= 3.4; older releases read the variable directly
+_INTERPRETED = triton is not None and (bool(_knobs.runtime.interpret) if _knobs is not None
+                                       else os.environ.get("TRITON_INTERPRET") == "1")
 
 
 @dataclass(frozen=True)
@@ -74,13 +79,7 @@ def supported(inner, x: torch.Tensor) -> bool:
 
 def runs_on(x: torch.Tensor) -> bool:
     """Whether Triton kernels can run on ``x``'s device: Triton present, and a CUDA tensor or the interpreter."""
-    return triton is not None and (x.is_cuda or _interpreted())
-
-
-def _interpreted() -> bool:
-    """Whether Triton runs kernels in its CPU interpreter (``TRITON_INTERPRET=1`` when they were defined)."""
-    knobs = getattr(triton, "knobs", None)  # Triton >= 3.4; older releases read the variable directly
-    return bool(knobs.runtime.interpret) if knobs is not None else os.environ.get("TRITON_INTERPRET") == "1"
+    return triton is not None and (x.is_cuda or _INTERPRETED)
 
 
 if triton is not None:
@@ -221,37 +220,100 @@ def _programs(n_blocks: int, device: torch.device, launch: Launch) -> int:
     return max(1, min(n_blocks, launch.programs_per_sm * multiprocessors(device)))
 
 
-class _FusedInner(torch.autograd.Function):
+def _forward(x, w1, b1, w2, b2, w3, b3, mode: str, launch: Launch) -> torch.Tensor:
     """The inner net on ``x`` of shape ``(B, n_args, M)`` (contiguous fp32), giving ``(B, M)``."""
+    _, n_args, group = x.shape
+    n_blocks = triton.cdiv(x.numel() // n_args, launch.block)
+    out = torch.empty(x.shape[0], group, device=x.device, dtype=torch.float32)
+    _forward_kernel[(_programs(n_blocks, x.device, launch),)](
+        x, w1, b1, w2, b2, w3, b3, out, x.numel() // n_args, group, n_blocks, **_flags(x, w1, mode, launch))
+    return out
+
+
+def _backward(grad, x, w1, b1, w2, b2, w3, mode: str, launch: Launch) -> tuple[torch.Tensor, torch.Tensor]:
+    """The gradient to ``x``, and the weight gradients flat in the order of :func:`_gradient_shapes`."""
+    n_args = x.shape[1]
+    n_blocks = triton.cdiv(x.numel() // n_args, launch.block)
+    programs = _programs(n_blocks, x.device, launch)
+    dx = torch.empty_like(x)
+    # one row of partial sums per program and a single reduction: a step's launch count stays small
+    partials = torch.empty(programs, _gradient_size(n_args, w1.shape[0]), device=x.device, dtype=torch.float32)
+    _backward_kernel[(programs,)](x, grad.contiguous().float(), w1, b1, w2, b2, w3, dx, partials, partials.stride(0),
+                                  x.numel() // n_args, x.shape[2], n_blocks, ARGS_P2=triton.next_power_of_2(n_args),
+                                  **_flags(x, w1, mode, launch))
+    return dx, partials.sum(0)
+
+
+def _flags(x, w1, mode: str, launch: Launch) -> dict:
+    return dict(N_ARGS=x.shape[1], H=w1.shape[0], BLOCK=launch.block, MODE=mode, EMULATE=_INTERPRETED,
+                num_warps=launch.warps)
+
+
+def _gradient_size(n_args: int, hidden: int) -> int:
+    return sum(math.prod(s) for s in _gradient_shapes(n_args, hidden))
+
+
+def _weight_grads(flat: torch.Tensor, n_args: int, hidden: int) -> tuple[torch.Tensor, ...]:
+    shapes = _gradient_shapes(n_args, hidden)
+    return tuple(g.view(s) for g, s in zip(flat.split([math.prod(s) for s in shapes]), shapes))
+
+
+class _FusedInner(torch.autograd.Function):
+    """The eager entry: an autograd.Function costs a few microseconds a call, where the custom operator below
+    that ``torch.compile`` needs costs tens (its dispatch; measured on the CPU)."""
 
     @staticmethod
     def forward(ctx, x, w1, b1, w2, b2, w3, b3, mode, launch):
-        _, n_args, group = x.shape
-        n, hidden = x.numel() // n_args, w1.shape[0]
-        n_blocks = triton.cdiv(n, launch.block)
-        grid = (_programs(n_blocks, x.device, launch),)
-        out = torch.empty(x.shape[0], group, device=x.device, dtype=torch.float32)
-        flags = dict(N_ARGS=n_args, H=hidden, BLOCK=launch.block, MODE=mode, EMULATE=_interpreted(),
-                     num_warps=launch.warps)
-        _forward_kernel[grid](x, w1, b1, w2, b2, w3, b3, out, n, group, n_blocks, **flags)
         ctx.save_for_backward(x, w1, b1, w2, b2, w3)
-        ctx.flags, ctx.grid, ctx.n_blocks = flags, grid, n_blocks
-        return out
+        ctx.mode, ctx.launch = mode, launch
+        return _forward(x, w1, b1, w2, b2, w3, b3, mode, launch)
 
     @staticmethod
     def backward(ctx, grad):
-        x, w1, b1, w2, b2, w3 = ctx.saved_tensors
-        (programs,), hidden, n_args = ctx.grid, w1.shape[0], x.shape[1]
-        shapes = _gradient_shapes(n_args, hidden)
-        sizes = [math.prod(s) for s in shapes]
-        dx = torch.empty_like(x)
-        # one row of partial sums per program and a single reduction: a step's launch count stays small
-        partials = torch.empty(programs, sum(sizes), device=x.device, dtype=torch.float32)
-        _backward_kernel[ctx.grid](x, grad.contiguous().float(), w1, b1, w2, b2, w3, dx, partials,
-                                   partials.stride(0), x.numel() // n_args, x.shape[2], ctx.n_blocks,
-                                   ARGS_P2=triton.next_power_of_2(n_args), **ctx.flags)
-        grads = partials.sum(0).split(sizes)
-        return (dx, *(g.view(s) for g, s in zip(grads, shapes)), None, None)
+        x, w1 = ctx.saved_tensors[:2]
+        dx, flat = _backward(grad, *ctx.saved_tensors, ctx.mode, ctx.launch)
+        return (dx, *_weight_grads(flat, x.shape[1], w1.shape[0]), None, None)
+
+
+# The same kernels as custom operators, opaque to torch.compile: Dynamo cannot trace a Triton launch under the
+# interpreter, nor the host-side launch arithmetic on a GPU without breaking the graph. With them a whole fused
+# step compiles to one graph, and ``mode="reduce-overhead"`` can replay it as a CUDA graph.
+@torch.library.custom_op("multiarg::inner_net", mutates_args=())
+def _inner_op(x: torch.Tensor, w1: torch.Tensor, b1: torch.Tensor, w2: torch.Tensor, b2: torch.Tensor,
+              w3: torch.Tensor, b3: torch.Tensor, mode: str, block: int, warps: int, programs_per_sm: int
+              ) -> torch.Tensor:
+    return _forward(x, w1, b1, w2, b2, w3, b3, mode, Launch(block, warps, programs_per_sm))
+
+
+@_inner_op.register_fake
+def _(x, *_):
+    return x.new_empty(x.shape[0], x.shape[2])
+
+
+@torch.library.custom_op("multiarg::inner_net_backward", mutates_args=())
+def _inner_backward_op(grad: torch.Tensor, x: torch.Tensor, w1: torch.Tensor, b1: torch.Tensor, w2: torch.Tensor,
+                       b2: torch.Tensor, w3: torch.Tensor, mode: str, block: int, warps: int, programs_per_sm: int
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+    return _backward(grad, x, w1, b1, w2, b2, w3, mode, Launch(block, warps, programs_per_sm))
+
+
+@_inner_backward_op.register_fake
+def _(grad, x, w1, *_):
+    return torch.empty_like(x), x.new_empty(_gradient_size(x.shape[1], w1.shape[0]))
+
+
+def _save_for_op(ctx, inputs, output):
+    ctx.save_for_backward(*inputs[:6])
+    ctx.launch = inputs[7:]
+
+
+def _op_grads(ctx, grad):
+    x, w1 = ctx.saved_tensors[:2]
+    dx, flat = _inner_backward_op(grad, *ctx.saved_tensors, *ctx.launch)
+    return (dx, *_weight_grads(flat, x.shape[1], w1.shape[0])) + (None,) * 4
+
+
+_inner_op.register_autograd(_op_grads, setup_context=_save_for_op)
 
 
 def fused_activation(inner, z: torch.Tensor, dim: int = 1, mode: str = "fp32", launch: Launch | None = None
@@ -268,8 +330,13 @@ def fused_activation(inner, z: torch.Tensor, dim: int = 1, mode: str = "fp32", l
     units = z.shape[dim] // n_args
     x = z.reshape(math.prod(z.shape[:dim]), n_args, units * math.prod(z.shape[dim + 1:])).contiguous().float()
     first, second, last = (m for m in inner.net if isinstance(m, torch.nn.Linear))
-    out = _FusedInner.apply(x, first.weight.contiguous(), first.bias, second.weight.contiguous(), second.bias,
-                            last.weight.contiguous(), last.bias, mode, launch or LAUNCHES[mode])
+    launch = launch or LAUNCHES[mode]
+    weights = (first.weight.contiguous(), first.bias, second.weight.contiguous(), second.bias,
+               last.weight.contiguous(), last.bias)
+    if torch.compiler.is_compiling():
+        out = _inner_op(x, *weights, mode, *astuple(launch))
+    else:
+        out = _FusedInner.apply(x, *weights, mode, launch)
     return out.view(*z.shape[:dim], units, *z.shape[dim + 1:]).to(z.dtype)
 
 

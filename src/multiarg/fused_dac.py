@@ -16,7 +16,7 @@ the two through Triton's CPU interpreter, and on a GPU where there is one.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 
 import torch
 
@@ -156,43 +156,98 @@ def _spans(batch: int, L: int, tiles_out: int, device: torch.device, tiles: Tile
     return min(programs, spans), spans, span
 
 
+def _forward(x, weight, dendrite_bias, tiles: Tiles) -> torch.Tensor:
+    batch, n_in, L = x.shape
+    n_out = weight.shape[0]
+    out = torch.empty(batch, n_out, L, device=x.device, dtype=torch.float32)
+    if out.numel():  # an empty batch launches nothing
+        points, grid = _point_tiles(batch, L, n_out, tiles)
+        _forward_kernel[grid](x, weight.t().contiguous(), dendrite_bias.t().contiguous(), out, L, n_in, n_out,
+                              BP=points, BJ=tiles.units, UNROLL=tiles.unroll, num_warps=tiles.warps)
+    return out
+
+
+def _backward(grad, x, weight, dendrite_bias, input_grad: bool, weight_grads: bool, tiles: Tiles
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The gradient to ``x``, and those to ``weight`` and ``dendrite_bias`` stacked ``(2, J, I)``; where not asked
+    for, empty (size 0)."""
+    grad = grad.contiguous()
+    batch, n_in, L = x.shape
+    n_out = weight.shape[0]
+    dx = torch.empty_like(x) if input_grad else x.new_empty(0)  # with no points, x has no elements either
+    weight_grad = x.new_zeros(2, *weight.shape) if weight_grads and not batch * L else x.new_empty(0)
+    if input_grad and batch * L:  # not for a network's first layer, outside attacks
+        points, grid = _point_tiles(batch, L, n_in, tiles)
+        _input_grad_kernel[grid](x, grad, weight, dendrite_bias, dx, L, n_in, n_out, BP=points, BI=tiles.units,
+                                 UNROLL=tiles.unroll, num_warps=tiles.warps)
+    if weight_grads and batch * L:
+        tiled = (triton.cdiv(n_out, tiles.units), triton.cdiv(n_in, tiles.units))
+        programs, spans, span = _spans(batch, L, tiled[0] * tiled[1], x.device, tiles)
+        partials = torch.empty(programs, 2, n_out, n_in, device=x.device, dtype=torch.float32)
+        _weight_grad_kernel[(*tiled, programs)](x, grad, weight, dendrite_bias, partials, L, n_in, n_out, spans,
+                                                span, BJ=tiles.units, BI=tiles.units, UNROLL=tiles.unroll,
+                                                num_warps=tiles.warps)
+        weight_grad = partials.sum(0)
+    return dx, weight_grad
+
+
+def _asked(dx: torch.Tensor, weight_grad: torch.Tensor, input_grad: bool, weight_grads: bool) -> tuple:
+    return dx if input_grad else None, *(weight_grad.unbind() if weight_grads else (None, None))
+
+
 class _FusedDendritic(torch.autograd.Function):
+    """The eager entry (cheaper to call than the custom operator below; see :mod:`multiarg.fused`)."""
+
     @staticmethod
     def forward(ctx, x, weight, dendrite_bias, tiles):
-        batch, n_in, L = x.shape
-        n_out = weight.shape[0]
-        out = torch.empty(batch, n_out, L, device=x.device, dtype=torch.float32)
-        if out.numel():  # an empty batch launches nothing
-            points, grid = _point_tiles(batch, L, n_out, tiles)
-            _forward_kernel[grid](x, weight.t().contiguous(), dendrite_bias.t().contiguous(), out, L, n_in, n_out,
-                                  BP=points, BJ=tiles.units, UNROLL=tiles.unroll, num_warps=tiles.warps)
         ctx.save_for_backward(x, weight, dendrite_bias)
         ctx.tiles = tiles
-        return out
+        return _forward(x, weight, dendrite_bias, tiles)
 
     @staticmethod
     def backward(ctx, grad):
-        x, weight, dendrite_bias = ctx.saved_tensors
-        tiles, grad = ctx.tiles, grad.contiguous()
-        batch, n_in, L = x.shape
-        n_out = weight.shape[0]
-        if batch * L == 0:
-            return torch.zeros_like(x), torch.zeros_like(weight), torch.zeros_like(dendrite_bias), None
-        dx = grad_w = grad_d = None
-        if ctx.needs_input_grad[0]:  # not for a network's first layer, outside attacks
-            dx = torch.empty_like(x)
-            points, grid = _point_tiles(batch, L, n_in, tiles)
-            _input_grad_kernel[grid](x, grad, weight, dendrite_bias, dx, L, n_in, n_out, BP=points, BI=tiles.units,
-                                     UNROLL=tiles.unroll, num_warps=tiles.warps)
-        if ctx.needs_input_grad[1] or ctx.needs_input_grad[2]:
-            tiled = (triton.cdiv(n_out, tiles.units), triton.cdiv(n_in, tiles.units))
-            programs, spans, span = _spans(batch, L, tiled[0] * tiled[1], x.device, tiles)
-            partials = torch.empty(programs, 2, n_out, n_in, device=x.device, dtype=torch.float32)
-            _weight_grad_kernel[(*tiled, programs)](x, grad, weight, dendrite_bias, partials, L, n_in, n_out, spans,
-                                                    span, BJ=tiles.units, BI=tiles.units, UNROLL=tiles.unroll,
-                                                    num_warps=tiles.warps)
-            grad_w, grad_d = partials.sum(0).unbind()
-        return dx, grad_w, grad_d, None
+        asked = ctx.needs_input_grad[0], ctx.needs_input_grad[1] or ctx.needs_input_grad[2]
+        return *_asked(*_backward(grad, *ctx.saved_tensors, *asked, ctx.tiles), *asked), None
+
+
+# The kernels as custom operators, for torch.compile (see multiarg.fused).
+@torch.library.custom_op("multiarg::dendritic", mutates_args=())
+def _dendritic_op(x: torch.Tensor, weight: torch.Tensor, dendrite_bias: torch.Tensor, points: int, units: int,
+                  unroll: int, warps: int, programs_per_sm: int) -> torch.Tensor:
+    return _forward(x, weight, dendrite_bias, Tiles(points, units, unroll, warps, programs_per_sm))
+
+
+@_dendritic_op.register_fake
+def _(x, weight, *_):
+    return x.new_empty(x.shape[0], weight.shape[0], x.shape[2])
+
+
+@torch.library.custom_op("multiarg::dendritic_backward", mutates_args=())
+def _dendritic_backward_op(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, dendrite_bias: torch.Tensor,
+                           input_grad: bool, weight_grads: bool, points: int, units: int, unroll: int, warps: int,
+                           programs_per_sm: int) -> tuple[torch.Tensor, torch.Tensor]:
+    return _backward(grad, x, weight, dendrite_bias, input_grad, weight_grads,
+                     Tiles(points, units, unroll, warps, programs_per_sm))
+
+
+@_dendritic_backward_op.register_fake
+def _(grad, x, weight, dendrite_bias, input_grad, weight_grads, *_):
+    return (torch.empty_like(x) if input_grad else x.new_empty(0),
+            x.new_empty(2, *weight.shape) if weight_grads else x.new_empty(0))
+
+
+def _save_for_op(ctx, inputs, output):
+    ctx.save_for_backward(*inputs[:3])
+    ctx.tiles = inputs[3:]
+
+
+def _op_grads(ctx, grad):
+    asked = ctx.needs_input_grad[0], ctx.needs_input_grad[1] or ctx.needs_input_grad[2]
+    grads = _dendritic_backward_op(grad, *ctx.saved_tensors, *asked, *ctx.tiles)
+    return *_asked(*grads, *asked), *(None,) * len(ctx.tiles)
+
+
+_dendritic_op.register_autograd(_op_grads, setup_context=_save_for_op)
 
 
 def fused_dendritic(x: torch.Tensor, weight: torch.Tensor, dendrite_bias: torch.Tensor, tiles: Tiles = TILES
@@ -202,4 +257,7 @@ def fused_dendritic(x: torch.Tensor, weight: torch.Tensor, dendrite_bias: torch.
     if x.dim() != 3 or weight.shape != dendrite_bias.shape or weight.shape[1] != x.shape[1]:
         raise ValueError(f"expected x (B, I, L) and weight, dendrite_bias (J, I); got {tuple(x.shape)}, "
                          f"{tuple(weight.shape)}, {tuple(dendrite_bias.shape)}")
-    return _FusedDendritic.apply(x.contiguous(), weight.contiguous(), dendrite_bias.contiguous(), tiles)
+    x, weight, dendrite_bias = x.contiguous(), weight.contiguous(), dendrite_bias.contiguous()
+    if torch.compiler.is_compiling():
+        return _dendritic_op(x, weight, dendrite_bias, *astuple(tiles))
+    return _FusedDendritic.apply(x, weight, dendrite_bias, tiles)
