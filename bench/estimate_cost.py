@@ -2,6 +2,7 @@
 
     python bench/estimate_cost.py                                  # config.yaml (paper scale), this device
     python bench/estimate_cost.py --inner-kernel fused-bf16        # with the fused kernels (CUDA)
+    python bench/estimate_cost.py --compile reduce-overhead        # training compiled, with CUDA graphs
     python bench/estimate_cost.py --configfile workflow/configs/demo.yaml --repeats 1
 
 Snakemake's dry run lists every job of the DAG. For each kind of network in it (dataset x arch x activation,
@@ -17,6 +18,8 @@ sizes, and composes each job's time from them:
 - CIFAR-10-C: 15 corruptions x 5 severities + the clean set, forward only; collecting inner-net inputs: one test pass.
   These scale per image from the evaluation batch's times;
 - session I: its steps on the inner net alone;
+- under the config's ``compile``, training jobs (not session I) take their times from the compiled network, and
+  each pays its compilation once per kind of call it makes (step, evaluation, PGD's gradients);
 - every job besides: its start-up (``bench/startup_probe.py``: the median of ``--startup-repeats`` fresh processes,
   timed whole, with the DAG's first learned-activation network; evaluation jobs build no optimizer, so they start
   sooner; under the config's ``job_server``, as that server starts a job: the probe's work in a process forked
@@ -25,7 +28,7 @@ sizes, and composes each job's time from them:
 
 Epochs are the config's maxima times ``--epoch-fraction`` (1 = the upper bound: no early stop). Data preparation,
 analyses, tables and figures run on CPUs and are listed, not timed. Writes
-``bench/results/estimate-<device>.json``.
+``bench/results/estimate-<device>.json`` (``estimate-<device>-compile-<mode>.json`` under a compile mode).
 """
 from __future__ import annotations
 
@@ -44,7 +47,8 @@ from functools import partial
 from pathlib import Path
 
 import torch
-from common import ROOT, attempt, best_of, device, environment, load_config, outer_net, outer_options, write
+from common import (ROOT, attempt, best_of, device, environment, load_config, outer_net, outer_options,
+                    seconds_per_call, write)
 
 from multiarg import jobserver
 from multiarg.activations import KERNELS, ActivationSpec, InnerNet, set_kernel
@@ -52,12 +56,13 @@ from multiarg.corruptions import CORRUPTIONS, SEVERITIES
 from multiarg.data import _COUNTS, SHAPES, load_prepared, manifest_path
 from multiarg.io import save_torch, sha256, write_json
 from multiarg.rnn_study import RNNConfig
-from multiarg.train import train_step
+from multiarg.train import COMPILE_MODES, compiled, set_compile, train_step
 
 # AutoAttack's standard L-inf attacks: (gradients, forward queries) per image. APGD-T and FAB-T try 9 target
 # classes of 100 iterations; FAB needs two gradients per iteration; Square makes 5000 queries.
 AA_COST = {"apgd-ce": (100, 0), "apgd-t": (900, 0), "fab-t": (1800, 0), "square": (0, 5000)}
 EVALUATION_RULES = {"collect_inputs", "eval_cifar10c", "autoattack"}  # the rest train: they build an optimizer
+FIT_RULES = {"train_session2", "train_session3", "train_rnn", "train_adversarial"}  # under the config's `compile`
 TIMED_RULES = {"pretrain_inner", "train_session2", "train_session3", "train_rnn", "train_adversarial",
                "collect_inputs", "eval_cifar10c", "autoattack"}
 CPU_RULES = {"prepare_data", "param_table", "cifar10c", "analyze_nonlinearities", "fig4", "fig5", "fig7_fig8",
@@ -80,11 +85,27 @@ def dag_jobs(configfile: str | None) -> list[tuple[str, dict]]:
 
 
 class Timer:
-    """Measured seconds per batch of one network: a training step, an evaluation, a gradient to the input."""
+    """Measured seconds per batch of one network: a training step, an evaluation, a gradient to the input
+    (``seconds``); for a network ``fit`` trains, under a compile mode (``multiarg.train.set_compile``), the same
+    through the compiled network as training runs them (``fit_seconds``), and the seconds each took to compile
+    (``compile_seconds``: its first call less a later one). Otherwise ``fit_seconds`` is ``seconds``."""
 
-    def __init__(self, model: torch.nn.Module, shape: tuple, batch: int, eval_batch: int, dev, repeats: int):
+    def __init__(self, model: torch.nn.Module, shape: tuple, batch: int, eval_batch: int, dev, repeats: int,
+                 fit: bool = True):
         model = model.to(dev)
-        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+        self.seconds = self._time(self._calls(model, model, shape, batch, eval_batch, dev), repeats, dev)[0]
+        self.fit_seconds, self.compile_seconds = self.seconds, {}
+        if fit and (fit_model := compiled(model)) is not model:
+            # as in a job of its own: Dynamo compiles each network afresh, where in one process the networks share
+            # OuterNet.forward's code, and after recompile_limit of them it would run the rest eager, uncompiled
+            torch._dynamo.reset()
+            calls = self._calls(fit_model, model, shape, batch, eval_batch, dev)
+            self.fit_seconds, first = self._time(calls, repeats, dev)
+            self.compile_seconds = {name: max(0.0, first[name] - self.fit_seconds[name]) for name in calls}
+
+    @staticmethod
+    def _calls(model, params, shape: tuple, batch: int, eval_batch: int, dev) -> dict:
+        optimizer = torch.optim.Adam(params.parameters(), lr=1e-3)
         x, y = torch.rand(batch, *shape, device=dev), torch.randint(0, 10, (batch,), device=dev)
         xe = torch.rand(eval_batch, *shape, device=dev)
         ye = torch.randint(0, 10, (eval_batch,), device=dev)
@@ -110,13 +131,15 @@ class Timer:
             optimizer.step()
 
         if len(shape) == 1:
-            fns = {"step": regression_step}
-        else:
-            fns = {"step": step, "eval": evaluate, "grad": partial(input_gradient, x, y),
-                   "eval_grad": partial(input_gradient, xe, ye)}
-        for fn in fns.values():
-            fn()  # warm-up
-        self.seconds = best_of(fns, repeats, 1, dev)
+            return {"step": regression_step}
+        return {"step": step, "eval": evaluate, "grad": partial(input_gradient, x, y),
+                "eval_grad": partial(input_gradient, xe, ye)}
+
+    @staticmethod
+    def _time(calls: dict, repeats: int, dev) -> tuple[dict, dict]:
+        """Best seconds per call of each, and the seconds of its first call (warm-up, compilation)."""
+        first = {name: seconds_per_call(fn, 1, dev) for name, fn in calls.items()}
+        return best_of(calls, repeats, 1, dev), first
 
 
 def _batches(n: int, size: int) -> int:
@@ -139,7 +162,7 @@ def job_seconds(rule: str, w: dict, config: dict, timer, args) -> float:
     full_train, full_test = _COUNTS[dataset]
     n_train = min(full_train - d["val_size"], d["train_limit"] or math.inf)
     n_test = min(full_test, d["test_limit"] or math.inf)
-    s, eval_batch = timer.seconds, t["eval_batch_size"]
+    s, eval_batch = timer.fit_seconds if rule in FIT_RULES else timer.seconds, t["eval_batch_size"]
     eval_batches = _batches(d["val_size"], eval_batch) + _batches(n_test, eval_batch)  # every epoch: val + test
     evaluation = eval_batches * s["eval"]
     if rule in ("train_session2", "train_session3", "train_rnn"):
@@ -168,6 +191,16 @@ def job_seconds(rule: str, w: dict, config: dict, timer, args) -> float:
             share = 1.0 if i == 0 else args.robust_fraction
             seconds += share * n * (gradients * per_image["eval_grad"] + queries * per_image["eval"])
         return seconds
+
+
+def compile_seconds(rule: str, config: dict, timer) -> float:
+    """Seconds a job spends compiling its network (``compile`` in the config): once for each kind of call it makes
+    through it. A lower bound: a batch of another size (an epoch's last) compiles again."""
+    if rule not in FIT_RULES:
+        return 0.0
+    adv = config["robustness"]["adversarial"]
+    calls = ("step", "eval") + (("grad",) + ("eval_grad",) * adv["robust_eval"] if rule == "train_adversarial" else ())
+    return sum(timer.compile_seconds.get(name, 0.0) for name in calls)
 
 
 def startup_seconds(config: dict, key: tuple, kind: str, dev, kernel: str, repeats: int,
@@ -272,12 +305,14 @@ def network_key(rule: str, w: dict) -> tuple:
 
 
 def build_timer(key: tuple, config: dict, dev, repeats: int) -> Timer:
+    """The network ``key`` timed at the config's sizes (session I's inner net trains outside ``fit``: it never
+    compiles)."""
     m, t = config["model"], config["train"]
     inner = (m["inner_hidden"], m["inner_depth"])
     if key[0] == "inner":
         p = config["pretrain"]
         net = InnerNet(ActivationSpec.parse(key[1]).n_args, *inner)
-        return Timer(net.net, (net.n_args,), p["batch_size"], p["batch_size"], dev, repeats)
+        return Timer(net.net, (net.n_args,), p["batch_size"], p["batch_size"], dev, repeats, fit=False)
     if key[0] == "rnn":
         r = config["rnn"]
         net = RNNConfig(key[1], r["hidden"], r["sequence"], inner_hidden=inner[0], inner_depth=inner[1]).build()
@@ -304,7 +339,7 @@ def estimate(config: dict, jobs: list[tuple[str, dict]], dev, args, overhead: di
     for rule, w in timed:
         key = network_key(rule, w)
         if key in timers:
-            outside_batches = fixed_seconds(rule, w, overhead)
+            outside_batches = fixed_seconds(rule, w, overhead) + compile_seconds(rule, config, timers[key])
             fixed[rule] += outside_batches
             per_rule[rule] += job_seconds(rule, w, config, timers[key], args) + outside_batches
         else:
@@ -315,13 +350,16 @@ def estimate(config: dict, jobs: list[tuple[str, dict]], dev, args, overhead: di
                       for rule, sec in per_rule.most_common()},
             "cpu_rules_not_timed": {rule: n for rule, n in counts.items() if rule in CPU_RULES},
             "jobs_not_timed": dict(missing), "failed": {"/".join(k): e for k, e in failed.items()},
-            "networks": {"/".join(k): t.seconds for k, t in timers.items()}}
+            "networks": {"/".join(k): t.seconds for k, t in timers.items()},
+            "compiled_networks": {"/".join(k): {"seconds": t.fit_seconds, "compile_seconds": t.compile_seconds}
+                                  for k, t in timers.items() if t.compile_seconds}}
 
 
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--configfile", default=None, help="overrides on config.yaml, as for snakemake")
     p.add_argument("--inner-kernel", default=None, choices=KERNELS, help="default: the config's inner_kernel")
+    p.add_argument("--compile", default=None, choices=COMPILE_MODES, help="default: the config's compile")
     p.add_argument("--epoch-fraction", type=float, default=1.0, help="share of the maximum epochs run")
     p.add_argument("--robust-fraction", type=float, default=1.0,
                    help="share of images APGD-CE leaves unbroken (1 = upper bound)")
@@ -333,15 +371,20 @@ def main(argv=None) -> dict:
     config = load_config(args.configfile)
     args.inner_kernel = args.inner_kernel or config["inner_kernel"]
     set_kernel(args.inner_kernel)
+    config["compile"] = args.compile or config["compile"]
+    set_compile(config["compile"])
     result = {**environment(dev), "configfile": args.configfile or "config.yaml", "scale": config["scale"],
-              "inner_kernel": args.inner_kernel, "epoch_fraction": args.epoch_fraction,
+              "inner_kernel": args.inner_kernel, "compile": config["compile"], "epoch_fraction": args.epoch_fraction,
               "robust_fraction": args.robust_fraction, **estimate(config, dag_jobs(args.configfile), dev, args)}
     set_kernel("eager")
+    set_compile("none")
     o = result["overhead"]
     print(f"per job: start-up {o['startup_s']['train']:.1f} s (training) or {o['startup_s']['evaluate']:.1f} s "
           "(evaluation), loading data " + ", ".join(f"{d} {s:.2f} s" for d, s in o["load_s"].items()))
     for kind, phases in o["startup_phases_s"].items():
         print(f"  {kind} start-up: " + ", ".join(f"{name} {s:.2f} s" for name, s in phases.items()))
+    for network, c in result["compiled_networks"].items():
+        print(f"  {network} compiles in " + ", ".join(f"{k} {v:.1f} s" for k, v in c["compile_seconds"].items()))
     for rule, v in result["rules"].items():
         print(f"{rule:20s} {v['jobs']:5d} jobs {v['hours']:10.2f} h (start-up and data {v['fixed_hours']:.2f} h)")
     print(f"{'total':20s} {sum(v['jobs'] for v in result['rules'].values()):5d} jobs "
@@ -349,7 +392,8 @@ def main(argv=None) -> dict:
           f"{sum(result['cpu_rules_not_timed'].values())} jobs)")
     for network, err in result["failed"].items():
         print(f"not timed: {network} ({err}); without its jobs {result['jobs_not_timed']}")
-    print("wrote", write(result, f"estimate-{dev.type}", args.out))
+    compiled_name = f"-compile-{config['compile']}" * (config["compile"] != "none")
+    print("wrote", write(result, f"estimate-{dev.type}{compiled_name}", args.out))
     return result
 
 

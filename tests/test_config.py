@@ -20,11 +20,13 @@ def _merge(base, over):
     return out
 
 
-def test_schema_lists_every_inner_net_kernel():
+def test_schema_lists_every_inner_net_kernel_and_compile_mode():
     from multiarg.activations import KERNELS
+    from multiarg.train import COMPILE_MODES
 
     schema = yaml.safe_load(SCHEMA.read_text())
     assert schema["properties"]["inner_kernel"]["enum"] == list(KERNELS)
+    assert schema["properties"]["compile"]["enum"] == list(COMPILE_MODES)
 
 
 def test_shipped_configs_are_valid():
@@ -45,6 +47,7 @@ def test_shipped_configs_are_valid():
     ({"model": {"pool_after": [0, 7]}}, "model.pool_after: layer indices must be below 4"),
     ({"analysis": {"trials": {"arg2": 2, "arg2-xavier": 3, "arg3": 0}}}, "analysis.trials.arg2-xavier: untrained"),
     ({"analysis": {"fit_weighting": "cells"}}, "analysis.fit_weighting: 'cells' is not one of"),
+    ({"compile": "max-autotune"}, "compile: 'max-autotune' is not one of ['none', 'default', 'reduce-overhead']"),
 ])
 def test_bad_configs_are_rejected_with_the_key_and_the_reason(change, message):
     with pytest.raises(ConfigError) as err:

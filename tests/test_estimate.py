@@ -15,7 +15,21 @@ TINY = str(REPO / "tests" / "configs" / "tiny.yaml")
 
 
 class FakeTimer:
-    seconds = {"step": 1.0, "eval": 10.0, "grad": 2.0, "eval_grad": 20.0}
+    seconds = fit_seconds = {"step": 1.0, "eval": 10.0, "grad": 2.0, "eval_grad": 20.0}
+    compile_seconds = {}
+
+
+class CompiledTimer(FakeTimer):
+    fit_seconds = {"step": 0.5, "eval": 5.0, "grad": 1.0, "eval_grad": 10.0}
+    compile_seconds = {"step": 30.0, "eval": 20.0, "grad": 15.0, "eval_grad": 12.0}
+
+
+@pytest.fixture
+def compile_mode():
+    from multiarg.train import set_compile
+
+    yield set_compile
+    set_compile("none")
 
 
 NO_OVERHEAD = {"startup_s": {"train": 0.0, "evaluate": 0.0}, "load_s": {"mnist": 0.0}}
@@ -58,6 +72,43 @@ def test_adversarial_training_pays_one_gradient_per_pgd_step():
     per_epoch = math.ceil(45000 / 128) * (1.0 + 7 * 2.0) + evaluation + 7 * 20.0 * 15
     assert estimate_cost.job_seconds("train_adversarial", w, config, FakeTimer, args) == pytest.approx(
         100 * per_epoch)
+
+
+def test_compiled_training_takes_the_compiled_times_and_pays_its_compilation(monkeypatch):
+    config, jobs = estimate_cost.load_config(TINY), estimate_cost.dag_jobs(TINY)
+    args = Namespace(epoch_fraction=1.0, robust_fraction=1.0, repeats=1)
+    w = {"dataset": "mnist", "arch": "mlp", "activation": "arg2", "seed": "0"}
+    for rule in ("train_session2", "train_adversarial"):  # every time of a training job halves
+        assert estimate_cost.job_seconds(rule, w, config, CompiledTimer, args) == pytest.approx(
+            estimate_cost.job_seconds(rule, w, config, FakeTimer, args) / 2)
+    # evaluation jobs do not compile: eager times, nothing to pay
+    assert estimate_cost.job_seconds("autoattack", w, config, CompiledTimer, args) == pytest.approx(
+        estimate_cost.job_seconds("autoattack", w, config, FakeTimer, args))
+    assert estimate_cost.compile_seconds("train_session3", config, CompiledTimer) == 50.0
+    robust = config["robustness"]["adversarial"]["robust_eval"]
+    assert estimate_cost.compile_seconds("train_adversarial", config, CompiledTimer) == 65.0 + 12.0 * robust
+    assert estimate_cost.compile_seconds("autoattack", config, CompiledTimer) == 0.0
+    monkeypatch.setattr(estimate_cost, "build_timer", lambda *a: CompiledTimer)
+    paid = estimate_cost.estimate(config, jobs, torch.device("cpu"), args, NO_OVERHEAD)
+    sessions = paid["rules"]["train_session2"]
+    assert sessions["fixed_hours"] * 3600 == pytest.approx(50.0 * sessions["jobs"])
+
+
+def test_each_compiled_network_is_timed_with_its_own_compilation(compile_mode, monkeypatch):
+    config = estimate_cost.load_config(TINY)
+    compile_mode("default")
+    # one process times many networks that share OuterNet.forward's code; past Dynamo's recompile limit (8; 1 here)
+    # it would run the later ones eager and report them compiled in no time
+    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 1)
+    for activation in ("relu", "gamma"):
+        timer = estimate_cost.build_timer(("outer", "mnist", "mlp", activation), config, torch.device("cpu"), 1)
+        assert set(timer.fit_seconds) == set(timer.seconds) == set(timer.compile_seconds)
+        # compiling the step takes seconds on any machine, a compiled call a fraction of one; a later kind of call
+        # may find its graph already compiled for another batch size (Dynamo's dynamic shapes), as in a job
+        assert timer.compile_seconds["step"] > 1.0 > max(timer.fit_seconds.values())
+        assert min(timer.compile_seconds.values()) >= 0 and min(timer.fit_seconds.values()) > 0
+    inner = estimate_cost.build_timer(("inner", "arg2"), config, torch.device("cpu"), repeats=1)
+    assert inner.compile_seconds == {} and inner.fit_seconds is inner.seconds  # session I never compiles
 
 
 def test_every_network_of_the_tiny_dag_is_timed():

@@ -8,7 +8,7 @@ from multiarg.io import load_torch
 from multiarg.models import ModelConfig, OuterNet
 from multiarg.pretrain import MapConfig, PretrainConfig, make_initial_inner
 from multiarg.sessions import load_model, train_session
-from multiarg.train import EarlyStopping, TrainConfig, TrainingDiverged, fit
+from multiarg.train import EarlyStopping, TrainConfig, TrainingDiverged, fit, set_compile
 
 SPLIT = dict(val_size=100, split_seed=0, train_limit=300, test_limit=100)
 
@@ -60,6 +60,30 @@ def test_resume_after_kill_reproduces_an_uninterrupted_run(tmp_path, mnist_pt, i
     snaps_a, snaps_b = load_torch(tmp_path / "straight" / "snapshots.pt"), load_torch(killed / "snapshots.pt")
     assert snaps_a["epochs"] == snaps_b["epochs"] == [0, 1, 2, 3, 4]
     assert torch.equal(snaps_a["snapshots"][-1]["net.0.weight"], snaps_b["snapshots"][-1]["net.0.weight"])
+
+
+@pytest.fixture
+def compile_mode():
+    """Restores eager training after a test that compiles."""
+    yield set_compile
+    set_compile("none")
+
+
+def test_compiled_training_keeps_the_eager_runs_dropout_masks_and_resumes(tmp_path, mnist_pt, init_record,
+                                                                          compile_mode):
+    # dropout 0.5 throughout: had the compiled net drawn its own masks, the runs would part after one step
+    eager = _session2(tmp_path / "eager", mnist_pt, init_record, epochs=2)
+    compile_mode("default")
+    run = tmp_path / "compiled"
+    assert _session2(run, mnist_pt, init_record, stop_after=1, epochs=2) == {}
+    compiled = _session2(run, mnist_pt, init_record, epochs=2)  # resumed after one epoch, compiled anew
+    for key, value in eager["state_dict"].items():
+        torch.testing.assert_close(compiled["state_dict"][key], value, rtol=1e-4, atol=1e-5)
+    for want, got in zip(_read(tmp_path / "eager" / "metrics.csv"), _read(run / "metrics.csv")):
+        for column in ("train_loss", "val_loss", "test_loss"):
+            assert float(got[column]) == pytest.approx(float(want[column]), rel=1e-4)
+    with pytest.raises(ValueError, match="compile mode"):
+        compile_mode("max-autotune")
 
 
 def test_session3_freezes_the_inner_net_and_reinitialises_the_outer(tmp_path, mnist_pt, init_record):

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from .activations import KERNELS, set_kernel
+from .train import COMPILE_MODES, set_compile
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -253,6 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--inner-kernel", default="eager", choices=KERNELS,
                         help="how inner nets are evaluated: eager PyTorch, or fused Triton kernels on CUDA")
+    parser.add_argument("--compile", default="none", choices=COMPILE_MODES,
+                        help="train through torch.compile in this mode (reduce-overhead: with CUDA graphs)")
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -436,6 +439,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     set_kernel(args.inner_kernel)
+    set_compile(args.compile)
     from .config import ConfigError
     from .data import DataError
     from .train import TrainingDiverged

@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 
 METRIC_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "seconds")
 MONITORS = ("val_error", "val_loss")
+COMPILE_MODES = ("none", "default", "reduce-overhead")  # torch.compile's mode; reduce-overhead adds CUDA graphs
+_compile = "none"
 
 
 class TrainingDiverged(RuntimeError):
@@ -68,6 +70,27 @@ class EarlyStopping:
 
     def state_dict(self) -> dict:
         return {"best": self.best, "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs}
+
+
+def set_compile(mode: str) -> str:
+    """Train through ``torch.compile(model, mode=mode)`` from now on (``"none"``: eager); returns the previous mode.
+    Compiled networks draw their random numbers (dropout) from torch's generator as eager ones do (Inductor's
+    ``fallback_random``), so a compiled run keeps the eager run's masks and resumes exactly; it differs from it
+    by float rounding order only."""
+    global _compile
+    if mode not in COMPILE_MODES:
+        raise ValueError(f"compile mode must be one of {COMPILE_MODES}, got {mode!r}")
+    if mode != "none":
+        import torch._inductor.config
+
+        torch._inductor.config.fallback_random = True
+    previous, _compile = _compile, mode
+    return previous
+
+
+def compiled(model: nn.Module) -> nn.Module:
+    """``model`` as :func:`set_compile` chose: compiled (sharing its parameters), or itself."""
+    return model if _compile == "none" else torch.compile(model, mode=_compile)
 
 
 def _to_input(x: torch.Tensor) -> torch.Tensor:
@@ -181,6 +204,7 @@ def fit(model: nn.Module, splits: dict, cfg: TrainConfig, checkpoint: Path, *,
             log.warning("ignoring checkpoint %s: it belongs to a different configuration", checkpoint)
     if epoch == 0 and on_epoch is not None:
         extra = on_epoch(model, 0, extra)
+    stepper = compiled(model)
     done_here = 0
     bar = tqdm(total=cfg.max_epochs, initial=epoch, desc=desc, unit="epoch", mininterval=5, ascii=True)
     while epoch < cfg.max_epochs and not stopper.should_stop:
@@ -191,10 +215,10 @@ def fit(model: nn.Module, splits: dict, cfg: TrainConfig, checkpoint: Path, *,
         gen = torch.Generator().manual_seed(derive_seed(cfg.seed, "shuffle", epoch))
         adv = {s: perturb(epoch, s) if perturb is not None else None
                for s in ("train", "val", "test")}
-        train_loss, train_acc = run_epoch(model, *data["train"], cfg.batch_size, optimizer, gen,
+        train_loss, train_acc = run_epoch(stepper, *data["train"], cfg.batch_size, optimizer, gen,
                                           adv["train"])
-        val_loss, val_acc = run_epoch(model, *data["val"], cfg.eval_batch_size, perturb=adv["val"])
-        test_loss, test_acc = run_epoch(model, *data["test"], cfg.eval_batch_size,
+        val_loss, val_acc = run_epoch(stepper, *data["val"], cfg.eval_batch_size, perturb=adv["val"])
+        test_loss, test_acc = run_epoch(stepper, *data["test"], cfg.eval_batch_size,
                                         perturb=adv["test"])
         if not math.isfinite(val_loss):
             raise TrainingDiverged(f"non-finite validation loss at epoch {epoch}")
@@ -223,8 +247,8 @@ def fit(model: nn.Module, splits: dict, cfg: TrainConfig, checkpoint: Path, *,
 def fit_run(model: nn.Module, splits: dict, cfg: TrainConfig, out_dir: Path, identity: dict, **kwargs) -> dict:
     """:func:`fit` with its checkpoint at ``out_dir/checkpoint.pt``, fingerprinted by ``identity`` (a JSON-able
     mapping of everything that defines the run, so a changed run never resumes a stale checkpoint). The inner-net
-    kernel is part of the identity: its rounding differs."""
-    identity = {**identity, "inner_kernel": get_kernel()}
+    kernel and the compile mode are part of the identity: their rounding differs."""
+    identity = {**identity, "inner_kernel": get_kernel(), "compile": _compile}
     fingerprint = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
     out_dir.mkdir(parents=True, exist_ok=True)
     return fit(model, splits, cfg, out_dir / "checkpoint.pt", fingerprint=fingerprint, **kwargs)
