@@ -23,6 +23,7 @@ import argparse
 from functools import partial
 
 import torch
+import torch._dynamo
 from common import attempt, best_of, device, environment, load_config, outer_net, warm_up, write
 
 from multiarg import fused_dac
@@ -138,6 +139,11 @@ def measure(setting: str, activations: list[str], batch: int, compiled: dict[str
     inputs, labels = torch.rand(batch, *shape, device=dev), torch.randint(0, 10, (batch,), device=dev)
     names = [name for activation in activations for name in variant_names(activation, dev)]
     names += [name for suffix, chosen in compiled.items() for name in compiled_names(chosen, suffix, names)]
+    # Compiled variants share OuterNet.forward's code: each is a recompilation of it, and past Dynamo's limit (8) a
+    # variant would run eager unannounced. So a fresh start for each setting, room for all, and an error if not.
+    torch._dynamo.reset()
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 4 * len(names))
+    torch._dynamo.config.fail_on_recompile_limit_hit = True
     variants = {name: Variant(name, build(setting, name.split("/")[0], dev), inputs, labels) for name in names}
     saved, errors = attempt({name: partial(v.saved_bytes, batch) for name, v in variants.items()})
     for name in errors:
