@@ -7,7 +7,8 @@ activation to global memory: the backward pass recomputes them. The kernels read
 where they lie (:func:`fused_activation`: argument ``k`` of unit ``c`` is channel ``k*C + c``), so no
 transposed copy of the input, output or input gradient is made. Weight gradients are summed in each
 program's registers over its blocks and written once per program; torch adds the per-program partials,
-so the reduction is deterministic for a given :class:`Launch`.
+so the reduction is deterministic for a given :class:`Launch`. Under ``torch.compile`` the kernels run as the
+custom operators ``multiarg::inner_net`` and ``multiarg::inner_net_backward``, so a network compiles whole.
 
 Precision modes (:data:`MODES`): ``fp32`` (IEEE products), ``tf32`` (the H x H products on TF32 tensor
 cores, which read 10 of an operand's 23 mantissa bits), ``tf32x3`` (each product made of three TF32 products, of
