@@ -12,7 +12,8 @@ over inputs, the input gradient over outputs, and the weight and dendrite-bias g
 between programs (in spans of one image's locations, so that no point's index is divided) whose partial sums
 torch adds (deterministic for given :class:`Tiles`). Every product is an fp32
 FMA, so the kernels match the eager path up to summation order whichever inner-net mode is chosen; tests compare
-the two through Triton's CPU interpreter, and on a GPU where there is one.
+the two through Triton's CPU interpreter, and on a GPU where there is one. Under ``torch.compile`` the kernels run
+as the custom operators ``multiarg::dendritic`` and ``multiarg::dendritic_backward``.
 """
 from __future__ import annotations
 
