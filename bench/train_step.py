@@ -142,19 +142,19 @@ def measure(setting: str, activations: list[str], batch: int, compiled: dict[str
     # Compiled variants share OuterNet.forward's code: each is a recompilation of it, and past Dynamo's limit (8) a
     # variant would run eager unannounced. So a fresh start for each setting, room for all, and an error if not.
     torch._dynamo.reset()
-    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 4 * len(names))
-    torch._dynamo.config.fail_on_recompile_limit_hit = True
-    variants = {name: Variant(name, build(setting, name.split("/")[0], dev), inputs, labels) for name in names}
-    saved, errors = attempt({name: partial(v.saved_bytes, batch) for name, v in variants.items()})
-    for name in errors:
-        del variants[name]
-    if memory_only:
-        best, memory, profiles = dict.fromkeys(variants), dict.fromkeys(variants), {}
-    else:
-        errors.update(warm_up(variants, 3))
-        memory = {name: v.peak_bytes(dev) for name, v in variants.items()}
-        best = best_of(variants, repeats, rounds, dev)
-        profiles = {name: profile(variants[name], dev) for name in profiled if name in variants}
+    limit = max(torch._dynamo.config.recompile_limit, 4 * len(names))
+    with torch._dynamo.config.patch(recompile_limit=limit, fail_on_recompile_limit_hit=True):
+        variants = {name: Variant(name, build(setting, name.split("/")[0], dev), inputs, labels) for name in names}
+        saved, errors = attempt({name: partial(v.saved_bytes, batch) for name, v in variants.items()})
+        for name in errors:
+            del variants[name]
+        if memory_only:
+            best, memory, profiles = dict.fromkeys(variants), dict.fromkeys(variants), {}
+        else:
+            errors.update(warm_up(variants, 3))
+            memory = {name: v.peak_bytes(dev) for name, v in variants.items()}
+            best = best_of(variants, repeats, rounds, dev)
+            profiles = {name: profile(variants[name], dev) for name in profiled if name in variants}
     set_kernel("eager")
     relu = {"seconds": best.get("relu/eager"), "peak": memory.get("relu/eager"), "saved": saved.get("relu/eager")}
     rows = {name: {"seconds": s, "params": variants[name].params, "peak_bytes": memory[name],

@@ -35,17 +35,17 @@ def test_train_step_records_every_variant_against_relu(tmp_path, monkeypatch):
     assert names == ["train_step-cpu"]  # the record's name, whatever the variants profiled or failed are called
 
 
-def test_every_compiled_variant_is_compiled_whatever_dynamos_recompile_limit(tmp_path, monkeypatch):
+def test_every_compiled_variant_is_compiled_whatever_dynamos_recompile_limit(tmp_path):
     # the variants share OuterNet.forward's code, one recompilation each: past the limit (1 here, 8 by default)
     # Dynamo would run the later ones eager, and they would be timed as compiled
     train_step = pytest.importorskip("train_step")
     from torch._dynamo.utils import counters
 
-    monkeypatch.setattr(train_step.torch._dynamo.config, "recompile_limit", 1)
     counters.clear()
     out = tmp_path / "step.json"
-    train_step.main(["--settings", "mnist-mlp", "--activations", "relu,gamma", "--compile", "relu,gamma", "--batch",
-                     "2", "--repeats", "1", "--rounds", "1", "--out", str(out)])
+    with train_step.torch._dynamo.config.patch(recompile_limit=1):  # (monkeypatch's undo would delete the key)
+        train_step.main(["--settings", "mnist-mlp", "--activations", "relu,gamma", "--compile", "relu,gamma",
+                         "--batch", "2", "--repeats", "1", "--rounds", "1", "--out", str(out)])
     rows = json.loads(out.read_text())["settings"]["mnist-mlp"]["variants"]
     assert {"relu/eager+compile", "gamma/eager+compile"} <= set(rows)
     assert counters["stats"]["unique_graphs"] >= 2

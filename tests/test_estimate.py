@@ -94,18 +94,19 @@ def test_compiled_training_takes_the_compiled_times_and_pays_its_compilation(mon
     assert sessions["fixed_hours"] * 3600 == pytest.approx(50.0 * sessions["jobs"])
 
 
-def test_each_compiled_network_is_timed_with_its_own_compilation(compile_mode, monkeypatch):
+def test_each_compiled_network_is_timed_with_its_own_compilation(compile_mode):
     config = estimate_cost.load_config(TINY)
     compile_mode("default")
     # one process times many networks that share OuterNet.forward's code; past Dynamo's recompile limit (8; 1 here)
     # it would run the later ones eager and report them compiled in no time
-    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 1)
     for activation in ("relu", "gamma"):
-        timer = estimate_cost.build_timer(("outer", "mnist", "mlp", activation), config, torch.device("cpu"), 1)
+        with torch._dynamo.config.patch(recompile_limit=1):
+            timer = estimate_cost.build_timer(("outer", "mnist", "mlp", activation), config, torch.device("cpu"), 1)
         assert set(timer.fit_seconds) == set(timer.seconds) == set(timer.compile_seconds)
-        # compiling the step takes seconds on any machine, a compiled call a fraction of one; a later kind of call
-        # may find its graph already compiled for another batch size (Dynamo's dynamic shapes), as in a job
-        assert timer.compile_seconds["step"] > 1.0 > max(timer.fit_seconds.values())
+        # Dynamo's tracing alone takes a tenth of a second or more, even where Inductor's cache on disk holds the
+        # code (seconds where not), while a frame run eager past the limit took 0.3 ms; a later kind of call may
+        # find its graph already compiled for another batch size (Dynamo's dynamic shapes), as in a job
+        assert timer.compile_seconds["step"] > 0.05 and max(timer.fit_seconds.values()) < 1.0
         assert min(timer.compile_seconds.values()) >= 0 and min(timer.fit_seconds.values()) > 0
     inner = estimate_cost.build_timer(("inner", "arg2"), config, torch.device("cpu"), repeats=1)
     assert inner.compile_seconds == {} and inner.fit_seconds is inner.seconds  # session I never compiles
