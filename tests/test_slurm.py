@@ -29,14 +29,19 @@ TARGETS = ("results/tables/param_counts.csv", "results/init/arg2/seed0.pt", "res
            f"{RUN}/metrics.csv")
 
 
+# The daemons live in sbin, which a non-login shell's PATH (CI's, `env -i`) may leave out.
+PATH = os.pathsep.join([os.environ.get("PATH", os.defpath), "/usr/local/sbin", "/usr/sbin", "/sbin"])
+
+
 def run(cmd, timeout, **kwargs):
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kwargs)
+    env = {**kwargs.pop("env", os.environ), "PATH": PATH}
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, **kwargs)
 
 
 def ensure_slurm_installed():
     """Install slurm-wlm with apt when a binary is missing (returns the seconds it took, else None);
     skip, with the reason, where that cannot work."""
-    if all(shutil.which(b) for b in SLURM_BINARIES):
+    if all(shutil.which(b, path=PATH) for b in SLURM_BINARIES):
         return None
     if os.geteuid() != 0:
         pytest.skip("SLURM is not installed and installing it needs root (apt-get install slurm-wlm)")
@@ -51,7 +56,7 @@ def ensure_slurm_installed():
             pytest.skip(f"`{' '.join(cmd)}` did not finish within {limit} s")
         if result.returncode != 0:
             pytest.skip(f"`{' '.join(cmd)}` failed: {(result.stderr or result.stdout).strip()[-500:]}")
-    missing = [b for b in SLURM_BINARIES if not shutil.which(b)]
+    missing = [b for b in SLURM_BINARIES if not shutil.which(b, path=PATH)]
     if missing:
         pytest.skip(f"slurm-wlm installed but {missing} not on PATH")
     return time.monotonic() - start
