@@ -254,9 +254,13 @@ def _gradient_size(n_args: int, hidden: int) -> int:
     return sum(math.prod(s) for s in _gradient_shapes(n_args, hidden))
 
 
-def _weight_grads(flat: torch.Tensor, n_args: int, hidden: int) -> tuple[torch.Tensor, ...]:
-    shapes = _gradient_shapes(n_args, hidden)
-    return tuple(g.view(s) for g, s in zip(flat.split([math.prod(s) for s in shapes]), shapes))
+def _grads(ctx, grad, backward, *launch) -> tuple[torch.Tensor, ...]:
+    """The gradients to ``x`` and each weight from ``backward`` (:func:`_backward` or its operator) on what the
+    forward saved."""
+    x, w1 = ctx.saved_tensors[:2]
+    dx, flat = backward(grad, *ctx.saved_tensors, *launch)
+    shapes = _gradient_shapes(x.shape[1], w1.shape[0])
+    return dx, *(g.view(s) for g, s in zip(flat.split([math.prod(s) for s in shapes]), shapes))
 
 
 class _FusedInner(torch.autograd.Function):
@@ -271,9 +275,7 @@ class _FusedInner(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        x, w1 = ctx.saved_tensors[:2]
-        dx, flat = _backward(grad, *ctx.saved_tensors, ctx.mode, ctx.launch)
-        return (dx, *_weight_grads(flat, x.shape[1], w1.shape[0]), None, None)
+        return *_grads(ctx, grad, _backward, ctx.mode, ctx.launch), None, None
 
 
 # The same kernels as custom operators, opaque to torch.compile: Dynamo cannot trace a Triton launch under the
@@ -309,9 +311,7 @@ def _save_for_op(ctx, inputs, output):
 
 
 def _op_grads(ctx, grad):
-    x, w1 = ctx.saved_tensors[:2]
-    dx, flat = _inner_backward_op(grad, *ctx.saved_tensors, *ctx.launch)
-    return (dx, *_weight_grads(flat, x.shape[1], w1.shape[0])) + (None,) * 4
+    return *_grads(ctx, grad, _inner_backward_op, *ctx.launch), *(None,) * len(ctx.launch)
 
 
 _inner_op.register_autograd(_op_grads, setup_context=_save_for_op)

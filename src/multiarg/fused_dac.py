@@ -192,7 +192,11 @@ def _backward(grad, x, weight, dendrite_bias, input_grad: bool, weight_grads: bo
     return dx, weight_grad
 
 
-def _asked(dx: torch.Tensor, weight_grad: torch.Tensor, input_grad: bool, weight_grads: bool) -> tuple:
+def _grads(ctx, grad, backward, *tiles) -> tuple:
+    """The gradients to ``x``, ``weight`` and ``dendrite_bias`` from ``backward`` (:func:`_backward` or its
+    operator), each computed only where autograd asks for it (None otherwise)."""
+    input_grad, weight_grads = ctx.needs_input_grad[0], ctx.needs_input_grad[1] or ctx.needs_input_grad[2]
+    dx, weight_grad = backward(grad, *ctx.saved_tensors, input_grad, weight_grads, *tiles)
     return dx if input_grad else None, *(weight_grad.unbind() if weight_grads else (None, None))
 
 
@@ -207,8 +211,7 @@ class _FusedDendritic(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        asked = ctx.needs_input_grad[0], ctx.needs_input_grad[1] or ctx.needs_input_grad[2]
-        return *_asked(*_backward(grad, *ctx.saved_tensors, *asked, ctx.tiles), *asked), None
+        return *_grads(ctx, grad, _backward, ctx.tiles), None
 
 
 # The kernels as custom operators, for torch.compile (see multiarg.fused).
@@ -243,9 +246,7 @@ def _save_for_op(ctx, inputs, output):
 
 
 def _op_grads(ctx, grad):
-    asked = ctx.needs_input_grad[0], ctx.needs_input_grad[1] or ctx.needs_input_grad[2]
-    grads = _dendritic_backward_op(grad, *ctx.saved_tensors, *asked, *ctx.tiles)
-    return *_asked(*grads, *asked), *(None,) * len(ctx.tiles)
+    return *_grads(ctx, grad, _dendritic_backward_op, *ctx.tiles), *(None,) * len(ctx.tiles)
 
 
 _dendritic_op.register_autograd(_op_grads, setup_context=_save_for_op)
