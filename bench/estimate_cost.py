@@ -63,8 +63,7 @@ from multiarg.train import COMPILE_MODES, compiled, set_compile, train_step
 AA_COST = {"apgd-ce": (100, 0), "apgd-t": (900, 0), "fab-t": (1800, 0), "square": (0, 5000)}
 EVALUATION_RULES = {"collect_inputs", "eval_cifar10c", "autoattack"}  # the rest train: they build an optimizer
 FIT_RULES = {"train_session2", "train_session3", "train_rnn", "train_adversarial"}  # under the config's `compile`
-TIMED_RULES = {"pretrain_inner", "train_session2", "train_session3", "train_rnn", "train_adversarial",
-               "collect_inputs", "eval_cifar10c", "autoattack"}
+TIMED_RULES = {"pretrain_inner"} | FIT_RULES | EVALUATION_RULES
 CPU_RULES = {"prepare_data", "param_table", "cifar10c", "analyze_nonlinearities", "fig4", "fig5", "fig7_fig8",
              "fig9", "cifar10c_table", "table1", "rnn_table", "fig_rnn", "summary_table", "fig_compare", "all"}
 

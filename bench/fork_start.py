@@ -19,10 +19,11 @@ import time
 from pathlib import Path
 
 from common import ROOT, device, environment, load_config, write
-from job_server import load_torch, server_start, unequal
+from job_server import server_start, unequal
 
 from multiarg import jobserver
 from multiarg.config import cli_options, pretrain_options
+from multiarg.io import load_torch
 
 
 def job_args(config: dict, out: Path) -> list[str]:

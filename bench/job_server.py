@@ -26,6 +26,7 @@ from snakemake import __version__ as snakemake_version
 from common import ROOT, device, environment, write
 
 from multiarg import jobserver
+from multiarg.io import load_torch
 
 # Fields that hold time, or rank by it; compared outputs may differ only there.
 TIMED = re.compile(r"sec|mean_rank")
@@ -75,10 +76,6 @@ def _rows(path: Path) -> list[dict]:
     with open(path) as fh:
         rows = list(csv.DictReader(fh))
     return sorted(rows, key=lambda row: [(k, v) for k, v in row.items() if not TIMED.search(k)])
-
-
-def load_torch(path: Path):
-    return torch.load(path, weights_only=False)
 
 
 def unequal(x, y, where: str = "") -> list[str]:
