@@ -3,11 +3,13 @@
 #   bench  the fused kernels against PyTorch on CUDA (tests/fused_cases.py), bench/precision.py (each mode's error
 #          against float64 and against its emulation), bench/inner_net.py --sweep,
 #          bench/train_step.py (with profiles of arg2, dac and relu), bench/estimate_cost.py (paper scale,
-#          fused-tf32), bench/dac_layer.py --sweep, and last bench/train_step.py again with relu and the fused
-#          arg2 step torch.compile'd and as CUDA graphs
-#   quick  the whole DAG at GPU quick scale (workflow/configs/gpu-quick.yaml, or the CONFIG given), timed; in the
-#          time it leaves, bench/estimate_cost.py for that config; and the run's summary (bench/run_summary.py:
-#          jobs, times, versions, figures and tables, each rule against that estimate) in bench.tar.gz
+#          fused-tf32), bench/dac_layer.py --sweep, bench/concurrency.py (1, 4, 8 training processes sharing the
+#          GPU, without and with MPS), and last bench/train_step.py again with relu and the fused arg2 step
+#          torch.compile'd and as CUDA graphs
+#   quick  the whole DAG at GPU quick scale (workflow/configs/gpu-quick.yaml, or the CONFIG given), timed, under MPS
+#          if bench/concurrency.py measured it faster (run first if bench did not); in the time it leaves,
+#          bench/estimate_cost.py for that config; and the run's summary (bench/run_summary.py: jobs, times,
+#          versions, figures and tables, each rule against that estimate) in bench.tar.gz
 #   all    bench, then quick in the time left: one call for a session whose whole device time is 15 minutes
 # Each stage runs under a timeout cut to the time left before SECONDS (default 570) have passed, so what was
 # measured always comes back: stages.txt (rc and seconds of each stage), gpu.txt, bench.tar.gz (JSON and logs,
@@ -59,18 +61,36 @@ bench() {
   stage estimate 150 20 python3 bench/estimate_cost.py --inner-kernel fused-tf32 \
     --out "$work/estimate-cuda-fused-tf32.json"
   stage dac_layer 60 15 python3 bench/dac_layer.py --sweep --out "$work/dac_layer-cuda.json"
+  concurrency 15
   # last: torch.compile takes tens of seconds a model. ReLU and the fused 2-arg step compiled, and replayed as CUDA
   # graphs; the MLP first, whose small step is the one launches would bound
   stage train_step_compile 150 10 python3 bench/train_step.py --settings mnist-mlp,cifar10-cnn --activations relu,arg2 \
     --compile relu,arg2/fused-tf32 --graphs relu,arg2/fused-tf32 --out "$work/train_step-compile-cuda.json"
 }
 
+# concurrency RESERVE: the workflow's way of sharing the GPU (a process per job), measured with and without MPS
+concurrency() {
+  stage concurrency 75 "$1" python3 bench/concurrency.py --mps off,on --out "$work/concurrency-cuda.json"
+}
+
 quick() {
-  echo "quick: config $config, gpu=${GPU_SLOTS:-8}" | tee -a "$out/stages.txt"
+  [[ -s $work/concurrency-cuda.json ]] || concurrency 300
+  local mps=off
+  # MPS only where measured faster here; the jobs, and the job server Snakemake starts, inherit its pipe folder
+  if python3 bench/concurrency.py --verdict "$work/concurrency-cuda.json" >"$work/mps-verdict.txt" 2>&1; then
+    export CUDA_MPS_PIPE_DIRECTORY=/tmp/mps CUDA_MPS_LOG_DIRECTORY=/tmp/mps
+    mkdir -p /tmp/mps && nvidia-cuda-mps-control -d && mps=on
+    [[ $mps == on ]] || unset CUDA_MPS_PIPE_DIRECTORY CUDA_MPS_LOG_DIRECTORY
+  fi
+  echo "quick: config $config, gpu=${GPU_SLOTS:-8}, MPS $mps" | tee -a "$out/stages.txt"
   # a cut-off run still sends back what it made; Snakemake removes the outputs of the jobs it stops
   # --keep-going: a failed job costs only what depends on it, and the summary says which
   stage quick 600 25 python3 -m snakemake --cores 16 --resources "gpu=${GPU_SLOTS:-8}" --scheduler greedy \
     --keep-going all --configfile "$config"
+  if [[ $mps == on ]]; then
+    echo quit | nvidia-cuda-mps-control
+    unset CUDA_MPS_PIPE_DIRECTORY CUDA_MPS_LOG_DIRECTORY
+  fi
   # only in the time the DAG left: the same GPU's estimate of the run just made checks the cost model that the
   # paper-scale estimate rests on
   stage quick_estimate 90 25 python3 bench/estimate_cost.py --configfile "$config" --repeats 3 --startup-repeats 2 \

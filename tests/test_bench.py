@@ -312,3 +312,40 @@ def test_job_server_bench_runs_the_workflow_both_ways_and_finds_the_same_numbers
     assert found == ["init/arg2/seed0.pt/state_dict/net.0.bias",
                      f"runs/mnist/mlp/arg2/seed0/session2/metrics.csv[0]/{header[1]}"]
 
+
+
+def test_concurrency_times_each_variant_on_one_and_two_processes_and_survives_missing_mps(tmp_path, monkeypatch):
+    concurrency = pytest.importorskip("concurrency")
+    monkeypatch.setenv("PATH", str(Path(sys.executable).parent))  # no nvidia-cuda-mps-control, whatever the machine
+    out = tmp_path / "concurrency.json"
+    concurrency.main(["--settings", "mnist-mlp", "--activations", "relu,bogus", "--processes", "2,1",
+                      "--mps", "off,on", "--batch", "4", "--seconds", "0.05", "--rounds", "1", "--out", str(out)])
+    record = json.loads(out.read_text())
+    assert "nvidia-cuda-mps-control" in record["mps_failed"]["on"] and "on" not in record["mps"]
+    off = record["mps"]["off"]
+    assert set(off["failed"]) == {"mnist-mlp:bogus"}  # every worker's error, once
+    row = off["variants"]["mnist-mlp:relu"]
+    assert row["variant"] == "relu/eager" and list(row["processes"]) == ["1", "2"]
+    steps = row["steps_per_burst"]
+    for count, burst in row["processes"].items():
+        assert burst["finite_loss"]
+        assert burst["steps_per_second"] == pytest.approx(int(count) * steps / burst["wall_seconds"])
+        assert 0 < burst["step_seconds"] <= burst["wall_seconds"] / steps * 1.001
+    assert row["processes"]["1"]["vs_one"] == 1.0
+    assert record["device"] and record["torch"]
+
+
+def test_mps_is_chosen_only_if_it_ran_every_variant_faster_at_the_most_processes():
+    concurrency = pytest.importorskip("concurrency")
+
+    def state(rates):
+        return {"variants": {name: {"processes": {str(c): {"steps_per_second": r} for c, r in by_count.items()}}
+                             for name, by_count in rates.items()}}
+
+    off = state({"a": {1: 100, 8: 400}, "b": {1: 10, 8: 40}})
+    faster = state({"a": {1: 100, 8: 600}, "b": {1: 10, 8: 44}})
+    chosen, lines = concurrency.verdict({"mps": {"off": off, "on": faster}})
+    assert chosen and lines == ["a: 8 processes, MPS x1.50", "b: 8 processes, MPS x1.10"]
+    slower_at_most = state({"a": {1: 200, 8: 600}, "b": {1: 20, 8: 43}})  # faster alone, not where it counts
+    assert not concurrency.verdict({"mps": {"off": off, "on": slower_at_most}})[0]
+    assert not concurrency.verdict({"mps": {"off": off}})[0]  # MPS failed: not chosen
