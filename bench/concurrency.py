@@ -85,7 +85,11 @@ class Workers:
                    "--threads", str(threads)]
         self.procs = [subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                                        env={**os.environ, **env}) for _ in range(count)]
-        ready = [self.reply(p, READY_SECONDS) for p in self.procs]
+        try:
+            ready = [self.reply(p, READY_SECONDS) for p in self.procs]
+        except BaseException:
+            self.close()
+            raise
         self.failed = {name: err for r in ready for name, err in r["failed"].items()}
         self.solo = {name: max(r["solo_seconds"][name] for r in ready) for name in names if name not in self.failed}
         self.kernels, self.environment = ready[0]["kernels"], ready[0]["environment"]
@@ -111,6 +115,7 @@ class Workers:
                 "finite_loss": all(math.isfinite(s["loss"]) for s in spans)}
 
     def close(self):
+        """End every worker: its stdin closed, it leaves its command loop; one that does not is killed."""
         for p in self.procs:
             p.stdin.close()
         for p in self.procs:

@@ -68,9 +68,11 @@ bench() {
     --compile relu,arg2/fused-tf32 --graphs relu,arg2/fused-tf32 --out "$work/train_step-compile-cuda.json"
 }
 
-# concurrency RESERVE: the workflow's way of sharing the GPU (a process per job), measured with and without MPS
+# concurrency RESERVE: the workflow's way of sharing the GPU (a process per job), measured with and without MPS;
+# short bursts, one round: at 8 processes a burst lasts up to 8 solo bursts if they only queue up
 concurrency() {
-  stage concurrency 75 "$1" python3 bench/concurrency.py --mps off,on --out "$work/concurrency-cuda.json"
+  stage concurrency 90 "$1" python3 bench/concurrency.py --mps off,on --seconds 0.3 --rounds 1 \
+    --out "$work/concurrency-cuda.json"
 }
 
 quick() {
