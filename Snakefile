@@ -41,7 +41,7 @@ JOB_SERVER = {}
 
 onstart:
     if config["job_server"] and workflow.local_exec:
-        JOB_SERVER["process"] = jobserver.start("logs/jobserver.log")
+        JOB_SERVER["process"] = jobserver.start("logs/jobserver.log", inductor=config["compile"] != "none")
 
 
 onsuccess:

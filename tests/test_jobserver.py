@@ -140,3 +140,15 @@ def test_a_job_is_refused_unless_it_would_run_as_a_fresh_process_would():
 @pytest.mark.parametrize("code, expected", [(None, 0), (0, 0), (3, 3), (256 + 7, 7), ("message", 1)])
 def test_exit_codes_are_mapped_as_the_interpreter_maps_them(code, expected):
     assert jobserver._exit_code(code) == expected
+
+
+def test_a_server_for_compiling_jobs_preloads_inductor_without_a_thread_a_fork_would_lose():
+    count = "len(os.listdir('/proc/self/task'))"
+    code = ("import os, sys\nfrom multiarg import jobserver\njobserver.preload()\n"
+            f"before, had = {count}, 'torch._inductor.compile_fx' in sys.modules\n"
+            "jobserver.preload(inductor=True)\n"
+            f"print(had, 'torch._inductor.compile_fx' in sys.modules, before, {count})")
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}  # as the server sets it before it imports
+    had, has, before, after = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                                             check=True).stdout.split()
+    assert (had, has) == ("False", "True") and before == after

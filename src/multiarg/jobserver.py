@@ -7,7 +7,7 @@ environment (up to the thread and temporary-directory variables Snakemake sets p
 itself) and unchanged multiarg sources. Otherwise, or when no server answers, it runs in its own process as before
 and says why in its log. The Snakefile starts a server when ``job_server: true`` and Snakemake runs jobs locally::
 
-    python -m multiarg.jobserver SOCKET PARENT_PID      # serves until PARENT_PID is gone or SIGTERM
+    python -m multiarg.jobserver SOCKET PARENT_PID [inductor]  # serves until PARENT_PID is gone or SIGTERM
 """
 from __future__ import annotations
 
@@ -83,8 +83,9 @@ def _in_process(reason: str) -> None:
 
 
 # ---- the server -------------------------------------------------------------------------------------------------
-def preload():
-    """Import what the workflow's jobs import; torch's RNG state as a fresh interpreter has it."""
+def preload(inductor: bool = False):
+    """Import what the workflow's jobs import, Inductor's compiler too if they compile (``compile`` not none);
+    torch's RNG state as a fresh interpreter has it."""
     import importlib
     import pkgutil
 
@@ -94,6 +95,9 @@ def preload():
     import matplotlib.pyplot  # noqa: F401
     import scipy.stats  # noqa: F401
     import torch._dynamo  # noqa: F401  (the first optimizer imports it: a second of a training job's start)
+
+    if inductor:  # what a job's first torch.compile call imports: seconds, and no thread that a fork would lose
+        import torch._inductor.compile_fx  # noqa: F401
 
     import multiarg
 
@@ -133,7 +137,7 @@ def _cuda_works_after_fork() -> bool:
     return os.waitpid(pid, 0)[1] == 0
 
 
-def serve(address: str, parent: int) -> None:
+def serve(address: str, parent: int, inductor: bool = False) -> None:
     reference = dict(os.environ)
     # NumPy's and SciPy's OpenBLAS start their threads at import, and a forked child would have none of them.
     os.environ["OPENBLAS_NUM_THREADS"] = "1"
@@ -143,7 +147,7 @@ def serve(address: str, parent: int) -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         started = time.perf_counter()
-        state = {"env": reference, "rng": preload(), "sources": _sources(), "prefix": sys.prefix,
+        state = {"env": reference, "rng": preload(inductor), "sources": _sources(), "prefix": sys.prefix,
                  "version": sys.version, "path": sys.path[1:]}
         import torch
 
@@ -155,7 +159,7 @@ def serve(address: str, parent: int) -> None:
 
         gc.freeze()  # the preloaded objects stay shared with every job instead of being copied by its collector
         threads = len(os.listdir("/proc/self/task")) if os.path.isdir("/proc/self/task") else "?"
-        _log(f"preloaded in {time.perf_counter() - started:.1f} s, {threads} native thread(s); serving at {address}")
+        _log(f"preloaded{' with Inductor' * inductor} in {time.perf_counter() - started:.1f} s, {threads} native thread(s); serving at {address}")
         listener.settimeout(0.5)
         while os.getppid() == parent:
             _reap()
@@ -316,8 +320,9 @@ def _exit_code(code) -> int:
 
 
 # ---- for the Snakefile ------------------------------------------------------------------------------------------
-def start(log: str) -> subprocess.Popen | None:
-    """Start a server for this process's jobs (they find it through ``$MULTIARG_JOB_SERVER``); None if it cannot."""
+def start(log: str, inductor: bool = False) -> subprocess.Popen | None:
+    """Start a server for this process's jobs (they find it through ``$MULTIARG_JOB_SERVER``), with Inductor
+    preloaded if ``inductor`` (jobs that compile); None if it cannot."""
     import tempfile
 
     address = os.path.join(tempfile.mkdtemp(prefix="multiarg-jobs-"), "socket")
@@ -330,7 +335,8 @@ def start(log: str) -> subprocess.Popen | None:
     with open(log, "a") as out:
         # env: os.environ as Snakemake hands it to jobs; inheriting could add what a library put in the C-level
         # environment behind os.environ's back (pytest's processes get COLUMNS and LINES that way).
-        server = subprocess.Popen([sys.executable, "-m", "multiarg.jobserver", address, str(os.getpid())],
+        server = subprocess.Popen([sys.executable, "-m", "multiarg.jobserver", address, str(os.getpid()),
+                                   *["inductor"] * inductor],
                                   stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                   env=dict(os.environ), start_new_session=True)  # Ctrl-C reaches jobs via clients
     deadline = time.monotonic() + 30
@@ -355,4 +361,4 @@ def stop(server: subprocess.Popen | None) -> None:
 
 
 if __name__ == "__main__":
-    serve(sys.argv[1], int(sys.argv[2]))
+    serve(sys.argv[1], int(sys.argv[2]), sys.argv[3:] == ["inductor"])
