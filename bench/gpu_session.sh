@@ -15,6 +15,8 @@
 # measured always comes back: stages.txt (rc and seconds of each stage), gpu.txt, bench.tar.gz (JSON and logs,
 # re-packed after every stage), quick-results.tar.gz. GPU_SLOTS (default 8) is Snakemake's gpu resource.
 # Before: bash bench/gpu_wheels.sh; cp -r ../shared/data .data. Carry .whl and .data; results land in $OUT.
+# After: bench.tar.gz's records have the names bench/performance.py reads: put its *.json and quick-cuda/ in
+# bench/results/, then python bench/performance.py --readme fills the README's table from them.
 #   bash bench/gpu_session.sh all "$OUT" 570         # with run(timeout_s=600)
 #   bash bench/gpu_session.sh quick "$OUT" 540 [CONFIG]
 set -uo pipefail
@@ -99,7 +101,7 @@ quick() {
     --out "$work/estimate-quick.json"
   local against=()
   [[ -s $work/estimate-quick.json ]] && against=(--estimate "$work/estimate-quick.json")
-  stage quick_summary 20 5 python3 bench/run_summary.py --configfile "$config" --copy --out "$work/quick-summary" \
+  stage quick_summary 20 5 python3 bench/run_summary.py --configfile "$config" --copy --out "$work/quick-cuda" \
     "${against[@]}"
   tar czf "$out/quick-results.tar.gz" --ignore-failed-read results/tables results/figures logs
 }

@@ -349,3 +349,51 @@ def test_mps_is_chosen_only_if_it_ran_every_variant_faster_at_the_most_processes
     slower_at_most = state({"a": {1: 200, 8: 600}, "b": {1: 20, 8: 43}})  # faster alone, not where it counts
     assert not concurrency.verdict({"mps": {"off": off, "on": slower_at_most}})[0]
     assert not concurrency.verdict({"mps": {"off": off}})[0]  # MPS failed: not chosen
+
+
+def test_the_readmes_performance_table_is_what_the_committed_records_give():
+    performance = pytest.importorskip("performance")
+    assert performance.readme_table() == performance.table("cuda")
+
+
+def _record(tmp_path, name, content):
+    path = tmp_path / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(content))
+
+
+def test_performance_judges_each_target_from_its_record(tmp_path):
+    performance = pytest.importorskip("performance")
+    _record(tmp_path, "inner_net-cuda.json", {"points": 7_864_320, "n_args": {"2": {"variants": {
+        "eager-tf32": {"tflops": 11.0}, "fused-tf32": {"tflops": 160.0}, "fused-bf16": {"tflops": None}}}}})
+    step = {"seconds": 0.004, "peak_bytes": 300}
+    _record(tmp_path, "train_step-cuda.json", {"settings": {
+        "cifar10-cnn": {"batch": 128, "variants": {"relu/eager": {"seconds": 0.003, "peak_bytes": 200},
+                                                   "arg2/eager": {"seconds": 0.040, "peak_bytes": 9000},
+                                                   "arg2/fused-tf32": step, "gamma/eager": {"seconds": 0.001}}},
+        "mnist-mlp": {"batch": 128, "variants": {"relu/eager": {"seconds": 0.001, "peak_bytes": 100},
+                                                 "arg2/fused-tf32": step}}}})
+    _record(tmp_path, "estimate-cuda-fused-tf32.json", {"hours_total": 5.5, "configfile": "config.yaml",
+                                                         "inner_kernel": "fused-tf32", "device": "H100"})
+    _record(tmp_path, "quick-cuda/summary.json", {"run": {"elapsed_seconds": 400, "complete": True, "failed": {}}})
+    lines = performance.table("cuda", tmp_path).splitlines()
+    cells = [[c.strip() for c in line.strip("|").split(" | ")] for line in lines]
+    rows = {row[0]: row[1:] for row in cells[2:]}
+    inner, = (cells for label, cells in rows.items() if label.startswith("inner net"))
+    assert inner[0] == "eager-tf32 11, fused-tf32 160" and inner[2] == "met"
+    cnn_time, cnn_memory, mlp_time, mlp_memory = [row for label, row in rows.items() if "compiled" not in label
+                                                  and ("training step" in label or "memory" in label)]
+    # the fastest 2-arg variant (fused, not eager) against ReLU; gamma is neither
+    assert cnn_time[2] == "met (×1.33)" and "gamma" not in cnn_time[0]
+    assert cnn_memory[0] == "×1.50" and cnn_memory[2] == "met (×1.50)"
+    assert mlp_time[2] == "not met (×4.00)" and mlp_memory[2] == "not met (×3.00)"
+    assert [r[2] for k, r in rows.items() if "compiled" in k] == ["not measured"] * 4  # no compile record
+    estimate, quick = rows["paper-scale `snakemake all`, estimated (upper bound)"], rows["whole DAG at GPU quick scale"]
+    assert estimate[2] == "met" and quick == ["6.7 min", "≤ 8 min", "met", "quick-cuda/summary.json"]
+    # an estimate of another config, or a run with failed jobs, judges nothing
+    _record(tmp_path, "estimate-cuda-fused-tf32.json", {"hours_total": 0.1, "configfile": "workflow/configs/demo.yaml"})
+    _record(tmp_path, "quick-cuda/summary.json", {"run": {"elapsed_seconds": 300, "complete": True,
+                                                          "failed": {"autoattack": 1}}})
+    text = performance.table("cuda", tmp_path)
+    assert "not paper scale) | ≤ 6 device-hours | not measured" in text
+    assert "5.0 min (incomplete or with failed jobs) | ≤ 8 min | not measured" in text
