@@ -54,7 +54,9 @@ stage() {
 }
 
 bench() {
-  stage fused_cases 180 60 python3 -m pytest -q -p no:cacheprovider -rs tests/fused_cases.py \
+  # -v: each case's verdict is in the log as it ends, so a cut-off stage still says which passed (the XML is
+  # written only at the end); --durations: what to trim if it does not fit
+  stage fused_cases 180 60 python3 -m pytest -v -p no:cacheprovider -rs --durations 15 tests/fused_cases.py \
     --junitxml "$work/fused_cases-cuda.xml"
   stage precision 60 60 python3 bench/precision.py --out "$work/precision-cuda.json"
   stage inner_net 150 60 python3 bench/inner_net.py --sweep --out "$work/inner_net-cuda.json"
