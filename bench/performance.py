@@ -14,6 +14,8 @@ import argparse
 import json
 from pathlib import Path
 
+from multiarg.precision import ERROR_BOUNDS, TENSORS
+
 RESULTS = Path(__file__).resolve().parent / "results"
 README = RESULTS.parent.parent / "README.md"
 MARKERS = ("<!-- performance-table: begin (python bench/performance.py --readme) -->",
@@ -46,6 +48,22 @@ def inner_net_row(record: dict | None, name: str) -> list[str]:
     points = f"{record['points']:,} points" if record else "layer-1 size"
     return [f"inner net fwd+bwd, n = 2, {points} (TFLOP/s)", shown, f"fused ≥ {TFLOPS_TARGET:g}",
             verdict(best, TFLOPS_TARGET, at_least=True), name]
+
+
+def precision_rows(record: dict | None, name: str) -> list[list[str]]:
+    """Goal 1's error bounds: each reduced mode's kernels against float64, worst over n = 1, 2, 3 and the record's
+    seeds (relative norm), against :data:`multiarg.precision.ERROR_BOUNDS`."""
+    rows = []
+    for mode, (output_bound, gradient_bound) in ERROR_BOUNDS.items():
+        by_n = [r["kernel_vs_fp64"] for r in (record or {}).get("modes", {}).get(mode, {}).values()
+                if r.get("kernel_vs_fp64")]
+        output = max((e["output"]["norm"] for e in by_n), default=None)
+        gradients = max((e[t]["norm"] for e in by_n for t in TENSORS[1:]), default=None)
+        within = None if output is None else max(output / output_bound, gradients / gradient_bound)
+        rows.append([f"fused {mode} kernels' relative error vs float64, output / gradients (worst over n = 1, 2, 3)",
+                     "—" if output is None else f"{output:.2g} / {gradients:.2g}",
+                     f"≤ {output_bound:g} / ≤ {gradient_bound:g}", verdict(within, 1.0), name])
+    return rows
 
 
 def step_rows(record: dict | None, name: str, among: str = "") -> list[list[str]]:
@@ -105,6 +123,7 @@ def quick_row(summary: dict | None, name: str) -> list[str]:
 
 def table(device: str, results: Path = RESULTS) -> str:
     rows = [inner_net_row(*load(results, f"inner_net-{device}.json")),
+            *precision_rows(*load(results, f"precision-{device}.json", f"precision-{device}-interpreted.json")),
             *step_rows(*load(results, f"train_step-{device}.json"))]
     compiled = load(results, f"train_step-compile-{device}.json")
     if compiled[0] or device == "cuda":  # the GPU session measures it; elsewhere only if someone did

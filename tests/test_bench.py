@@ -376,11 +376,22 @@ def test_performance_judges_each_target_from_its_record(tmp_path):
     _record(tmp_path, "estimate-cuda-fused-tf32.json", {"hours_total": 5.5, "configfile": "config.yaml",
                                                          "inner_kernel": "fused-tf32", "device": "H100"})
     _record(tmp_path, "quick-cuda/summary.json", {"run": {"elapsed_seconds": 400, "complete": True, "failed": {}}})
+
+    def errors(output, gradient):
+        smaller = {t: {"norm": gradient / 2} for t in ("x", "W1", "b1", "W2")}
+        return {"kernel_vs_fp64": {"output": {"norm": output}, **smaller,
+                                   **{t: {"norm": gradient} for t in ("b2", "W3", "b3")}}}
+
+    _record(tmp_path, "precision-cuda-interpreted.json", {"modes": {  # a GPU's own record would win over this name
+        "tf32": {"1": errors(1e-3, 0.05), "3": errors(2.9e-3, 0.1)}, "bf16": {"2": errors(1e-3, 0.31)}}})
     lines = performance.table("cuda", tmp_path).splitlines()
     cells = [[c.strip() for c in line.strip("|").split(" | ")] for line in lines]
     rows = {row[0]: row[1:] for row in cells[2:]}
     inner, = (cells for label, cells in rows.items() if label.startswith("inner net"))
     assert inner[0] == "eager-tf32 11, fused-tf32 160" and inner[2] == "met"
+    precision = {label.split()[1]: cells for label, cells in rows.items() if "relative error" in label}
+    assert precision["tf32"][:3] == ["0.0029 / 0.1", "≤ 0.003 / ≤ 0.15", "met"]  # worst over n and tensors
+    assert precision["bf16"][2] == "not met" and precision["tf32x3"][2] == "not measured"
     cnn_time, cnn_memory, mlp_time, mlp_memory = [row for label, row in rows.items() if "compiled" not in label
                                                   and ("training step" in label or "memory" in label)]
     # the fastest 2-arg variant (fused, not eager) against ReLU; gamma is neither

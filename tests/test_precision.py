@@ -4,14 +4,9 @@ import torch
 from multiarg.activations import InnerNet
 from multiarg.data import load_prepared, split
 from multiarg.models import ModelConfig, OuterNet
-from multiarg.precision import (TENSORS, differentiated, emulated_inner_net, product, relative_error, round_operand,
-                                rounded_inner_net)
+from multiarg.precision import (ERROR_BOUNDS, TENSORS, differentiated, emulated_inner_net, product, relative_error,
+                                round_operand, rounded_inner_net)
 from multiarg.train import TrainConfig, fit_run
-
-# Worst relative error (norm) against float64 that the README and multiarg.fused state for each mode: a little
-# above what bench/precision.py measures for n = 1, 2, 3 (bench/results/precision-cpu-interpreted.json). tf32x3's
-# gradient bound leaves room for one ReLU flipped by fp32's own rounding, which it has not been seen to flip.
-BOUNDS = {"tf32": (3e-3, 0.15), "tf32x3": (1e-6, 1e-3), "bf16": (8e-3, 0.3)}  # (output, gradients)
 
 
 def test_tf32_keeps_the_top_ten_mantissa_bits():
@@ -66,7 +61,7 @@ def test_reduced_precision_errors_stay_within_the_stated_bounds(n_args):
         x, grad = torch.randn(4096, n_args), torch.randn(4096)
         reference = emulated_inner_net(inner, x.double(), grad)
         output = {}
-        for mode, (forward, gradients) in BOUNDS.items():
+        for mode, (forward, gradients) in ERROR_BOUNDS.items():
             got = emulated_inner_net(inner, x, grad, mode)
             errors = {name: relative_error(got[name], reference[name])["norm"] for name in TENSORS}
             output[mode] = errors["output"]
