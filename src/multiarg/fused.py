@@ -18,8 +18,8 @@ PyTorch. Tests compare the kernels with the plain PyTorch :class:`~multiarg.acti
 and each mode with its emulation (to 1e-4), on a GPU or through Triton's CPU interpreter (``TRITON_INTERPRET=1``),
 where the reduced modes round their operands as a GPU does and multiply in fp32. Against float64, tf32 and bf16
 keep the output within 3e-3 and 8e-3 and the gradients within 15% and 30% (relative norms, measured by
-``bench/precision.py``; tf32x3: 1e-6 and 1e-3): rounding switches a few ReLUs of the second hidden layer on or
-off, and each passes a whole term of a gradient or none of it.
+``bench/precision.py``; fp32 and tf32x3: 1e-6 and 1e-3; :data:`multiarg.precision.ERROR_BOUNDS`): rounding
+switches a few ReLUs of the second hidden layer on or off, and each passes a whole term of a gradient or none of it.
 """
 from __future__ import annotations
 
