@@ -14,6 +14,7 @@ import argparse
 import json
 from pathlib import Path
 
+from multiarg.io import write_text
 from multiarg.precision import ERROR_BOUNDS, TENSORS
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -134,15 +135,20 @@ def table(device: str, results: Path = RESULTS) -> str:
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows]) + "\n"
 
 
+def _between_markers(content: str) -> tuple[int, int]:
+    return content.index(MARKERS[0]) + len(MARKERS[0]) + 1, content.index(MARKERS[1])
+
+
 def write_readme(text: str, readme: Path = README) -> None:
     content = readme.read_text()
-    begin, end = content.index(MARKERS[0]) + len(MARKERS[0]), content.index(MARKERS[1])
-    readme.write_text(content[:begin] + "\n" + text + content[end:])
+    begin, end = _between_markers(content)
+    write_text(content[:begin] + text + content[end:], readme)
 
 
 def readme_table(readme: Path = README) -> str:
     content = readme.read_text()
-    return content[content.index(MARKERS[0]) + len(MARKERS[0]):content.index(MARKERS[1])].lstrip("\n")
+    begin, end = _between_markers(content)
+    return content[begin:end]
 
 
 def main(argv=None) -> str:
