@@ -80,10 +80,14 @@ concurrency() {
 }
 
 quick() {
-  [[ -s $work/concurrency-cuda.json ]] || concurrency 300
-  local mps=off
+  # the record of this call's bench, else one committed from an earlier GPU session, else measured now
+  local record=$work/concurrency-cuda.json mps=off
+  if [[ ! -s $record && -s bench/results/concurrency-cuda.json ]]; then
+    record=bench/results/concurrency-cuda.json
+  fi
+  [[ -s $record ]] || concurrency 300
   # MPS only where measured faster here; the jobs, and the job server Snakemake starts, inherit its pipe folder
-  if python3 bench/concurrency.py --verdict "$work/concurrency-cuda.json" >"$work/mps-verdict.txt" 2>&1; then
+  if python3 bench/concurrency.py --verdict "$record" >"$work/mps-verdict.txt" 2>&1; then
     export CUDA_MPS_PIPE_DIRECTORY=/tmp/mps CUDA_MPS_LOG_DIRECTORY=/tmp/mps
     mkdir -p /tmp/mps && nvidia-cuda-mps-control -d && mps=on
     [[ $mps == on ]] || unset CUDA_MPS_PIPE_DIRECTORY CUDA_MPS_LOG_DIRECTORY
