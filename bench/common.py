@@ -52,9 +52,14 @@ def device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def synchronizer(dev: torch.device) -> Callable[[], None]:
+    """What drains ``dev``'s queue, so that a host clock read after it counts the device's work."""
+    return torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+
+
 def seconds_per_call(fn: Callable[[], object], repeats: int, dev: torch.device) -> float:
     """Mean wall time of ``fn()`` over ``repeats`` calls, the device's queue drained before and after."""
-    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    sync = synchronizer(dev)
     sync()
     start = time.perf_counter()
     for _ in range(repeats):

@@ -27,11 +27,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import torch
-from common import device, environment, seconds_per_call, write
+from common import device, environment, seconds_per_call, synchronizer, write
 from train_step import SETTINGS, Variant, build, variant_names
 
 from multiarg.data import SHAPES
@@ -65,7 +65,7 @@ def worker(names: list[str], batch: int, threads: int) -> None:
             failed[name] = f"{type(err).__name__}: {err}"[:500]
     replies.write(json.dumps({"solo_seconds": solo, "kernels": kernels, "failed": failed,
                               "environment": environment(dev)}) + "\n")
-    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    sync = synchronizer(dev)
     for line in sys.stdin:
         command = json.loads(line)
         v = variants[command["variant"]]
@@ -210,7 +210,7 @@ def main(argv=None) -> dict:
     result = {"command": " ".join(["python", *sys.argv]), "batch": args.batch, "mps": {}, "mps_failed": {}}
     for state in args.mps.split(","):
         try:
-            with mps_daemon() if state == "on" else _no_daemon() as env:
+            with mps_daemon() if state == "on" else nullcontext({}) as env:
                 r = measure(names, counts, args.batch, args.seconds, args.rounds, args.threads, env)
         except Exception as err:  # MPS may be missing or refuse clients: the other setting's figures still count
             result["mps_failed"][state] = f"{type(err).__name__}: {err}"[:500]
@@ -238,11 +238,6 @@ def fastest(activation: str, dev: torch.device) -> str:
     where that runs, else eager."""
     kernels = variant_names(activation, dev)
     return f"{activation}/fused-tf32" if f"{activation}/fused-tf32" in kernels else kernels[-1]
-
-
-@contextmanager
-def _no_daemon():
-    yield {}
 
 
 if __name__ == "__main__":

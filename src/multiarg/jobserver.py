@@ -159,7 +159,8 @@ def serve(address: str, parent: int, inductor: bool = False) -> None:
 
         gc.freeze()  # the preloaded objects stay shared with every job instead of being copied by its collector
         threads = len(os.listdir("/proc/self/task")) if os.path.isdir("/proc/self/task") else "?"
-        _log(f"preloaded{' with Inductor' * inductor} in {time.perf_counter() - started:.1f} s, {threads} native thread(s); serving at {address}")
+        _log(f"preloaded{' with Inductor' * inductor} in {time.perf_counter() - started:.1f} s, {threads} native "
+             f"thread(s); serving at {address}")
         listener.settimeout(0.5)
         while os.getppid() == parent:
             _reap()
