@@ -173,6 +173,10 @@ def _times(ratio: float | None) -> str:
     return f" x{ratio:.2f}" if ratio is not None else ""  # no ratio where ReLU was not measured
 
 
+def _mib(label: str, nbytes: int | None, ratio: float | None) -> str:
+    return f"{label} {nbytes / 2**20:8.1f} MiB" + _times(ratio) if nbytes else ""
+
+
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--settings", default=",".join(SETTINGS), help=f"comma-separated, of {list(SETTINGS)}")
@@ -202,8 +206,8 @@ def main(argv=None) -> dict:
                                                   tuple(filter(None, args.profile.split(","))), args.memory_only)
         for variant, v in r["variants"].items():
             cells = [f"{1e3 * v['seconds']:9.2f} ms" + _times(v["time_vs_relu"]) if v["seconds"] else "",
-                     f"peak {v['peak_bytes'] / 2**20:8.1f} MiB" + _times(v["memory_vs_relu"]) if v["peak_bytes"] else "",
-                     f"saved {v['saved_bytes'] / 2**20:8.1f} MiB" + _times(v["saved_vs_relu"]) if v["saved_bytes"] else ""]
+                     _mib("peak", v["peak_bytes"], v["memory_vs_relu"]),
+                     _mib("saved", v["saved_bytes"], v["saved_vs_relu"])]
             print(f"{setting:12s} {variant:24s} " + "  ".join(filter(None, cells)))
         for name, prof in r["profiles"].items():
             heaviest = ", ".join(f"{e['name']} {100 * e['share']:.0f}%" for e in prof["top"][:4])
