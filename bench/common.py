@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import platform
 import sys
 import time
 from argparse import Namespace
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Callable
 
@@ -81,13 +83,41 @@ def attempt(calls: dict, times: int = 1) -> tuple[dict, dict[str, str]]:
     return results, failed
 
 
-def warm_up(variants: dict, times: int = 1) -> dict[str, str]:
+def warm_up(variants: dict, times: int = 1, seconds: dict | None = None) -> dict[str, str]:
     """Run every variant ``times`` times (compilation, autotuning, the allocator's pools) and drop, in place,
-    those that fail. Returns ``{name: error}``."""
-    _, failed = attempt(variants, times)
+    those that fail. Returns ``{name: error}``; ``seconds``, if given, gets each variant's wall time of it (on a
+    GPU mostly compilation: whether :func:`compile_ahead` left the kernels in the cache)."""
+    seconds = {} if seconds is None else seconds
+    failed = {}
+    for name, fn in variants.items():
+        start = time.perf_counter()
+        failed.update(attempt({name: fn}, times)[1])
+        seconds[name] = time.perf_counter() - start
     for name in failed:
         del variants[name]
     return {str(name): error for name, error in failed.items()}
+
+
+def compile_ahead(jobs: dict[str, Callable[[], object]], workers: int | None = None) -> dict:
+    """Run each job once, side by side in fresh processes, before anything is timed.
+
+    Triton compiles a kernel on one CPU core, and a benchmark launches dozens: jobs that each launch one variant
+    the way the timed process will (the same shapes, hence the same specialisations) fill Triton's on-disk cache
+    at once, and the timed process's warm-up loads the kernels from there. The jobs must pickle (module-level
+    functions and their arguments). A job that fails costs only its time: the warm-up runs that variant again and
+    records why it fails. Returns the wall time, the jobs, the workers and each failed job's error.
+    """
+    start, failed = time.perf_counter(), {}
+    workers = workers or max(1, min(len(jobs), os.cpu_count() or 1))
+    # spawn: a forked child of a process that has touched CUDA cannot use it
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {name: pool.submit(job) for name, job in jobs.items()}
+        for name, future in futures.items():
+            try:
+                future.result()
+            except Exception as err:  # recorded; the warm-up meets it again
+                failed[name] = f"{type(err).__name__}: {err}"[:500]
+    return {"seconds": time.perf_counter() - start, "jobs": sorted(jobs), "workers": workers, "failed": failed}
 
 
 def best_of(variants: dict[str, Callable[[], object]], repeats: int, rounds: int, dev: torch.device

@@ -10,7 +10,8 @@ count), the input gradient is asked for where training asks for it (not in a fir
 layer run side by side, alternating. ``G conn/s`` counts connections (point x output x input) through forward and
 backward per second; TFLOP/s counts a connection's add, relu and multiply-add as 4 forward FLOPs
 (:func:`multiarg.dendritic.dac_costs`) and the backward as twice the forward. Errors (output and the largest over
-the gradients, relative to each tensor's largest entry) are against a float64 evaluation. Writes
+the gradients, relative to each tensor's largest entry) are against a float64 evaluation. On CUDA each fused
+variant is first run once in a pool of processes (:func:`common.compile_ahead`). Writes
 ``bench/results/dac_layer-<device>.json`` with the device, versions and the command, after every layer.
 """
 from __future__ import annotations
@@ -18,15 +19,17 @@ from __future__ import annotations
 import argparse
 import itertools
 from dataclasses import asdict
+from functools import partial
 
 import torch
-from common import best_of, device, environment, load_config, outer_net, warm_up, write
+from common import best_of, compile_ahead, device, environment, load_config, outer_net, synchronizer, warm_up, write
 
 from multiarg.dendritic import DACConv2d, DACLinear, dendritic_product
 from multiarg.fused_dac import TILES, Tiles, fused_dendritic, supported
 
 NETWORKS = {"cifar10-cnn": ("cifar10", "cnn", (3, 32, 32)), "mnist-mlp": ("mnist", "mlp", (1, 28, 28))}
-SWEEP = [Tiles(points, units, 4, warps) for points, units, warps in itertools.product((32, 64, 128), (32, 64), (4, 8))]
+SWEEP = {f"{points}x{units}/u4/w{warps}": Tiles(points, units, 4, warps)
+         for points, units, warps in itertools.product((32, 64, 128), (32, 64), (4, 8))}
 
 
 def layer_shapes(batch: int) -> list[dict]:
@@ -46,6 +49,11 @@ def layer_shapes(batch: int) -> list[dict]:
             model(torch.rand(1, *image))
         shapes += seen
     return shapes
+
+
+def first(shape: dict) -> bool:
+    """Whether the layer is its network's first: training asks no input gradient of it."""
+    return shape["layer"].endswith("/1")
 
 
 def connections(shape: dict) -> int:
@@ -95,20 +103,36 @@ class Step:
         return torch.cuda.max_memory_allocated() - before
 
 
-def measure(shape: dict, first: bool, variants: dict[str, Tiles | None], dev: torch.device, repeats: int,
-            rounds: int) -> dict:
-    steps = {name: Step(shape, first, dev, tiles) for name, tiles in variants.items()}
-    failed = warm_up(steps, 2)
+def _step_once(shape: dict, tiles: Tiles) -> None:
+    """A fused step as the timed process runs it on the layer: a :func:`common.compile_ahead` job."""
+    dev = device()
+    Step(shape, first(shape), dev, tiles)()
+    synchronizer(dev)()
+
+
+def ahead_jobs(shapes: list[dict], sweep: bool) -> dict:
+    """A job per layer on the default tiles and, with ``sweep``, per tile setting on the largest layer."""
+    jobs = {shape["layer"]: partial(_step_once, shape, TILES) for shape in shapes}
+    if sweep:
+        largest = max(shapes, key=connections)
+        jobs.update({f"sweep {name}": partial(_step_once, largest, tiles) for name, tiles in SWEEP.items()})
+    return jobs
+
+
+def measure(shape: dict, variants: dict[str, Tiles | None], dev: torch.device, repeats: int, rounds: int) -> dict:
+    steps = {name: Step(shape, first(shape), dev, tiles) for name, tiles in variants.items()}
+    warm = {}
+    failed = warm_up(steps, 2, warm)
     best = best_of(steps, repeats, rounds, dev)
     count = connections(shape)
     rows = {}
     for name, seconds in best.items():
-        rows[name] = {"seconds": seconds, "g_connections_per_s": count / seconds / 1e9,
+        rows[name] = {"seconds": seconds, "warm_up_seconds": warm[name], "g_connections_per_s": count / seconds / 1e9,
                       "tflops": 3 * 4 * count / seconds / 1e12, "peak_bytes": steps[name].peak_bytes(dev),
                       "error_vs_fp64": steps[name].errors(), "time_vs_eager": seconds / best.get("eager", seconds)}
         if variants[name]:
             rows[name]["tiles"] = asdict(variants[name])
-    return {**shape, "input_grad": not first, "connections": count, "variants": rows, "failed": failed}
+    return {**shape, "input_grad": not first(shape), "connections": count, "variants": rows, "failed": failed}
 
 
 def main(argv=None) -> dict:
@@ -124,8 +148,12 @@ def main(argv=None) -> dict:
     variants = {"eager": None, **({"fused": TILES} if fused else {})}
     result = {**environment(dev), "batch": args.batch, "default_tiles": asdict(TILES), "layers": []}
     shapes = layer_shapes(args.batch)
+    if dev.type == "cuda" and fused:
+        result["compile_ahead"] = ahead = compile_ahead(ahead_jobs(shapes, args.sweep))
+        print(f"compiled ahead: {len(ahead['jobs'])} variants on {ahead['workers']} processes in "
+              f"{ahead['seconds']:.1f} s, {len(ahead['failed'])} failed")
     for shape in shapes:
-        row = measure(shape, shape["layer"].endswith("/1"), variants, dev, args.repeats, args.rounds)
+        row = measure(shape, variants, dev, args.repeats, args.rounds)
         result["layers"].append(row)
         for name, v in row["variants"].items():
             err = v["error_vs_fp64"]
@@ -135,8 +163,7 @@ def main(argv=None) -> dict:
         path = write(result, f"dac_layer-{dev.type}", args.out)
     if args.sweep and fused:
         largest = max(shapes, key=connections)
-        sweep = {f"{t.points}x{t.units}/u{t.unroll}/w{t.warps}": t for t in SWEEP}
-        result["sweep"] = measure(largest, False, sweep, dev, args.repeats, args.rounds)
+        result["sweep"] = measure(largest, SWEEP, dev, args.repeats, args.rounds)
         for name, v in sorted(result["sweep"]["variants"].items(), key=lambda kv: kv[1]["seconds"]):
             print(f"sweep {largest['layer']} {name:16s} {1e3 * v['seconds']:9.3f} ms {v['tflops']:6.2f} TFLOP/s")
         path = write(result, f"dac_layer-{dev.type}", args.out)

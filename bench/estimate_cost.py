@@ -26,8 +26,11 @@ sizes, and composes each job's time from them:
   after the server's imports, plus a command's hand-over to a real server) and, except session I, reading and
   checking its prepared dataset (a file of that size, as ``load_prepared`` reads it).
 
-Epochs are the config's maxima times ``--epoch-fraction`` (1 = the upper bound: no early stop). Data preparation,
-analyses, tables and figures run on CPUs and are listed, not timed. Writes
+On CUDA with a fused inner-net kernel, every network first runs its calls once in a pool of processes
+(:func:`common.compile_ahead`), so the fused kernels are compiled side by side and the timing finds them cached, as
+every job after the first of its kind does in a DAG. Epochs are the config's maxima times ``--epoch-fraction``
+(1 = the upper bound: no early stop). Data preparation, analyses, tables and figures run on CPUs and are listed, not
+timed. Writes
 ``bench/results/estimate-<device>.json`` (``estimate-<device>-compile-<mode>.json`` under a compile mode).
 """
 from __future__ import annotations
@@ -47,8 +50,8 @@ from functools import partial
 from pathlib import Path
 
 import torch
-from common import (ROOT, attempt, best_of, device, environment, load_config, outer_net, outer_options,
-                    seconds_per_call, write)
+from common import (ROOT, attempt, best_of, compile_ahead, device, environment, load_config, outer_net,
+                    outer_options, seconds_per_call, write)
 
 from multiarg import jobserver
 from multiarg.activations import KERNELS, ActivationSpec, InnerNet, set_kernel
@@ -321,6 +324,14 @@ def build_timer(key: tuple, config: dict, dev, repeats: int) -> Timer:
                  t["eval_batch_size"], dev, repeats)
 
 
+def _time_once(key: tuple, config: dict, kernel: str) -> None:
+    """A network's calls once each on the inner-net ``kernel`` (uncompiled, as a fresh process is): a
+    :func:`common.compile_ahead` job that leaves its fused kernels in Triton's cache, as the first job of a kind
+    leaves them for the rest of a DAG."""
+    set_kernel(kernel)
+    build_timer(key, config, device(), 1)
+
+
 def estimate(config: dict, jobs: list[tuple[str, dict]], dev, args, overhead: dict | None = None) -> dict:
     """Hours per rule, each job's :func:`fixed_seconds` included (and also given apart as ``fixed_hours``) under
     ``overhead``, measured here after the networks are timed if not given (so that, as in a DAG whose first job
@@ -328,6 +339,10 @@ def estimate(config: dict, jobs: list[tuple[str, dict]], dev, args, overhead: di
     ``failed`` and its jobs under ``jobs_not_timed``; the total then covers the others only."""
     timed = [(rule, w) for rule, w in jobs if rule not in CPU_RULES]
     keys = dict.fromkeys(network_key(*j) for j in timed)
+    ahead = None
+    if dev.type == "cuda" and args.inner_kernel.startswith("fused"):
+        ahead = compile_ahead({"/".join(k): partial(_time_once, k, config, args.inner_kernel)
+                               for k in keys})
     timers, failed = attempt({key: partial(build_timer, key, config, dev, args.repeats) for key in keys})
     if overhead is None:
         overhead = measure_overhead(config, list(timers), {job_dataset(*j) for j in timed} - {None}, dev,
@@ -344,7 +359,7 @@ def estimate(config: dict, jobs: list[tuple[str, dict]], dev, args, overhead: di
         else:
             missing[rule] += 1
     counts = Counter(rule for rule, _ in jobs)
-    return {"hours_total": sum(per_rule.values()) / 3600, "overhead": overhead,
+    return {"hours_total": sum(per_rule.values()) / 3600, "overhead": overhead, "compile_ahead": ahead,
             "rules": {rule: {"jobs": counts[rule], "hours": sec / 3600, "fixed_hours": fixed[rule] / 3600}
                       for rule, sec in per_rule.most_common()},
             "cpu_rules_not_timed": {rule: n for rule, n in counts.items() if rule in CPU_RULES},

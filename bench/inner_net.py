@@ -10,7 +10,10 @@ side in one process, alternating, so the ratios are comparable on a noisy machin
 TF32 and bf16 kernels under every :class:`~multiarg.fused.Launch` in SWEEP (n = 2, side by side within each mode,
 on a layer's layout as training passes it: argument k of every unit in one contiguous run), to choose
 ``multiarg.fused.LAUNCHES`` from; each fused setting records its kernels' registers, spills and shared memory (on a
-GPU: what to look at when a setting is slow). A variant that fails (a compiler, a kernel) is recorded under
+GPU: what to look at when a setting is slow). On CUDA every fused variant is first launched once in a pool of
+processes (:func:`common.compile_ahead`: dozens of kernels compiled side by side rather than one after another), and
+each variant's ``warm_up_seconds`` says whether its kernels then came from the cache. A variant that fails (a
+compiler, a kernel) is recorded under
 ``failed`` and the others are still measured. The JSON, ``bench/results/inner_net-<device>.json`` with the
 device, versions and the command, is rewritten after every measurement, so a run cut off keeps what it measured.
 """
@@ -23,7 +26,7 @@ from dataclasses import asdict
 from functools import partial
 
 import torch
-from common import best_of, device, environment, warm_up, write
+from common import best_of, compile_ahead, device, environment, synchronizer, warm_up, write
 
 from multiarg import fused
 from multiarg.activations import InnerNet
@@ -95,20 +98,55 @@ def _step(fn, inner, x):
     out.backward(torch.ones_like(out))
 
 
-def _measure(n_args: int, hidden: int, points: int, dev: torch.device, repeats: int, rounds: int) -> dict:
+def _tuples(n_args: int, hidden: int, points: int, dev: torch.device) -> tuple[InnerNet, torch.Tensor]:
+    """The net and the argument tuples, one per row, that :func:`_measure` times."""
     torch.manual_seed(0)
-    inner = InnerNet(n_args, hidden).to(dev)
-    x = torch.randn(points, n_args, device=dev, requires_grad=True)
+    return InnerNet(n_args, hidden).to(dev), torch.randn(points, n_args, device=dev, requires_grad=True)
+
+
+def _layer(hidden: int, points: int, dev: torch.device) -> tuple[InnerNet, torch.Tensor]:
+    """The net and a layer's pre-activations, argument k of every unit in one run, that :func:`_sweep` times."""
+    torch.manual_seed(0)
+    return InnerNet(2, hidden).to(dev), torch.randn(1, 2, points, device=dev, requires_grad=True)
+
+
+def _fused(mode: str, launch: Launch | None = None):
+    """A fused variant: on argument tuples by default, on a layer's layout when ``launch`` is given."""
+    if launch is None:
+        return lambda net, inp: fused_inner(net, inp, mode)
+    return lambda net, inp: fused_activation(net, inp, 1, mode, launch)
+
+
+def _launch_once(n_args: int, hidden: int, points: int, mode: str, launch: Launch | None = None) -> None:
+    """One step of a fused variant on what the timed process gives it: a :func:`common.compile_ahead` job."""
+    dev = device()
+    inner, x = _tuples(n_args, hidden, points, dev) if launch is None else _layer(hidden, points, dev)
+    _step(_fused(mode, launch), inner, x)
+    synchronizer(dev)()
+
+
+def ahead_jobs(n_args: list[int], hidden: int, points: int, sweep: bool) -> dict:
+    """A job per distinct kernel pair that :func:`_measure` and :func:`_sweep` will launch."""
+    jobs = {f"n={n} {mode}": partial(_launch_once, n, hidden, points, mode) for n in n_args for mode in MODES}
+    if sweep:  # programs_per_sm sets only the grid: one compilation per block and warps
+        for mode, (block, warps) in itertools.product(SWEEP_MODES, sorted({(la.block, la.warps) for la in SWEEP})):
+            jobs[f"sweep {mode} {block}x{warps}"] = partial(_launch_once, 2, hidden, points, mode, Launch(block, warps))
+    return jobs
+
+
+def _measure(n_args: int, hidden: int, points: int, dev: torch.device, repeats: int, rounds: int) -> dict:
+    inner, x = _tuples(n_args, hidden, points, dev)
     variants = {f"eager-{m}": _eager(m) for m in ("fp32", "tf32", "bf16")}  # PyTorch has no tf32x3
     if supported(inner, x):
-        variants.update({f"fused-{m}": (lambda mode: lambda net, inp: fused_inner(net, inp, mode))(m) for m in MODES})
+        variants.update({f"fused-{m}": _fused(m) for m in MODES})
     steps = {name: partial(_step, fn, inner, x) for name, fn in variants.items()}
-    failed = warm_up(steps)
+    warm = {}
+    failed = warm_up(steps, seconds=warm)
     best = best_of(steps, repeats, rounds, dev)
     flops = 3 * points * inner_flops(n_args, hidden)
     reference = best.get("eager-fp32")
     return {"flops_per_step": flops, "failed": failed,
-            "variants": {name: {"seconds": s, "tflops": flops / s / 1e12,
+            "variants": {name: {"seconds": s, "tflops": flops / s / 1e12, "warm_up_seconds": warm[name],
                                 "vs_eager_fp32": reference / s if reference else None,
                                 "error_vs_fp64": _errors(variants[name], inner, x),
                                 **({"kernels": _resources(steps[name])} if name.startswith("fused") else {})}
@@ -117,16 +155,15 @@ def _measure(n_args: int, hidden: int, points: int, dev: torch.device, repeats: 
 
 def _sweep(mode: str, hidden: int, points: int, dev: torch.device, repeats: int, rounds: int) -> dict:
     """Every fused launch setting in SWEEP for n = 2 in one mode, timed side by side; and the fastest."""
-    torch.manual_seed(0)
-    inner = InnerNet(2, hidden).to(dev)
-    z = torch.randn(1, 2, points, device=dev, requires_grad=True)
-    steps = {launch: partial(_step, lambda net, inp, la=launch: fused_activation(net, inp, 1, mode, la), inner, z)
-             for launch in SWEEP}
-    failed = warm_up(steps)
+    inner, z = _layer(hidden, points, dev)
+    steps = {launch: partial(_step, _fused(mode, launch), inner, z) for launch in SWEEP}
+    warm = {}
+    failed = warm_up(steps, seconds=warm)
     best = best_of(steps, repeats, rounds, dev)
     flops = 3 * points * inner_flops(2, hidden)
     rows = [{"mode": mode, **asdict(launch), "default": launch == LAUNCHES[mode], "seconds": s,
-             "tflops": flops / s / 1e12, "kernels": _resources(steps[launch])} for launch, s in best.items()]
+             "tflops": flops / s / 1e12, "warm_up_seconds": warm[launch], "kernels": _resources(steps[launch])}
+            for launch, s in best.items()]
     return {"launches": rows, "failed": failed, "best": min(rows, key=lambda r: r["seconds"]) if rows else None}
 
 
@@ -153,7 +190,13 @@ def main(argv=None) -> dict:
     points = args.points or (LAYER1_POINTS if dev.type == "cuda" else 100_000)
     result = {**environment(dev), "points": points, "hidden": args.hidden, "n_args": {}}
     out = f"inner_net-{dev.type}"
-    for n in map(int, args.n_args.split(",")):
+    n_args = list(map(int, args.n_args.split(",")))
+    sweep = args.sweep and supported(InnerNet(2, args.hidden), torch.empty(0, 2, device=dev))
+    if dev.type == "cuda" and all(supported(InnerNet(n, args.hidden), torch.empty(0, n, device=dev)) for n in n_args):
+        result["compile_ahead"] = ahead = compile_ahead(ahead_jobs(n_args, args.hidden, points, sweep))
+        print(f"compiled ahead: {len(ahead['jobs'])} variants on {ahead['workers']} processes in "
+              f"{ahead['seconds']:.1f} s, {len(ahead['failed'])} failed")
+    for n in n_args:
         result["n_args"][n] = r = _measure(n, args.hidden, points, dev, args.repeats, args.rounds)
         for name, v in r["variants"].items():
             err, ratio = v["error_vs_fp64"], f"x{v['vs_eager_fp32']:.2f}" if v["vs_eager_fp32"] else ""
@@ -161,7 +204,7 @@ def main(argv=None) -> dict:
                   f"{ratio:6s}  error {err['output']:.1e} / {err['gradients']:.1e}")
         _report_failures(f"n={n}", r["failed"])
         path = write(result, out, args.out)  # after every measurement: a run cut off by a timeout keeps the rest
-    if args.sweep and supported(InnerNet(2, args.hidden), torch.empty(0, 2, device=dev)):
+    if sweep:
         result["sweep"] = {"n_args": 2, "points": points, "launches": [], "failed": {}, "best": {}}
         for mode in SWEEP_MODES:
             r = _sweep(mode, args.hidden, points, dev, args.repeats, args.rounds)

@@ -149,7 +149,7 @@ def main(argv=None) -> dict:
               f"{f['stack_bytes']:4d} B stack {f['programs_per_sm']} per SM; backward {b['registers']:3d} registers "
               f"{b['stack_bytes']:4d} B stack {b['shared_bytes'] // 1024:3d} KiB shared {b['programs_per_sm']} per SM"
               f"{'  (default)' if row['default'] else ''}")
-    dac_tiles = {"sweep": DAC_SWEEP, "default": [fused_dac.TILES], "none": []}[args.dac]
+    dac_tiles = {"sweep": list(DAC_SWEEP.values()), "default": [fused_dac.TILES], "none": []}[args.dac]
     result["dac"] = [measure_dac(tiles) for tiles in dac_tiles]
     for row in result["dac"]:
         t = row["tiles"]

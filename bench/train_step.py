@@ -14,7 +14,9 @@ Models are built as the workflow builds them from config.yaml (paper widths, dro
 net; baselines matched to arg2's parameter count), the batch stays on the device, and every variant of a setting
 runs side by side, alternating, so ratios to ReLU are comparable on a noisy machine. Besides the peak memory a GPU
 reports, every variant records the bytes autograd saves for a step's backward pass at the batch (``saved_bytes``),
-counted on any device: at batch 128 most of a step's memory. Writes ``bench/results/train_step-<device>.json``
+counted on any device: at batch 128 most of a step's memory. On CUDA the variants with something to compile are
+first run once each in a pool of processes (:func:`common.compile_ahead`); ``warm_up_seconds`` shows what was left
+to compile. Writes ``bench/results/train_step-<device>.json``
 (``-interpreted``, ``-memory`` added for those runs) with the device, versions and the command.
 """
 from __future__ import annotations
@@ -24,7 +26,8 @@ from functools import partial
 
 import torch
 import torch._dynamo
-from common import attempt, best_of, device, environment, load_config, outer_net, warm_up, write
+from common import (attempt, best_of, compile_ahead, device, environment, load_config, outer_net, synchronizer,
+                    warm_up, write)
 
 from multiarg import fused_dac
 from multiarg.activations import KERNELS, ActivationSpec, InnerNet, set_kernel
@@ -131,34 +134,69 @@ def profile(variant: Variant, dev: torch.device, steps: int = 5, top: int = 12) 
                      "share": getattr(e, attr) / total} for e in events[:top]]}
 
 
+def all_names(activations: list[str], compiled: dict[str, list[str]], dev: torch.device) -> list[str]:
+    """Every variant to time: each activation's kernels, and those of ``compiled`` (per :data:`COMPILERS` suffix)
+    that run here."""
+    names = [name for activation in activations for name in variant_names(activation, dev)]
+    return names + [name for suffix, chosen in compiled.items() for name in compiled_names(chosen, suffix, names)]
+
+
+def _batch(setting: str, batch: int, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    shape = SHAPES[SETTINGS[setting][0]][0]
+    torch.manual_seed(0)
+    return torch.rand(batch, *shape, device=dev), torch.randint(0, 10, (batch,), device=dev)
+
+
+def _dynamo_limits(variants: int):
+    """Dynamo's settings for a setting's ``variants``: compiled variants share OuterNet.forward's code, so each is a
+    recompilation of it, and past Dynamo's limit (8) a variant would run eager unannounced. Room for all, and an
+    error if not. A compile-ahead job runs under the same settings."""
+    limit = max(torch._dynamo.config.recompile_limit, 4 * variants)
+    return torch._dynamo.config.patch(recompile_limit=limit, fail_on_recompile_limit_hit=True)
+
+
+def _step_once(setting: str, name: str, batch: int, variants: int) -> None:
+    """What the timed process runs of a variant before its warm-up (the bytes autograd saves on one and two images,
+    then a step of the batch), among ``variants``: a :func:`common.compile_ahead` job, so that the same kernels and
+    graphs are compiled."""
+    dev = device()
+    inputs, labels = _batch(setting, batch, dev)
+    with _dynamo_limits(variants):
+        variant = Variant(name, build(setting, name.split("/")[0], dev), inputs, labels)
+        variant.saved_bytes(batch)
+        variant()
+    synchronizer(dev)()
+
+
+def ahead_jobs(settings: list[str], names: list[str], batch: int) -> dict:
+    """A job per variant with something to compile (fused kernels; torch.compile's graphs) in each setting."""
+    return {f"{setting} {name}": partial(_step_once, setting, name, batch, len(names))
+            for setting in settings for name in names if "fused" in name or "+" in name}
+
+
 def measure(setting: str, activations: list[str], batch: int, compiled: dict[str, list[str]], dev: torch.device,
             repeats: int, rounds: int, profiled: tuple[str, ...] = (), memory_only: bool = False) -> dict:
     """``compiled``: variants to add compiled, per :data:`COMPILERS` suffix."""
-    shape = SHAPES[SETTINGS[setting][0]][0]
-    torch.manual_seed(0)
-    inputs, labels = torch.rand(batch, *shape, device=dev), torch.randint(0, 10, (batch,), device=dev)
-    names = [name for activation in activations for name in variant_names(activation, dev)]
-    names += [name for suffix, chosen in compiled.items() for name in compiled_names(chosen, suffix, names)]
-    # Compiled variants share OuterNet.forward's code: each is a recompilation of it, and past Dynamo's limit (8) a
-    # variant would run eager unannounced. So a fresh start for each setting, room for all, and an error if not.
-    torch._dynamo.reset()
-    limit = max(torch._dynamo.config.recompile_limit, 4 * len(names))
-    with torch._dynamo.config.patch(recompile_limit=limit, fail_on_recompile_limit_hit=True):
+    inputs, labels = _batch(setting, batch, dev)
+    names = all_names(activations, compiled, dev)
+    torch._dynamo.reset()  # a fresh start for each setting
+    with _dynamo_limits(len(names)):
         variants = {name: Variant(name, build(setting, name.split("/")[0], dev), inputs, labels) for name in names}
         saved, errors = attempt({name: partial(v.saved_bytes, batch) for name, v in variants.items()})
         for name in errors:
             del variants[name]
+        warm = {}
         if memory_only:
             best, memory, profiles = dict.fromkeys(variants), dict.fromkeys(variants), {}
         else:
-            errors.update(warm_up(variants, 3))
+            errors.update(warm_up(variants, 3, warm))
             memory = {name: v.peak_bytes(dev) for name, v in variants.items()}
             best = best_of(variants, repeats, rounds, dev)
             profiles = {name: profile(variants[name], dev) for name in profiled if name in variants}
     set_kernel("eager")
     relu = {"seconds": best.get("relu/eager"), "peak": memory.get("relu/eager"), "saved": saved.get("relu/eager")}
-    rows = {name: {"seconds": s, "params": variants[name].params, "peak_bytes": memory[name],
-                   "saved_bytes": saved[name], "time_vs_relu": _ratio(s, relu["seconds"]),
+    rows = {name: {"seconds": s, "warm_up_seconds": warm.get(name), "params": variants[name].params,
+                   "peak_bytes": memory[name], "saved_bytes": saved[name], "time_vs_relu": _ratio(s, relu["seconds"]),
                    "memory_vs_relu": _ratio(memory[name], relu["peak"]),
                    "saved_vs_relu": _ratio(saved[name], relu["saved"])}
             for name, s in best.items()}
@@ -199,11 +237,17 @@ def main(argv=None) -> dict:
     env = environment(dev)
     result = {**env, "settings": {}}
     record = f"train_step-{dev.type}" + "-interpreted" * env["triton_interpreter"] + "-memory" * args.memory_only
-    for setting in args.settings.split(","):
-        result["settings"][setting] = r = measure(setting, args.activations.split(","), args.batch,
-                                                  {"compile": args.compile.split(","),
-                                                   "graphs": args.graphs.split(",")}, dev, args.repeats, args.rounds,
-                                                  tuple(filter(None, args.profile.split(","))), args.memory_only)
+    settings, activations = args.settings.split(","), args.activations.split(",")
+    compiled = {"compile": args.compile.split(","), "graphs": args.graphs.split(",")}
+    if dev.type == "cuda" and not args.memory_only:
+        result["compile_ahead"] = ahead = compile_ahead(
+            ahead_jobs(settings, all_names(activations, compiled, dev), args.batch))
+        print(f"compiled ahead: {len(ahead['jobs'])} variants on {ahead['workers']} processes in "
+              f"{ahead['seconds']:.1f} s, {len(ahead['failed'])} failed")
+    for setting in settings:
+        result["settings"][setting] = r = measure(setting, activations, args.batch, compiled, dev, args.repeats,
+                                                  args.rounds, tuple(filter(None, args.profile.split(","))),
+                                                  args.memory_only)
         for variant, v in r["variants"].items():
             cells = [f"{1e3 * v['seconds']:9.2f} ms" + _times(v["time_vs_relu"]) if v["seconds"] else "",
                      _mib("peak", v["peak_bytes"], v["memory_vs_relu"]),

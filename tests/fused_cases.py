@@ -9,6 +9,7 @@ import json
 import os
 import sys
 from dataclasses import asdict
+from functools import partial
 
 import pytest
 import torch
@@ -178,11 +179,38 @@ def test_dac_benchmark_times_the_fused_kernels_beside_eager():
     import dac_layer
 
     shape = {"layer": "small/2", "batch": 2, "n_in": 9, "length": 20, "n_out": 5}
-    row = dac_layer.measure(shape, False, {"eager": None, "fused": Tiles()}, DEVICE, 1, 1)
+    row = dac_layer.measure(shape, {"eager": None, "fused": Tiles()}, DEVICE, 1, 1)
     assert set(row["variants"]) == {"eager", "fused"} and not row["failed"]
     fused = row["variants"]["fused"]
-    assert fused["tiles"] == asdict(Tiles()) and fused["seconds"] > 0
+    assert fused["tiles"] == asdict(Tiles()) and fused["seconds"] > 0 and fused["warm_up_seconds"] > 0
     assert fused["error_vs_fp64"]["output"] < 1e-6 and fused["error_vs_fp64"]["gradients"] < 1e-5
+
+
+def test_inner_net_benchmark_compiles_each_fused_kernel_pair_ahead_in_other_processes():
+    sys.path.insert(0, str(REPO / "bench"))
+    import inner_net
+
+    jobs = inner_net.ahead_jobs([2], 16, 100, sweep=True)
+    assert len(jobs) == len(MODES) + len(inner_net.SWEEP_MODES) * 6  # the sweep's 3 blocks x 2 warps
+    ahead = inner_net.compile_ahead(jobs, workers=2)
+    assert ahead["failed"] == {} and ahead["jobs"] == sorted(jobs)
+
+
+def test_step_dac_and_estimate_benchmarks_compile_their_fused_variants_ahead_in_other_processes():
+    sys.path.insert(0, str(REPO / "bench"))
+    import dac_layer
+    import estimate_cost
+    import train_step
+
+    shape = {"layer": "small/2", "batch": 2, "n_in": 9, "length": 20, "n_out": 5}
+    layers = dac_layer.ahead_jobs([shape, {**shape, "layer": "small/1"}], sweep=True)
+    assert len(layers) == 2 + len(dac_layer.SWEEP)
+    steps = train_step.ahead_jobs(["mnist-mlp"], train_step.all_names(["relu", "dac"], {}, DEVICE), 2)
+    assert list(steps) == ["mnist-mlp dac/fused-fp32"]  # nothing of ReLU's or the eager path's to compile
+    session1 = partial(estimate_cost._time_once, ("inner", "arg2"), estimate_cost.load_config(), "fused-tf32")
+    ahead = train_step.compile_ahead({"small/1": layers["small/1"], "small/2": layers["small/2"], **steps,
+                                      "session I": session1}, workers=2)
+    assert ahead["failed"] == {}
 
 
 def test_training_step_benchmark_times_dac_on_its_fused_kernels_and_compiled_fused_steps(tmp_path, monkeypatch):

@@ -3,6 +3,7 @@ import json
 import os
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -85,8 +86,22 @@ def test_inner_net_records_throughput_and_error_per_argument_count(tmp_path):
     record = json.loads(out.read_text())
     assert set(record["n_args"]) == {"1", "3"}
     fp32 = record["n_args"]["3"]["variants"]["eager-fp32"]
-    assert fp32["tflops"] > 0 and fp32["error_vs_fp64"]["output"] < 1e-5
+    assert fp32["tflops"] > 0 and fp32["error_vs_fp64"]["output"] < 1e-5 and fp32["warm_up_seconds"] > 0
     assert record["n_args"]["3"]["variants"]["eager-bf16"]["error_vs_fp64"]["output"] > 1e-4  # bf16 really ran
+    assert "compile_ahead" not in record  # only on CUDA, where kernels are compiled
+
+
+def _pid_into(path: Path) -> None:
+    path.write_text(str(os.getpid()))
+
+
+def test_compile_ahead_runs_each_job_in_another_process_and_records_the_ones_that_fail(tmp_path):
+    common = pytest.importorskip("common")
+    jobs = {"a": partial(_pid_into, tmp_path / "a"), "b": partial(_pid_into, tmp_path / "b"), "bad": partial(int, "x")}
+    ahead = common.compile_ahead(jobs, workers=2)
+    assert ahead["jobs"] == ["a", "b", "bad"] and ahead["workers"] == 2 and ahead["seconds"] > 0
+    assert list(ahead["failed"]) == ["bad"] and ahead["failed"]["bad"].startswith("ValueError")
+    assert {int((tmp_path / n).read_text()) for n in "ab"}.isdisjoint({os.getpid()})
 
 
 def test_a_variant_that_cannot_run_is_recorded_and_the_others_still_measured(tmp_path, monkeypatch):
@@ -122,7 +137,7 @@ def test_inner_net_sweeps_fused_launches_under_the_interpreter(tmp_path):
     assert fused["error_vs_fp64"]["output"] < 1e-5 and fused["error_vs_fp64"]["gradients"] < 1e-4
     rows = record["sweep"]["launches"]
     assert len(rows) == 2 * len(set((r["block"], r["warps"], r["programs_per_sm"]) for r in rows)) == 36
-    assert sum(r["default"] for r in rows) == 2 and all(r["seconds"] > 0 for r in rows)
+    assert sum(r["default"] for r in rows) == 2 and all(r["seconds"] > 0 and r["warm_up_seconds"] > 0 for r in rows)
     # the interpreter compiles nothing, so there are no register counts, but every row has the place for them
     assert all(set(r["kernels"]) == {"forward", "backward"} and "spills" in r["kernels"]["backward"] for r in rows)
     assert {m: b["seconds"] for m, b in record["sweep"]["best"].items()} == {
