@@ -98,6 +98,15 @@ def warm_up(variants: dict, times: int = 1, seconds: dict | None = None) -> dict
     return {str(name): error for name, error in failed.items()}
 
 
+def _main_script_last() -> None:
+    """Pickle names an object that has no ``__module__`` (``torch.contiguous_format``) by the first module in
+    ``sys.modules`` that holds it, and Inductor's cache keys pickle such objects. A spawned process holds the main
+    script (which imports torch) as ``__mp_main__`` ahead of torch's own modules, where its parent holds it after
+    them, so the graphs it compiled would miss the parent's cache. Last in both, it names nothing in either."""
+    if "__mp_main__" in sys.modules:
+        sys.modules["__mp_main__"] = sys.modules.pop("__mp_main__")
+
+
 def compile_ahead(jobs: dict[str, Callable[[], object]], workers: int | None = None) -> dict:
     """Run each job once, side by side in fresh processes, before anything is timed.
 
@@ -109,8 +118,10 @@ def compile_ahead(jobs: dict[str, Callable[[], object]], workers: int | None = N
     """
     start, failed = time.perf_counter(), {}
     workers = workers or max(1, min(len(jobs), os.cpu_count() or 1))
+    _main_script_last()
     # spawn: a forked child of a process that has touched CUDA cannot use it
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_main_script_last) as pool:
         futures = {name: pool.submit(job) for name, job in jobs.items()}
         for name, future in futures.items():
             try:

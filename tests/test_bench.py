@@ -12,6 +12,40 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
 
+AHEAD_SCRIPT = """
+import sys
+sys.path.insert(0, {bench!r})
+from functools import partial
+
+import torch
+from common import compile_ahead
+
+
+def step(width):
+    layers = torch.nn.Linear(width, width), torch.nn.ReLU(), torch.nn.Linear(width, 1)
+    model = torch.compile(torch.nn.Sequential(*layers))
+    model(torch.randn(8, width)).sum().backward()
+
+
+if __name__ == "__main__":
+    from torch._dynamo.utils import counters
+
+    print("failed", compile_ahead({{"step": partial(step, 4)}})["failed"])
+    step(4)
+    print("cache", dict(counters["aot_autograd"]))
+"""
+
+
+def test_a_graph_compiled_ahead_by_a_script_is_found_in_the_cache_by_the_script(tmp_path):
+    # a script that imports torch, as every benchmark does: the spawned process must key its graphs as the script
+    script = tmp_path / "ahead.py"
+    script.write_text(AHEAD_SCRIPT.format(bench=str(ROOT / "bench")))
+    env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "inductor")}
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "failed {}" in done.stdout and "'autograd_cache_hit': 1" in done.stdout, done.stdout
+
+
 def test_train_step_records_every_variant_against_relu(tmp_path, monkeypatch):
     train_step = pytest.importorskip("train_step")
     out, names = tmp_path / "step.json", []
