@@ -122,7 +122,7 @@ mps_start() {
 }
 
 quick() {
-  local mps=off against=()
+  local mps=off against=() cached
   if [[ ! -e $work/done/quick ]]; then
     if (( deadline - $(date +%s) - 25 < ${QUICK_MIN:-180} )); then
       log "quick skipped: under ${QUICK_MIN:-180} s left, kept for a later call"
@@ -130,7 +130,9 @@ quick() {
       return
     fi
     mps_start && mps=on
-    log "quick: config $config, gpu=${GPU_SLOTS:-8}, MPS $mps"
+    # the DAG's time depends on what earlier calls left compiled: say how much that was
+    cached=$(find "${TRITON_CACHE_DIR:-$HOME/.triton/cache}" -name '*.cubin' 2>/dev/null | wc -l)
+    log "quick: config $config, gpu=${GPU_SLOTS:-8}, MPS $mps, $cached kernels in Triton's cache at the start"
     # a cut-off run still sends back what it made; Snakemake removes the outputs of the jobs it stops
     # --keep-going: a failed job costs only what depends on it, and the summary says which
     stage quick 600 25 python3 -m snakemake --cores 16 --resources "gpu=${GPU_SLOTS:-8}" --scheduler greedy \
