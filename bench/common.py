@@ -107,6 +107,12 @@ def _main_script_last() -> None:
         sys.modules["__mp_main__"] = sys.modules.pop("__mp_main__")
 
 
+def _run_job(job: Callable[[], object]) -> None:
+    job()
+    if torch.cuda.is_initialized():  # an asynchronous launch error is reported here, as this job's failure
+        torch.cuda.synchronize()
+
+
 def compile_ahead(jobs: dict[str, Callable[[], object]], workers: int | None = None) -> dict:
     """Run each job once, side by side in fresh processes, before anything is timed.
 
@@ -114,7 +120,7 @@ def compile_ahead(jobs: dict[str, Callable[[], object]], workers: int | None = N
     the way the timed process will (the same shapes, hence the same specialisations) fill Triton's on-disk cache
     at once, and the timed process's warm-up loads the kernels from there. The jobs must pickle (module-level
     functions and their arguments). A job that fails costs only its time: the warm-up runs that variant again and
-    records why it fails. Returns the wall time, the jobs, the workers and each failed job's error.
+    records why it fails. Prints a line and returns the wall time, the jobs, the workers and each failed job's error.
     """
     start, failed = time.perf_counter(), {}
     workers = workers or max(1, min(len(jobs), os.cpu_count() or 1))
@@ -122,13 +128,15 @@ def compile_ahead(jobs: dict[str, Callable[[], object]], workers: int | None = N
     # spawn: a forked child of a process that has touched CUDA cannot use it
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                              initializer=_main_script_last) as pool:
-        futures = {name: pool.submit(job) for name, job in jobs.items()}
+        futures = {name: pool.submit(_run_job, job) for name, job in jobs.items()}
         for name, future in futures.items():
             try:
                 future.result()
             except Exception as err:  # recorded; the warm-up meets it again
                 failed[name] = f"{type(err).__name__}: {err}"[:500]
-    return {"seconds": time.perf_counter() - start, "jobs": sorted(jobs), "workers": workers, "failed": failed}
+    seconds = time.perf_counter() - start
+    print(f"compiled ahead: {len(jobs)} variants on {workers} processes in {seconds:.1f} s, {len(failed)} failed")
+    return {"seconds": seconds, "jobs": sorted(jobs), "workers": workers, "failed": failed}
 
 
 def best_of(variants: dict[str, Callable[[], object]], repeats: int, rounds: int, dev: torch.device

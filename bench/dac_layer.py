@@ -22,7 +22,7 @@ from dataclasses import asdict
 from functools import partial
 
 import torch
-from common import best_of, compile_ahead, device, environment, load_config, outer_net, synchronizer, warm_up, write
+from common import best_of, compile_ahead, device, environment, load_config, outer_net, warm_up, write
 
 from multiarg.dendritic import DACConv2d, DACLinear, dendritic_product
 from multiarg.fused_dac import TILES, Tiles, fused_dendritic, supported
@@ -105,9 +105,7 @@ class Step:
 
 def _step_once(shape: dict, tiles: Tiles) -> None:
     """A fused step as the timed process runs it on the layer: a :func:`common.compile_ahead` job."""
-    dev = device()
-    Step(shape, first(shape), dev, tiles)()
-    synchronizer(dev)()
+    Step(shape, first(shape), device(), tiles)()
 
 
 def ahead_jobs(shapes: list[dict], sweep: bool) -> dict:
@@ -149,9 +147,7 @@ def main(argv=None) -> dict:
     result = {**environment(dev), "batch": args.batch, "default_tiles": asdict(TILES), "layers": []}
     shapes = layer_shapes(args.batch)
     if dev.type == "cuda" and fused:
-        result["compile_ahead"] = ahead = compile_ahead(ahead_jobs(shapes, args.sweep))
-        print(f"compiled ahead: {len(ahead['jobs'])} variants on {ahead['workers']} processes in "
-              f"{ahead['seconds']:.1f} s, {len(ahead['failed'])} failed")
+        result["compile_ahead"] = compile_ahead(ahead_jobs(shapes, args.sweep))
     for shape in shapes:
         row = measure(shape, variants, dev, args.repeats, args.rounds)
         result["layers"].append(row)

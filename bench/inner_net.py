@@ -26,7 +26,7 @@ from dataclasses import asdict
 from functools import partial
 
 import torch
-from common import best_of, compile_ahead, device, environment, synchronizer, warm_up, write
+from common import best_of, compile_ahead, device, environment, warm_up, write
 
 from multiarg import fused
 from multiarg.activations import InnerNet
@@ -122,7 +122,6 @@ def _launch_once(n_args: int, hidden: int, points: int, mode: str, launch: Launc
     dev = device()
     inner, x = _tuples(n_args, hidden, points, dev) if launch is None else _layer(hidden, points, dev)
     _step(_fused(mode, launch), inner, x)
-    synchronizer(dev)()
 
 
 def ahead_jobs(n_args: list[int], hidden: int, points: int, sweep: bool) -> dict:
@@ -193,9 +192,7 @@ def main(argv=None) -> dict:
     n_args = list(map(int, args.n_args.split(",")))
     sweep = args.sweep and supported(InnerNet(2, args.hidden), torch.empty(0, 2, device=dev))
     if dev.type == "cuda" and all(supported(InnerNet(n, args.hidden), torch.empty(0, n, device=dev)) for n in n_args):
-        result["compile_ahead"] = ahead = compile_ahead(ahead_jobs(n_args, args.hidden, points, sweep))
-        print(f"compiled ahead: {len(ahead['jobs'])} variants on {ahead['workers']} processes in "
-              f"{ahead['seconds']:.1f} s, {len(ahead['failed'])} failed")
+        result["compile_ahead"] = compile_ahead(ahead_jobs(n_args, args.hidden, points, sweep))
     for n in n_args:
         result["n_args"][n] = r = _measure(n, args.hidden, points, dev, args.repeats, args.rounds)
         for name, v in r["variants"].items():

@@ -26,8 +26,7 @@ from functools import partial
 
 import torch
 import torch._dynamo
-from common import (attempt, best_of, compile_ahead, device, environment, load_config, outer_net, synchronizer,
-                    warm_up, write)
+from common import attempt, best_of, compile_ahead, device, environment, load_config, outer_net, warm_up, write
 
 from multiarg import fused_dac
 from multiarg.activations import KERNELS, ActivationSpec, InnerNet, set_kernel
@@ -165,7 +164,6 @@ def _step_once(setting: str, name: str, batch: int, variants: int) -> None:
         variant = Variant(name, build(setting, name.split("/")[0], dev), inputs, labels)
         variant.saved_bytes(batch)
         variant()
-    synchronizer(dev)()
 
 
 def ahead_jobs(settings: list[str], names: list[str], batch: int) -> dict:
@@ -240,10 +238,7 @@ def main(argv=None) -> dict:
     settings, activations = args.settings.split(","), args.activations.split(",")
     compiled = {"compile": args.compile.split(","), "graphs": args.graphs.split(",")}
     if dev.type == "cuda" and not args.memory_only:
-        result["compile_ahead"] = ahead = compile_ahead(
-            ahead_jobs(settings, all_names(activations, compiled, dev), args.batch))
-        print(f"compiled ahead: {len(ahead['jobs'])} variants on {ahead['workers']} processes in "
-              f"{ahead['seconds']:.1f} s, {len(ahead['failed'])} failed")
+        result["compile_ahead"] = compile_ahead(ahead_jobs(settings, all_names(activations, compiled, dev), args.batch))
     for setting in settings:
         result["settings"][setting] = r = measure(setting, activations, args.batch, compiled, dev, args.repeats,
                                                   args.rounds, tuple(filter(None, args.profile.split(","))),
