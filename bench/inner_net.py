@@ -1,21 +1,23 @@
-"""Throughput of the shared inner net, forward + backward, eager PyTorch against the fused Triton kernels.
+"""Throughput of the shared inner net, forward + backward: eager PyTorch, chunked PyTorch, the fused Triton kernels.
 
     python bench/inner_net.py                    # CUDA: the paper CNN's layer-1 size (7.9 M argument pairs)
-    python bench/inner_net.py --points 200000    # any size; on a CPU only the eager variants run
+    python bench/inner_net.py --points 200000    # any size; on a CPU the eager and chunked variants run
     python bench/inner_net.py --sweep            # also time every fused launch setting (block, warps, grid)
+    python bench/inner_net.py --chunks 4096,16384,65536   # the chunked variant at several chunk sizes
 
 Effective TFLOP/s counts forward + backward as 3x the forward FLOPs. Each variant's error (output and the
-largest over all gradients) is measured against a float64 evaluation of the same net. Every variant runs side by
-side in one process, alternating, so the ratios are comparable on a noisy machine. ``--sweep`` times the fused
-TF32 and bf16 kernels under every :class:`~multiarg.fused.Launch` in SWEEP (n = 2, side by side within each mode,
-on a layer's layout as training passes it: argument k of every unit in one contiguous run), to choose
-``multiarg.fused.LAUNCHES`` from; each fused setting records its kernels' registers, spills and shared memory (on a
-GPU: what to look at when a setting is slow). On CUDA every fused variant is first launched once in a pool of
+largest over all gradients) is measured against a float64 evaluation of the same net. ``chunked`` is
+:mod:`multiarg.chunked` at its default chunk for the device (``chunked-<points>`` with ``--chunks``). Every
+variant runs side by side in one process, alternating, so the ratios are comparable on a noisy machine. ``--sweep``
+times the fused TF32 and bf16 kernels under every :class:`~multiarg.fused.Launch` in SWEEP (n = 2, side by side
+within each mode, on a layer's layout as training passes it: argument k of every unit in one contiguous run), to
+choose ``multiarg.fused.LAUNCHES`` from; each fused setting records its kernels' registers, spills and shared memory
+(on a GPU: what to look at when a setting is slow). On CUDA every fused variant is first launched once in a pool of
 processes (:func:`common.compile_ahead`: dozens of kernels compiled side by side rather than one after another), and
 each variant's ``warm_up_seconds`` says whether its kernels then came from the cache. A variant that fails (a
-compiler, a kernel) is recorded under
-``failed`` and the others are still measured. The JSON, ``bench/results/inner_net-<device>.json`` with the
-device, versions and the command, is rewritten after every measurement, so a run cut off keeps what it measured.
+compiler, a kernel) is recorded under ``failed`` and the others are still measured. The JSON,
+``bench/results/inner_net-<device>.json`` with the device, versions and the command, is rewritten after every
+measurement, so a run cut off keeps what it measured.
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ from common import best_of, compile_ahead, device, environment, warm_up, write
 
 from multiarg import fused
 from multiarg.activations import InnerNet
+from multiarg.chunked import chunked_inner_net
 from multiarg.fused import LAUNCHES, MODES, Launch, fused_activation, fused_inner, supported
 from multiarg.params import inner_flops
 
@@ -133,9 +136,15 @@ def ahead_jobs(n_args: list[int], hidden: int, points: int, sweep: bool) -> dict
     return jobs
 
 
-def _measure(n_args: int, hidden: int, points: int, dev: torch.device, repeats: int, rounds: int) -> dict:
+def _chunked(chunk: int | None):
+    return lambda net, inp: chunked_inner_net(net, inp, chunk=chunk)
+
+
+def _measure(n_args: int, hidden: int, points: int, dev: torch.device, repeats: int, rounds: int,
+             chunks: list[int]) -> dict:
     inner, x = _tuples(n_args, hidden, points, dev)
     variants = {f"eager-{m}": _eager(m) for m in ("fp32", "tf32", "bf16")}  # PyTorch has no tf32x3
+    variants.update({f"chunked-{c}": _chunked(c) for c in chunks} if chunks else {"chunked": _chunked(None)})
     if supported(inner, x):
         variants.update({f"fused-{m}": _fused(m) for m in MODES})
     steps = {name: partial(_step, fn, inner, x) for name, fn in variants.items()}
@@ -183,6 +192,8 @@ def main(argv=None) -> dict:
     p.add_argument("--repeats", type=int, default=10)
     p.add_argument("--rounds", type=int, default=3, help="alternating rounds; the best of each variant is kept")
     p.add_argument("--sweep", action="store_true", help="also time every fused launch setting in SWEEP")
+    p.add_argument("--chunks", default="", help="comma-separated chunk sizes of the chunked variant (default: the "
+                   "device's, multiarg.chunked.CHUNKS)")
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
     dev = device()
@@ -193,11 +204,12 @@ def main(argv=None) -> dict:
     sweep = args.sweep and supported(InnerNet(2, args.hidden), torch.empty(0, 2, device=dev))
     if dev.type == "cuda" and all(supported(InnerNet(n, args.hidden), torch.empty(0, n, device=dev)) for n in n_args):
         result["compile_ahead"] = compile_ahead(ahead_jobs(n_args, args.hidden, points, sweep))
+    chunks = [int(c) for c in args.chunks.split(",") if c]
     for n in n_args:
-        result["n_args"][n] = r = _measure(n, args.hidden, points, dev, args.repeats, args.rounds)
+        result["n_args"][n] = r = _measure(n, args.hidden, points, dev, args.repeats, args.rounds, chunks)
         for name, v in r["variants"].items():
             err, ratio = v["error_vs_fp64"], f"x{v['vs_eager_fp32']:.2f}" if v["vs_eager_fp32"] else ""
-            print(f"n={n} {name:12s} {1e3 * v['seconds']:9.2f} ms  {v['tflops']:7.3f} TFLOP/s  "
+            print(f"n={n} {name:13s} {1e3 * v['seconds']:9.2f} ms  {v['tflops']:7.3f} TFLOP/s  "
                   f"{ratio:6s}  error {err['output']:.1e} / {err['gradients']:.1e}")
         _report_failures(f"n={n}", r["failed"])
         path = write(result, out, args.out)  # after every measurement: a run cut off by a timeout keeps the rest

@@ -40,7 +40,7 @@ def measure(n_args: int, hidden: int, points: int, seeds: int, mode: str, dev: t
         x, grad = torch.randn(points, n_args, device=dev), torch.randn(points, device=dev)
         reference = emulated_inner_net(inner, x.double(), grad)
         emulated = emulated_inner_net(inner, x, grad, mode)
-        flipped.append(((emulated["a2"] > 0) != (reference["a2"] > 0)).double().mean().item())
+        flipped.append(((emulated["h2"] > 0) != (reference["h2"] > 0)).double().mean().item())
         pairs = {"emulation_vs_fp64": (emulated, reference)}
         if supported(inner, x):
             kernel = differentiated(lambda v: fused_inner(inner, v, mode), inner, x, grad)

@@ -3,7 +3,7 @@ through every inner-net kernel against the parameter-matched ReLU net and the ot
 eager path and its fused kernels).
 
     python bench/train_step.py                           # CUDA: batch 128, CIFAR-10 CNN and MNIST MLP
-    python bench/train_step.py --batch 8 --repeats 2     # a look on a CPU (only the eager kernel runs there)
+    python bench/train_step.py --batch 8 --repeats 2     # a look on a CPU (the eager and chunked kernels run)
     python bench/train_step.py --compile relu,arg2/fused-tf32 --graphs relu,arg2/fused-tf32
                                                          # adds these variants torch.compile'd, and replayed as
                                                          # CUDA graphs (mode="reduce-overhead"); a bare name: eager
@@ -47,11 +47,13 @@ COMPILERS = {"compile": {}, "graphs": {"mode": "reduce-overhead"}}  # a variant'
 
 
 def variant_names(activation: str, dev: torch.device) -> list[str]:
-    """``activation/kernel``: every kernel that can run here for learned activations, and for DAC the eager path
-    and its fused kernels (fp32 whichever mode is chosen: one variant stands for all)."""
+    """``activation/kernel``: every kernel that can run here for learned activations (eager and chunked anywhere),
+    and for DAC the eager path and its fused kernels (fp32 whichever mode is chosen: one variant stands for all)."""
     spec, probe = ActivationSpec.parse(activation), torch.empty(1, device=dev)
     if spec.learned and supported(InnerNet(spec.n_args), probe):
         kernels = KERNELS
+    elif spec.learned:
+        kernels = ("eager", "chunked")
     elif spec.name == "dac" and fused_dac.supported(probe):
         kernels = ("eager", "fused-fp32")
     else:

@@ -60,13 +60,15 @@ def test_train_step_records_every_variant_against_relu(tmp_path, monkeypatch):
     top = profiles["arg2/eager"]["top"]
     assert top and top[0]["ms_per_step"] >= top[-1]["ms_per_step"] and 0 < sum(e["share"] for e in top) <= 1 + 1e-9
     assert any("addmm" in e["name"] or "linear" in e["name"] for e in top)  # the MLP's matrix products show up
-    assert set(rows) == {"relu/eager", "arg2/eager", "dac/eager"} and record["device"] and record["torch"]
+    assert set(rows) == {"relu/eager", "arg2/eager", "arg2/chunked", "dac/eager"}
+    assert record["device"] and record["torch"]
     assert rows["relu/eager"]["time_vs_relu"] == 1.0 and all(r["seconds"] > 0 for r in rows.values())
     # matched to the 2-arg MLP's parameter count within 1 %
     assert abs(rows["relu/eager"]["params"] / rows["arg2/eager"]["params"] - 1) < 0.01
     # the eager inner net saves its two 64-wide hidden layers at every unit: even at 4 images, with the weights
     # the layers keep, several times what ReLU saves
     assert rows["arg2/eager"]["saved_vs_relu"] > 2 and rows["relu/eager"]["saved_bytes"] > 0
+    assert rows["arg2/chunked"]["saved_bytes"] < rows["relu/eager"]["saved_bytes"]  # only the inner nets' inputs
     assert names == ["train_step-cpu"]  # the record's name, whatever the variants profiled or failed are called
 
 
@@ -105,7 +107,7 @@ def test_train_step_compiles_only_the_variants_named_that_run_here():
     train_step = pytest.importorskip("train_step")
     cpu = train_step.torch.device("cpu")
     runnable = [name for a in ("relu", "arg2", "dac") for name in train_step.variant_names(a, cpu)]
-    assert runnable == ["relu/eager", "arg2/eager", "dac/eager"]  # no fused kernel on a CPU
+    assert runnable == ["relu/eager", "arg2/eager", "arg2/chunked", "dac/eager"]  # no fused kernel on a CPU
     # a bare activation means its eager kernel; a fused kernel that cannot run here is left out, not timed as eager
     assert train_step.compiled_names(["relu", "arg2/fused-tf32", "dac/eager", ""], "graphs", runnable) == [
         "relu/eager+graphs", "dac/eager+graphs"]
@@ -116,11 +118,15 @@ def test_train_step_compiles_only_the_variants_named_that_run_here():
 def test_inner_net_records_throughput_and_error_per_argument_count(tmp_path):
     inner_net = pytest.importorskip("inner_net")
     out = tmp_path / "inner.json"
-    inner_net.main(["--points", "2000", "--n-args", "1,3", "--repeats", "1", "--rounds", "1", "--out", str(out)])
+    inner_net.main(["--points", "2000", "--n-args", "1,3", "--repeats", "1", "--rounds", "1", "--chunks", "300,4096",
+                    "--out", str(out)])
     record = json.loads(out.read_text())
     assert set(record["n_args"]) == {"1", "3"}
-    fp32 = record["n_args"]["3"]["variants"]["eager-fp32"]
+    variants = record["n_args"]["3"]["variants"]
+    fp32 = variants["eager-fp32"]
     assert fp32["tflops"] > 0 and fp32["error_vs_fp64"]["output"] < 1e-5 and fp32["warm_up_seconds"] > 0
+    for chunked in ("chunked-300", "chunked-4096"):  # several chunks (a tail of 200 points), and one
+        assert variants[chunked]["tflops"] > 0 and variants[chunked]["error_vs_fp64"]["gradients"] < 1e-5
     assert record["n_args"]["3"]["variants"]["eager-bf16"]["error_vs_fp64"]["output"] > 1e-4  # bf16 really ran
     assert "compile_ahead" not in record  # only on CUDA, where kernels are compiled
 
@@ -154,7 +160,7 @@ def test_a_variant_that_cannot_run_is_recorded_and_the_others_still_measured(tmp
     out = tmp_path / "inner.json"
     inner_net.main(["--points", "500", "--n-args", "2", "--repeats", "1", "--rounds", "1", "--out", str(out)])
     record = json.loads(out.read_text())["n_args"]["2"]
-    assert set(record["variants"]) == {"eager-fp32", "eager-tf32"}
+    assert set(record["variants"]) == {"eager-fp32", "eager-tf32", "chunked"}
     assert record["failed"] == {"eager-bf16": "RuntimeError: no bf16 here"}
 
 

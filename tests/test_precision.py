@@ -4,8 +4,9 @@ import torch
 from multiarg.activations import InnerNet
 from multiarg.data import load_prepared, split
 from multiarg.models import ModelConfig, OuterNet
+from multiarg.chunked import chunked_inner_net
 from multiarg.precision import (ERROR_BOUNDS, TENSORS, differentiated, emulated_inner_net, product, relative_error,
-                                round_operand, rounded_inner_net)
+                                round_operand)
 from multiarg.train import TrainConfig, fit_run
 
 
@@ -67,7 +68,7 @@ def test_reduced_precision_errors_stay_within_the_stated_bounds(n_args):
             output[mode] = errors["output"]
             assert errors.pop("output") < forward
             assert max(errors.values()) < gradients
-            assert ((got["a2"] > 0) != (reference["a2"] > 0)).any() == (mode in ("tf32", "bf16"))
+            assert ((got["h2"] > 0) != (reference["h2"] > 0)).any() == (mode in ("tf32", "bf16"))
         assert 0 < output["tf32x3"] < output["tf32"] / 100 < output["bf16"] / 100
         assert 0 < output["fp32"] < output["tf32"] / 100
 
@@ -77,13 +78,13 @@ def test_the_rounded_inner_net_is_differentiable_and_without_rounding_the_module
     inner = InnerNet(2, 16)
     x = torch.randn(7, 5, 2, requires_grad=True)
     grads = [torch.autograd.grad((f(x) ** 2).sum(), [x, *inner.parameters()])
-             for f in (inner, lambda v: rounded_inner_net(inner, v, "fp32"))]
+             for f in (inner, lambda v: chunked_inner_net(inner, v, "fp32"))]
     for want, got in zip(*grads):
         torch.testing.assert_close(got, want)
-    rounded = torch.autograd.grad((rounded_inner_net(inner, x, "bf16") ** 2).sum(), x)[0]
+    rounded = torch.autograd.grad((chunked_inner_net(inner, x, "bf16") ** 2).sum(), x)[0]
     assert 0 < (rounded - grads[0][0]).abs().max() < 0.1 * grads[0][0].abs().max()
     with pytest.raises(ValueError, match="depth 2"):
-        rounded_inner_net(InnerNet(2, 16, depth=3), x, "tf32")
+        chunked_inner_net(InnerNet(2, 16, depth=3), x, "tf32")
 
 
 def test_training_in_the_rounding_of_tf32_and_bf16_stays_within_seed_noise(tmp_path, mnist_pt, monkeypatch):
@@ -95,7 +96,7 @@ def test_training_in_the_rounding_of_tf32_and_bf16_stays_within_seed_noise(tmp_p
     cfg = ModelConfig("mlp", "arg2", (1, 28, 28), 10, (32, 32), inner_hidden=64)
 
     def run(mode, seed):
-        monkeypatch.setattr(InnerNet, "forward", lambda self, x: rounded_inner_net(self, x, mode))
+        monkeypatch.setattr(InnerNet, "forward", lambda self, x: chunked_inner_net(self, x, mode))
         torch.manual_seed(seed)
         result = fit_run(OuterNet(cfg), splits, TrainConfig(seed=seed, max_epochs=3, batch_size=32),
                          tmp_path / f"{mode}{seed}", {"run": seed}, device=torch.device("cpu"))

@@ -3,6 +3,8 @@ import csv
 import pytest
 import torch
 
+from multiarg import chunked
+from multiarg.activations import set_kernel
 from multiarg.data import load_prepared, split
 from multiarg.io import load_torch
 from multiarg.models import ModelConfig, OuterNet
@@ -84,6 +86,21 @@ def test_compiled_training_keeps_the_eager_runs_dropout_masks_and_resumes(tmp_pa
             assert float(got[column]) == pytest.approx(float(want[column]), rel=1e-4)
     with pytest.raises(ValueError, match="compile mode"):
         compile_mode("max-autotune")
+
+
+def test_training_on_the_chunked_kernel_follows_the_eager_run(tmp_path, mnist_pt, init_record, monkeypatch):
+    monkeypatch.setitem(chunked.CHUNKS, "cpu", 100)  # several chunks a layer, with tails (batch 32 x 8 units)
+    eager = _session2(tmp_path / "eager", mnist_pt, init_record, epochs=2)
+    previous = set_kernel("chunked")
+    try:
+        run = _session2(tmp_path / "chunked", mnist_pt, init_record, epochs=2)
+    finally:
+        set_kernel(previous)
+    for key, value in eager["state_dict"].items():
+        torch.testing.assert_close(run["state_dict"][key], value, rtol=1e-4, atol=1e-5)
+    for want, got in zip(_read(tmp_path / "eager" / "metrics.csv"), _read(tmp_path / "chunked" / "metrics.csv")):
+        for column in ("train_loss", "val_loss", "test_loss"):
+            assert float(got[column]) == pytest.approx(float(want[column]), rel=1e-4)
 
 
 def test_session3_freezes_the_inner_net_and_reinitialises_the_outer(tmp_path, mnist_pt, init_record):

@@ -4,8 +4,8 @@ An :class:`InnerNet` is a tiny MLP ``n -> hidden -> hidden -> 1``; one instance 
 unit of every layer of an outer network, like a canonical activation function. A
 :class:`MultiArgActivation` applies it to a layer's pre-activations, read as ``n`` contiguous
 slices along the feature (channel) axis, so a layer with ``n * C`` pre-activations has ``C`` outputs.
-:func:`set_kernel` chooses how inner nets (and DAC's connections) are evaluated: eager PyTorch (the reference) or
-fused Triton kernels.
+:func:`set_kernel` chooses how inner nets (and DAC's connections) are evaluated: eager PyTorch (the reference), PyTorch
+over chunks of points with recomputation (:mod:`multiarg.chunked`, any device), or fused Triton kernels.
 """
 from __future__ import annotations
 
@@ -17,11 +17,12 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .chunked import chunked_inner_net
 from .precision import MODES
 
 INITS = ("pretrained", "xavier")
 FIXED = ("relu", "gamma", "dac")  # one-argument designs without an inner net (see adaptive.py, dendritic.py)
-KERNELS = ("eager", *(f"fused-{mode}" for mode in MODES))  # see multiarg.fused for the fused modes
+KERNELS = ("eager", "chunked", *(f"fused-{mode}" for mode in MODES))  # see multiarg.chunked, multiarg.fused
 _kernel = "eager"
 # Points per piece when the eager inner net runs without autograd: its hidden activations then never pass
 # 2 x EVAL_CHUNK x hidden floats (512 MiB at H = 64), whatever the batch, instead of ~16 GB per hidden layer
@@ -82,7 +83,8 @@ class InnerNet(nn.Module):
 
 def set_kernel(name: str) -> str:
     """Evaluate every :class:`MultiArgActivation` and DAC layer with ``name`` (one of :data:`KERNELS`) from now on;
-    returns the previous choice. A fused kernel runs where :func:`multiarg.fused.supported` (inner nets: CUDA
+    returns the previous choice. ``chunked`` runs depth-2 inner nets on any device (DAC layers, whose eager path is
+    already blocked, stay eager). A fused kernel runs where :func:`multiarg.fused.supported` (inner nets: CUDA
     tensors, depth 2, a power-of-two width) or :func:`multiarg.fused_dac.supported` (DAC: CUDA fp32 tensors)
     allows; elsewhere the eager reference runs, with a warning. DAC's kernels compute in fp32 in every mode."""
     global _kernel
@@ -101,13 +103,16 @@ def fused_mode(runs_here: Callable[[], bool]) -> str | None:
     """The chosen fused kernel's precision mode if one is chosen and ``runs_here()``; None for eager (with a
     warning where a fused kernel was chosen but cannot run). ``runs_here`` is only called for a fused kernel, so
     Triton is imported only then."""
-    if _kernel == "eager":
+    if not _kernel.startswith("fused-"):
         return None
     if runs_here():
         return _kernel.removeprefix("fused-")
-    warnings.warn(f"{_kernel} cannot run on this device or layer; using the eager kernel", RuntimeWarning,
-                  stacklevel=2)
+    _warn_eager()
     return None
+
+
+def _warn_eager():
+    warnings.warn(f"{_kernel} cannot run on this device or layer; using the eager kernel", RuntimeWarning, stacklevel=3)
 
 
 def _inner_runs_fused(inner: InnerNet, x: torch.Tensor) -> bool:
@@ -143,11 +148,16 @@ class MultiArgActivation(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         mode = fused_mode(lambda: _inner_runs_fused(self.inner, z))
-        if mode is None:
-            return self.inner(self._split(z)).movedim(-1, self.dim)
-        from .fused import fused_activation  # reads z in place: no transposed copies
+        if mode is not None:
+            from .fused import fused_activation  # reads z in place: no transposed copies
 
-        return fused_activation(self.inner, z, self.dim, mode)
+            return fused_activation(self.inner, z, self.dim, mode)
+        args = self._split(z)
+        if _kernel == "chunked" and self.inner.depth == 2:
+            return chunked_inner_net(self.inner, args).movedim(-1, self.dim)
+        if _kernel == "chunked":
+            _warn_eager()
+        return self.inner(args).movedim(-1, self.dim)
 
     def arguments(self, z: torch.Tensor) -> torch.Tensor:
         """The ``(points, n_args)`` inputs this module feeds to its inner net for ``z``."""

@@ -3,10 +3,10 @@
 In ``tf32`` and ``bf16`` mode the kernels of :mod:`multiarg.fused` round the operands of the three ``H x H``
 products a step makes (the second layer's forward product; in the backward pass dW2 and the first hidden layer's
 gradient) and accumulate in fp32, and ``tf32x3`` makes each of them from three TF32 products; everything else is
-fp32. :func:`emulated_inner_net` does the same arithmetic with
-PyTorch operations, so the error a mode makes can be measured and tested without a GPU, and a GPU's kernels can be
-checked against it; :func:`rounded_inner_net` makes it differentiable, to train with a mode's arithmetic anywhere.
-TF32 is modelled as the tensor cores read Triton's operands: the fp32 bits with the 13 low mantissa bits dropped
+fp32. :func:`emulated_inner_net` does the same arithmetic with PyTorch operations, so the error a mode makes can
+be measured and tested without a GPU, and a GPU's kernels can be checked against it;
+:func:`multiarg.chunked.chunked_inner_net` makes it differentiable, to train with a mode's arithmetic anywhere. TF32 is
+modelled as the tensor cores read Triton's operands: the fp32 bits with the 13 low mantissa bits dropped
 (Triton emits no rounding instruction; ``tests/test_bench.py`` reads the PTX ``bench/kernel_resources.py`` compiles).
 """
 from __future__ import annotations
@@ -55,25 +55,51 @@ def _tf32_nearest(t: torch.Tensor) -> torch.Tensor:
     return ((t.view(torch.int32) + (1 << 12)) & -(1 << 13)).view(torch.float32)
 
 
+def hidden_pass(weights: tuple[torch.Tensor, ...], x: torch.Tensor, mode: str = "fp32"
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(h1, h2)``, the hidden layers' outputs of the depth-2 inner net with ``weights`` ``(W1, b1, W2, b2, W3, b3)``
+    on ``x`` ``(points, n_args)``, the H x H product rounded as in ``mode``."""
+    w1, b1, w2, b2, _, _ = weights
+    h1 = torch.addmm(b1, x, w1.T).clamp_min_(0)
+    return h1, product(h1, w2.T, mode).add_(b2).clamp_min_(0)
+
+
+def output_pass(weights: tuple[torch.Tensor, ...], h2: torch.Tensor) -> torch.Tensor:
+    """The inner net's output from its second hidden layer's ``h2``."""
+    return torch.addmv(weights[5], h2, weights[4][0])
+
+
+def backward_pass(weights: tuple[torch.Tensor, ...], x: torch.Tensor, grad: torch.Tensor,
+                  hidden: tuple[torch.Tensor, torch.Tensor], mode: str = "fp32") -> dict[str, torch.Tensor]:
+    """The gradients of ``(output * grad).sum()`` with respect to ``x`` and the weights (named as :data:`TENSORS`),
+    from the ``hidden`` ``(h1, h2)`` of :func:`hidden_pass`, rounded as in ``mode``."""
+    w1, _, w2, _, w3, _ = weights
+    h1, h2 = hidden
+    # ReLU's backward in one pass, as autograd runs it: h > 0 exactly where the pre-activation is
+    dh2 = torch.ops.aten.threshold_backward(torch.outer(grad, w3[0]), h2, 0)
+    dh1 = torch.ops.aten.threshold_backward(product(dh2, w2, mode), h1, 0)
+    return {"x": dh1 @ w1, "W1": dh1.T @ x, "b1": dh1.sum(0), "W2": product(dh2.T, h1, mode), "b2": dh2.sum(0),
+            "W3": (grad @ h2)[None], "b3": grad.sum()[None]}
+
+
 def emulated_inner_net(inner: nn.Module, x: torch.Tensor, grad: torch.Tensor, mode: str = "fp32"
                        ) -> dict[str, torch.Tensor]:
     """The inner net's output on ``x`` ``(points, n_args)`` and the gradients of ``(output * grad).sum()`` with
     respect to ``x`` and every parameter (:data:`TENSORS`), with the fused kernels' rounding in ``mode``. In
     ``fp32`` mode and float64 ``x`` (the parameters are cast to ``x``'s type) it is a float64 reference. Also
-    returns ``a2``, the second hidden layer's pre-activations, whose signs decide which units pass a gradient."""
+    returns ``h2``, the second hidden layer's output, whose zeros say which units pass no gradient."""
+    weights = depth2_weights(inner, x.dtype)
+    x, grad = x.detach(), grad.detach().to(x.dtype)
+    hidden = hidden_pass(weights, x, mode)
+    return {"output": output_pass(weights, hidden[1]), **backward_pass(weights, x, grad, hidden, mode), "h2": hidden[1]}
+
+
+def depth2_weights(inner: nn.Module, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
+    """``inner``'s parameters, detached and cast to ``dtype``; a ValueError unless it has depth 2 (what the fused
+    kernels, their emulation and :mod:`multiarg.chunked` compute)."""
     if inner.depth != 2:
         raise ValueError(f"the fused kernels exist for inner nets of depth 2, not {inner.depth}")
-    w1, b1, w2, b2, w3, b3 = (p.detach().to(x.dtype) for p in inner.parameters())
-    x, grad = x.detach(), grad.detach().to(x.dtype)
-
-    a1 = x @ w1.T + b1
-    h1 = a1.clamp_min(0)
-    a2 = product(h1, w2.T, mode) + b2
-    h2 = a2.clamp_min(0)
-    dh2 = torch.where(a2 > 0, grad[:, None] * w3, 0)
-    dh1 = torch.where(a1 > 0, product(dh2, w2, mode), 0)
-    return {"output": h2 @ w3[0] + b3, "x": dh1 @ w1, "W1": dh1.T @ x, "b1": dh1.sum(0), "W2": product(dh2.T, h1, mode),
-            "b2": dh2.sum(0), "W3": (grad @ h2)[None], "b3": grad.sum()[None], "a2": a2}
+    return tuple(p.detach().to(dtype) for p in inner.parameters())
 
 
 def differentiated(evaluate: Callable[[torch.Tensor], torch.Tensor], inner: nn.Module, x: torch.Tensor,
@@ -84,29 +110,6 @@ def differentiated(evaluate: Callable[[torch.Tensor], torch.Tensor], inner: nn.M
     x = x.detach().clone().requires_grad_()
     out = evaluate(x)
     return dict(zip(TENSORS, [out, *torch.autograd.grad(out, [x, *inner.parameters()], grad)]))
-
-
-class _Emulated(torch.autograd.Function):
-    """:func:`emulated_inner_net` as an autograd node: the backward pass recomputes the forward, as the kernels do."""
-
-    @staticmethod
-    def forward(ctx, x, inner, mode, *params):
-        ctx.save_for_backward(x)
-        ctx.inner, ctx.mode = inner, mode
-        return emulated_inner_net(inner, x, x.new_zeros(len(x)), mode)["output"]
-
-    @staticmethod
-    def backward(ctx, grad):
-        (x,) = ctx.saved_tensors
-        r = emulated_inner_net(ctx.inner, x, grad, ctx.mode)
-        return r["x"], None, None, *(r[name].view_as(p) for name, p in zip(TENSORS[2:], ctx.inner.parameters()))
-
-
-def rounded_inner_net(inner: nn.Module, x: torch.Tensor, mode: str) -> torch.Tensor:
-    """``inner(x)`` for ``x`` of shape ``(..., n_args)``, differentiable, rounded as the fused kernels round in
-    ``mode``: trains on any device with the arithmetic of a GPU's fused kernel (slowly)."""
-    flat = x.reshape(-1, x.shape[-1]).float()
-    return _Emulated.apply(flat, inner, mode, *inner.parameters()).view(x.shape[:-1])
 
 
 def relative_error(got: torch.Tensor, reference: torch.Tensor) -> dict[str, float]:

@@ -1,0 +1,83 @@
+import warnings
+
+import pytest
+import torch
+
+from multiarg import InnerNet, MultiArgActivation
+from multiarg.activations import set_kernel
+from multiarg.chunked import chunked_inner_net
+from multiarg.dendritic import DACConv2d
+from multiarg.precision import TENSORS, differentiated
+
+
+@pytest.fixture
+def kernel():
+    """Restores the eager kernel after a test that chooses another."""
+    yield set_kernel
+    set_kernel("eager")
+
+
+@pytest.mark.parametrize("n_args", [1, 2, 3])
+@pytest.mark.parametrize("points,chunk", [(1, 7), (300, 64), (300, 300), (1000, None)])
+def test_chunked_equals_the_module_in_the_output_and_every_gradient(n_args, points, chunk):
+    # 300 points in chunks of 64 leave a tail of 44; the weight gradients are summed over the chunks
+    torch.manual_seed(n_args)
+    inner = InnerNet(n_args, 16).double()
+    x, grad = torch.randn(points, n_args, dtype=torch.float64), torch.randn(points, dtype=torch.float64)
+    want = differentiated(inner, inner, x, grad)
+    got = differentiated(lambda v: chunked_inner_net(inner, v, chunk=chunk), inner, x, grad)
+    for name in TENSORS:
+        torch.testing.assert_close(got[name], want[name], rtol=1e-12, atol=1e-12, msg=name)
+
+
+@pytest.mark.parametrize("dim,shape", [(1, (3, 2 * 5, 4, 4)), (1, (6, 2 * 7)), (-1, (4, 3, 2 * 8))])
+def test_the_chunked_kernel_gives_a_layer_the_eager_output_and_gradients(kernel, dim, shape):
+    torch.manual_seed(0)
+    act = MultiArgActivation(InnerNet(2, 16), dim=dim)
+    z = torch.randn(shape, requires_grad=True)
+    grad = torch.randn(act(z).shape)
+    results = []
+    for name in ("eager", "chunked"):
+        kernel(name)
+        out = act(z)
+        results.append([out, *torch.autograd.grad(out, [z, *act.parameters()], grad)])
+    for want, got in zip(*results):
+        torch.testing.assert_close(got, want)
+
+
+def test_autograd_keeps_only_the_chunked_inner_nets_input(kernel):
+    act = MultiArgActivation(InnerNet(2, 64))
+    z = torch.randn(2, 2 * 8, 16, 16, requires_grad=True)  # 4 096 points
+
+    def saved(name: str) -> int:
+        kernel(name)
+        storages = {}
+
+        def keep(t):
+            storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(keep, lambda t: t):
+            act(z)
+        return sum(storages.values())
+
+    points, params = 4096, sum(p.numel() for p in act.parameters())
+    assert saved("eager") > 2 * points * 64 * 4  # at least two of the (points, 64) hidden activations
+    assert saved("chunked") <= 4 * (points * 2 + params)  # the arguments, and the weights it references
+
+
+def test_the_chunked_kernel_leaves_other_depths_and_dac_to_the_eager_path(kernel):
+    torch.manual_seed(0)
+    deep, dac = MultiArgActivation(InnerNet(2, 16, depth=3)), DACConv2d(2, 3, 3)
+    z, image = torch.randn(4, 6), torch.randn(4, 2, 5, 5)
+    kernel("chunked")
+    with pytest.warns(RuntimeWarning, match="using the eager kernel"):
+        got = deep(z)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # DAC's eager path is already blocked: no warning
+        dac_got = dac(image)
+    kernel("eager")
+    torch.testing.assert_close(got, deep(z), rtol=0, atol=0)
+    torch.testing.assert_close(dac_got, dac(image), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="depth 2"):
+        chunked_inner_net(deep.inner, z.view(-1, 2))
