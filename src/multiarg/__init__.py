@@ -4,6 +4,7 @@ The activation modules are usable on their own::
 
     from multiarg import InnerNet, MultiArgActivation
     act = MultiArgActivation(InnerNet(n_args=2))      # (B, 2C, ...) -> (B, C, ...)
+    set_kernel("chunked")                             # any device: chunks of points, hidden activations recomputed
     set_kernel("fused-bf16")                          # fused Triton kernels for every inner net (CUDA)
 """
 import importlib
