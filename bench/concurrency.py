@@ -237,7 +237,8 @@ def fastest(activation: str, dev: torch.device) -> str:
     """``activation/kernel`` as the GPU quick config runs it: fused TF32 where that runs, else DAC's fused kernel
     where that runs, else eager."""
     kernels = variant_names(activation, dev)
-    return f"{activation}/fused-tf32" if f"{activation}/fused-tf32" in kernels else kernels[-1]
+    return next((k for k in (f"{activation}/fused-tf32", f"{activation}/fused-fp32") if k in kernels),
+                f"{activation}/eager")
 
 
 if __name__ == "__main__":

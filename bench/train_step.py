@@ -4,25 +4,28 @@ eager path and its fused kernels).
 
     python bench/train_step.py                           # CUDA: batch 128, CIFAR-10 CNN and MNIST MLP
     python bench/train_step.py --batch 8 --repeats 2     # a look on a CPU (the eager and chunked kernels run)
+    python bench/train_step.py --configfile workflow/configs/demo.yaml --batch 32   # the demo's networks
     python bench/train_step.py --compile relu,arg2/fused-tf32 --graphs relu,arg2/fused-tf32
                                                          # adds these variants torch.compile'd, and replayed as
                                                          # CUDA graphs (mode="reduce-overhead"); a bare name: eager
     python bench/train_step.py --profile arg2/fused-tf32,relu/eager   # where these variants' step time goes
     TRITON_INTERPRET=1 python bench/train_step.py --memory-only       # what the fused kernels save, on a CPU
 
-Models are built as the workflow builds them from config.yaml (paper widths, dropout, LayerNorm, 64-wide inner
-net; baselines matched to arg2's parameter count), the batch stays on the device, and every variant of a setting
-runs side by side, alternating, so ratios to ReLU are comparable on a noisy machine. Besides the peak memory a GPU
-reports, every variant records the bytes autograd saves for a step's backward pass at the batch (``saved_bytes``),
-counted on any device: at batch 128 most of a step's memory. On CUDA the variants with something to compile are
-first run once each in a pool of processes (:func:`common.compile_ahead`); ``warm_up_seconds`` shows what was left
-to compile. Writes ``bench/results/train_step-<device>.json``
-(``-interpreted``, ``-memory`` added for those runs) with the device, versions and the command.
+Models are built as the workflow builds them from config.yaml (paper widths, dropout, LayerNorm, 64-wide inner net;
+baselines matched to arg2's parameter count; or with ``--configfile``'s overrides), the batch stays on the device,
+and every variant of a setting runs side by side, alternating, so ratios to ReLU are comparable on a noisy machine.
+Besides the peak memory a GPU reports, every variant records the bytes autograd saves for a step's backward pass at
+the batch (``saved_bytes``), counted on any device: at batch 128 most of a step's memory. On CUDA the variants with
+something to compile are first run once each in a pool of processes (:func:`common.compile_ahead`);
+``warm_up_seconds`` shows what was left to compile. Writes ``bench/results/train_step-<device>.json``
+(``train_step-<configfile's name>-<device>.json`` with ``--configfile``; ``-interpreted``, ``-memory`` added for
+those runs) with the device, versions and the command.
 """
 from __future__ import annotations
 
 import argparse
 from functools import partial
+from pathlib import Path
 
 import torch
 import torch._dynamo
@@ -39,8 +42,8 @@ SETTINGS = {"cifar10-cnn": ("cifar10", "cnn"), "mnist-mlp": ("mnist", "mlp")}  #
 CONFIG = load_config()
 
 
-def build(setting: str, activation: str, dev: torch.device) -> OuterNet:
-    return outer_net(CONFIG, *SETTINGS[setting], activation).to(dev)
+def build(setting: str, activation: str, dev: torch.device, config: dict = CONFIG) -> OuterNet:
+    return outer_net(config, *SETTINGS[setting], activation).to(dev)
 
 
 COMPILERS = {"compile": {}, "graphs": {"mode": "reduce-overhead"}}  # a variant's +suffix: torch.compile's arguments
@@ -156,32 +159,34 @@ def _dynamo_limits(variants: int):
     return torch._dynamo.config.patch(recompile_limit=limit, fail_on_recompile_limit_hit=True)
 
 
-def _step_once(setting: str, name: str, batch: int, variants: int) -> None:
+def _step_once(setting: str, name: str, batch: int, variants: int, config: dict) -> None:
     """What the timed process runs of a variant before its warm-up (the bytes autograd saves on one and two images,
     then a step of the batch), among ``variants``: a :func:`common.compile_ahead` job, so that the same kernels and
     graphs are compiled."""
     dev = device()
     inputs, labels = _batch(setting, batch, dev)
     with _dynamo_limits(variants):
-        variant = Variant(name, build(setting, name.split("/")[0], dev), inputs, labels)
+        variant = Variant(name, build(setting, name.split("/")[0], dev, config), inputs, labels)
         variant.saved_bytes(batch)
         variant()
 
 
-def ahead_jobs(settings: list[str], names: list[str], batch: int) -> dict:
+def ahead_jobs(settings: list[str], names: list[str], batch: int, config: dict = CONFIG) -> dict:
     """A job per variant with something to compile (fused kernels; torch.compile's graphs) in each setting."""
-    return {f"{setting} {name}": partial(_step_once, setting, name, batch, len(names))
+    return {f"{setting} {name}": partial(_step_once, setting, name, batch, len(names), config)
             for setting in settings for name in names if "fused" in name or "+" in name}
 
 
 def measure(setting: str, activations: list[str], batch: int, compiled: dict[str, list[str]], dev: torch.device,
-            repeats: int, rounds: int, profiled: tuple[str, ...] = (), memory_only: bool = False) -> dict:
-    """``compiled``: variants to add compiled, per :data:`COMPILERS` suffix."""
+            repeats: int, rounds: int, profiled: tuple[str, ...] = (), memory_only: bool = False,
+            config: dict = CONFIG) -> dict:
+    """``compiled``: variants to add compiled, per :data:`COMPILERS` suffix; the networks are ``config``'s."""
     inputs, labels = _batch(setting, batch, dev)
     names = all_names(activations, compiled, dev)
     torch._dynamo.reset()  # a fresh start for each setting
     with _dynamo_limits(len(names)):
-        variants = {name: Variant(name, build(setting, name.split("/")[0], dev), inputs, labels) for name in names}
+        variants = {name: Variant(name, build(setting, name.split("/")[0], dev, config), inputs, labels)
+                    for name in names}
         saved, errors = attempt({name: partial(v.saved_bytes, batch) for name, v in variants.items()})
         for name in errors:
             del variants[name]
@@ -218,6 +223,7 @@ def _mib(label: str, nbytes: int | None, ratio: float | None) -> str:
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--settings", default=",".join(SETTINGS), help=f"comma-separated, of {list(SETTINGS)}")
+    p.add_argument("--configfile", default=None, help="overrides on config.yaml (widths, inner net), as for snakemake")
     p.add_argument("--activations", default="relu,arg2,arg1,gamma,dac")
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--compile", default="", metavar="VARIANTS",
@@ -235,16 +241,19 @@ def main(argv=None) -> dict:
     args = p.parse_args(argv)
     dev = device()
     env = environment(dev)
-    result = {**env, "settings": {}}
-    record = f"train_step-{dev.type}" + "-interpreted" * env["triton_interpreter"] + "-memory" * args.memory_only
+    config = load_config(args.configfile)
+    result = {**env, "configfile": args.configfile, "settings": {}}
+    scale = f"-{Path(args.configfile).stem}" if args.configfile else ""
+    record = f"train_step{scale}-{dev.type}" + "-interpreted" * env["triton_interpreter"] + "-memory" * args.memory_only
     settings, activations = args.settings.split(","), args.activations.split(",")
     compiled = {"compile": args.compile.split(","), "graphs": args.graphs.split(",")}
     if dev.type == "cuda" and not args.memory_only:
-        result["compile_ahead"] = compile_ahead(ahead_jobs(settings, all_names(activations, compiled, dev), args.batch))
+        result["compile_ahead"] = compile_ahead(ahead_jobs(settings, all_names(activations, compiled, dev), args.batch,
+                                                           config))
     for setting in settings:
         result["settings"][setting] = r = measure(setting, activations, args.batch, compiled, dev, args.repeats,
                                                   args.rounds, tuple(filter(None, args.profile.split(","))),
-                                                  args.memory_only)
+                                                  args.memory_only, config)
         for variant, v in r["variants"].items():
             cells = [f"{1e3 * v['seconds']:9.2f} ms" + _times(v["time_vs_relu"]) if v["seconds"] else "",
                      _mib("peak", v["peak_bytes"], v["memory_vs_relu"]),
