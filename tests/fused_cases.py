@@ -29,7 +29,7 @@ from multiarg.fused_dac import Tiles, fused_dendritic  # noqa: E402
 from multiarg.models import ModelConfig, OuterNet  # noqa: E402
 from multiarg.precision import MODES, TENSORS, differentiated, emulated_inner_net, relative_error  # noqa: E402
 from multiarg.train import TrainConfig, fit_run  # noqa: E402
-from test_workflow import REPO, snakemake  # noqa: E402
+from test_workflow import network_rules_run_on  # noqa: E402
 
 
 class _Poisoned:
@@ -314,19 +314,8 @@ def test_training_with_the_fused_kernel_reproduces_the_eager_curve(tmp_path, mni
 
 
 def test_every_network_rule_of_the_workflow_runs_on_the_fused_kernel(tmp_path, mirror):
-    # session I-III, collecting inner-net inputs, PGD training, AutoAttack, a recurrent net and a DAC net at tiny
-    # scale: each job must take the fused path (a fallback to eager warns "cannot run") and finish. TF32: any mode
-    # tests the routing, and its launch's 64-point blocks take the interpreter half the steps of fp32's 32.
-    run, rnn = "results/runs/mnist/mlp/arg2/seed0", "results/rnn/rows/arg2/seed0"
-    targets = [f"{run}/session2/inputs.pt", f"{run}/session3/model.pt", f"{run}/adversarial/autoattack.json",
-               f"{rnn}/summary.json", "results/runs/mnist/mlp/dac/seed0/session2/model.pt"]
-    result = snakemake("--cores", "2", *targets, "--configfile", str(REPO / "config.yaml"),
-                       str(REPO / "tests/configs/tiny.yaml"), "--config", "inner_kernel=fused-tf32", cwd=tmp_path,
-                       env={"MULTIARG_DATA_MIRROR": str(mirror)})
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    logs = {p: p.read_text() for p in (tmp_path / "logs").rglob("*.log")}
-    assert len(logs) >= 7 and any("/dac/" in p.as_posix() for p in logs)
-    assert not [p for p, text in logs.items() if "cannot run" in text]
+    # TF32: any mode tests the routing, and its launch's 64-point blocks take the interpreter half the steps of fp32's
+    network_rules_run_on(tmp_path, mirror, "fused-tf32")
 
 
 if not INTERPRETED:  # minutes of interpreted kernels per epoch

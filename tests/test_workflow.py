@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from multiarg.io import load_torch
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -114,6 +116,29 @@ def _check_run_summary(workdir, configfile):
     assert row["unmodelled_s_per_job"] == pytest.approx((measured - 3.6) / trained["jobs"])
     assert "## Against the estimate" in text and f"| train_session2 | {trained['jobs']} | 3.6 |" in text
     assert "start-up of 2.0 s (training) or 1.5 s (evaluation) and its data loading: mnist 0.25 s" in text
+
+
+def network_rules_run_on(workdir: Path, mirror: Path, kernel: str) -> None:
+    """Session I-III, collecting inner-net inputs, PGD training, AutoAttack, a recurrent net and a DAC net at tiny
+    scale with ``inner_kernel: kernel``: each job must finish on that kernel (a fallback to eager warns "cannot
+    run")."""
+    run, rnn = "results/runs/mnist/mlp/arg2/seed0", "results/rnn/rows/arg2/seed0"
+    targets = [f"{run}/session2/inputs.pt", f"{run}/session3/model.pt", f"{run}/adversarial/autoattack.json",
+               f"{rnn}/summary.json", "results/runs/mnist/mlp/dac/seed0/session2/model.pt"]
+    result = snakemake("--cores", "2", *targets, "--configfile", str(REPO / "config.yaml"),
+                       str(REPO / "tests/configs/tiny.yaml"), "--config", f"inner_kernel={kernel}", cwd=workdir,
+                       env={"MULTIARG_DATA_MIRROR": str(mirror)})
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    logs = {p: p.read_text() for p in (workdir / "logs").rglob("*.log")}
+    assert len(logs) >= 7 and any("/dac/" in p.as_posix() for p in logs)
+    assert not [p for p, text in logs.items() if "cannot run" in text]
+    models = [workdir / t for t in (f"{run}/session3/model.pt", f"{rnn}/model.pt", f"{run}/adversarial/model.pt",
+                                    "results/runs/mnist/mlp/dac/seed0/session2/model.pt")]
+    assert [load_torch(m)["arithmetic"] for m in models] == [{"inner_kernel": kernel, "compile": "none"}] * 4
+
+
+def test_every_network_rule_of_the_workflow_runs_on_the_chunked_kernel(tmp_path, mirror):
+    network_rules_run_on(tmp_path, mirror, "chunked")
 
 
 def test_workflow_passes_snakemake_lint(tmp_path):

@@ -94,7 +94,7 @@ def train_rnn(cfg: RNNConfig, train_cfg: TrainConfig, *, data_path: Path, out_di
                "seconds_per_epoch": float(np.mean([r["seconds"] for r in result["history"]])),
                "data_note": prepared["note"]}
     record = {"rnn_config": asdict(cfg), "units": model.hidden, "state_dict": result["state"],
-              "train_config": asdict(train_cfg), "best_epoch": result["best_epoch"]}
+              "train_config": asdict(train_cfg), "best_epoch": result["best_epoch"], "arithmetic": result["arithmetic"]}
     if cfg.activation == "arg2":
         x, _ = data.test_subset(prepared, data_split["test_limit"], data_split["split_seed"])
         hist = histogram_inputs(model, x, bins=bins, extent=extent, batch_size=train_cfg.eval_batch_size,

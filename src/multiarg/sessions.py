@@ -79,7 +79,8 @@ def train_session(session: int, model_cfg: ModelConfig, train_cfg: TrainConfig, 
               "train_config": asdict(train_cfg), "best_epoch": result["best_epoch"],
               "stopped_epoch": result["stopped_epoch"], "dataset": prepared["name"],
               "data_source": prepared["source"], "data_exact": prepared["exact"], "data_note": prepared["note"],
-              "adversarial": asdict(adversarial) if adversarial is not None else None}
+              "adversarial": asdict(adversarial) if adversarial is not None else None,
+              "arithmetic": result["arithmetic"]}
     if session == 2:
         save_torch(result["extra"] if snapshot else {}, out_dir / "snapshots.pt")
     write_metrics(result["history"], out_dir / "metrics.csv")

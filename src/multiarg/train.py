@@ -247,11 +247,13 @@ def fit(model: nn.Module, splits: dict, cfg: TrainConfig, checkpoint: Path, *,
 def fit_run(model: nn.Module, splits: dict, cfg: TrainConfig, out_dir: Path, identity: dict, **kwargs) -> dict:
     """:func:`fit` with its checkpoint at ``out_dir/checkpoint.pt``, fingerprinted by ``identity`` (a JSON-able
     mapping of everything that defines the run, so a changed run never resumes a stale checkpoint). The inner-net
-    kernel and the compile mode are part of the identity: their rounding differs."""
-    identity = {**identity, "inner_kernel": get_kernel(), "compile": _compile}
-    fingerprint = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
+    kernel and the compile mode are part of the identity, since their rounding differs, and of the result
+    (``arithmetic``), for the record a model is saved with."""
+    arithmetic = {"inner_kernel": get_kernel(), "compile": _compile}
+    fingerprint = hashlib.sha256(json.dumps({**identity, **arithmetic}, sort_keys=True, default=str).encode())
     out_dir.mkdir(parents=True, exist_ok=True)
-    return fit(model, splits, cfg, out_dir / "checkpoint.pt", fingerprint=fingerprint, **kwargs)
+    result = fit(model, splits, cfg, out_dir / "checkpoint.pt", fingerprint=fingerprint.hexdigest(), **kwargs)
+    return {**result, "arithmetic": arithmetic}
 
 
 def write_metrics(history: list[dict], path: Path) -> None:
