@@ -29,7 +29,7 @@ from multiarg.fused_dac import Tiles, fused_dendritic  # noqa: E402
 from multiarg.models import ModelConfig, OuterNet  # noqa: E402
 from multiarg.precision import MODES, TENSORS, differentiated, emulated_inner_net, relative_error  # noqa: E402
 from multiarg.train import TrainConfig, fit_run  # noqa: E402
-from test_workflow import network_rules_run_on  # noqa: E402
+from test_workflow import REPO, network_rules_run_on  # noqa: E402
 
 
 class _Poisoned:

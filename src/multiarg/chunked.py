@@ -14,8 +14,9 @@ from torch import nn
 
 from .precision import TENSORS, backward_pass, depth2_weights, hidden_pass, output_pass
 
-# Points per chunk. On a CPU a chunk's hidden activations (2 x 16 384 x 64 floats, 8 MiB) stay near the cores;
-# elsewhere chunks are large, for each operation to fill the device: there the purpose is memory.
+# Points per chunk. On a CPU a chunk's hidden activations (2 x 16 384 x 64 floats, 8 MiB) stay near the cores
+# (chunks of 4 096 to 65 536 timed: bench/results/inner_net-cpu.json); elsewhere chunks are large, for each
+# operation to fill the device: there the purpose is memory.
 CHUNKS = {"cpu": 1 << 14}
 DEFAULT_CHUNK = 1 << 20
 
