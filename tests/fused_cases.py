@@ -22,6 +22,7 @@ DEVICE = torch.device("cpu" if INTERPRETED else "cuda")
 
 from multiarg import fused, fused_dac  # noqa: E402
 from multiarg.activations import InnerNet, MultiArgActivation, set_kernel  # noqa: E402
+from multiarg.chunked import chunked_inner_net  # noqa: E402
 from multiarg.data import load_prepared, split  # noqa: E402
 from multiarg.dendritic import dendritic_product  # noqa: E402
 from multiarg.fused import Launch, fused_activation, fused_inner, supported  # noqa: E402
@@ -128,6 +129,19 @@ def test_each_mode_rounds_as_its_emulation(mode, n_args):
     emulated = emulated_inner_net(inner, x, grad, mode)
     for name in TENSORS:
         assert relative_error(got[name].reshape(emulated[name].shape), emulated[name])["norm"] < 1e-4, name
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_the_chunked_kernel_computes_what_the_fused_kernels_do_on_this_device(mode):
+    # multiarg.chunked is the kernels' algorithm in PyTorch: in the same mode on the same device it gives the same
+    # results up to fp32 summation order (600 points in chunks of 256: a tail, and weight gradients summed over chunks)
+    torch.manual_seed(0)
+    inner = InnerNet(2, 32).to(DEVICE)
+    x, grad = torch.randn(600, 2, device=DEVICE), torch.randn(600, device=DEVICE)
+    fused_result = differentiated(lambda v: fused_inner(inner, v, mode), inner, x, grad)
+    chunked_result = differentiated(lambda v: chunked_inner_net(inner, v, mode, chunk=256), inner, x, grad)
+    for name in TENSORS:
+        assert relative_error(chunked_result[name], fused_result[name])["norm"] < 1e-4, name
 
 
 def test_unsupported_inner_nets_are_refused():
