@@ -73,7 +73,7 @@ def test_reduced_precision_errors_stay_within_the_stated_bounds(n_args):
         assert 0 < output["fp32"] < output["tf32"] / 100
 
 
-def test_the_rounded_inner_net_is_differentiable_and_without_rounding_the_module():
+def test_the_chunked_inner_net_in_a_mode_is_differentiable_and_without_rounding_the_module():
     torch.manual_seed(0)
     inner = InnerNet(2, 16)
     x = torch.randn(7, 5, 2, requires_grad=True)
