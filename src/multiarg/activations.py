@@ -153,9 +153,9 @@ class MultiArgActivation(nn.Module):
 
             return fused_activation(self.inner, z, self.dim, mode)
         args = self._split(z)
-        if _kernel == "chunked" and self.inner.depth == 2:
-            return chunked_inner_net(self.inner, args).movedim(-1, self.dim)
         if _kernel == "chunked":
+            if self.inner.depth == 2:
+                return chunked_inner_net(self.inner, args).movedim(-1, self.dim)
             _warn_eager()
         return self.inner(args).movedim(-1, self.dim)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .precision import TENSORS, backward_pass, depth2_weights, hidden_pass, output_pass
+from .precision import TENSORS, backward_pass, hidden_pass, output_pass, require_depth2
 
 # Points per chunk. On a CPU a chunk's hidden activations (2 x 16 384 x 64 floats, 8 MiB) stay near the cores
 # (chunks of 4 096 to 65 536 timed: bench/results/inner_net-cpu.json); elsewhere chunks are large, for each
@@ -47,7 +47,7 @@ def chunked_inner_net(inner: nn.Module, x: torch.Tensor, mode: str = "fp32", chu
     """``inner(x)`` for ``x`` of shape ``(..., n_args)``, differentiable, evaluated ``chunk`` points at a time
     (default: :data:`CHUNKS` for ``x``'s device, else :data:`DEFAULT_CHUNK`) with the hidden activations recomputed
     in the backward pass; rounded as the fused kernels round in ``mode``. Depth-2 inner nets only."""
-    depth2_weights(inner, x.dtype)  # refuses other depths
+    require_depth2(inner)
     chunk = chunk or CHUNKS.get(x.device.type, DEFAULT_CHUNK)
     flat = x.reshape(-1, x.shape[-1])
     return _Chunked.apply(flat, mode, chunk, *inner.parameters()).view(x.shape[:-1])

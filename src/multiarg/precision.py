@@ -94,11 +94,16 @@ def emulated_inner_net(inner: nn.Module, x: torch.Tensor, grad: torch.Tensor, mo
     return {"output": output_pass(weights, hidden[1]), **backward_pass(weights, x, grad, hidden, mode), "h2": hidden[1]}
 
 
-def depth2_weights(inner: nn.Module, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
-    """``inner``'s parameters, detached and cast to ``dtype``; a ValueError unless it has depth 2 (what the fused
-    kernels, their emulation and :mod:`multiarg.chunked` compute)."""
+def require_depth2(inner: nn.Module) -> None:
+    """A ValueError unless ``inner`` has depth 2: what the fused kernels, their emulation and :mod:`multiarg.chunked`
+    compute."""
     if inner.depth != 2:
         raise ValueError(f"the fused kernels exist for inner nets of depth 2, not {inner.depth}")
+
+
+def depth2_weights(inner: nn.Module, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
+    """``inner``'s parameters, detached and cast to ``dtype`` (:func:`require_depth2`)."""
+    require_depth2(inner)
     return tuple(p.detach().to(dtype) for p in inner.parameters())
 
 
