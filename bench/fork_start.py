@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from common import ROOT, device, environment, load_config, write
-from job_server import server_start, unequal
+from workflow_ab import server_start, unequal
 
 from multiarg import jobserver
 from multiarg.config import cli_options, pretrain_options

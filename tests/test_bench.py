@@ -334,39 +334,50 @@ def test_a_run_that_benchmarked_no_estimated_rule_is_summarised_without_ratios()
 
 
 @pytest.mark.e2e
-def test_job_server_bench_runs_the_workflow_both_ways_and_finds_the_same_numbers(tmp_path, mirror, monkeypatch):
+def test_workflow_ab_runs_the_workflow_both_ways_and_finds_the_same_numbers(tmp_path, mirror, monkeypatch):
     import torch
 
-    job_server = pytest.importorskip("job_server")
+    workflow_ab = pytest.importorskip("workflow_ab")
     monkeypatch.setenv("MULTIARG_DATA_MIRROR", str(mirror))
     out = tmp_path / "js.json"
-    record = job_server.main(["--targets", "results/runs/mnist/mlp/arg2/seed0/session2/model.pt", "--rounds", "1",
-                              "--keep", str(tmp_path / "runs"), "--out", str(out)])
+    record = workflow_ab.main(["--targets", "results/runs/mnist/mlp/arg2/seed0/session2/model.pt", "--rounds", "1",
+                               "--keep", str(tmp_path / "runs"), "--out", str(out)])
     assert json.loads(out.read_text()) == record
-    (off,), (on,) = record["runs"]["off"], record["runs"]["on"]
+    assert record["key"] == "job_server" and record["values"] == ["False", "True"]
+    (off,), (on,) = record["runs"]["False"], record["runs"]["True"]
     assert off["jobs"] == on["jobs"] == 3 and on["forked_jobs"] == 3 and off["forked_jobs"] == 0
     assert on["server_preload_s"] > 0 and off["server_preload_s"] is None
+    assert off["rules"].keys() == on["rules"].keys() == {"train_session2"}  # the rules that run networks
+    assert all(r["jobs"] == 1 and r["seconds_total"] > 0 for r in off["rules"].values())
     # model, checkpoint-free session-II outputs, session I and the data: compared, and equal
     assert record["outputs_equal"] and record["compared_files"] >= 5 and record["differences"] == []
     # the comparison does see a changed number, and only a timing is let through
     runs = tmp_path / "runs"
-    metrics = runs / "on0" / "results/runs/mnist/mlp/arg2/seed0/session2/metrics.csv"
+    a, b = runs / "job_server-False-0" / "results", runs / "job_server-True-0" / "results"
+    metrics = b / "runs/mnist/mlp/arg2/seed0/session2/metrics.csv"
     rows = metrics.read_text().splitlines()
     header = rows[0].split(",")
     first = rows[1].split(",")
     first[header.index("seconds")] = "123.0"
     metrics.write_text("\n".join([rows[0], ",".join(first), *rows[2:]]) + "\n")
-    assert job_server.differences(runs / "off0" / "results", runs / "on0" / "results")[1] == []
+    assert workflow_ab.differences(a, b)[1] == []
     first[1] = "0.5"
     metrics.write_text("\n".join([rows[0], ",".join(first), *rows[2:]]) + "\n")
-    init = runs / "on0" / "results/init/arg2/seed0.pt"
+    init = b / "init/arg2/seed0.pt"
     session1 = torch.load(init, weights_only=False)
     session1["state_dict"]["net.0.bias"][0] += 1e-6
     torch.save(session1, init)
-    found = job_server.differences(runs / "off0" / "results", runs / "on0" / "results")[1]
+    found = workflow_ab.differences(a, b)[1]
     assert found == ["init/arg2/seed0.pt/state_dict/net.0.bias",
                      f"runs/mnist/mlp/arg2/seed0/session2/metrics.csv[0]/{header[1]}"]
 
+
+def test_workflow_ab_takes_two_different_values(capsys):
+    workflow_ab = pytest.importorskip("workflow_ab")
+    for values in ("eager", "eager,eager", "a,b,c"):
+        with pytest.raises(SystemExit):
+            workflow_ab.main(["--key", "inner_kernel", "--values", values])
+        assert "two different values" in capsys.readouterr().err
 
 
 def test_concurrency_times_each_variant_on_one_and_two_processes_and_survives_missing_mps(tmp_path, monkeypatch):

@@ -1,11 +1,15 @@
-"""The workflow with and without the job server (``multiarg.jobserver``), side by side: each round runs the same
-targets twice in fresh folders, ``job_server: true`` and ``false``, the order alternating between rounds, and
-records each run's wall time. The runs must compute the same: every tensor of every ``.pt`` output equal, every CSV
-and JSON field equal except timings and what ranks by them (CSV rows are matched by their other fields) and the
-checksum of a ``.pt`` file (its bytes name the temporary file it was written to).
+"""The workflow under two values of one config key, side by side: each round runs the same targets twice in fresh
+folders, once with each value (``--config KEY=VALUE``), the order alternating between rounds, and records each
+run's wall time and the time of each rule that runs networks (the rules with Snakemake benchmark files). The
+outputs of the first round's two runs are compared: every tensor of every ``.pt`` output, every CSV and JSON field
+except timings and what ranks by them (CSV rows are matched by their other fields) and the checksum of a ``.pt``
+file (its bytes name the temporary file it was written to). A key that only changes how jobs start
+(``job_server``) must leave them equal; one that changes the arithmetic (``inner_kernel``) will not, and the
+record lists where they differ.
 
-    python bench/job_server.py                          # tiny config, whole DAG: bench/results/job_server-<device>.json
-    python bench/job_server.py --configfile workflow/configs/demo.yaml --rounds 1 --cores 2
+    python bench/workflow_ab.py                     # job_server False vs True, tiny config: job_server-<device>.json
+    python bench/workflow_ab.py --configfile workflow/configs/demo.yaml --rounds 1      # job_server-demo-<device>.json
+    python bench/workflow_ab.py --key inner_kernel --values eager,chunked --configfile workflow/configs/demo.yaml
 """
 from __future__ import annotations
 
@@ -24,6 +28,7 @@ from pathlib import Path
 import torch
 from snakemake import __version__ as snakemake_version
 from common import ROOT, device, environment, write
+from run_summary import benchmarks
 
 from multiarg import jobserver
 from multiarg.io import load_torch
@@ -33,11 +38,12 @@ TIMED = re.compile(r"sec|mean_rank")
 COMPARED = (".pt", ".json", ".csv")
 
 
-def run(configfile: str, targets: list[str], cores: int, server: bool, workdir: Path) -> dict:
-    """One Snakemake run in ``workdir``: wall seconds, jobs done, the server's start-up from its log."""
+def run(configfile: str, targets: list[str], cores: int, setting: str, workdir: Path) -> dict:
+    """One Snakemake run in ``workdir`` with ``--config setting``: wall seconds, jobs done, jobs the job server
+    forked, the server's start-up from its log, and each rule's jobs and seconds."""
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
-           "--configfile", str(ROOT / "config.yaml"), configfile, "--cores", str(cores), "--config",
-           f"job_server={server}", "--", *targets]
+           "--configfile", str(ROOT / "config.yaml"), configfile, "--cores", str(cores), "--config", setting,
+           "--", *targets]
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     started = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True, env=env)
@@ -48,8 +54,10 @@ def run(configfile: str, targets: list[str], cores: int, server: bool, workdir: 
     log = workdir / "logs" / "jobserver.log"
     forked = sum(1 for _ in (workdir / "logs").rglob("*.log")
                  if jobserver.FORKED in _.read_text(errors="replace"))
+    rules = {rule: {"jobs": r["jobs"], "seconds_total": round(r["seconds_total"], 2)}
+             for rule, r in benchmarks(workdir).items()}
     return {"seconds": seconds, "jobs": int(steps[-1][0]) if steps else 0, "forked_jobs": forked,
-            "server_preload_s": server_start(log)[0] if log.exists() else None}
+            "server_preload_s": server_start(log)[0] if log.exists() else None, "rules": rules}
 
 
 def server_start(log: Path) -> tuple[float, int]:
@@ -100,29 +108,38 @@ def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--configfile", default=str(ROOT / "tests" / "configs" / "tiny.yaml"))
     p.add_argument("--targets", nargs="*", default=["all"])
+    p.add_argument("--key", default="job_server", help="the config key whose two values are compared")
+    p.add_argument("--values", default="False,True",
+                   help="its two values, as --config reads them (Snakemake reads False, not false, as a boolean)")
     p.add_argument("--cores", type=int, default=2)
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--keep", default=None, help="keep the runs' folders here (default: a temporary folder)")
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
+    values = args.values.split(",")
+    if len(values) != 2 or values[0] == values[1]:
+        p.error(f"--values takes two different values, got {args.values!r}")
     dev = device()
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(args.keep or tmp)
-        runs: dict[str, list[dict]] = {"off": [], "on": []}
+        runs: dict[str, list[dict]] = {v: [] for v in values}
         for r in range(args.rounds):
-            for way in (("off", "on") if r % 2 == 0 else ("on", "off")):
-                folder = base / f"{way}{r}"
-                runs[way].append(run(args.configfile, args.targets, args.cores, way == "on", folder))
-                print(f"round {r} job server {way}: {runs[way][-1]['seconds']:.1f} s", flush=True)
-        compared, differ = differences(base / "off0" / "results", base / "on0" / "results")
-    median = {way: statistics.median(r["seconds"] for r in rs) for way, rs in runs.items()}
+            for value in (values if r % 2 == 0 else values[::-1]):
+                folder = base / f"{args.key}-{value}-{r}"
+                runs[value].append(run(args.configfile, args.targets, args.cores, f"{args.key}={value}", folder))
+                print(f"round {r} {args.key}={value}: {runs[value][-1]['seconds']:.1f} s", flush=True)
+        a, b = (base / f"{args.key}-{v}-0" / "results" for v in values)
+        compared, differ = differences(a, b)
+    median = {v: statistics.median(r["seconds"] for r in rs) for v, rs in runs.items()}
     result = {**environment(dev), "snakemake": snakemake_version, "configfile": args.configfile,
-              "targets": args.targets, "cores": args.cores, "rounds": args.rounds, "runs": runs, "median_s": median,
-              "off_over_on": median["off"] / median["on"], "compared_files": compared, "differences": differ,
-              "outputs_equal": not differ}
-    print(f"job server off {median['off']:.1f} s, on {median['on']:.1f} s ({result['off_over_on']:.2f}x); "
-          f"{compared} output files compared, {len(differ)} differences")
-    print("wrote", write(result, f"job_server-{dev.type}", args.out))
+              "targets": args.targets, "cores": args.cores, "rounds": args.rounds, "key": args.key,
+              "values": values, "runs": runs, "median_s": median,
+              "first_over_second": median[values[0]] / median[values[1]], "compared_files": compared,
+              "differences": differ, "outputs_equal": not differ}
+    print(f"{args.key}: {values[0]} {median[values[0]]:.1f} s, {values[1]} {median[values[1]]:.1f} s "
+          f"({result['first_over_second']:.2f}x); {compared} output files compared, {len(differ)} differ")
+    stem = Path(args.configfile).stem
+    print("wrote", write(result, f"{args.key}{'' if stem == 'tiny' else '-' + stem}-{dev.type}", args.out))
     return result
 
 
