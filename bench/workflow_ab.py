@@ -1,6 +1,6 @@
 """The workflow under two values of one config key, side by side: each round runs the same targets twice in fresh
 folders, once with each value (``--config KEY=VALUE``), the order alternating between rounds, and records each
-run's wall time and the time of each rule that runs networks (the rules with Snakemake benchmark files). The
+run's wall time and the time of each job that runs networks (the rules with Snakemake benchmark files). The
 outputs of the first round's two runs are compared: every tensor of every ``.pt`` output, every CSV and JSON field
 except timings and what ranks by them (CSV rows are matched by their other fields) and the checksum of a ``.pt``
 file (its bytes name the temporary file it was written to). A key that only changes how jobs start
@@ -28,7 +28,6 @@ from pathlib import Path
 import torch
 from snakemake import __version__ as snakemake_version
 from common import ROOT, device, environment, write
-from run_summary import benchmarks
 
 from multiarg import jobserver
 from multiarg.io import load_torch
@@ -54,10 +53,24 @@ def run(configfile: str, targets: list[str], cores: int, setting: str, workdir: 
     log = workdir / "logs" / "jobserver.log"
     forked = sum(1 for _ in (workdir / "logs").rglob("*.log")
                  if jobserver.FORKED in _.read_text(errors="replace"))
-    rules = {rule: {"jobs": r["jobs"], "seconds_total": round(r["seconds_total"], 2)}
-             for rule, r in benchmarks(workdir).items()}
     return {"seconds": seconds, "jobs": int(steps[-1][0]) if steps else 0, "forked_jobs": forked,
-            "server_preload_s": server_start(log)[0] if log.exists() else None, "rules": rules}
+            "server_preload_s": server_start(log)[0] if log.exists() else None, **job_seconds(workdir)}
+
+
+def job_seconds(workdir: Path) -> dict:
+    """Each benchmarked job's wall seconds (``rule/wildcards...``) and their sum per rule."""
+    root = workdir / "logs" / "benchmarks"
+    jobs = {}
+    for path in sorted(root.glob("*/**/*.tsv")):
+        with open(path) as fh:
+            row = next(csv.DictReader(fh, delimiter="\t"))
+        jobs[path.relative_to(root).with_suffix("").as_posix()] = float(row["s"])
+    rules: dict = {}
+    for job, s in jobs.items():
+        r = rules.setdefault(job.split("/")[0], {"jobs": 0, "seconds_total": 0.0})
+        r["jobs"] += 1
+        r["seconds_total"] = round(r["seconds_total"] + s, 2)
+    return {"rules": rules, "job_seconds": jobs}
 
 
 def server_start(log: Path) -> tuple[float, int]:
