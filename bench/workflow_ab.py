@@ -10,6 +10,7 @@ record lists where they differ.
     python bench/workflow_ab.py                     # job_server False vs True, tiny config: job_server-<device>.json
     python bench/workflow_ab.py --configfile workflow/configs/demo.yaml --rounds 1      # job_server-demo-<device>.json
     python bench/workflow_ab.py --key inner_kernel --values eager,chunked --configfile workflow/configs/demo.yaml
+    python bench/workflow_ab.py --summary bench/results/inner_kernel-demo-cpu.json   # a record's jobs, by kind
 """
 from __future__ import annotations
 
@@ -117,6 +118,26 @@ def unequal(x, y, where: str = "") -> list[str]:
     return [] if x == y or (x != x and y != y) else [where]  # NaN equals NaN here
 
 
+def kinds(runs: dict[str, list[dict]]) -> dict:
+    """Per kind of job (its path without the seed): mean seconds over rounds and seeds under each value, and the
+    first value's over the second's."""
+    first, second = runs
+    seconds: dict = {}
+    for value, rs in runs.items():
+        for r in rs:
+            for job, s in r["job_seconds"].items():
+                seconds.setdefault(re.sub(r"/seed\d+$", "", job), {}).setdefault(value, []).append(s)
+    table = {kind: {v: statistics.mean(t) for v, t in by.items()} for kind, by in seconds.items()}
+    return {kind: {**t, "first_over_second": t[first] / t[second]} for kind, t in sorted(table.items())}
+
+
+def print_kinds(record: dict) -> None:
+    first, second = record["values"]
+    print(f"{'job kind':48} {first:>10} {second:>10}  ratio (s, mean over rounds and seeds)")
+    for kind, t in sorted(record["kinds"].items(), key=lambda kv: kv[1]["first_over_second"]):
+        print(f"{kind:48} {t[first]:10.2f} {t[second]:10.2f}  {t['first_over_second']:.2f}")
+
+
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--configfile", default=str(ROOT / "tests" / "configs" / "tiny.yaml"))
@@ -128,7 +149,12 @@ def main(argv=None) -> dict:
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--keep", default=None, help="keep the runs' folders here (default: a temporary folder)")
     p.add_argument("--out", default=None)
+    p.add_argument("--summary", default=None, metavar="RECORD", help="print a record's job kinds instead of running")
     args = p.parse_args(argv)
+    if args.summary:
+        record = json.loads(Path(args.summary).read_text())
+        print_kinds({**record, "kinds": kinds(record["runs"])})
+        return record
     values = args.values.split(",")
     if len(values) != 2 or values[0] == values[1]:
         p.error(f"--values takes two different values, got {args.values!r}")
@@ -147,8 +173,9 @@ def main(argv=None) -> dict:
     result = {**environment(dev), "snakemake": snakemake_version, "configfile": args.configfile,
               "targets": args.targets, "cores": args.cores, "rounds": args.rounds, "key": args.key,
               "values": values, "runs": runs, "median_s": median,
-              "first_over_second": median[values[0]] / median[values[1]], "compared_files": compared,
-              "differences": differ, "outputs_equal": not differ}
+              "first_over_second": median[values[0]] / median[values[1]], "kinds": kinds(runs),
+              "compared_files": compared, "differences": differ, "outputs_equal": not differ}
+    print_kinds(result)
     print(f"{args.key}: {values[0]} {median[values[0]]:.1f} s, {values[1]} {median[values[1]]:.1f} s "
           f"({result['first_over_second']:.2f}x); {compared} output files compared, {len(differ)} differ")
     stem = Path(args.configfile).stem

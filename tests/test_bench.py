@@ -374,6 +374,24 @@ def test_workflow_ab_runs_the_workflow_both_ways_and_finds_the_same_numbers(tmp_
                      f"runs/mnist/mlp/arg2/seed0/session2/metrics.csv[0]/{header[1]}"]
 
 
+def test_workflow_ab_sets_each_kind_of_job_side_by_side(tmp_path, capsys):
+    workflow_ab = pytest.importorskip("workflow_ab")
+    cnn, mlp = "train_session2/cifar10/cnn/arg2", "train_session2/mnist/mlp/arg2"
+    runs = {"eager": [{"job_seconds": {f"{cnn}/seed0": 4.0, f"{cnn}/seed1": 6.0, f"{mlp}/seed0": 1.0}},
+                      {"job_seconds": {f"{cnn}/seed0": 5.0, f"{cnn}/seed1": 5.0, f"{mlp}/seed0": 3.0}}],
+              "chunked": [{"job_seconds": {f"{cnn}/seed0": 2.0, f"{cnn}/seed1": 3.0, f"{mlp}/seed0": 4.0}},
+                          {"job_seconds": {f"{cnn}/seed0": 2.5, f"{cnn}/seed1": 2.5, f"{mlp}/seed0": 4.0}}]}
+    table = workflow_ab.kinds(runs)
+    assert table == {cnn: {"eager": 5.0, "chunked": 2.5, "first_over_second": 2.0},
+                     mlp: {"eager": 2.0, "chunked": 4.0, "first_over_second": 0.5}}
+    record = tmp_path / "r.json"
+    record.write_text(json.dumps({"values": ["eager", "chunked"], "runs": runs}))
+    capsys.readouterr()
+    workflow_ab.main(["--summary", str(record)])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].split() == [mlp, "2.00", "4.00", "0.50"] and lines[2].split() == [cnn, "5.00", "2.50", "2.00"]
+
+
 def test_workflow_ab_takes_two_different_values(capsys):
     workflow_ab = pytest.importorskip("workflow_ab")
     for values in ("eager", "eager,eager", "a,b,c"):
