@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from multiarg import ActivationSpec, InnerNet, ModelConfig, MultiArgActivation, OuterNet, count_parameters
+from multiarg import ActivationSpec, InnerNet, ModelConfig, MultiArgActivation, OuterNet, chunked, count_parameters
 from multiarg.activations import get_kernel, set_kernel
 from multiarg.dendritic import DACConv2d
 from multiarg.fused import Launch
@@ -42,7 +42,7 @@ def test_evaluation_without_autograd_runs_in_pieces_with_the_same_result(monkeyp
     act = MultiArgActivation(InnerNet(2), dim=1)
     z = torch.randn(3, 2 * 5, 4, 4)  # 240 points
     whole = act(z)
-    monkeypatch.setattr("multiarg.activations.EVAL_CHUNK", 7)  # 34 full pieces and a tail of 2
+    monkeypatch.setitem(chunked.CHUNKS, "cpu", 7)  # 34 full pieces and a tail of 2
     calls = []
     act.inner.net.register_forward_hook(lambda module, inputs, out: calls.append(inputs[0].numel() // 2))
     with torch.no_grad():

@@ -135,6 +135,34 @@ def _pid_into(path: Path) -> None:
     path.write_text(str(os.getpid()))
 
 
+def test_eval_chunk_times_each_chunk_size_and_leaves_the_library_as_it_was(tmp_path):
+    import torch
+
+    eval_chunk = pytest.importorskip("eval_chunk")
+    from multiarg import InnerNet, chunked
+
+    before = dict(chunked.CHUNKS)
+    out = tmp_path / "ec.json"
+    record = eval_chunk.main(["--configfile", str(ROOT / "tests" / "configs" / "tiny.yaml"), "--activations",
+                              "arg2,relu", "--chunks", "1048576,50", "--batch", "2", "--repeats", "1", "--rounds",
+                              "1", "--out", str(out)])
+    assert json.loads(out.read_text()) == record and chunked.CHUNKS == before
+    assert set(record["networks"]) == {"cifar10/cnn/arg2", "cifar10/cnn/relu", "mnist/mlp/arg2", "mnist/mlp/relu"}
+    for name, sizes in record["networks"].items():
+        assert list(sizes) == ["1048576", "50"] and sizes["1048576"]["vs_first"] == 1
+        assert all(v["seconds"] > 0 for v in sizes.values())
+        # a piece's points do not meet each other: the outputs agree to float rounding, here exactly
+        assert sizes["50"]["max_abs_difference"] <= 1e-6, name
+    # and each size is the one the inner net runs at
+    model = eval_chunk.outer_net(eval_chunk.load_config(str(ROOT / "tests" / "configs" / "tiny.yaml")), "mnist",
+                                 "mlp", "arg2").eval()
+    pieces = []
+    inner = next(m for m in model.modules() if isinstance(m, InnerNet))
+    inner.net.register_forward_hook(lambda module, inputs, output: pieces.append(inputs[0].shape[0]))
+    eval_chunk._evaluate(model, torch.randn(2, 1, 28, 28), 5)
+    assert pieces and max(pieces) == 5 and chunked.CHUNKS == before
+
+
 def test_compile_ahead_runs_each_job_in_another_process_and_records_the_ones_that_fail(tmp_path):
     common = pytest.importorskip("common")
     jobs = {"a": partial(_pid_into, tmp_path / "a"), "b": partial(_pid_into, tmp_path / "b"), "bad": partial(int, "x")}

@@ -17,17 +17,13 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .chunked import chunked_inner_net
+from .chunked import chunk_size, chunked_inner_net
 from .precision import MODES
 
 INITS = ("pretrained", "xavier")
 FIXED = ("relu", "gamma", "dac")  # one-argument designs without an inner net (see adaptive.py, dendritic.py)
 KERNELS = ("eager", "chunked", *(f"fused-{mode}" for mode in MODES))  # see multiarg.chunked, multiarg.fused
 _kernel = "eager"
-# Points per piece when the eager inner net runs without autograd: its hidden activations then never pass
-# 2 x EVAL_CHUNK x hidden floats (512 MiB at H = 64), whatever the batch, instead of ~16 GB per hidden layer
-# for a 1000-image batch through the paper's CNN.
-EVAL_CHUNK = 1 << 20
 _NAME = re.compile(r"^(?:relu|gamma|dac|arg(?P<n>[1-9])(?:-(?P<init>xavier))?)$")
 
 
@@ -66,10 +62,12 @@ class InnerNet(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        points = x.numel() // self.n_args
-        if torch.is_grad_enabled() or points <= EVAL_CHUNK:
+        # Without autograd nothing needs every hidden activation at once, so they are made a chunk at a time
+        # (multiarg.chunked.chunk_size): bounded memory, and on a CPU they stay in cache.
+        points, chunk = x.numel() // self.n_args, chunk_size(x.device)
+        if torch.is_grad_enabled() or points <= chunk:
             return self.net(x).squeeze(-1)
-        pieces = x.reshape(points, self.n_args).split(EVAL_CHUNK)
+        pieces = x.reshape(points, self.n_args).split(chunk)
         return torch.cat([self.net(piece) for piece in pieces]).view(x.shape[:-1])
 
     def xavier_(self, generator: torch.Generator | None = None) -> "InnerNet":

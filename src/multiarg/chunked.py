@@ -16,9 +16,15 @@ from .precision import TENSORS, backward_pass, hidden_pass, output_pass, require
 
 # Points per chunk. On a CPU a chunk's hidden activations (2 x 16 384 x 64 floats, 8 MiB) stay near the cores
 # (chunks of 4 096 to 65 536 timed: bench/results/inner_net-cpu.json); elsewhere chunks are large, for each
-# operation to fill the device: there the purpose is memory.
+# operation to fill the device: there the purpose is memory (at most 512 MiB of hidden activations at H = 64,
+# where a 1000-image batch through the paper's CNN would hold ~16 GB per hidden layer).
 CHUNKS = {"cpu": 1 << 14}
 DEFAULT_CHUNK = 1 << 20
+
+
+def chunk_size(device: torch.device) -> int:
+    """Points per chunk on ``device``: :data:`CHUNKS`, else :data:`DEFAULT_CHUNK`."""
+    return CHUNKS.get(device.type, DEFAULT_CHUNK)
 
 
 class _Chunked(torch.autograd.Function):
@@ -45,9 +51,9 @@ class _Chunked(torch.autograd.Function):
 def chunked_inner_net(inner: nn.Module, x: torch.Tensor, mode: str = "fp32", chunk: int | None = None
                       ) -> torch.Tensor:
     """``inner(x)`` for ``x`` of shape ``(..., n_args)``, differentiable, evaluated ``chunk`` points at a time
-    (default: :data:`CHUNKS` for ``x``'s device, else :data:`DEFAULT_CHUNK`) with the hidden activations recomputed
+    (default: :func:`chunk_size` of ``x``'s device) with the hidden activations recomputed
     in the backward pass; rounded as the fused kernels round in ``mode``. Depth-2 inner nets only."""
     require_depth2(inner)
-    chunk = chunk or CHUNKS.get(x.device.type, DEFAULT_CHUNK)
+    chunk = chunk or chunk_size(x.device)
     flat = x.reshape(-1, x.shape[-1])
     return _Chunked.apply(flat, mode, chunk, *inner.parameters()).view(x.shape[:-1])
