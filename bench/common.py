@@ -16,6 +16,7 @@ import torch
 import yaml
 
 from multiarg.cli import model_config
+from multiarg.io import write_text
 from multiarg.models import OuterNet
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -168,5 +169,5 @@ def environment(dev: torch.device) -> dict:
 def write(result: dict, name: str, out: str | None) -> Path:
     path = Path(out) if out else RESULTS / f"{name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2) + "\n")
+    write_text(json.dumps(result, indent=2) + "\n", path)  # atomic: a cut-off benchmark leaves no half record
     return path

@@ -4,6 +4,7 @@
     python bench/estimate_cost.py --inner-kernel fused-bf16        # with the fused kernels (CUDA)
     python bench/estimate_cost.py --compile reduce-overhead        # training compiled, with CUDA graphs
     python bench/estimate_cost.py --configfile workflow/configs/demo.yaml --repeats 1
+    python bench/estimate_cost.py --from RECORD --epoch-fraction 0.4 --out FILE   # a record again, nothing timed
 
 Snakemake's dry run lists every job of the DAG. For each kind of network in it (dataset x arch x activation,
 and the recurrent nets) this script times, on this device, one training step, one evaluation batch and one
@@ -30,7 +31,8 @@ On CUDA with a fused inner-net kernel, every network first runs its calls once i
 (:func:`common.compile_ahead`), so the fused kernels are compiled side by side and the timing finds them cached, as
 every job after the first of its kind does in a DAG. Epochs are the config's maxima times ``--epoch-fraction``
 (1 = the upper bound: no early stop). Data preparation, analyses, tables and figures run on CPUs and are listed, not
-timed. Writes
+timed. Besides the hours per rule, the record gives them per kind of job (rule and network) and the share of
+their maximum epochs the training jobs may average for the total to stay within ``--within`` hours. Writes
 ``bench/results/estimate-<device>.json`` (``estimate-<device>-compile-<mode>.json`` under a compile mode).
 """
 from __future__ import annotations
@@ -337,36 +339,92 @@ def estimate(config: dict, jobs: list[tuple[str, dict]], dev, args, overhead: di
     ``overhead``, measured here after the networks are timed if not given (so that, as in a DAG whose first job
     has filled Triton's cache, start-up compiles nothing). A network that cannot be timed here is listed under
     ``failed`` and its jobs under ``jobs_not_timed``; the total then covers the others only."""
-    timed = [(rule, w) for rule, w in jobs if rule not in CPU_RULES]
-    keys = dict.fromkeys(network_key(*j) for j in timed)
+    keys = dict.fromkeys(network_key(rule, w) for rule, w in jobs if rule not in CPU_RULES)
     ahead = None
     if dev.type == "cuda" and args.inner_kernel.startswith("fused"):
         ahead = compile_ahead({"/".join(k): partial(_time_once, k, config, args.inner_kernel)
                                for k in keys})
     timers, failed = attempt({key: partial(build_timer, key, config, dev, args.repeats) for key in keys})
     if overhead is None:
-        overhead = measure_overhead(config, list(timers), {job_dataset(*j) for j in timed} - {None}, dev,
-                                    args.inner_kernel, args.startup_repeats, config["job_server"])
-    per_rule: Counter = Counter()
-    fixed: Counter = Counter()
-    missing: Counter = Counter()
-    for rule, w in timed:
-        key = network_key(rule, w)
-        if key in timers:
-            outside_batches = fixed_seconds(rule, w, overhead) + compile_seconds(rule, config, timers[key])
-            fixed[rule] += outside_batches
-            per_rule[rule] += job_seconds(rule, w, config, timers[key], args) + outside_batches
-        else:
-            missing[rule] += 1
-    counts = Counter(rule for rule, _ in jobs)
-    return {"hours_total": sum(per_rule.values()) / 3600, "overhead": overhead, "compile_ahead": ahead,
-            "rules": {rule: {"jobs": counts[rule], "hours": sec / 3600, "fixed_hours": fixed[rule] / 3600}
-                      for rule, sec in per_rule.most_common()},
-            "cpu_rules_not_timed": {rule: n for rule, n in counts.items() if rule in CPU_RULES},
-            "jobs_not_timed": dict(missing), "failed": {"/".join(k): e for k, e in failed.items()},
+        datasets = {job_dataset(rule, w) for rule, w in jobs if rule not in CPU_RULES} - {None}
+        overhead = measure_overhead(config, list(timers), datasets, dev, args.inner_kernel, args.startup_repeats,
+                                    config["job_server"])
+    return {**compose(config, jobs, timers, overhead, args), "compile_ahead": ahead,
+            "failed": {"/".join(k): e for k, e in failed.items()},
             "networks": {"/".join(k): t.seconds for k, t in timers.items()},
             "compiled_networks": {"/".join(k): {"seconds": t.fit_seconds, "compile_seconds": t.compile_seconds}
                                   for k, t in timers.items() if t.compile_seconds}}
+
+
+def compose(config: dict, jobs: list[tuple[str, dict]], timers: dict, overhead: dict, args) -> dict:
+    """The hours of ``jobs`` from the networks' measured times (``timers``, by :func:`network_key`): per rule, per
+    kind of job (rule and network, over seeds; ``kinds``) and in all, with ``epoch_hours``, the part that scales
+    with the epochs run (the training rules' batches: the rest is start-up, data, compilation and evaluation jobs)."""
+    per_rule, fixed, missing, kinds = Counter(), Counter(), Counter(), {}
+    epoch_seconds = 0.0
+    for rule, w in jobs:
+        if rule in CPU_RULES:
+            continue
+        key = network_key(rule, w)
+        if key not in timers:
+            missing[rule] += 1
+            continue
+        batches = job_seconds(rule, w, config, timers[key], args)
+        outside_batches = fixed_seconds(rule, w, overhead) + compile_seconds(rule, config, timers[key])
+        epoch_seconds += batches * (rule in FIT_RULES)
+        fixed[rule] += outside_batches
+        per_rule[rule] += batches + outside_batches
+        kind = kinds.setdefault(f"{rule} {'/'.join(key[1:])}", {"jobs": 0, "hours": 0.0})
+        kind["jobs"] += 1
+        kind["hours"] += (batches + outside_batches) / 3600
+    counts = Counter(rule for rule, _ in jobs)
+    return {"hours_total": sum(per_rule.values()) / 3600, "epoch_hours": epoch_seconds / 3600, "overhead": overhead,
+            "rules": {rule: {"jobs": counts[rule], "hours": sec / 3600, "fixed_hours": fixed[rule] / 3600}
+                      for rule, sec in per_rule.most_common()},
+            "kinds": dict(sorted(kinds.items(), key=lambda item: -item[1]["hours"])),
+            "cpu_rules_not_timed": {rule: n for rule, n in counts.items() if rule in CPU_RULES},
+            "jobs_not_timed": dict(missing)}
+
+
+def epoch_fraction_within(result: dict, hours: float) -> float | None:
+    """The largest share of their maximum epochs the training jobs may run (on average, each job weighted by its
+    cost) for ``result``'s total to stay within ``hours``: its ``epoch_hours`` scale with the epochs. None if the
+    rest alone exceeds ``hours``."""
+    per_unit = result["epoch_hours"] / result["epoch_fraction"]
+    fraction = (hours - (result["hours_total"] - result["epoch_hours"])) / per_unit if per_unit else math.inf
+    return None if fraction < 0 else min(fraction, 1.0)
+
+
+class Recorded:
+    """A :class:`Timer`'s measurements as an estimate's record keeps them."""
+
+    def __init__(self, seconds: dict, compiled: dict | None = None):
+        self.seconds = seconds
+        self.fit_seconds = compiled["seconds"] if compiled else seconds
+        self.compile_seconds = compiled["compile_seconds"] if compiled else {}
+
+
+def recompose(record: dict, args) -> dict:
+    """``record``'s estimate composed again from the times it measured, under ``args``' epoch and robust fractions:
+    nothing is measured, so another cost assumption costs no device time."""
+    record = {"compile": "none", **record}  # records older than the compile option ran eager
+    for option in ("inner_kernel", "compile"):
+        if getattr(args, option) not in (None, record[option]):
+            raise SystemExit(f"--{option.replace('_', '-')} {getattr(args, option)}: the record was timed with "
+                             f"{record[option]}; times of another setting have to be measured")
+    configfile = None if record["configfile"] == "config.yaml" else record["configfile"]
+    config = load_config(configfile)
+    config["compile"] = record["compile"]
+    compiled = record.get("compiled_networks", {})
+    timers = {tuple(name.split("/")): Recorded(seconds, compiled.get(name))
+              for name, seconds in record["networks"].items()}
+    keep = ("device", "torch", "triton", "cuda", "python", "cpu_threads", "triton_interpreter", "configfile", "scale",
+            "inner_kernel", "compile", "compile_ahead", "failed", "networks", "compiled_networks")
+    return {"command": " ".join(["python", *sys.argv]), **{k: record.get(k) for k in keep},
+            "recomposed_from": {"command": record["command"], "epoch_fraction": record["epoch_fraction"],
+                                "robust_fraction": record["robust_fraction"]},
+            "epoch_fraction": args.epoch_fraction, "robust_fraction": args.robust_fraction,
+            **compose(config, dag_jobs(configfile), timers, record["overhead"], args)}
 
 
 def main(argv=None) -> dict:
@@ -379,19 +437,39 @@ def main(argv=None) -> dict:
                    help="share of images APGD-CE leaves unbroken (1 = upper bound)")
     p.add_argument("--repeats", type=int, default=5, help="calls of each batch a timing averages")
     p.add_argument("--startup-repeats", type=int, default=3, help="fresh processes each start-up time is the median of")
+    p.add_argument("--within", type=float, default=6.0,
+                   help="device-hours to report the largest average share of maximum epochs for (issue 6: 6)")
+    p.add_argument("--from", dest="record", default=None,
+                   help="compose again from this record's measured times (with --out; measures nothing)")
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
-    dev = device()
-    config = load_config(args.configfile)
-    args.inner_kernel = args.inner_kernel or config["inner_kernel"]
-    set_kernel(args.inner_kernel)
-    config["compile"] = args.compile or config["compile"]
-    set_compile(config["compile"])
-    result = {**environment(dev), "configfile": args.configfile or "config.yaml", "scale": config["scale"],
-              "inner_kernel": args.inner_kernel, "compile": config["compile"], "epoch_fraction": args.epoch_fraction,
-              "robust_fraction": args.robust_fraction, **estimate(config, dag_jobs(args.configfile), dev, args)}
-    set_kernel("eager")
-    set_compile("none")
+    if not (0 < args.epoch_fraction <= 1 and 0 <= args.robust_fraction <= 1):
+        p.error("--epoch-fraction must lie in (0, 1] and --robust-fraction in [0, 1]")
+    if args.record:
+        if not args.out or args.configfile:
+            p.error("--from takes --out, and the record's own config")
+        result = recompose(json.loads(Path(args.record).read_text()), args)
+    else:
+        dev = device()
+        config = load_config(args.configfile)
+        args.inner_kernel = args.inner_kernel or config["inner_kernel"]
+        set_kernel(args.inner_kernel)
+        config["compile"] = args.compile or config["compile"]
+        set_compile(config["compile"])
+        result = {**environment(dev), "configfile": args.configfile or "config.yaml", "scale": config["scale"],
+                  "inner_kernel": args.inner_kernel, "compile": config["compile"],
+                  "epoch_fraction": args.epoch_fraction, "robust_fraction": args.robust_fraction,
+                  **estimate(config, dag_jobs(args.configfile), dev, args)}
+        set_kernel("eager")
+        set_compile("none")
+    result["epoch_fraction_within"] = {"hours": args.within, "fraction": epoch_fraction_within(result, args.within)}
+    report(result)
+    compiled_name = f"-compile-{result['compile']}" * (result["compile"] != "none")
+    print("wrote", write(result, f"estimate-{'cpu' if result['cuda'] is None else 'cuda'}{compiled_name}", args.out))
+    return result
+
+
+def report(result: dict, top: int = 8) -> None:
     o = result["overhead"]
     print(f"per job: start-up {o['startup_s']['train']:.1f} s (training) or {o['startup_s']['evaluate']:.1f} s "
           "(evaluation), loading data " + ", ".join(f"{d} {s:.2f} s" for d, s in o["load_s"].items()))
@@ -403,12 +481,17 @@ def main(argv=None) -> dict:
         print(f"{rule:20s} {v['jobs']:5d} jobs {v['hours']:10.2f} h (start-up and data {v['fixed_hours']:.2f} h)")
     print(f"{'total':20s} {sum(v['jobs'] for v in result['rules'].values()):5d} jobs "
           f"{result['hours_total']:10.2f} h on {result['device']} (+ CPU steps: "
-          f"{sum(result['cpu_rules_not_timed'].values())} jobs)")
+          f"{sum(result['cpu_rules_not_timed'].values())} jobs), at {result['epoch_fraction']:g} of the maximum "
+          f"epochs: {result['epoch_hours']:.2f} h of it in training epochs")
+    print(f"the {top} costliest kinds of job:")
+    for kind, v in list(result["kinds"].items())[:top]:
+        print(f"  {kind:44s} {v['jobs']:3d} jobs {v['hours']:10.2f} h ({v['hours'] / result['hours_total']:.0%})")
+    within = result["epoch_fraction_within"]
+    print(f"within {within['hours']:g} h: " + ("not even with no epochs" if within["fraction"] is None else
+                                              f"if training runs average {within['fraction']:.3g} of their maximum "
+                                              "epochs or fewer"))
     for network, err in result["failed"].items():
         print(f"not timed: {network} ({err}); without its jobs {result['jobs_not_timed']}")
-    compiled_name = f"-compile-{config['compile']}" * (config["compile"] != "none")
-    print("wrote", write(result, f"estimate-{dev.type}{compiled_name}", args.out))
-    return result
 
 
 if __name__ == "__main__":

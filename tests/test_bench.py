@@ -488,8 +488,10 @@ def test_performance_judges_each_target_from_its_record(tmp_path):
         "mnist-mlp": {"batch": 128, "variants": {"relu/eager": {"seconds": 0.001, "peak_bytes": 100},
                                                  "arg2/fused-tf32": step}}}})
     _record(tmp_path, "estimate-cuda-fused-tf32.json", {"hours_total": 5.5, "configfile": "config.yaml",
-                                                         "inner_kernel": "fused-tf32", "device": "H100"})
-    _record(tmp_path, "quick-cuda/summary.json", {"run": {"elapsed_seconds": 400, "complete": True, "failed": {}}})
+                                                         "inner_kernel": "fused-tf32", "device": "H100",
+                                                         "epoch_fraction_within": {"hours": 6.0, "fraction": 1.0}})
+    _record(tmp_path, "quick-cuda/summary.json", {"run": {"elapsed_seconds": 400, "complete": True, "failed": {}},
+                                                  "environment": {"device": "NVIDIA H200"}})
 
     def errors(output, gradient):
         smaller = {t: {"norm": gradient / 2} for t in ("x", "W1", "b1", "W2")}
@@ -499,7 +501,7 @@ def test_performance_judges_each_target_from_its_record(tmp_path):
     _record(tmp_path, "precision-cuda-interpreted.json", {"modes": {  # a GPU's own record would win over this name
         "tf32": {"1": errors(1e-3, 0.05), "3": errors(2.9e-3, 0.1)}, "bf16": {"2": errors(1e-3, 0.31)}}})
     lines = performance.table("cuda", tmp_path).splitlines()
-    cells = [[c.strip() for c in line.strip("|").split(" | ")] for line in lines]
+    cells = [[c.strip() for c in line.strip("|").split(" | ")] for line in lines if line.startswith("|")]
     rows = {row[0]: row[1:] for row in cells[2:]}
     inner, = (cells for label, cells in rows.items() if label.startswith("inner net"))
     assert inner[0] == "eager-tf32 11, fused-tf32 160" and inner[2] == "met"
@@ -514,7 +516,10 @@ def test_performance_judges_each_target_from_its_record(tmp_path):
     assert mlp_time[2] == "not met (×4.00)" and mlp_memory[2] == "not met (×3.00)"
     assert [r[2] for k, r in rows.items() if "compiled" in k] == ["not measured"] * 4  # no compile record
     estimate, quick = rows["paper-scale `snakemake all`, estimated (upper bound)"], rows["whole DAG at GPU quick scale"]
-    assert estimate[2] == "met" and quick == ["6.7 min", "≤ 8 min", "met", "quick-cuda/summary.json"]
+    assert estimate[:3] == ["5.50 h (fused-tf32, H100); ≤ 6 h if training runs average ≤ 1 of their maximum epochs",
+                            "≤ 6 device-hours", "met"]
+    assert quick == ["6.7 min", "≤ 8 min", "met", "quick-cuda/summary.json"]
+    assert lines[-1] == "Records made on: H100, NVIDIA H200."  # a summary names its device in its environment
     # an estimate of another config, or a run with failed jobs, judges nothing
     _record(tmp_path, "estimate-cuda-fused-tf32.json", {"hours_total": 0.1, "configfile": "workflow/configs/demo.yaml"})
     _record(tmp_path, "quick-cuda/summary.json", {"run": {"elapsed_seconds": 300, "complete": True,
@@ -522,3 +527,6 @@ def test_performance_judges_each_target_from_its_record(tmp_path):
     text = performance.table("cuda", tmp_path)
     assert "not paper scale) | ≤ 6 device-hours | not measured" in text
     assert "5.0 min (incomplete or with failed jobs) | ≤ 8 min | not measured" in text
+    _record(tmp_path, "estimate-cuda-fused-tf32.json", {"hours_total": 9.0, "configfile": "config.yaml",
+                                                         "epoch_fraction_within": {"hours": 6.0, "fraction": None}})
+    assert "; over 6 h even without training | ≤ 6 device-hours | not met" in performance.table("cuda", tmp_path)

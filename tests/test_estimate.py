@@ -1,4 +1,5 @@
 """The device-hours estimator (bench/estimate_cost.py): the DAG it reads, its cost model, its timings."""
+import json
 import math
 import sys
 from argparse import Namespace
@@ -183,3 +184,54 @@ def test_start_up_under_the_job_server_is_timed_as_the_server_starts_a_job():
         assert phases["import"] < 0.1  # everything a job imports is there before the fork
     # the first optimizer finds torch._dynamo imported: no second spent there
     assert overhead["startup_phases_s"]["train"]["optimizer"] < 0.2
+
+
+def test_hours_are_given_per_kind_of_job_and_the_epochs_share_is_what_scales(monkeypatch):
+    config, jobs = estimate_cost.load_config(TINY), estimate_cost.dag_jobs(TINY)
+    monkeypatch.setattr(estimate_cost, "build_timer", lambda *args: FakeTimer)
+    overhead = {"startup_s": {"train": 3.0, "evaluate": 1.0}, "load_s": {"mnist": 0.5}}
+    full, half = (estimate_cost.estimate(config, jobs, torch.device("cpu"),
+                                         Namespace(epoch_fraction=f, robust_fraction=1.0, repeats=1), overhead)
+                  for f in (1.0, 0.5))
+    kinds = full["kinds"]
+    assert sum(k["hours"] for k in kinds.values()) == pytest.approx(full["hours_total"])
+    assert sum(k["jobs"] for k in kinds.values()) == sum(r["jobs"] for r in full["rules"].values())
+    assert kinds["train_session2 mnist/mlp/arg2"]["jobs"] == len(config["seeds"])
+    assert list(kinds.values()) == sorted(kinds.values(), key=lambda k: -k["hours"])  # costliest first
+    # only the training epochs halve with half the epochs; start-up, data and evaluation jobs do not
+    assert half["epoch_hours"] == pytest.approx(full["epoch_hours"] / 2) and full["epoch_hours"] > 0
+    assert full["hours_total"] - half["hours_total"] == pytest.approx(full["epoch_hours"] / 2)
+    for result in (full, half):
+        result["epoch_fraction"] = 1.0 if result is full else 0.5
+        rest = result["hours_total"] - result["epoch_hours"]
+        # the share of the epochs at which the total meets a budget: from either record, the same
+        assert estimate_cost.epoch_fraction_within(result, rest + full["epoch_hours"] / 4) == pytest.approx(0.25)
+        assert estimate_cost.epoch_fraction_within(result, rest / 2) is None
+        assert estimate_cost.epoch_fraction_within(result, 10 * full["hours_total"]) == 1.0
+
+
+def test_a_record_is_composed_again_under_other_fractions_without_measuring(monkeypatch, tmp_path):
+    config, jobs = estimate_cost.load_config(TINY), estimate_cost.dag_jobs(TINY)
+    monkeypatch.setattr(estimate_cost, "build_timer", lambda *args: FakeTimer)
+    overhead = {"startup_s": {"train": 3.0, "evaluate": 1.0}, "load_s": {"mnist": 0.5},
+                "startup_phases_s": {"train": {"total": 3.0}, "evaluate": {"total": 1.0}}}
+
+    def measured(epochs, robust):
+        args = Namespace(epoch_fraction=epochs, robust_fraction=robust, repeats=1)
+        return {"command": "python bench/estimate_cost.py", "device": "GPU", "configfile": TINY, "compile": "none",
+                "inner_kernel": "eager", "epoch_fraction": epochs, "robust_fraction": robust,
+                **estimate_cost.estimate(config, jobs, torch.device("cpu"), args, overhead)}
+
+    record, direct = tmp_path / "estimate.json", measured(0.3, 0.5)
+    record.write_text(json.dumps(measured(1.0, 1.0)))
+    monkeypatch.setattr(estimate_cost, "build_timer", None)  # nothing is timed again
+    out = tmp_path / "again.json"
+    again = estimate_cost.main(["--from", str(record), "--epoch-fraction", "0.3", "--robust-fraction", "0.5",
+                                "--out", str(out)])
+    assert again["hours_total"] == pytest.approx(direct["hours_total"]) and again["kinds"] == direct["kinds"]
+    assert again["device"] == "GPU" and again["recomposed_from"]["epoch_fraction"] == 1.0
+    assert json.loads(out.read_text())["epoch_fraction_within"]["hours"] == 6.0
+    with pytest.raises(SystemExit, match="timed with eager"):
+        estimate_cost.main(["--from", str(record), "--inner-kernel", "chunked", "--out", str(out)])
+    with pytest.raises(SystemExit):  # it writes nothing unless told where
+        estimate_cost.main(["--from", str(record)])
