@@ -167,8 +167,8 @@ def job_seconds(rule: str, w: dict, config: dict, timer, args) -> float:
     n_train = min(full_train - d["val_size"], d["train_limit"] or math.inf)
     n_test = min(full_test, d["test_limit"] or math.inf)
     s, eval_batch = timer.fit_seconds if rule in FIT_RULES else timer.seconds, t["eval_batch_size"]
-    eval_batches = _batches(d["val_size"], eval_batch) + _batches(n_test, eval_batch)  # every epoch: val + test
-    evaluation = eval_batches * s["eval"]
+    val_batches, test_batches = _batches(d["val_size"], eval_batch), _batches(n_test, eval_batch)
+    evaluation = (val_batches + test_batches) * s["eval"]  # every epoch
     if rule in ("train_session2", "train_session3", "train_rnn"):
         epochs = {"train_session2": t["session2_epochs"], "train_session3": t["session3_epochs"],
                   "train_rnn": config["rnn"]["max_epochs"]}[rule]
@@ -177,7 +177,8 @@ def job_seconds(rule: str, w: dict, config: dict, timer, args) -> float:
         adv = config["robustness"]["adversarial"]
         steps = adv[dataset]["steps"]
         n_adv = min(n_train, adv["train_limit"] or math.inf)
-        robust = evaluation + (eval_batches * steps * s["eval_grad"] if adv["robust_eval"] else 0)
+        attacked = val_batches * adv["robust_eval"] + test_batches * adv["robust_test"]
+        robust = evaluation + attacked * steps * s["eval_grad"]
         per_epoch = _batches(n_adv, t["batch_size"]) * (s["step"] + steps * s["grad"]) + robust
         return adv["max_epochs"] * args.epoch_fraction * per_epoch
     per_image = {k: s[k] / eval_batch for k in ("eval", "eval_grad")}
@@ -203,7 +204,8 @@ def compile_seconds(rule: str, config: dict, timer) -> float:
     if rule not in FIT_RULES:
         return 0.0
     adv = config["robustness"]["adversarial"]
-    calls = ("step", "eval") + (("grad",) + ("eval_grad",) * adv["robust_eval"] if rule == "train_adversarial" else ())
+    attacked = adv["robust_eval"] or adv["robust_test"]
+    calls = ("step", "eval") + (("grad",) + ("eval_grad",) * attacked if rule == "train_adversarial" else ())
     return sum(timer.compile_seconds.get(name, 0.0) for name in calls)
 
 
@@ -421,8 +423,10 @@ def recompose(record: dict, args) -> dict:
     keep = ("device", "torch", "triton", "cuda", "python", "cpu_threads", "triton_interpreter", "configfile", "scale",
             "inner_kernel", "compile", "compile_ahead", "failed", "networks", "compiled_networks")
     return {"command": " ".join(["python", *sys.argv]), **{k: record.get(k) for k in keep},
-            "recomposed_from": {"command": record["command"], "epoch_fraction": record["epoch_fraction"],
-                                "robust_fraction": record["robust_fraction"]},
+            # the measurement itself, however often its times were composed again since
+            "recomposed_from": record.get("recomposed_from") or {
+                "command": record["command"], "epoch_fraction": record["epoch_fraction"],
+                "robust_fraction": record["robust_fraction"]},
             "epoch_fraction": args.epoch_fraction, "robust_fraction": args.robust_fraction,
             **compose(config, dag_jobs(configfile), timers, record["overhead"], args)}
 

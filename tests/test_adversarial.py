@@ -82,6 +82,10 @@ def test_pgd_training_hook_per_split():
     val = hook(1, "val")(net, x, y)  # full eps, nothing left clean
     assert 0.1 < (val - x).abs().max() <= 0.2 + 1e-6
     assert PGDTraining(AdversarialConfig(0.2, 0.05, 2, robust_eval=False), 0)(1, "val") is None
+    # the test set stays clean unless asked for: it is a curve, and validation does the selecting
+    assert hook(1, "test") is None
+    test = PGDTraining(AdversarialConfig(0.2, 0.05, 2, robust_eval=False, robust_test=True), 0)(1, "test")(net, x, y)
+    assert 0.1 < (test - x).abs().max() <= 0.2 + 1e-6
 
 
 def test_adversarial_epoch_changes_the_weights(mnist):

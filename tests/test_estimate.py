@@ -70,9 +70,12 @@ def test_adversarial_training_pays_one_gradient_per_pgd_step():
     args = Namespace(epoch_fraction=1.0, robust_fraction=1.0)
     w = {"dataset": "cifar10", "arch": "cnn", "activation": "relu", "seed": "0"}
     evaluation = (5 + 10) * 10.0
-    per_epoch = math.ceil(45000 / 128) * (1.0 + 7 * 2.0) + evaluation + 7 * 20.0 * 15
+    per_epoch = math.ceil(45000 / 128) * (1.0 + 7 * 2.0) + evaluation + 7 * 20.0 * 5  # validation under PGD
     assert estimate_cost.job_seconds("train_adversarial", w, config, FakeTimer, args) == pytest.approx(
         100 * per_epoch)
+    config["robustness"]["adversarial"]["robust_test"] = True  # the 10 test batches too
+    assert estimate_cost.job_seconds("train_adversarial", w, config, FakeTimer, args) == pytest.approx(
+        100 * (per_epoch + 7 * 20.0 * 10))
 
 
 def test_compiled_training_takes_the_compiled_times_and_pays_its_compilation(monkeypatch):
@@ -222,8 +225,8 @@ def test_a_record_is_composed_again_under_other_fractions_without_measuring(monk
                 "inner_kernel": "eager", "epoch_fraction": epochs, "robust_fraction": robust,
                 **estimate_cost.estimate(config, jobs, torch.device("cpu"), args, overhead)}
 
-    record, direct = tmp_path / "estimate.json", measured(0.3, 0.5)
-    record.write_text(json.dumps(measured(1.0, 1.0)))
+    record, direct, original = tmp_path / "estimate.json", measured(0.3, 0.5), measured(1.0, 1.0)
+    record.write_text(json.dumps(original))
     monkeypatch.setattr(estimate_cost, "build_timer", None)  # nothing is timed again
     out = tmp_path / "again.json"
     again = estimate_cost.main(["--from", str(record), "--epoch-fraction", "0.3", "--robust-fraction", "0.5",
@@ -231,6 +234,9 @@ def test_a_record_is_composed_again_under_other_fractions_without_measuring(monk
     assert again["hours_total"] == pytest.approx(direct["hours_total"]) and again["kinds"] == direct["kinds"]
     assert again["device"] == "GPU" and again["recomposed_from"]["epoch_fraction"] == 1.0
     assert json.loads(out.read_text())["epoch_fraction_within"]["hours"] == 6.0
+    twice = estimate_cost.main(["--from", str(out), "--out", str(tmp_path / "twice.json")])
+    assert twice["recomposed_from"]["command"] == "python bench/estimate_cost.py"  # the measuring command
+    assert twice["hours_total"] == pytest.approx(original["hours_total"])
     with pytest.raises(SystemExit, match="timed with eager"):
         estimate_cost.main(["--from", str(record), "--inner-kernel", "chunked", "--out", str(out)])
     with pytest.raises(SystemExit):  # it writes nothing unless told where

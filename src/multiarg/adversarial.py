@@ -72,7 +72,8 @@ class AdversarialConfig:
     warmup_epochs: int = 0  # eps and step size ramp linearly to full over these epochs (0 = from the start)
     clean_fraction: float = 0.0  # share of each training batch left clean (0 = pure PGD training, Madry)
     attack_train_mode: bool = False  # craft training examples with dropout active (see pgd_attack)
-    robust_eval: bool = True  # validate/test under PGD at full eps, so early stopping picks robust models
+    robust_eval: bool = True  # validate under PGD at full eps, so early stopping picks robust models
+    robust_test: bool = False  # the test set under PGD too, every epoch: a curve only, which nothing selects on
 
     def __post_init__(self):
         if self.eps < 0 or self.step_size <= 0 or self.steps < 0 or self.warmup_epochs < 0:
@@ -103,15 +104,15 @@ def defaults(dataset: str, **overrides) -> AdversarialConfig:
 
 class PGDTraining:
     """``fit``'s ``perturb`` hook: PGD examples for training batches at the epoch's (ramped) eps and, with
-    ``robust_eval``, for validation and test batches at the full eps. Each (epoch, split) draws its random
-    starts from its own seeded generator, so a resumed run repeats an uninterrupted one."""
+    ``robust_eval`` and ``robust_test``, for validation and test batches at the full eps. Each (epoch, split) draws
+    its random starts from its own seeded generator, so a resumed run repeats an uninterrupted one."""
 
     def __init__(self, cfg: AdversarialConfig, seed: int):
         self.cfg, self.seed = cfg, seed
 
     def __call__(self, epoch: int, split: str) -> Perturb | None:
         cfg, training = self.cfg, split == "train"
-        if not (training or cfg.robust_eval):
+        if not {"train": True, "val": cfg.robust_eval, "test": cfg.robust_test}[split]:
             return None
         scale = cfg.scale(epoch) if training else 1.0
         clean = cfg.clean_fraction if training else 0.0

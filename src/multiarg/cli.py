@@ -138,7 +138,7 @@ def cmd_train(args):
         from .adversarial import defaults
 
         given = {k: getattr(args, f"adv_{k}") for k in ("eps", "step_size", "steps", "warmup_epochs",
-                                                        "clean_fraction", "robust_eval")}
+                                                        "clean_fraction", "robust_eval", "robust_test")}
         adversarial = defaults(args.dataset, **{k: v for k, v in given.items() if v is not None})
     train_session(args.session, cfg, _train_config(args), data_path=Path(args.data), out_dir=Path(args.out_dir),
                   data_split=_split(args), init_path=args.init and Path(args.init),
@@ -293,6 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--adv-warmup-epochs", type=int, default=None)
     g.add_argument("--adv-clean-fraction", type=float, default=None)
     g.add_argument("--adv-robust-eval", type=_bool, default=None)
+    g.add_argument("--adv-robust-test", type=_bool, default=None)
     _model_args(p)
     p.set_defaults(func=cmd_train)
 

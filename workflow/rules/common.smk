@@ -165,7 +165,7 @@ def get_adversarial_args(wildcards):
     return cli_args({"adversarial": True, "adv_eps": pgd["eps"], "adv_step_size": pgd["step_size"],
                      "adv_steps": pgd["steps"], "adv_warmup_epochs": pgd["warmup_epochs"],
                      "adv_clean_fraction": ADV["clean_fraction"], "adv_robust_eval": ADV["robust_eval"],
-                     "max_epochs": ADV["max_epochs"]})
+                     "adv_robust_test": ADV["robust_test"], "max_epochs": ADV["max_epochs"]})
 
 
 def get_adversarial_source(wildcards):
