@@ -61,7 +61,7 @@ from multiarg.corruptions import CORRUPTIONS, SEVERITIES
 from multiarg.data import _COUNTS, SHAPES, load_prepared, manifest_path
 from multiarg.io import save_torch, sha256, write_json
 from multiarg.rnn_study import RNNConfig
-from multiarg.train import COMPILE_MODES, compiled, set_compile, train_step
+from multiarg.train import COMPILE_MODES, compiled, frozen, set_compile, train_step
 
 # AutoAttack's standard L-inf attacks: (gradients, forward queries) per image. APGD-T and FAB-T try 9 target
 # classes of 100 iterations; FAB needs two gradients per iteration; Square makes 5000 queries.
@@ -119,10 +119,11 @@ class Timer:
             with torch.no_grad():
                 model(xe)
 
-        def input_gradient(inputs, labels):
+        def input_gradient(inputs, labels):  # as PGD and AutoAttack differentiate: the weights frozen
             model.eval()
             inputs = inputs.clone().requires_grad_()
-            torch.autograd.grad(torch.nn.functional.cross_entropy(model(inputs), labels), inputs)
+            with frozen(params):
+                torch.autograd.grad(torch.nn.functional.cross_entropy(model(inputs), labels), inputs)
 
         def step():
             model.train()

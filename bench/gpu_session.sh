@@ -4,9 +4,10 @@
 #          emulation), bench/train_step.py (with profiles of arg2, dac and relu), bench/estimate_cost.py (paper
 #          scale, fused-tf32), the fused kernels against PyTorch on CUDA (tests/fused_cases.py, on 4 pytest-xdist
 #          workers where the image has xdist), bench/dac_layer.py --sweep, bench/concurrency.py (1, 4, 8 training
-#          processes sharing the GPU, without and with MPS), and last bench/train_step.py again with relu and the
-#          fused arg2 step torch.compile'd and as CUDA graphs. The benchmarks compile their kernels side by side
-#          first (bench/common.py compile_ahead); Triton compiles each on one CPU core.
+#          processes sharing the GPU, without and with MPS), bench/train_step.py again with relu and the fused arg2
+#          step torch.compile'd and as CUDA graphs, and last, if time is left, bench/input_grad.py. The benchmarks
+#          compile their kernels side by side first (bench/common.py compile_ahead); Triton compiles each on one CPU
+#          core.
 #   quick  the whole DAG at GPU quick scale (workflow/configs/gpu-quick.yaml, or the CONFIG given), timed, under MPS
 #          if a concurrency record of this machine or a committed one says MPS is faster; in the time it leaves,
 #          bench/estimate_cost.py for that config; and the run's summary (bench/run_summary.py: jobs, times,
@@ -101,6 +102,8 @@ bench() {
   # graphs; the MLP first, whose small step is the one launches would bound
   stage train_step_compile 150 10 python3 bench/train_step.py --settings mnist-mlp,cifar10-cnn --activations relu,arg2 \
     --compile relu,arg2/fused-tf32 --graphs relu,arg2/fused-tf32 --out "$work/train_step-compile-cuda.json"
+  # if any time is left: what freezing the weights saves an attack's gradient on the fused kernels
+  stage input_grad 45 5 python3 bench/input_grad.py --out "$work/input_grad-cuda.json"
 }
 
 # MPS only where a record of this machine, else a committed GPU record, measured it faster: with none, the DAG

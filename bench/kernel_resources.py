@@ -108,10 +108,12 @@ def resident(registers: int, shared: int, warps: int) -> int:
 def measure(n_args: int, mode: str, block: int, warps: int, hidden: int) -> dict:
     flags = {"N_ARGS": n_args, "H": hidden, "BLOCK": block, "MODE": mode, "EMULATE": False}
     sizes = ("M",)  # units x locations of a layer
+    backward = {**flags, "ARGS_P2": triton.next_power_of_2(n_args)}
+    # input_grad: the backward kernel without the weights' gradients, as PGD and AutoAttack run it
     return {"n_args": n_args, "mode": mode, "block": block, "warps": warps,
             "forward": usage(fused._forward_kernel, flags, warps, sizes),
-            "backward": usage(fused._backward_kernel, {**flags, "ARGS_P2": triton.next_power_of_2(n_args)}, warps,
-                              sizes)}
+            "backward": usage(fused._backward_kernel, {**backward, "WEIGHTS": True}, warps, sizes),
+            "input_grad": usage(fused._backward_kernel, {**backward, "WEIGHTS": False}, warps, sizes)}
 
 
 def measure_dac(tiles: fused_dac.Tiles) -> dict:
@@ -144,10 +146,11 @@ def main(argv=None) -> dict:
         row = measure(n, mode, block, warps, args.hidden)
         row["default"] = (block, warps) == (fused.LAUNCHES[mode].block, fused.LAUNCHES[mode].warps)
         result["kernels"].append(row)
-        f, b = row["forward"], row["backward"]
+        f, b, i = row["forward"], row["backward"], row["input_grad"]
         print(f"n={n} {mode:4s} block {block:3d} warps {warps}: forward {f['registers']:3d} registers "
               f"{f['stack_bytes']:4d} B stack {f['programs_per_sm']} per SM; backward {b['registers']:3d} registers "
-              f"{b['stack_bytes']:4d} B stack {b['shared_bytes'] // 1024:3d} KiB shared {b['programs_per_sm']} per SM"
+              f"{b['stack_bytes']:4d} B stack {b['shared_bytes'] // 1024:3d} KiB shared {b['programs_per_sm']} per SM; "
+              f"input only {i['registers']:3d} registers {i['stack_bytes']:4d} B stack {i['programs_per_sm']} per SM"
               f"{'  (default)' if row['default'] else ''}")
     dac_tiles = {"sweep": list(DAC_SWEEP.values()), "default": [fused_dac.TILES], "none": []}[args.dac]
     result["dac"] = [measure_dac(tiles) for tiles in dac_tiles]

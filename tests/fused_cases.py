@@ -29,7 +29,7 @@ from multiarg.fused import Launch, fused_activation, fused_inner, supported  # n
 from multiarg.fused_dac import Tiles, fused_dendritic  # noqa: E402
 from multiarg.models import ModelConfig, OuterNet  # noqa: E402
 from multiarg.precision import MODES, TENSORS, differentiated, emulated_inner_net, relative_error  # noqa: E402
-from multiarg.train import TrainConfig, fit_run  # noqa: E402
+from multiarg.train import TrainConfig, fit_run, frozen  # noqa: E402
 from test_workflow import REPO, network_rules_run_on  # noqa: E402
 
 
@@ -184,6 +184,32 @@ def test_dac_input_gradient_is_skipped_where_not_needed():
     weight, dendrite_bias = (torch.randn(4, 9, device=DEVICE, requires_grad=True) for _ in range(2))
     ref, got = _dac_both(x, weight, dendrite_bias, Tiles())
     assert len(got) == 3
+    for r, g in zip(ref, got):
+        torch.testing.assert_close(g, r, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("n_args", [1, 2, 3])
+def test_a_frozen_inner_net_gives_the_input_gradient_without_the_weights(n_args, monkeypatch):
+    # what PGD and AutoAttack ask for: the backward kernel runs without its weight products and accumulators
+    torch.manual_seed(n_args)
+    inner = InnerNet(n_args, 16).to(DEVICE)
+    z = torch.randn(3, n_args * 5, 7, device=DEVICE, requires_grad=True)  # 105 points: a tail in every block
+    grad = torch.randn(3, 5, 7, device=DEVICE)
+    full = torch.autograd.grad(fused_activation(inner, z), z, grad)[0]
+    backward, weights = fused._backward, []
+    monkeypatch.setattr(fused, "_backward", lambda *args: weights.append(args[-1]) or backward(*args))
+    with frozen(inner):
+        alone = torch.autograd.grad(fused_activation(inner, z), z, grad)[0]
+    assert weights == [False] and all(p.requires_grad for p in inner.parameters())
+    torch.testing.assert_close(alone, full, rtol=1e-6, atol=1e-6)
+
+
+def test_a_frozen_dac_layer_gives_the_input_gradient_without_the_weights():
+    torch.manual_seed(0)
+    x = torch.randn(2, 9, 10, device=DEVICE, requires_grad=True)
+    weight, dendrite_bias = torch.randn(4, 9, device=DEVICE), torch.randn(4, 9, device=DEVICE)
+    ref, got = _dac_both(x, weight, dendrite_bias, Tiles())
+    assert len(got) == 2  # the output and the input's gradient
     for r, g in zip(ref, got):
         torch.testing.assert_close(g, r, rtol=1e-5, atol=1e-5)
 

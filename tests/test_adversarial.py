@@ -42,7 +42,7 @@ def test_pgd_raises_the_loss_and_stays_in_the_ball(model, mnist):
     model.train()
     gen = torch.Generator().manual_seed(0)
     adv = pgd_attack(model, x, y, eps=0.1, step_size=0.02, steps=10, generator=gen)
-    assert model.training  # mode restored
+    assert model.training and all(p.requires_grad for p in model.parameters())  # mode and weights restored
     model.eval()
     assert _loss(model, adv, y) > 2 * _loss(model, x, y) + 0.5
     assert (model(adv).argmax(1) == y).float().mean() < (model(x).argmax(1) == y).float().mean() - 0.2

@@ -135,6 +135,21 @@ def _pid_into(path: Path) -> None:
     path.write_text(str(os.getpid()))
 
 
+def test_input_grad_times_attacks_with_and_without_the_weights_and_gets_one_gradient(tmp_path):
+    input_grad = pytest.importorskip("input_grad")
+    from multiarg.activations import get_kernel
+
+    out = tmp_path / "ig.json"
+    record = input_grad.main(["--configfile", str(ROOT / "tests" / "configs" / "tiny.yaml"), "--variants",
+                              "arg2/chunked,dac/eager,relu/eager", "--batch", "2", "--repeats", "1", "--rounds", "1",
+                              "--out", str(out)])
+    assert json.loads(out.read_text()) == record and get_kernel() == "eager"
+    assert len(record["networks"]) == 6 and "cifar10/cnn/dac/eager" in record["networks"]
+    for name, r in record["networks"].items():
+        assert set(r["seconds"]) == {"weights", "frozen"} and min(r["seconds"].values()) > 0
+        assert r["max_abs_difference"] == 0, name  # the input's gradient is computed alike either way
+
+
 def test_eval_chunk_times_each_chunk_size_and_leaves_the_library_as_it_was(tmp_path):
     import torch
 
@@ -248,8 +263,11 @@ def test_kernel_resources_are_read_from_an_sm90_binary_compiled_here(tmp_path):
             assert 0 < kernel["registers"] <= 255 and kernel["stack_bytes"] >= 0 and kernel["shared_bytes"] > 0
             assert kernel["programs_per_sm"] == kernel_resources.resident(kernel["registers"], kernel["shared_bytes"],
                                                                           row["warps"]) >= 1
-    # the backward kernel holds the weight-gradient accumulators as well: it needs more registers
+    # the backward kernel holds the weight-gradient accumulators as well: it needs more registers; without them
+    # (an attack's gradient to the input) one of its three products goes
     assert all(r["backward"]["registers"] > r["forward"]["registers"] for r in rows)
+    assert all(r["input_grad"]["registers"] < r["backward"]["registers"] for r in rows)
+    assert all(r["input_grad"]["instructions"]["tensor"] < r["backward"]["instructions"]["tensor"] for r in rows)
     # TF32: the hidden layer's product runs on tensor cores
     assert all(r["forward"]["instructions"]["tensor"] > 0 and r["backward"]["instructions"]["tensor"] > 0 for r in rows)
     (dac,) = record["dac"]
@@ -315,6 +333,9 @@ def test_the_default_fp32_launch_does_not_spill_on_sm90():
     launch = kernel_resources.fused.LAUNCHES["fp32"]
     row = kernel_resources.measure(3, "fp32", launch.block, launch.warps, 64)
     assert row["forward"]["stack_bytes"] == row["backward"]["stack_bytes"] == 0
+    # the backward kernel without the weights' terms (attacks) keeps one register on the stack at n = 3 (one STL,
+    # one LDL in its SASS under Triton 3.8): noted, not worth a launch of its own
+    assert row["input_grad"]["stack_bytes"] <= 8
 
 
 def test_programs_per_multiprocessor_follow_the_scarcest_resource():

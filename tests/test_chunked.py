@@ -4,10 +4,12 @@ import pytest
 import torch
 
 from multiarg import InnerNet, MultiArgActivation
+from multiarg import chunked, dendritic
 from multiarg.activations import set_kernel
 from multiarg.chunked import chunked_inner_net
-from multiarg.dendritic import DACConv2d
+from multiarg.dendritic import DACConv2d, dendritic_product
 from multiarg.precision import TENSORS, differentiated
+from multiarg.train import frozen
 
 
 @pytest.fixture
@@ -28,6 +30,51 @@ def test_chunked_equals_the_module_in_the_output_and_every_gradient(n_args, poin
     got = differentiated(lambda v: chunked_inner_net(inner, v, chunk=chunk), inner, x, grad)
     for name in TENSORS:
         torch.testing.assert_close(got[name], want[name], rtol=1e-12, atol=1e-12, msg=name)
+
+
+def test_frozen_weights_get_no_gradient_and_the_input_the_same_one(monkeypatch):
+    # an attack on a frozen network (PGD, AutoAttack): the chunked and the eager DAC backward skip the weights'
+    # products, and the input's gradient is bit for bit the full backward's
+    torch.manual_seed(0)
+    inner, x = InnerNet(2, 16), torch.randn(300, 2, requires_grad=True)
+    weight, dendrite_bias = torch.randn(5, 6, requires_grad=True), torch.randn(5, 6, requires_grad=True)
+    rows = torch.randn(40, 6, 3, requires_grad=True)
+    backward_pass, einsum, seen = chunked.backward_pass, torch.einsum, {"of_weights": [], "einsum": 0}
+
+    def spied_backward_pass(*args):
+        seen["of_weights"].append(args[-1])
+        return backward_pass(*args)
+
+    def spied_einsum(*args):
+        seen["einsum"] += 1
+        return einsum(*args)
+
+    monkeypatch.setattr(chunked, "backward_pass", spied_backward_pass)
+    monkeypatch.setattr(dendritic.torch, "einsum", spied_einsum)  # the eager DAC's weight gradient
+
+    def gradients():
+        seen.update(of_weights=[], einsum=0)
+        return (torch.autograd.grad(chunked_inner_net(inner, x, chunk=64).sum(), x)[0],
+                torch.autograd.grad(dendritic_product(rows, weight, dendrite_bias, 60).square().sum(), rows)[0])
+
+    full = gradients()
+    assert seen == {"of_weights": [True] * 5, "einsum": 5}  # 5 chunks of 64 points; 5 blocks of 2 outputs
+    with frozen(inner):
+        weight.requires_grad_(False), dendrite_bias.requires_grad_(False)
+        alone = gradients()
+    assert seen == {"of_weights": [False] * 5, "einsum": 0}
+    assert all(torch.equal(a, f) for a, f in zip(alone, full))
+    assert all(p.requires_grad for p in inner.parameters())
+
+
+def test_frozen_restores_every_flag_also_after_an_error():
+    inner = InnerNet(2, 8)
+    first = next(inner.parameters())
+    first.requires_grad_(False)
+    with pytest.raises(RuntimeError), frozen(inner):
+        assert not any(p.requires_grad for p in inner.parameters())
+        raise RuntimeError
+    assert [p.requires_grad for p in inner.parameters()][:2] == [False, True] and first is next(inner.parameters())
 
 
 @pytest.mark.parametrize("dim,shape", [(1, (3, 2 * 5, 4, 4)), (1, (6, 2 * 7)), (-1, (4, 3, 2 * 8))])

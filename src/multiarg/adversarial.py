@@ -22,7 +22,7 @@ from pyautoattack import AutoAttack
 from torch import nn
 
 from .runtime import derive_seed
-from .train import _to_input
+from .train import _to_input, frozen
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +50,13 @@ def pgd_attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, s
         noise = torch.rand(x.shape, generator=generator).to(x.device)
         x_adv = torch.min(torch.max(x + (2 * noise - 1) * eps, lo), hi)
     try:
-        for _ in range(steps):
-            x_adv.requires_grad_(True)
-            with torch.enable_grad():  # run_epoch evaluates under no_grad
-                loss = nn.functional.cross_entropy(model(x_adv), y, reduction="sum")
-            (grad,) = torch.autograd.grad(loss, [x_adv])
-            x_adv = torch.min(torch.max(x_adv.detach() + step_size * grad.sign(), lo), hi)
+        with frozen(model):
+            for _ in range(steps):
+                x_adv.requires_grad_(True)
+                with torch.enable_grad():  # run_epoch evaluates under no_grad
+                    loss = nn.functional.cross_entropy(model(x_adv), y, reduction="sum")
+                (grad,) = torch.autograd.grad(loss, [x_adv])
+                x_adv = torch.min(torch.max(x_adv.detach() + step_size * grad.sign(), lo), hi)
     finally:
         model.train(was_training)
     return x_adv.detach()
@@ -198,7 +199,7 @@ def autoattack_eval(model: nn.Module, x_uint8: torch.Tensor, y: torch.Tensor, ep
     correct = _predict(model, x, batch_size, device) == y
     robust, flipped, after, seconds = correct.clone(), {}, {}, {}
     # the attacks reseed torch's global RNG; keep the caller's streams intact
-    with _log_to(log_path), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+    with _log_to(log_path), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), frozen(model):
         for name in order:
             t0, idx = time.perf_counter(), robust.nonzero().flatten()
             broken = torch.zeros(len(idx), dtype=torch.bool)

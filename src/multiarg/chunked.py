@@ -39,11 +39,15 @@ class _Chunked(torch.autograd.Function):
     def backward(ctx, grad):
         x, *params = ctx.saved_tensors
         weights = tuple(p.to(x.dtype) for p in params)
+        of_weights = any(ctx.needs_input_grad[3:])  # not where an attack differentiates a frozen network
         grad_x, sums = [], {}
         for piece, piece_grad in zip(x.split(ctx.chunk), grad.to(x.dtype).split(ctx.chunk)):
-            grads = backward_pass(weights, piece, piece_grad, hidden_pass(weights, piece, ctx.mode), ctx.mode)
+            grads = backward_pass(weights, piece, piece_grad, hidden_pass(weights, piece, ctx.mode), ctx.mode,
+                                  of_weights)
             grad_x.append(grads.pop("x"))
             sums = {name: sums[name] + g for name, g in grads.items()} if sums else grads
+        if not of_weights:
+            return torch.cat(grad_x), None, None, *(None,) * len(params)
         return (torch.cat(grad_x), None, None,
                 *(sums[name].view_as(p).to(p.dtype) for name, p in zip(TENSORS[2:], params)))
 

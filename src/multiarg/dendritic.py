@@ -45,15 +45,18 @@ class _DendriticProduct(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         x, weight, dendrite_bias = ctx.saved_tensors
+        of_weights = ctx.needs_input_grad[1] or ctx.needs_input_grad[2]  # not in an attack on a frozen network
         grad_x, grad_w, grad_b = torch.zeros_like(x), torch.empty_like(weight), torch.empty_like(dendrite_bias)
         for j in _blocks(x.shape[0], x.shape[1], weight.shape[0], ctx.block_elements):
             g = grad[:, j]
             filtered = (x[:, None, :] + dendrite_bias[None, j]).clamp_min_(0)
-            grad_w[j] = torch.einsum("nc,nci->ci", g, filtered)
+            if of_weights:
+                grad_w[j] = torch.einsum("nc,nci->ci", g, filtered)
             through = filtered.sign_().mul_(g[:, :, None])  # relu' (0 or 1) times the output gradient
-            grad_b[j] = through.sum(0).mul_(weight[j])
+            if of_weights:
+                grad_b[j] = through.sum(0).mul_(weight[j])
             grad_x += through.mul_(weight[j]).sum(1)
-        return grad_x, grad_w, grad_b, None
+        return grad_x, *((grad_w, grad_b) if of_weights else (None, None)), None
 
 
 def _runs_fused(x: torch.Tensor, *params: torch.Tensor) -> bool:

@@ -162,9 +162,10 @@ if triton is not None:
     @triton.jit
     def _backward_kernel(x_ptr, g_ptr, w1_ptr, b1_ptr, w2_ptr, b2_ptr, w3_ptr, dx_ptr, part_ptr, part_stride, N, M,
                          n_blocks, N_ARGS: tl.constexpr, ARGS_P2: tl.constexpr, H: tl.constexpr,
-                         BLOCK: tl.constexpr, MODE: tl.constexpr, EMULATE: tl.constexpr):
-        """Writes dx, and this program's partial weight gradients as one row of ``part_ptr``, laid out as
-        :func:`_gradient_shapes` orders them."""
+                         BLOCK: tl.constexpr, MODE: tl.constexpr, EMULATE: tl.constexpr, WEIGHTS: tl.constexpr):
+        """Writes dx and, with ``WEIGHTS``, this program's partial weight gradients as one row of ``part_ptr``, laid
+        out as :func:`_gradient_shapes` orders them. Without, one of its three products and every accumulator
+        go (an attack's gradient to the input: PGD, AutoAttack)."""
         pid = tl.program_id(0)
         cols, args = tl.arange(0, H), tl.arange(0, ARGS_P2)
         w2 = tl.load(w2_ptr + cols[:, None] * H + cols[None, :])  # [j, i] = W2[j, i]
@@ -178,32 +179,39 @@ if triton is not None:
             rows, mask, first = _points(block, N, M, N_ARGS, BLOCK)
             a1, a2 = _hidden(x_ptr, first, M, mask, w1_ptr, b1_ptr, w2t, b2, cols, N_ARGS, H, BLOCK, MODE,
                              EMULATE)
-            h1, h2 = tl.maximum(a1, 0.0), tl.maximum(a2, 0.0)
+            # the weights' terms in the order the kernel had before it could leave them out: that order compiles
+            # without spilling at the fp32 launch (tests/test_bench.py)
             g = tl.load(g_ptr + rows, mask=mask, other=0.0)  # padded rows carry no gradient
-            dw3 += tl.sum(g[:, None] * h2, 0)
-            db3 += tl.sum(g, 0)
+            if WEIGHTS:
+                dw3 += tl.sum(g[:, None] * tl.maximum(a2, 0.0), 0)
+                db3 += tl.sum(g, 0)
             dh2 = tl.where(a2 > 0, g[:, None] * w3[None, :], 0.0)
-            db2 += tl.sum(dh2, 0)
-            dw2 += _dot(tl.trans(dh2), h1, MODE, EMULATE)
+            if WEIGHTS:
+                db2 += tl.sum(dh2, 0)
+                dw2 += _dot(tl.trans(dh2), tl.maximum(a1, 0.0), MODE, EMULATE)
             dh1 = tl.where(a1 > 0, _dot(dh2, w2, MODE, EMULATE), 0.0)
-            db1 += tl.sum(dh1, 0)
+            if WEIGHTS:
+                db1 += tl.sum(dh1, 0)
             for k in tl.static_range(N_ARGS):
-                xk = tl.load(x_ptr + first + k * M, mask=mask, other=0.0)
+                if WEIGHTS:
+                    xk = tl.load(x_ptr + first + k * M, mask=mask, other=0.0)
                 w1k = tl.load(w1_ptr + cols * N_ARGS + k)
                 tl.store(dx_ptr + first + k * M, tl.sum(dh1 * w1k[None, :], 1), mask=mask)
-                dw1 += tl.where(args[None, :] == k, tl.sum(dh1 * xk[:, None], 0)[:, None], 0.0)
-        row = part_ptr + pid.to(tl.int64) * part_stride
-        tl.store(row + cols[:, None] * N_ARGS + args[None, :], dw1, mask=(args < N_ARGS)[None, :])
-        row += H * N_ARGS
-        tl.store(row + cols, db1)
-        row += H
-        tl.store(row + cols[:, None] * H + cols[None, :], dw2)
-        row += H * H
-        tl.store(row + cols, db2)
-        row += H
-        tl.store(row + cols, dw3)
-        row += H
-        tl.store(row + tl.arange(0, 1), db3)
+                if WEIGHTS:
+                    dw1 += tl.where(args[None, :] == k, tl.sum(dh1 * xk[:, None], 0)[:, None], 0.0)
+        if WEIGHTS:
+            row = part_ptr + pid.to(tl.int64) * part_stride
+            tl.store(row + cols[:, None] * N_ARGS + args[None, :], dw1, mask=(args < N_ARGS)[None, :])
+            row += H * N_ARGS
+            tl.store(row + cols, db1)
+            row += H
+            tl.store(row + cols[:, None] * H + cols[None, :], dw2)
+            row += H * H
+            tl.store(row + cols, db2)
+            row += H
+            tl.store(row + cols, dw3)
+            row += H
+            tl.store(row + tl.arange(0, 1), db3)
 
 
 def _gradient_shapes(n_args: int, hidden: int) -> tuple:
@@ -231,17 +239,20 @@ def _forward(x, w1, b1, w2, b2, w3, b3, mode: str, launch: Launch) -> torch.Tens
     return out
 
 
-def _backward(grad, x, w1, b1, w2, b2, w3, mode: str, launch: Launch) -> tuple[torch.Tensor, torch.Tensor]:
-    """The gradient to ``x``, and the weight gradients flat in the order of :func:`_gradient_shapes`."""
+def _backward(grad, x, w1, b1, w2, b2, w3, mode: str, launch: Launch, weights: bool = True
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The gradient to ``x``, and the weight gradients flat in the order of :func:`_gradient_shapes` (empty unless
+    ``weights``)."""
     n_args = x.shape[1]
     n_blocks = triton.cdiv(x.numel() // n_args, launch.block)
     programs = _programs(n_blocks, x.device, launch)
     dx = torch.empty_like(x)
     # one row of partial sums per program and a single reduction: a step's launch count stays small
-    partials = torch.empty(programs, _gradient_size(n_args, w1.shape[0]), device=x.device, dtype=torch.float32)
+    size = _gradient_size(n_args, w1.shape[0]) if weights else 0
+    partials = torch.empty(programs, size, device=x.device, dtype=torch.float32)
     _backward_kernel[(programs,)](x, grad.contiguous().float(), w1, b1, w2, b2, w3, dx, partials, partials.stride(0),
                                   x.numel() // n_args, x.shape[2], n_blocks, ARGS_P2=triton.next_power_of_2(n_args),
-                                  **_flags(x, w1, mode, launch))
+                                  WEIGHTS=weights, **_flags(x, w1, mode, launch))
     return dx, partials.sum(0)
 
 
@@ -256,9 +267,13 @@ def _gradient_size(n_args: int, hidden: int) -> int:
 
 def _grads(ctx, grad, backward, *launch) -> tuple[torch.Tensor, ...]:
     """The gradients to ``x`` and each weight from ``backward`` (:func:`_backward` or its operator) on what the
-    forward saved."""
+    forward saved; the weights' only where one of them needs a gradient (``needs_input_grad``: not where an attack
+    differentiates a frozen network)."""
     x, w1 = ctx.saved_tensors[:2]
-    dx, flat = backward(grad, *ctx.saved_tensors, *launch)
+    weights = any(ctx.needs_input_grad[1:7])
+    dx, flat = backward(grad, *ctx.saved_tensors, *launch, weights)
+    if not weights:
+        return dx, *(None,) * 6
     shapes = _gradient_shapes(x.shape[1], w1.shape[0])
     return dx, *(g.view(s) for g, s in zip(flat.split([math.prod(s) for s in shapes]), shapes))
 
@@ -295,14 +310,14 @@ def _(x, *_):
 
 @torch.library.custom_op("multiarg::inner_net_backward", mutates_args=())
 def _inner_backward_op(grad: torch.Tensor, x: torch.Tensor, w1: torch.Tensor, b1: torch.Tensor, w2: torch.Tensor,
-                       b2: torch.Tensor, w3: torch.Tensor, mode: str, block: int, warps: int, programs_per_sm: int
-                       ) -> tuple[torch.Tensor, torch.Tensor]:
-    return _backward(grad, x, w1, b1, w2, b2, w3, mode, Launch(block, warps, programs_per_sm))
+                       b2: torch.Tensor, w3: torch.Tensor, mode: str, block: int, warps: int, programs_per_sm: int,
+                       weights: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    return _backward(grad, x, w1, b1, w2, b2, w3, mode, Launch(block, warps, programs_per_sm), weights)
 
 
 @_inner_backward_op.register_fake
-def _(grad, x, w1, *_):
-    return torch.empty_like(x), x.new_empty(_gradient_size(x.shape[1], w1.shape[0]))
+def _(grad, x, w1, *args):
+    return torch.empty_like(x), x.new_empty(_gradient_size(x.shape[1], w1.shape[0]) if args[-1] else 0)
 
 
 def _save_for_op(ctx, inputs, output):

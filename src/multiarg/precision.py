@@ -70,14 +70,17 @@ def output_pass(weights: tuple[torch.Tensor, ...], h2: torch.Tensor) -> torch.Te
 
 
 def backward_pass(weights: tuple[torch.Tensor, ...], x: torch.Tensor, grad: torch.Tensor,
-                  hidden: tuple[torch.Tensor, torch.Tensor], mode: str = "fp32") -> dict[str, torch.Tensor]:
-    """The gradients of ``(output * grad).sum()`` with respect to ``x`` and the weights (named as :data:`TENSORS`),
-    from the ``hidden`` ``(h1, h2)`` of :func:`hidden_pass`, rounded as in ``mode``."""
+                  hidden: tuple[torch.Tensor, torch.Tensor], mode: str = "fp32", of_weights: bool = True
+                  ) -> dict[str, torch.Tensor]:
+    """The gradients of ``(output * grad).sum()`` with respect to ``x`` and, if ``of_weights``, the weights (named as
+    :data:`TENSORS`), from the ``hidden`` ``(h1, h2)`` of :func:`hidden_pass`, rounded as in ``mode``."""
     w1, _, w2, _, w3, _ = weights
     h1, h2 = hidden
     # ReLU's backward in one pass, as autograd runs it: h > 0 exactly where the pre-activation is
     dh2 = torch.ops.aten.threshold_backward(torch.outer(grad, w3[0]), h2, 0)
     dh1 = torch.ops.aten.threshold_backward(product(dh2, w2, mode), h1, 0)
+    if not of_weights:
+        return {"x": dh1 @ w1}
     return {"x": dh1 @ w1, "W1": dh1.T @ x, "b1": dh1.sum(0), "W2": product(dh2.T, h1, mode), "b2": dh2.sum(0),
             "W3": (grad @ h2)[None], "b3": grad.sum()[None]}
 

@@ -1,6 +1,7 @@
 """The training engine: epochs, evaluation, early stopping, per-epoch checkpoints and exact resume."""
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
@@ -91,6 +92,20 @@ def set_compile(mode: str) -> str:
 def compiled(model: nn.Module) -> nn.Module:
     """``model`` as :func:`set_compile` chose: compiled (sharing its parameters), or itself."""
     return model if _compile == "none" else torch.compile(model, mode=_compile)
+
+
+@contextlib.contextmanager
+def frozen(model: nn.Module):
+    """``model`` with no parameter requiring a gradient, restored after: an attack differentiates to the input
+    only, and the inner-net and DAC kernels then skip the weight gradients (autograd's own operations do anyway)."""
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    try:
+        for p, _ in flags:
+            p.requires_grad_(False)
+        yield model
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
 
 
 def _to_input(x: torch.Tensor) -> torch.Tensor:
