@@ -17,7 +17,9 @@ def test_fused_kernels_match_the_reference(where):
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     if where == "interpreter":
         env["TRITON_INTERPRET"] = "1"
-    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs",
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rsfE",
                              str(HERE / "fused_cases.py")], cwd=HERE.parent, capture_output=True, text=True, env=env)
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    # the failed cases' names first: their captured logs can fill the rest of what is shown
+    failed = "\n".join(line for line in result.stdout.splitlines() if line.startswith(("FAILED", "ERROR")))
+    assert result.returncode == 0, failed + "\n" + result.stdout[-4000:] + result.stderr[-2000:]
     assert " passed" in result.stdout and "skipped" not in result.stdout and "failed" not in result.stdout
