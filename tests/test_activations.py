@@ -1,3 +1,6 @@
+import hashlib
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -127,3 +130,16 @@ def test_fused_launch_settings_are_validated():
     with pytest.raises(ValueError, match="positive"):
         Tiles(programs_per_sm=0)
     assert Tiles(points=128, programs_per_sm=3).points == 128  # programs per SM need not be a power of two
+
+
+def test_custom_operator_names_change_with_their_source():
+    # AOTAutograd's disk cache keys a compiled step by its forward graph alone: only a new name keeps a step compiled
+    # against an older backward operator from being served after the kernels change
+    from multiarg import fused, fused_dac
+
+    src = Path(fused.__file__).parent
+    for op, modules in ((fused._inner_op, ("fused", "precision")), (fused._inner_backward_op, ("fused", "precision")),
+                        (fused_dac._dendritic_op, ("fused_dac", "fused"))):
+        digest = hashlib.sha256(b"".join((src / f"{m}.py").read_bytes() for m in modules)).hexdigest()[:12]
+        assert op._qualname.startswith("multiarg::") and op._qualname.endswith("_" + digest)
+    assert fused.op_name("x", "fused") != fused.op_name("x", "fused", "precision")
