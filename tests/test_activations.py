@@ -138,8 +138,9 @@ def test_custom_operator_names_change_with_their_source():
     from multiarg import fused, fused_dac
 
     src = Path(fused.__file__).parent
-    for op, modules in ((fused._inner_op, ("fused", "precision")), (fused._inner_backward_op, ("fused", "precision")),
-                        (fused_dac._dendritic_op, ("fused_dac", "fused"))):
+    for ops, modules in (((fused._inner_op, fused._inner_backward_op), ("fused", "precision")),
+                         ((fused_dac._dendritic_op, fused_dac._dendritic_backward_op), ("fused_dac", "fused"))):
         digest = hashlib.sha256(b"".join((src / f"{m}.py").read_bytes() for m in modules)).hexdigest()[:12]
-        assert op._qualname.startswith("multiarg::") and op._qualname.endswith("_" + digest)
-    assert fused.op_name("x", "fused") != fused.op_name("x", "fused", "precision")
+        for op in ops:
+            assert op._qualname.startswith("multiarg::") and op._qualname.endswith("_" + digest)
+    assert fused.source_digest("fused") != fused.source_digest("fused", "precision")

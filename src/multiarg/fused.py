@@ -8,8 +8,8 @@ where they lie (:func:`fused_activation`: argument ``k`` of unit ``c`` is channe
 transposed copy of the input, output or input gradient is made. Weight gradients are summed in each
 program's registers over its blocks and written once per program; torch adds the per-program partials,
 so the reduction is deterministic for a given :class:`Launch`. Under ``torch.compile`` the kernels run as the
-custom operators ``multiarg::inner_net_<digest>`` and ``multiarg::inner_net_backward_<digest>`` (:func:`op_name`),
-so a network compiles whole.
+custom operators ``multiarg::inner_net_<digest>`` and ``multiarg::inner_net_backward_<digest>``
+(:func:`source_digest`), so a network compiles whole.
 
 Precision modes (:data:`MODES`): ``fp32`` (IEEE products), ``tf32`` (the H x H products on TF32 tensor
 cores, which read 10 of an operand's 23 mantissa bits), ``tf32x3`` (each product made of three TF32 products, of
@@ -296,23 +296,22 @@ class _FusedInner(torch.autograd.Function):
         return *_grads(ctx, grad, _backward, ctx.mode, ctx.launch), None, None
 
 
-def op_name(name: str, *modules: str) -> str:
-    """``multiarg::<name>_<digest>``, the digest of the source of this package's ``modules`` that implement the
-    operator. AOTAutograd's on-disk cache keys a compiled graph by its forward graph and takes a custom operator as
-    fixed, so a changed backward operator was served a backward graph compiled against the old one (CI met a stale
-    call missing an argument added since); a name that changes with the code keeps such graphs apart."""
+def source_digest(*modules: str) -> str:
+    """A digest of the source of this package's ``modules``, for the names of the custom operators they implement.
+    AOTAutograd's on-disk cache keys a compiled graph by its forward graph and takes a custom operator as fixed, so
+    a changed backward operator was served a backward graph compiled against the old one (CI met a stale call
+    missing an argument added since); a name that changes with the code keeps such graphs apart."""
     here = Path(__file__).parent
-    digest = hashlib.sha256(b"".join((here / f"{m}.py").read_bytes() for m in modules)).hexdigest()[:12]
-    return f"multiarg::{name}_{digest}"
+    return hashlib.sha256(b"".join((here / f"{m}.py").read_bytes() for m in modules)).hexdigest()[:12]
 
 
 # The same kernels as custom operators, opaque to torch.compile: Dynamo cannot trace a Triton launch under the
 # interpreter, nor the host-side launch arithmetic on a GPU without breaking the graph. With them a whole fused
 # step compiles to one graph, and ``mode="reduce-overhead"`` can replay it as a CUDA graph.
-_SOURCES = ("fused", "precision")
+_DIGEST = source_digest("fused", "precision")
 
 
-@torch.library.custom_op(op_name("inner_net", *_SOURCES), mutates_args=())
+@torch.library.custom_op(f"multiarg::inner_net_{_DIGEST}", mutates_args=())
 def _inner_op(x: torch.Tensor, w1: torch.Tensor, b1: torch.Tensor, w2: torch.Tensor, b2: torch.Tensor,
               w3: torch.Tensor, b3: torch.Tensor, mode: str, block: int, warps: int, programs_per_sm: int
               ) -> torch.Tensor:
@@ -324,7 +323,7 @@ def _(x, *_):
     return x.new_empty(x.shape[0], x.shape[2])
 
 
-@torch.library.custom_op(op_name("inner_net_backward", *_SOURCES), mutates_args=())
+@torch.library.custom_op(f"multiarg::inner_net_backward_{_DIGEST}", mutates_args=())
 def _inner_backward_op(grad: torch.Tensor, x: torch.Tensor, w1: torch.Tensor, b1: torch.Tensor, w2: torch.Tensor,
                        b2: torch.Tensor, w3: torch.Tensor, mode: str, block: int, warps: int, programs_per_sm: int,
                        weights: bool) -> tuple[torch.Tensor, torch.Tensor]:

@@ -14,7 +14,7 @@ torch adds (deterministic for given :class:`Tiles`). Every product is an fp32
 FMA, so the kernels match the eager path up to summation order whichever inner-net mode is chosen; tests compare
 the two through Triton's CPU interpreter, and on a GPU where there is one. Under ``torch.compile`` the kernels run
 as the custom operators ``multiarg::dendritic_<digest>`` and ``multiarg::dendritic_backward_<digest>``
-(:func:`multiarg.fused.op_name`).
+(:func:`multiarg.fused.source_digest`).
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from dataclasses import astuple, dataclass
 
 import torch
 
-from .fused import multiprocessors, op_name, runs_on, triton
+from .fused import multiprocessors, runs_on, source_digest, triton
 
 if triton is not None:
     import triton.language as tl
@@ -216,10 +216,10 @@ class _FusedDendritic(torch.autograd.Function):
 
 
 # The kernels as custom operators, for torch.compile (see multiarg.fused).
-_SOURCES = ("fused_dac", "fused")
+_DIGEST = source_digest("fused_dac", "fused")
 
 
-@torch.library.custom_op(op_name("dendritic", *_SOURCES), mutates_args=())
+@torch.library.custom_op(f"multiarg::dendritic_{_DIGEST}", mutates_args=())
 def _dendritic_op(x: torch.Tensor, weight: torch.Tensor, dendrite_bias: torch.Tensor, points: int, units: int,
                   unroll: int, warps: int, programs_per_sm: int) -> torch.Tensor:
     return _forward(x, weight, dendrite_bias, Tiles(points, units, unroll, warps, programs_per_sm))
@@ -230,7 +230,7 @@ def _(x, weight, *_):
     return x.new_empty(x.shape[0], weight.shape[0], x.shape[2])
 
 
-@torch.library.custom_op(op_name("dendritic_backward", *_SOURCES), mutates_args=())
+@torch.library.custom_op(f"multiarg::dendritic_backward_{_DIGEST}", mutates_args=())
 def _dendritic_backward_op(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, dendrite_bias: torch.Tensor,
                            input_grad: bool, weight_grads: bool, points: int, units: int, unroll: int, warps: int,
                            programs_per_sm: int) -> tuple[torch.Tensor, torch.Tensor]:
