@@ -60,6 +60,58 @@ def test_generate_evaluate_summarise_and_draw(prepared, tmp_path):
     assert (tmp_path / "fig9.png").stat().st_size > 10_000
 
 
+def test_each_architecture_is_scored_against_its_own_reference(tmp_path):
+    from multiarg.corruptions import CORRUPTIONS
+
+    def run(arch, activation, seed, error):
+        path = tmp_path / f"runs/cifar10/{arch}/{activation}/seed{seed}/session3/cifar10c_errors.json"
+        path.parent.mkdir(parents=True)
+        write_json({"clean": error / 2, "source": "generated", "data_note": "",
+                    "corrupted": {c: {str(s): error for s in range(1, 6)} for c in CORRUPTIONS}}, path)
+        return str(path)
+
+    paths = [run("mlp", "relu", 0, 0.8), run("mlp", "arg2", 0, 0.6), run("cnn", "relu", 0, 0.4),
+             run("cnn", "relu", 1, 0.4), run("cnn", "arg2", 0, 0.3), run("cnn", "arg2", 1, 0.5)]
+    summary = cifar10c.summarise(paths)
+    assert set(summary) == {("mlp", "relu"), ("mlp", "arg2"), ("cnn", "relu"), ("cnn", "arg2")}
+    assert summary["mlp", "arg2"]["mce"]["mean"] == pytest.approx(0.6 / 0.8)
+    assert summary["cnn", "arg2"]["mce"]["values"] == pytest.approx([0.3 / 0.4, 0.5 / 0.4])
+    assert summary["mlp", "relu"]["n_seeds"] == 1 and summary["cnn", "relu"]["n_seeds"] == 2
+    with pytest.raises(ValueError, match="no evaluated mlp runs"):
+        cifar10c.summarise(paths[1:])
+    rows = cifar10c.write_summary_table(paths, str(tmp_path / "cifar10c.csv"), "TEST")
+    mce = {(r["arch"], r["activation"]): r for r in rows if r["corruption"] == "mCE"}
+    # mCE per seed: arg2 75% and 125%, ReLU 100% twice: Welch's t on a difference of 0
+    assert mce["cnn", "arg2"]["mce_vs_relu_p"] == "1" and mce["cnn", "arg2"]["verdict"].startswith("not significant")
+    assert mce["mlp", "arg2"]["verdict"].startswith("n/a") and mce["cnn", "relu"]["verdict"] == ""
+    cifar10c.fig9(types.SimpleNamespace(errors=paths, out=str(tmp_path / "fig9.pdf"), scale="TEST"))
+    assert (tmp_path / "fig9.png").stat().st_size > 10_000
+
+
+def test_evaluation_refuses_published_labels_of_another_test_order(prepared, tmp_path):
+    import numpy as np
+
+    from multiarg import corruptions, data
+    from multiarg.data import DataError
+
+    c_dir = tmp_path / "cifar10c"
+    manifest = cifar10c.prepare(prepared, c_dir, seed=0, source="generate", test_limit=20, split_seed=0)
+    _, y = data.test_subset(data.load_prepared(prepared), 20, 0)
+
+    def publish(labels):
+        np.save(c_dir / "labels.npy", np.tile(labels, len(manifest["severities"])))
+        write_json({**manifest, "labels": {"file": "labels.npy", "sha256": sha256(c_dir / "labels.npy")}},
+                   c_dir / corruptions.MANIFEST)
+
+    publish(y.numpy())
+    corruptions.check_labels(c_dir, y)
+    publish(y.numpy()[::-1].copy())
+    folder = _model(tmp_path, "relu", 0)
+    with pytest.raises(DataError, match="not those of the test set being scored"):
+        cifar10c.evaluate_run(folder / "model.pt", prepared, c_dir, folder / "e.json", batch_size=16, device="cpu",
+                              test_limit=20, split_seed=0)
+
+
 def test_evaluation_refuses_a_benchmark_of_other_images(prepared, tmp_path):
     c_dir = tmp_path / "cifar10c"
     cifar10c.prepare(prepared, c_dir, seed=0, source="generate", test_limit=10, split_seed=0)

@@ -4,14 +4,14 @@ import torch
 from scipy import stats
 
 from multiarg.inputs import InputHistogram
-from multiarg.nonlinearities import (AnalysisConfig, analyse_function, curvature_rows, normalised_curvature,
-                                     paper_check_note, spectra_rows)
+from multiarg.nonlinearities import (AnalysisConfig, analyse_function, curvature_rows, load_records,
+                                     normalised_curvature, paper_check_note, spectra_rows, write_outputs)
 
 
-def gaussian_hist(n_args: int, bins: int, points: int = 400_000) -> dict:
+def gaussian_hist(n_args: int, bins: int, points: int = 400_000, mean=0.0, std=1.0) -> dict:
     torch.manual_seed(0)
     h = InputHistogram(n_args, bins, 5.0)
-    h.add(torch.randn(points, n_args))
+    h.add(torch.as_tensor(mean, dtype=torch.float32) + std * torch.randn(points, n_args))
     return {"n_args": n_args, "bins": bins, **h.result()}
 
 
@@ -34,6 +34,47 @@ def test_linear_function_puts_its_power_at_l1_and_has_no_curvature(hist2):
     assert r["spectrum_fraction"][1] > 0.95
 
 
+def test_saddles_and_the_bowl_share_l2_but_not_its_saddle_share(hist2):
+    saddle = analyse_function(lambda x: x[..., 0] * x[..., 1], hist2, AnalysisConfig())
+    bowl = analyse_function(lambda x: x[..., 0] ** 2 + x[..., 1] ** 2, hist2, AnalysisConfig())
+    assert bowl["spectrum_fraction"][2] > 0.95 and bowl["curvature"] > 0
+    assert saddle["saddle_share_l2"] > 0.99 and bowl["saddle_share_l2"] < 0.01
+    assert bowl["curvature_other_weighting"] > 0 > saddle["curvature_other_weighting"]
+
+
+def test_the_basis_fitted_to_off_centre_narrow_inputs_keeps_orders_apart():
+    hist = gaussian_hist(2, 80, mean=[0.5, 0.0], std=0.5)
+    saddle = lambda x: (x[..., 0] - 0.5) * x[..., 1]  # noqa: E731 (a pure saddle where the inputs lie)
+    fitted = analyse_function(saddle, hist, AnalysisConfig())
+    fixed = analyse_function(saddle, hist, AnalysisConfig(basis_frame="origin", spectrum_offset="keep"))
+    assert fitted["basis_centre"] == pytest.approx([0.5, 0.0], abs=0.02) and fitted["basis_scale"] == pytest.approx(
+        0.5, abs=0.02)
+    assert fitted["spectrum_fraction"][2] > 0.95 and fixed["spectrum_fraction"][2] < 0.7
+    # a constant is absorbed by the next layer's bias, yet with its offset kept it shows up at l >= 1
+    constant = lambda x: 1 + 0 * x[..., 0]  # noqa: E731
+    removed = analyse_function(constant, hist, AnalysisConfig(basis_frame="origin"))
+    kept = analyse_function(constant, hist, AnalysisConfig(basis_frame="origin", spectrum_offset="keep"))
+    assert removed["spectrum"][1:].sum() < 1e-20 < 1e-3 < kept["spectrum"][1:].sum()
+
+
+def test_records_and_tables_round_trip(hist2, tmp_path):
+    cfg = AnalysisConfig()
+    records = [{"kind": kind, "arch": "cnn", "dataset": "mnist", "seed": 0,
+                **analyse_function(lambda x: x[..., 0] * x[..., 1] + 0.1 * x[..., 0], hist2, cfg)}
+               for kind in ("learned", "xavier-init")]
+    tables = {t: str(tmp_path / f"{t}.csv") for t in ("fits", "curvature", "spectra")}
+    write_outputs(records, str(tmp_path / "records.pt"), tables, "TEST", cfg)
+    back = load_records(str(tmp_path / "records.pt"))["records"]
+    assert back[0]["saddle_share_l2"] == records[0]["saddle_share_l2"]
+    np.testing.assert_array_equal(back[1]["spectrum"], records[1]["spectrum"])
+    assert "inputs frame" in (tmp_path / "spectra.md").read_text()
+
+
+def test_a_non_finite_inner_net_is_refused(hist2):
+    with pytest.raises(ValueError, match="non-finite"):
+        analyse_function(lambda x: x[..., 0] / 0 * x[..., 1], hist2, AnalysisConfig())
+
+
 def test_three_argument_spectra_separate_dipole_and_quadrupole():
     hist = gaussian_hist(3, 24)
     quad = analyse_function(lambda x: x[..., 0] * x[..., 2], hist, AnalysisConfig(l_max=4))
@@ -48,17 +89,20 @@ def test_normalised_curvature_range():
     assert normalised_curvature(np.array([1.0, -1.0, 0, 0, 0, 0])) == pytest.approx(-0.5)
 
 
-def _record(arch, dataset, curvature, kind="learned"):
+def _record(arch, dataset, curvature, kind="learned", other=None):
     return {"kind": kind, "n_args": 2, "arch": arch, "dataset": dataset, "curvature": curvature, "r2": 0.9,
-            "spectrum_fraction": np.array([0.1, 0.5, 0.5]), "spectrum": np.array([1.0, 2.0, 2.0])}
+            "curvature_other_weighting": curvature if other is None else other,
+            "spectrum_fraction": np.array([0.1, 0.5, 0.5]), "spectrum": np.array([1.0, 2.0, 2.0]),
+            "saddle_share_l2": 0.75}
 
 
 def test_curvature_rows_count_and_test_per_group_and_pooled():
-    records = ([_record("cnn", "mnist", -1.0)] * 10 + [_record("cnn", "mnist", 1.0)] * 2
+    records = ([_record("cnn", "mnist", -1.0)] * 9 + [_record("cnn", "mnist", -1.0, other=1.0)]
+               + [_record("cnn", "mnist", 1.0)] * 2
                + [_record("cnn", "cifar10", -1.0)] * 9 + [_record("cnn", "cifar10", 1.0)] * 3)
     rows = {(r["arch"], r["dataset"]): r for r in curvature_rows(records)}
     pooled = rows["cnn", "all"]
-    assert (pooled["k_negative"], pooled["n"]) == (19, 24)
+    assert (pooled["k_negative"], pooled["n"], pooled["k_negative_other_weighting"]) == (19, 24, 18)
     assert float(pooled["p_two_sided"]) == pytest.approx(stats.binomtest(19, 24).pvalue, rel=1e-2)
     assert float(pooled["p_one_sided_more_negative"]) == pytest.approx(
         stats.binomtest(19, 24, alternative="greater").pvalue, rel=1e-2)
@@ -72,6 +116,21 @@ def test_spectra_rows_average_over_functions():
     rows = spectra_rows([_record("mlp", "mnist", 1.0)] * 3)
     l1 = [r for r in rows if r["l"] == 1 and r["dataset"] == "mnist"][0]
     assert l1["n"] == 3 and float(l1["power_fraction_mean"]) == 0.5 and float(l1["power_fraction_sd"]) == 0
+    l2 = [r for r in rows if r["l"] == 2 and r["dataset"] == "mnist"][0]
+    assert float(l2["saddle_share_mean"]) == 0.75 and l1["saddle_share_mean"] == ""
+
+
+def test_spectra_rows_test_learned_against_xavier_init_at_l1_and_l2():
+    def rec(kind, l2):
+        return {**_record("cnn", "mnist", -1.0, kind), "spectrum_fraction": np.array([0.0, 1 - l2, l2])}
+
+    records = [rec("learned", v) for v in (0.7, 0.8, 0.75)] + [rec("xavier-init", v) for v in (0.1, 0.2, 0.15)]
+    rows = {(r["kind"], r["dataset"], r["l"]): r for r in spectra_rows(records)}
+    welch = stats.ttest_ind([0.7, 0.8, 0.75], [0.1, 0.2, 0.15], equal_var=False)
+    assert rows["learned", "mnist", 2]["vs_xavier_init_p"] == f"{welch.pvalue:.3g}"
+    assert rows["learned", "mnist", 2]["verdict"] == "learned more at l = 2, Welch p < 0.05"
+    assert rows["learned", "mnist", 1]["verdict"] == "learned less at l = 1, Welch p < 0.05"
+    assert rows["learned", "mnist", 0]["verdict"] == rows["xavier-init", "mnist", 2]["verdict"] == ""
 
 
 def test_paper_check_note_states_the_inconsistency():

@@ -54,6 +54,13 @@ def test_paper_formula_differs_only_by_the_terms_it_leaves_out(n):
     assert exact_param_count(cfg) == paper - x + biases + layernorm - (65 * n + 4288) + inner_param_count(n)
 
 
+def test_paper_formula_has_no_inner_net_term_for_relu():
+    x, y, widths = 784, 10, (64, 48, 32)
+    biases, layernorm = sum(widths) + y, 2 * sum(widths)
+    paper = paper_mlp_param_count(x, widths, y, 1, inner=False)
+    assert exact_param_count(ModelConfig("mlp", "relu", (1, 28, 28), y, widths)) == paper - x + biases + layernorm
+
+
 @pytest.mark.parametrize("arch,shape,widths", [CASES[0], CASES[2]])
 @pytest.mark.parametrize("baseline", ["relu", "arg1", "gamma", "dac"])
 def test_matched_widths_minimise_the_mismatch(arch, shape, widths, baseline):

@@ -1,3 +1,4 @@
+from scipy import stats
 
 from multiarg.robust_table import table1_rows, write_table1
 
@@ -16,6 +17,14 @@ def test_table1_means_spread_and_increment():
     assert rows["arg2"]["increment_vs_relu"] == "+30.00 ± 7.07"
     assert rows["arg2"]["paper_robust_acc"] == "49.25" and rows["arg2"]["paper_increment"] == "+39.92"
     assert rows["relu"]["increment_vs_relu"] == ""
+    # Welch with two seeds each: df = 2, so the 95% interval is +30 ± t(0.975, 2) 7.07 = ± 30.42
+    welch = stats.ttest_ind([50, 40], [10, 20], equal_var=False)
+    assert rows["arg2"]["increment_ci95"] == "[-0.42, +60.42]"
+    assert rows["arg2"]["increment_p"] == f"{welch.pvalue:.3g}" == "0.0513"
+    assert rows["arg2"]["verdict"].startswith("not significant")
+    rows = table1_rows([_result("arg2", s, 0.5 + 0.01 * s) for s in range(4)]
+                       + [_result("relu", s, 0.1 + 0.01 * s) for s in range(4)])
+    assert rows[0]["verdict"] == "2-arg more robust, Welch p < 0.05"
 
 
 def test_table1_files_say_when_the_attack_was_a_subset(tmp_path):
@@ -26,7 +35,7 @@ def test_table1_files_say_when_the_attack_was_a_subset(tmp_path):
         paths.append(tmp_path / f"r{i}.json")
         paths[-1].write_text(json.dumps(r))
     rows = write_table1([str(p) for p in paths], str(tmp_path / "table1.csv"), "TEST")
-    assert rows[0]["increment_vs_relu"] == "+10.00 ± n/a (one seed)"
+    assert rows[0]["increment_vs_relu"] == "+10.00 ± n/a (one seed)" and rows[0]["verdict"].startswith("n/a")
     assert "NOT the standard AutoAttack" in (tmp_path / "table1.md").read_text()
     tex = (tmp_path / "table1.tex").read_text()
     assert tex.count("\\\\") == 3 and "30.00 $\\pm$ n/a" in tex

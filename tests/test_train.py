@@ -64,6 +64,21 @@ def test_resume_after_kill_reproduces_an_uninterrupted_run(tmp_path, mnist_pt, i
     assert torch.equal(snaps_a["snapshots"][-1]["net.0.weight"], snaps_b["snapshots"][-1]["net.0.weight"])
 
 
+def test_a_checkpoint_is_not_resumed_after_its_inner_net_changed(tmp_path, mnist_pt, init_record):
+    """Snakemake reruns a job whose session-I input changed, but leaves its checkpoint in place."""
+    from multiarg.io import save_torch
+
+    init = tmp_path / "init.pt"
+    init.write_bytes(init_record.read_bytes())
+    assert _session2(tmp_path / "run", mnist_pt, init, stop_after=2) == {}
+    other = make_initial_inner(2, "pretrained", 1, 16, 2, MapConfig(resolution=4), PretrainConfig(steps=20))
+    save_torch(other, init)
+    resumed = _session2(tmp_path / "run", mnist_pt, init)
+    straight = _session2(tmp_path / "straight", mnist_pt, init)
+    for key, value in straight["state_dict"].items():
+        assert torch.equal(value, resumed["state_dict"][key]), key
+
+
 @pytest.fixture
 def compile_mode():
     """Restores eager training after a test that compiles."""

@@ -143,16 +143,21 @@ def solid_harmonic_basis(points: np.ndarray, l_max: int, scale: float = 1.0) -> 
     return np.stack(cols, axis=-1), labels
 
 
+def projections(f: np.ndarray, weights: np.ndarray, basis: np.ndarray, cell_volume: float) -> np.ndarray:
+    """``∫ p f phi_k dx`` for every basis function k, as sums over the grid: ``weights`` is the input density
+    p(x) on the grid (zero outside the analysed region), ``f`` and ``weights`` are (...), ``basis`` is (..., K)."""
+    pf = (np.asarray(f, dtype=np.float64) * np.asarray(weights, dtype=np.float64)).reshape(-1)
+    return pf @ np.asarray(basis, dtype=np.float64).reshape(len(pf), -1) * cell_volume
+
+
 def power_spectrum(f: np.ndarray, weights: np.ndarray, basis: np.ndarray, labels: list[tuple[int, int]],
                    cell_volume: float) -> dict[int, float]:
-    """P_l = sum_m (sum_i w_i f_i phi_lm(x_i) * cell_volume)^2, the paper's P_l[f] = sum_m |∫ p f phi_lm dx|^2.
+    """The paper's P_l[f] = sum_m |∫ p f phi_lm dx|^2 from :func:`projections`. Returns {l: P_l}."""
+    return power_by_order(projections(f, weights, basis, cell_volume), labels)
 
-    ``weights`` is the input density p(x) on the grid (zero outside the analysed region); ``f`` and
-    ``weights`` are (...) and ``basis`` is (..., K) from the basis functions above. Returns {l: P_l}.
-    """
-    pf = (np.asarray(f, dtype=np.float64) * np.asarray(weights, dtype=np.float64)).reshape(-1)
-    basis = np.asarray(basis, dtype=np.float64).reshape(len(pf), -1)
-    coeffs = pf @ basis * cell_volume
+
+def power_by_order(coeffs: np.ndarray, labels: list[tuple[int, int]]) -> dict[int, float]:
+    """{l: sum_m coeffs_lm^2}."""
     power: dict[int, float] = {}
     for (l, _), c in zip(labels, coeffs):
         power[l] = power.get(l, 0.0) + float(c**2)

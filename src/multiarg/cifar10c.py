@@ -10,12 +10,13 @@ from pathlib import Path
 import numpy as np
 
 from . import data
-from .corruptions import CATEGORIES, CORRUPTIONS, CORRUPTIONS_BY_CATEGORY, MANIFEST, load_cifar10c, obtain_cifar10c
+from .corruptions import CATEGORIES, CORRUPTIONS, CORRUPTIONS_BY_CATEGORY, MANIFEST, check_labels, load_cifar10c
+from .corruptions import obtain_cifar10c
 from .io import write_json
 from .paths import parse_run
 from .robustness import evaluate_corrupted, seed_summary
 from .runtime import resolve_device
-from .tables import write_table
+from .tables import difference_verdict, welch_difference, write_table
 
 log = logging.getLogger(__name__)
 PAPER = "paper (CNN, 2-arg vs ReLU): mCE 91.3%, relative mCE 99.5%"
@@ -48,6 +49,7 @@ def evaluate_run(model_path: Path, data_path: Path, c_dir: Path, out: Path, *, b
     if manifest["n"] != len(y):
         raise data.DataError(f"{c_dir} holds {manifest['n']} images per set but the runs are scored on {len(y)}; "
                              "delete it and re-run the CIFAR-10-C step")
+    check_labels(c_dir, y)
     result = {"model": str(model_path), "source": manifest["source"], "n": len(y), "data_note": record["data_note"],
               "clean": evaluate_corrupted(model, x, y, batch_size, dev), "corrupted": {}}
     for name in CORRUPTIONS:
@@ -58,15 +60,21 @@ def evaluate_run(model_path: Path, data_path: Path, c_dir: Path, out: Path, *, b
     return result
 
 
-def summarise(paths: list[str], reference: str = "relu") -> dict[str, dict]:
-    """:func:`seed_summary` per activation (reference included, as its own check), from the runs' JSON files."""
+def summarise(paths: list[str], reference: str = "relu") -> dict[tuple[str, str], dict]:
+    """:func:`seed_summary` per (architecture, activation), each against the reference network of its own
+    architecture (reference included, as its own check), from the runs' JSON files."""
     runs = defaultdict(list)
     for p in paths:
-        runs[parse_run(p)["activation"]].append(json.loads(Path(p).read_text()))
-    if reference not in runs:
-        raise ValueError(f"the CE reference {reference!r} has no evaluated runs")
-    return {act: {**seed_summary(r, runs[reference]), "clean_error": float(np.mean([x["clean"] for x in r])),
-                  "source": r[0]["source"], "data_note": r[0]["data_note"]} for act, r in runs.items()}
+        info = parse_run(p)
+        runs[info["arch"], info["activation"]].append(json.loads(Path(p).read_text()))
+    summary = {}
+    for (arch, act), r in sorted(runs.items()):
+        if (arch, reference) not in runs:
+            raise ValueError(f"the CE reference {reference!r} has no evaluated {arch} runs")
+        summary[arch, act] = {**seed_summary(r, runs[arch, reference]),
+                              "clean_error": float(np.mean([x["clean"] for x in r])),
+                              "source": r[0]["source"], "data_note": r[0]["data_note"]}
+    return summary
 
 
 def _pct(stat: dict) -> tuple[str, str]:
@@ -76,20 +84,28 @@ def _pct(stat: dict) -> tuple[str, str]:
 def write_summary_table(paths: list[str], out: str, scale: str) -> list[dict]:
     summary = summarise(paths)
     rows = []
-    for act, s in sorted(summary.items()):
+    for (arch, act), s in summary.items():
+        reference = summary[arch, "relu"]["mce"]["values"]
+        test = welch_difference(s["mce"]["values"], reference) if act != "relu" else None
+        versus = {"mce_vs_relu_ci95": f"[{100 * test['ci_low']:+.1f}, {100 * test['ci_high']:+.1f}]" if test else "",
+                  "mce_vs_relu_p": f"{test['p']:.3g}" if test else "",
+                  "verdict": difference_verdict(test, "higher mCE than ReLU", "lower mCE than ReLU")
+                  if act != "relu" else ""}
         for name in list(CORRUPTIONS) + ["mean"]:
             ce = s["mce"] if name == "mean" else s["ce"][name]
             rel = s["relative_mce"] if name == "mean" else s["relative_ce"][name]
-            rows.append({"activation": act, "corruption": "mCE" if name == "mean" else name,
+            rows.append({"arch": arch, "activation": act, "corruption": "mCE" if name == "mean" else name,
                          "category": "" if name == "mean" else CATEGORIES[name], "ce_pct": _pct(ce)[0],
                          "ce_sd": _pct(ce)[1], "relative_ce_pct": _pct(rel)[0], "relative_ce_sd": _pct(rel)[1],
                          "clean_error_pct": f"{100 * s['clean_error']:.1f}", "seeds": s["n_seeds"],
-                         "benchmark": s["source"]})
+                         "benchmark": s["source"], **(versus if name == "mean" else dict.fromkeys(versus, ""))})
     first = next(iter(summary.values()))
     notes = ["CE_c = sum_s E_sc / sum_s E_sc(ReLU); relative CE_c = sum_s (E_sc - E_clean) / sum_s (E_sc(ReLU) - "
-             "E_clean(ReLU)); mCE = mean over the 15 corruptions. The reference is the ReLU CNN's error averaged "
-             "over its seeds; SD is over the model's seeds. NaN: undefined where ReLU's corrupted error does not "
-             "exceed its clean error (the relative mCE then averages the other corruptions).",
+             "E_clean(ReLU)); mCE = mean over the 15 corruptions. The reference is the ReLU network's error of the "
+             "same architecture, averaged over its seeds; SD is over the model's seeds. NaN: undefined where ReLU's "
+             "corrupted error does not exceed its clean error (the relative mCE then averages the other "
+             "corruptions). mce_vs_relu: the model's mCE minus ReLU's (points of %), Welch's 95% interval and p over "
+             "the seeds, on the mCE row.",
              "Benchmark: generated from the scored test images with the CIFAR-10-C severity constants, not the "
              "published files." if first["source"] == "generated" else f"Benchmark: {first['source']}.",
              first["data_note"], PAPER]
@@ -97,14 +113,9 @@ def write_summary_table(paths: list[str], out: str, scale: str) -> list[dict]:
     return rows
 
 
-def fig9(args) -> None:
-    """CE per corruption, grouped by category, for each model against ReLU, with mCE and relative mCE."""
-    from .figures import COLORS as colors
-    from .figures import plt, save, stamp
-
-    summary = summarise(args.errors)
+def _ce_panel(ax, summary: dict[str, dict], colors: dict, arch: str) -> None:
+    """CE bars of one architecture's models, by corruption and category, with their mCE and relative mCE."""
     models = [a for a in colors if a in summary]
-    fig, ax = plt.subplots(figsize=(11, 4))
     width = 0.8 / len(models)
     x = np.arange(len(CORRUPTIONS))
     for i, act in enumerate(models):
@@ -126,8 +137,21 @@ def fig9(args) -> None:
     top = max(100 * (s["ce"][c]["mean"] + s["ce"][c]["sd"]) for s in summary.values() for c in CORRUPTIONS)
     ax.set_ylim(0, 1.15 * max(top, 100))
     ax.set_xticks(x, [c.replace("_", " ") for c in CORRUPTIONS], rotation=40, ha="right", fontsize=7)
-    ax.set_ylabel("corruption error CE (% of ReLU)")
+    ax.set_ylabel(f"{arch.upper()}: corruption error CE (% of ReLU)")
     ax.legend(fontsize=7, loc="lower right", title="dashed: mCE, dotted: relative mCE", title_fontsize=7)
+
+
+def fig9(args) -> None:
+    """CE per corruption, grouped by category, for each model against ReLU, with mCE and relative mCE; one
+    panel per architecture."""
+    from .figures import COLORS as colors
+    from .figures import plt, save, stamp
+
+    summary = summarise(args.errors)
+    archs = sorted({arch for arch, _ in summary})
+    fig, axes = plt.subplots(len(archs), 1, figsize=(11, 4 * len(archs)), squeeze=False)
+    for ax, arch in zip(axes[:, 0], archs):
+        _ce_panel(ax, {act: s for (a, act), s in summary.items() if a == arch}, colors, arch)
     fig.tight_layout(rect=(0, 0.03, 1, 1))
     first = next(iter(summary.values()))
     stamp(fig, args.scale, {f"CIFAR-10-C {first['source']}", first["data_note"]})

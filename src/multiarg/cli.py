@@ -125,7 +125,8 @@ def cmd_pretrain(args):
         spec.n_args, spec.init, args.seed, args.inner_hidden, args.inner_depth,
         MapConfig(args.cells, args.sigma, args.resolution, args.boundary, args.rescale),
         PretrainConfig(args.steps, args.batch_size, args.lr, args.samples))
-    logging.info("session I %s seed %d: mse %.3g, R2 %.4f", args.activation, args.seed, record["mse"], record["r2"])
+    logging.info("session I %s seed %d: mse %.3g, R2 %.4f; the target's best plane has R2 %.3f", args.activation,
+                 args.seed, record["mse"], record["r2"], record["target_plane_r2"])
     save_torch(record, args.out)
 
 
@@ -164,10 +165,10 @@ def cmd_analyze(args):
     from .nonlinearities import AnalysisConfig, analyse_runs, write_outputs
 
     cfg = AnalysisConfig(mass=args.mass, fit_weighting=args.fit_weighting, basis_scale=args.basis_scale,
-                         l_max=args.l_max)
+                         basis_frame=args.basis_frame, spectrum_offset=args.spectrum_offset, l_max=args.l_max)
     records = analyse_runs(args.models, args.inputs, args.inits, cfg)
     write_outputs(records, args.out, {"fits": args.fits, "curvature": args.curvature, "spectra": args.spectra},
-                  args.scale)
+                  args.scale, cfg)
 
 
 def cmd_cifar10c(args):
@@ -342,6 +343,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mass", type=float, default=0.99)
     p.add_argument("--fit-weighting", choices=("uniform", "density"), default="uniform")
     p.add_argument("--basis-scale", type=float, default=1.0)
+    p.add_argument("--basis-frame", choices=("inputs", "origin"), default="inputs")
+    p.add_argument("--spectrum-offset", choices=("remove", "keep"), default="remove")
     p.add_argument("--l-max", type=int, default=6)
     p.set_defaults(func=cmd_analyze)
 

@@ -59,13 +59,8 @@ def collect(models: list[str], metrics: list[str], param_table: str, cifar10c: l
     if cifar10c:
         from .cifar10c import summarise
 
-        by_run = defaultdict(list)
-        for p in cifar10c:
-            info = parse_run(p)
-            by_run[info["arch"]].append(p)
-        for arch, paths in by_run.items():
-            for act, s in summarise(paths).items():
-                values["cifar10", arch, act]["mce"] = [100 * v for v in s["mce"]["values"]]
+        for (arch, act), s in summarise(cifar10c).items():
+            values["cifar10", arch, act]["mce"] = [100 * v for v in s["mce"]["values"]]
     for p in rnn:
         r = json.loads(Path(p).read_text())
         key = ("mnist", f"rnn-{r['sequence']}", r["activation"])

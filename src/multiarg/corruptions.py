@@ -499,6 +499,32 @@ def obtain_cifar10c(test_x: torch.Tensor, out_dir: str | Path, seed: int, online
 _VERIFIED: dict[tuple, str] = {}  # (path, size, mtime) -> sha256: hash each 150 MB file once per process
 
 
+def _verify(path: Path, expected: str) -> None:
+    stat = path.stat() if path.is_file() else None
+    key = (str(path), stat and stat.st_size, stat and stat.st_mtime_ns)
+    actual = _VERIFIED.get(key) or (sha256(path) if stat else "missing")
+    if actual != expected:
+        raise DataError(f"{path}: sha256 {actual} does not match the manifest ({expected}); the file "
+                        f"is missing, corrupt or was changed: {_FIX}")
+    _VERIFIED[key] = actual
+
+
+def check_labels(out_dir: str | Path, y: torch.Tensor) -> None:
+    """Raise unless a published benchmark's labels are ``y`` at every severity (its images are in the original
+    test order, so scoring them against another order of the test set would be silently wrong); a generated
+    benchmark holds the scored images themselves and has no labels of its own."""
+    out_dir = Path(out_dir)
+    manifest = json.loads((out_dir / MANIFEST).read_text())
+    if "labels" not in manifest:
+        return
+    path = out_dir / manifest["labels"]["file"]
+    _verify(path, manifest["labels"]["sha256"])
+    labels = np.load(path).reshape(len(manifest["severities"]), -1)
+    if labels.shape[1] != len(y) or not (labels == y.numpy()).all():
+        raise DataError(f"{path}: the published labels are not those of the test set being scored (not in the "
+                        "original CIFAR-10 test order?)")
+
+
 def load_cifar10c(out_dir: str | Path, name: str, severity: int, verify: bool = True) -> torch.Tensor:
     """Images of one corruption and severity as uint8 ``(N, 3, 32, 32)``, checked against the manifest."""
     out_dir = Path(out_dir)
@@ -511,13 +537,7 @@ def load_cifar10c(out_dir: str | Path, name: str, severity: int, verify: bool = 
         raise ValueError(f"severity {severity} not in {out_dir} (has {severities})")
     path = out_dir / entry["file"]
     if verify:
-        stat = path.stat() if path.is_file() else None
-        key = (str(path), stat and stat.st_size, stat and stat.st_mtime_ns)
-        actual = _VERIFIED.get(key) or (sha256(path) if stat else "missing")
-        if actual != entry["sha256"]:
-            raise DataError(f"{path}: sha256 {actual} does not match the manifest ({entry['sha256']}); the file "
-                            f"is missing, corrupt or was changed: {_FIX}")
-        _VERIFIED[key] = actual
+        _verify(path, entry["sha256"])
     try:
         stack = np.load(path, mmap_mode="r")
     except (OSError, ValueError) as e:

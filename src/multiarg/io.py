@@ -58,3 +58,8 @@ def sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
         while block := fh.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def file_identity(path: str | os.PathLike | None) -> str | None:
+    """``path`` with its content's sha256, so a checkpoint tied to it is not resumed after the file changes."""
+    return None if path is None else f"{path}@sha256:{sha256(path)}"

@@ -136,14 +136,6 @@ class OuterNet(nn.Module):
         inner = {id(p) for p in self.inner.parameters()} if self.inner is not None else set()
         return [p for p in self.parameters() if id(p) not in inner]
 
-    def reset_outer(self, seed: int) -> None:
-        """Re-initialise the outer network (session III), leaving the inner net untouched."""
-        torch.manual_seed(seed)
-        inner = set(self.inner.modules()) if self.inner is not None else set()
-        for m in self.modules():
-            if m not in inner and isinstance(m, (nn.Linear, nn.Conv2d, nn.LayerNorm)):
-                m.reset_parameters()
-
 
 def count_parameters(model: nn.Module) -> int:
     """Number of distinct parameters (a shared inner net counts once)."""

@@ -16,12 +16,12 @@ import numpy as np
 import torch
 
 from .activations import load_inner
-from .analysis import curvature_sign_test, fit_quadratic, hermite_bessel_basis, null_band, power_spectrum
+from .analysis import curvature_sign_test, fit_quadratic, hermite_bessel_basis, null_band, power_by_order, projections
 from .analysis import solid_harmonic_basis
 from .inputs import centers, mass_region
 from .io import load_torch, save_torch
 from .paths import parse_run
-from .tables import write_table
+from .tables import difference_verdict, welch_difference, write_table
 
 log = logging.getLogger(__name__)
 KINDS = ("learned", "xavier-init", "xavier-trained")
@@ -31,12 +31,17 @@ KINDS = ("learned", "xavier-init", "xavier-trained")
 class AnalysisConfig:
     mass: float = 0.99            # input mass of the analysed region
     fit_weighting: str = "uniform"  # quadratic fit: every region cell alike, or weighted by input density
-    basis_scale: float = 1.0      # length scale of the Hermite-Bessel / solid-harmonic basis
+    basis_scale: float = 1.0      # length scale of the Hermite-Bessel / solid-harmonic basis (x the inputs' RMS
+    #                               spread under basis_frame 'inputs')
+    basis_frame: str = "inputs"   # basis centred at the inputs' mean and scaled to their spread, or fixed at the origin
+    spectrum_offset: str = "remove"  # project f minus its input-weighted mean, or f as it is
     l_max: int = 6
 
     def __post_init__(self):
-        if self.fit_weighting not in ("uniform", "density"):
-            raise ValueError(f"fit_weighting must be 'uniform' or 'density', got {self.fit_weighting!r}")
+        for key, allowed in (("fit_weighting", ("uniform", "density")), ("basis_frame", ("inputs", "origin")),
+                             ("spectrum_offset", ("remove", "keep"))):
+            if getattr(self, key) not in allowed:
+                raise ValueError(f"{key} must be one of {allowed}, got {getattr(self, key)!r}")
 
 
 def region(hist: dict, mass: float) -> dict:
@@ -63,26 +68,54 @@ def normalised_curvature(coef: np.ndarray) -> float:
     return float((c1 * c2 - c3**2 / 4) / tr2) if tr2 > 0 else 0.0
 
 
+def basis_frame(reg: dict, cfg: AnalysisConfig) -> tuple[np.ndarray, float]:
+    """Centre and length scale of the basis. Projecting p f (the paper's formula) separates the orders of f
+    cleanly only where the basis' Gaussian envelope matches p, so under ``inputs`` the basis sits at the
+    inputs' mean with the RMS of their per-axis spread (times ``basis_scale``), both over the analysed region."""
+    n = reg["points"].shape[-1]
+    if cfg.basis_frame == "origin":
+        return np.zeros(n), cfg.basis_scale
+    p = reg["density"] / reg["density"].sum()
+    centre = np.tensordot(p, reg["points"], axes=p.ndim)
+    spread = np.sqrt(np.sum(p * ((reg["points"] - centre) ** 2).sum(-1)) / n)
+    return centre, cfg.basis_scale * float(spread)
+
+
 def analyse_function(inner, hist: dict, cfg: AnalysisConfig) -> dict:
     """Quadratic fit (2-arg) and power spectrum (2-/3-arg) of one inner net over one input histogram."""
     reg = region(hist, cfg.mass)
     f = evaluate(inner, reg["points"])
+    if not np.isfinite(f[reg["mask"]]).all():
+        raise ValueError("the inner net gives non-finite values on its input region")
     n = hist["n_args"]
+    centre, scale = basis_frame(reg, cfg)
     basis_fn = {2: hermite_bessel_basis, 3: solid_harmonic_basis}[n]
-    basis, labels = basis_fn(reg["points"], cfg.l_max, cfg.basis_scale)
-    power = power_spectrum(f, reg["density"], basis, labels, reg["volume"])
-    spectrum = np.array([power[l] for l in range(cfg.l_max + 1)])
+    basis, labels = basis_fn(reg["points"] - centre, cfg.l_max, scale)
     # Constant offsets and overall gain are absorbed by the next layer's bias and weights, so the shape of a
-    # nonlinearity is its share of power at each order l >= 1.
+    # nonlinearity is its share of power at each order l >= 1; removing the offset keeps it from leaking
+    # into l >= 1 where p is not the basis' Gaussian.
+    offset = np.sum(reg["density"] * f) / reg["density"].sum() if cfg.spectrum_offset == "remove" else 0.0
+    coeffs = projections(f - offset, reg["density"], basis, reg["volume"])
+    power = power_by_order(coeffs, labels)
+    spectrum = np.array([power[l] for l in range(cfg.l_max + 1)])
     shape = spectrum[1:].sum()
     out = {"n_args": n, "spectrum": spectrum, "spectrum_fraction": spectrum / shape if shape > 0 else spectrum * 0,
+           "basis_centre": centre, "basis_scale": scale,
            "region_cells": int(reg["mask"].sum()), "values": f.astype(np.float32), "mask": reg["mask"],
            "axis": reg["axis"]}
     if n == 2:
-        weights = reg["density"][reg["mask"]] if cfg.fit_weighting == "density" else None
-        fit = fit_quadratic(reg["points"][reg["mask"]], f[reg["mask"]], weights)
+        # l = 2 holds the saddles x1 x2 and x1^2 - x2^2 (|m| = 2) and the isotropic bowl |x|^2 (m = 0):
+        # only the saddles are the paper's quadrupole
+        saddle = sum(c**2 for (l, m), c in zip(labels, coeffs) if l == 2 and abs(m) == 2)
+        # both weightings, so the curvature tests can show whether the sign depends on the choice
+        fits = {w: fit_quadratic(reg["points"][reg["mask"]], f[reg["mask"]],
+                                 reg["density"][reg["mask"]] if w == "density" else None)
+                for w in ("uniform", "density")}
+        fit, other = fits[cfg.fit_weighting], fits["density" if cfg.fit_weighting == "uniform" else "uniform"]
         out.update(coef=fit["coef"], r2=fit["r2"], curvature=fit["curvature"],
-                   curvature_normalised=normalised_curvature(fit["coef"]))
+                   curvature_normalised=normalised_curvature(fit["coef"]),
+                   curvature_other_weighting=other["curvature"],
+                   saddle_share_l2=float(saddle / power[2]) if power[2] > 0 else float("nan"))
     return out
 
 
@@ -167,6 +200,7 @@ def curvature_rows(records: list[dict]) -> list[dict]:
         test, positive = curvature_sign_test(k, len(group)), curvature_sign_test(len(group) - k, len(group))
         lo, hi = null_band(len(group))
         rows.append({"kind": kind, "arch": arch, "dataset": dataset, "k_negative": k, "n": len(group),
+                     "k_negative_other_weighting": sum(r["curvature_other_weighting"] < 0 for r in group),
                      "fraction_negative": f"{test['fraction']:.3f}",
                      "ci95_low": f"{test['ci_low']:.3f}", "ci95_high": f"{test['ci_high']:.3f}",
                      "p_one_sided_more_negative": f"{test['p_one_sided']:.3g}",
@@ -176,17 +210,32 @@ def curvature_rows(records: list[dict]) -> list[dict]:
     return rows
 
 
+def _versus_xavier(group: list[dict], xavier: list[dict] | None, l: int) -> dict:
+    """The paper's claims, learned functions hold more of their power at l = 2 and less at l = 1 than
+    Xavier-initialised ones, as Welch tests of the share at l (learned minus xavier-init)."""
+    if not xavier or l not in (1, 2):
+        return {"vs_xavier_init_ci95": "", "vs_xavier_init_p": "", "verdict": ""}
+    test = welch_difference([r["spectrum_fraction"][l] for r in group], [r["spectrum_fraction"][l] for r in xavier])
+    return {"vs_xavier_init_ci95": f"[{test['ci_low']:+.3f}, {test['ci_high']:+.3f}]" if test else "",
+            "vs_xavier_init_p": f"{test['p']:.3g}" if test else "",
+            "verdict": difference_verdict(test, f"learned more at l = {l}", f"learned less at l = {l}")}
+
+
 def spectra_rows(records: list[dict]) -> list[dict]:
     rows = []
-    for (kind, n_args, arch, dataset), group in sorted(_groups(records).items()):
+    groups = _groups(records)
+    for (kind, n_args, arch, dataset), group in sorted(groups.items()):
+        xavier = groups.get(("xavier-init", n_args, arch, dataset)) if kind == "learned" else None
         frac = np.stack([r["spectrum_fraction"] for r in group])
         raw = np.stack([r["spectrum"] for r in group])
         sd = frac.std(0, ddof=1) if len(group) > 1 else np.zeros(frac.shape[1])
+        saddle = f"{np.nanmean([r['saddle_share_l2'] for r in group]):.3f}" if n_args == 2 else ""
         for l in range(frac.shape[1]):
             rows.append({"n_args": n_args, "kind": kind, "arch": arch, "dataset": dataset, "l": l, "n": len(group),
                          "power_fraction_mean": f"{frac[:, l].mean():.4f}", "power_fraction_sd": f"{sd[l]:.4f}",
                          "power_mean": f"{raw[:, l].mean():.4g}",
-                         "peak_l_share": f"{np.mean(frac[:, 1:].argmax(1) + 1 == l):.3f}" if l else ""})
+                         "peak_l_share": f"{np.mean(frac[:, 1:].argmax(1) + 1 == l):.3f}" if l else "",
+                         "saddle_share_mean": saddle if l == 2 else "", **_versus_xavier(group, xavier, l)})
     return rows
 
 
@@ -202,17 +251,25 @@ def paper_check_note() -> str:
             "(the paper's MLP p = 0.06), so its p-values look like two-sided tests on 24 trials.")
 
 
-def write_outputs(records: list[dict], out: str, tables: dict[str, str], scale: str) -> None:
+def write_outputs(records: list[dict], out: str, tables: dict[str, str], scale: str, cfg: AnalysisConfig) -> None:
     """The records (for the figures) and the fits, curvature-test and spectra tables."""
     # weights_only loading admits tensors but not numpy arrays
     stored = [{k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in r.items()} for r in records]
     save_torch({"records": stored, "scale": scale}, out)
     p_note = ("p_one_sided_more_negative: exact binomial P[X >= k] under p = 1/2 (alternative: more negative); "
               "p_one_sided_more_positive: P[X <= k]; p_two_sided: both tails; ci95: Clopper-Pearson; "
-              "null95: central 95% band of k/n under the null. 'all' pools datasets / architectures.")
+              "null95: central 95% band of k/n under the null. 'all' pools datasets / architectures. "
+              "k_negative_other_weighting: k with the quadratic fitted under the other weighting "
+              "(density-weighted if the fits are uniform, and vice versa).")
     write_table(fits_rows(records), tables["fits"], f"Quadratic fits of 2-arg nonlinearities ({scale})")
     write_table(curvature_rows(records), tables["curvature"], f"Curvature sign tests ({scale})",
                 notes=[p_note, paper_check_note()])
     write_table(spectra_rows(records), tables["spectra"], f"Power spectra by order l ({scale})",
                 notes=["power_fraction: P_l / sum_{l>=1} P_l per function, mean and SD over functions; "
-                       "peak_l_share: fraction of functions whose largest l >= 1 is this l."])
+                       "peak_l_share: fraction of functions whose largest l >= 1 is this l; saddle_share_mean (2-arg, "
+                       "l = 2): the share of P_2 in the saddles x1 x2 and x1^2 - x2^2 (|m| = 2) rather than the "
+                       "isotropic bowl |x|^2 (m = 0), mean over functions: only the saddles are a quadrupole. "
+                       "vs_xavier_init (learned rows, l = 1 and 2): learned minus xavier-init power_fraction, "
+                       "Welch's 95% interval and p over the functions.",
+                       f"Basis: {cfg.basis_frame} frame, scale {cfg.basis_scale}; f projected "
+                       f"{'minus its input-weighted mean' if cfg.spectrum_offset == 'remove' else 'as it is'}."])

@@ -59,14 +59,15 @@ def forward_flops(cfg: ModelConfig) -> int:
     return total
 
 
-def paper_mlp_param_count(x: int, widths: tuple[int, ...], y: int, n: int) -> int:
-    """The paper's Sec. 4.2 formula ``x(n h1 + 1) + sum n h_l h_{l+1} + h_L y + (65 n + 4288)``.
+def paper_mlp_param_count(x: int, widths: tuple[int, ...], y: int, n: int, inner: bool = True) -> int:
+    """The paper's Sec. 4.2 formula ``x(n h1 + 1) + sum n h_l h_{l+1} + h_L y + (65 n + 4288)``; a fixed
+    activation (``inner=False``, n = 1) has no inner-net term.
 
     It leaves out most biases and the LayerNorm gains, and its inner-net term differs from the exact
     ``64 n + 4289``; we report it beside the exact count, never use it for matching.
     """
     hidden = sum(n * a * b for a, b in zip(widths, widths[1:]))
-    return x * (n * widths[0] + 1) + hidden + widths[-1] * y + 65 * n + 4288
+    return x * (n * widths[0] + 1) + hidden + widths[-1] * y + (65 * n + 4288 if inner else 0)
 
 
 def matched_widths(reference: ModelConfig, activation: str, beta_range: int = 64) -> tuple[tuple[int, ...], int]:

@@ -41,6 +41,15 @@ def random_map(n_args: int, cfg: MapConfig, seed: int) -> tuple[np.ndarray, np.n
     return cells, blurred
 
 
+def plane_r2(target: np.ndarray, cfg: MapConfig) -> float:
+    """R² of the best affine fit to a map: how close to a plain ramp the blur has left it."""
+    n = target.ndim
+    points = np.stack(np.meshgrid(*[grid_axis(cfg)] * n, indexing="ij"), axis=-1).reshape(-1, n)
+    design, y = np.c_[np.ones(len(points)), points], target.reshape(-1)
+    residual = y - design @ np.linalg.lstsq(design, y, rcond=None)[0]
+    return float(1 - residual @ residual / ((y - y.mean()) @ (y - y.mean())))
+
+
 def grid_axis(cfg: MapConfig) -> np.ndarray:
     """Cell-centre coordinates of the fine grid along one axis."""
     n = cfg.cells * cfg.resolution
@@ -86,10 +95,11 @@ def make_initial_inner(n_args: int, init: str, seed: int, hidden: int, depth: in
               "half_width": map_cfg.half_width}
     if init == "xavier":
         inner.xavier_(torch.Generator().manual_seed(derive_seed(seed, "xavier")))
-        record.update(target=torch.empty(0), cells=torch.empty(0), mse=float("nan"), r2=float("nan"))
+        record.update(target=torch.empty(0), cells=torch.empty(0), mse=float("nan"), r2=float("nan"),
+                      target_plane_r2=float("nan"))
     elif init == "pretrained":
         cells, target = random_map(n_args, map_cfg, derive_seed(seed, "random-map"))
-        record.update(pretrain(inner, target, map_cfg, cfg, seed))
+        record.update(pretrain(inner, target, map_cfg, cfg, seed), target_plane_r2=plane_r2(target, map_cfg))
         record.update(target=torch.as_tensor(target, dtype=torch.float32),
                       cells=torch.as_tensor(cells, dtype=torch.float32))
     else:

@@ -17,7 +17,7 @@ from . import data
 from .activations import load_inner
 from .analysis import curvature_sign_test
 from .inputs import histogram_inputs
-from .io import load_torch, save_torch, write_json
+from .io import file_identity, load_torch, save_torch, write_json
 from .nonlinearities import AnalysisConfig, analyse_function
 from .recurrent import ACTIVATIONS, SEQUENCES, RecurrentNet, matched_hidden
 from .runtime import derive_seed, resolve_device
@@ -79,7 +79,7 @@ def train_rnn(cfg: RNNConfig, train_cfg: TrainConfig, *, data_path: Path, out_di
             raise ValueError(f"{cfg.activation} needs its session-I inner net (init_path)")
         initial = load_inner(load_torch(init_path)).eval()
         model.inner.load_state_dict(initial.state_dict())
-    identity = {"rnn": asdict(cfg), "train": asdict(train_cfg), "split": data_split, "init": str(init_path),
+    identity = {"rnn": asdict(cfg), "train": asdict(train_cfg), "split": data_split, "init": file_identity(init_path),
                 "data": data.manifest_sha(data_path)}
     dev = resolve_device(device)
     result = fit_run(model, splits, train_cfg, out_dir, identity, device=dev, stop_after=stop_after,

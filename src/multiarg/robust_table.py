@@ -10,7 +10,7 @@ import numpy as np
 from . import data
 from .io import write_json, write_text
 from .runtime import resolve_device
-from .tables import mean_sd, write_table
+from .tables import difference_verdict, mean_sd, welch_difference, write_table
 
 # Robust accuracy (%) printed in the paper's Table 1 (mean of 4 trials), for comparison only.
 PAPER = {("mnist", "mlp"): {"arg2": 39.80, "arg1": 22.86, "relu": 26.74},
@@ -63,12 +63,17 @@ def table1_rows(results: list[dict]) -> list[dict]:
             # seeds of different models are independent: the SD of a difference of means adds the variances
             r2 = [100 * r["robust_accuracy"] for r in runs]
             rr = [100 * r["robust_accuracy"] for r in relu]
-            sd = np.sqrt(mean_sd(r2)[1] ** 2 / len(r2) + mean_sd(rr)[1] ** 2 / len(rr))
-            spread = f"{sd:.2f}" if min(len(r2), len(rr)) > 1 else "n/a (one seed)"
+            test = welch_difference(r2, rr)
+            spread = f"{test['se']:.2f}" if test else "n/a (one seed)"
             row["increment_vs_relu"] = f"{np.mean(r2) - np.mean(rr):+.2f} ± {spread}"
+            if test:
+                row.update(increment_ci95=f"[{test['ci_low']:+.2f}, {test['ci_high']:+.2f}]",
+                           increment_p=f"{test['p']:.3g}")
+            row["verdict"] = difference_verdict(test, "2-arg more robust", "ReLU more robust")
             paper = PAPER.get((dataset, arch))
             row["paper_increment"] = f"{paper['arg2'] - paper['relu']:+.2f}" if paper else ""
-        rows.append({**row, "paper_increment": row.get("paper_increment", "")})
+        rows.append({**row, **{k: row.get(k, "") for k in ("increment_ci95", "increment_p", "verdict",
+                                                           "paper_increment")}})
     return rows
 
 
@@ -89,6 +94,7 @@ def write_table1(paths: list[str], out: str, scale: str) -> list[dict]:
     complete = all(r["complete"] for r in results)
     notes = ["robust_acc: accuracy (%) on the evaluated test images under AutoAttack (L-inf, eps as listed), mean "
              "and SD over seeds; increment_vs_relu: 2-arg minus ReLU mean, ± the SD of that difference of means; "
+             "increment_ci95 and increment_p: Welch's t-test of that difference over the seeds; "
              "paper: Table 1 of the paper (4 trials, whole test set).",
              "AutoAttack standard version (APGD-CE, APGD-T, FAB-T, Square) via pyautoattack." if complete else
              "NOT the standard AutoAttack: only the attacks listed ran (a cheaper demo evaluation); robust "

@@ -9,7 +9,7 @@ import torch
 
 from . import data
 from .activations import load_inner
-from .io import load_torch, save_torch
+from .io import file_identity, load_torch, save_torch
 from .models import ModelConfig, OuterNet
 from .runtime import derive_seed, resolve_device
 from .train import TrainConfig, fit_run, write_metrics
@@ -63,7 +63,8 @@ def train_session(session: int, model_cfg: ModelConfig, train_cfg: TrainConfig, 
     if session == 3 and inner is not None:
         model.inner.requires_grad_(False)
     identity = {"session": session, "model": model_cfg.to_dict(), "train": asdict(train_cfg), "split": data_split,
-                "data": data.manifest_sha(data_path), "init": str(init_path), "source": str(source_model)}
+                "data": data.manifest_sha(data_path), "init": file_identity(init_path),
+                "source": file_identity(source_model)}
     perturb = None
     if adversarial is not None:
         from .adversarial import PGDTraining

@@ -16,6 +16,34 @@ def mean_sd(values) -> tuple[float, float]:
     return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else float("nan")
 
 
+def welch_difference(a, b, level: float = 0.95) -> dict | None:
+    """mean(a) - mean(b) of two independent groups of per-seed numbers, with its standard error, Welch's
+    ``level`` confidence interval and two-sided p; None unless both groups have two or more values."""
+    from scipy import stats
+
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if min(len(a), len(b)) < 2:
+        return None
+    diff = float(a.mean() - b.mean())
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    se = float(np.sqrt(va + vb))
+    if se == 0:
+        return {"diff": diff, "se": 0.0, "ci_low": diff, "ci_high": diff, "p": 1.0 if diff == 0 else 0.0}
+    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    half = float(stats.t.ppf((1 + level) / 2, df)) * se
+    return {"diff": diff, "se": se, "ci_low": diff - half, "ci_high": diff + half,
+            "p": float(2 * stats.t.sf(abs(diff) / se, df))}
+
+
+def difference_verdict(test: dict | None, positive: str, negative: str) -> str:
+    """``positive`` or ``negative`` by the sign of a significant :func:`welch_difference`, else not significant."""
+    if test is None:
+        return "n/a (fewer than two seeds)"
+    if test["p"] >= 0.05:
+        return "not significant (Welch p >= 0.05)"
+    return f"{positive if test['diff'] > 0 else negative}, Welch p < 0.05"
+
+
 def to_markdown(rows: list[dict], columns: list[str]) -> str:
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(str(r.get(c, "")) for c in columns) + " |" for r in rows]
@@ -52,7 +80,8 @@ def parameter_table(args, out: Path) -> list[dict]:
                 beta = matched_widths(reference, activation)[1] if matched else ""
                 count = exact_param_count(cfg)
                 (channels, size, _), _classes = SHAPES[dataset]
-                formula = (paper_mlp_param_count(channels * size * size, cfg.widths, cfg.n_classes, cfg.spec.n_args)
+                formula = (paper_mlp_param_count(channels * size * size, cfg.widths, cfg.n_classes, cfg.spec.n_args,
+                                                 inner=cfg.spec.learned)
                            if arch == "mlp" and activation not in ("gamma", "dac") else "")  # the paper's models only
                 rows.append({"dataset": dataset, "arch": arch, "activation": activation,
                              "widths": "/".join(map(str, cfg.widths)), "beta": beta, "params_exact": count,

@@ -106,7 +106,8 @@ def get_inputs_args(wildcards):
 def get_analyze_args(wildcards):
     a = config["analysis"]
     return cli_args({"scale": shlex.quote(config["scale"]), "mass": a["mass"], "fit_weighting": a["fit_weighting"],
-                     "basis_scale": a["basis_scale"], "l_max": a["l_max"]})
+                     "basis_scale": a["basis_scale"], "basis_frame": a["basis_frame"],
+                     "spectrum_offset": a["spectrum_offset"], "l_max": a["l_max"]})
 
 
 def get_param_table_args(wildcards):
