@@ -2,6 +2,7 @@ import csv
 import json
 
 import pytest
+from scipy import stats
 
 from multiarg.comparison import collect, rank_rows
 from multiarg.io import save_torch
@@ -22,11 +23,29 @@ def test_ranks_follow_each_metrics_direction_and_keep_the_seed_spread():
     rows = {r["activation"]: r for r in rank_rows(values)}
     assert [rows[a]["test_acc_rank"] for a in ("arg2", "gamma", "relu")] == [1, 2, 3]
     assert [rows[a]["sec_per_epoch_rank"] for a in ("relu", "gamma", "arg2")] == [1, 2, 3]
-    assert rows["relu"]["params_rank"] == 1 and rows["arg2"]["robust_acc_rank"] == 1
+    assert "params_rank" not in rows["relu"] and rows["arg2"]["robust_acc_rank"] == 1
     assert rows["gamma"]["robust_acc"] == "" and rows["gamma"]["robust_acc_rank"] == ""
     assert rows["arg2"]["test_acc"] == "91.00" and rows["arg2"]["test_acc_sd"] == "1.41"
     assert rows["gamma"]["test_acc_sd"] == ""  # one seed: no spread
-    assert rows["arg2"]["mean_rank"] == f"{(1 + 1 + 2 + 3) / 4:.2f}"  # accuracy, robustness, params, time
+    # gamma has no robust accuracy, so the mean rank is over test accuracy alone; time is not in it
+    assert rows["arg2"]["mean_rank"] == "1.00" and rows["relu"]["mean_rank"] == "3.00"
+    assert rows["arg2"]["mean_rank_over"] == "test_acc"
+    # arg2 is best on accuracy; relu's gap has Welch p, gamma's single seed has none
+    assert rows["arg2"]["test_acc_p_vs_best"] == rows["gamma"]["test_acc_p_vs_best"] == ""
+    assert float(rows["relu"]["test_acc_p_vs_best"]) == pytest.approx(
+        stats.ttest_ind([85, 87], [90, 92], equal_var=False).pvalue, rel=1e-3)
+
+
+def test_a_missing_or_non_finite_metric_ranks_nobody_first():
+    values = {("mnist", "mlp", "arg2"): {"test_acc": [90.0], "robust_acc": [float("nan")]},
+              ("mnist", "mlp", "relu"): {"test_acc": [80.0], "robust_acc": [20.0]},
+              ("mnist", "mlp", "dac"): {"robust_acc": [10.0]}}
+    rows = rank_rows(values)
+    by = {r["activation"]: r for r in rows}
+    assert by["arg2"]["robust_acc"] == by["arg2"]["robust_acc_rank"] == ""
+    assert by["relu"]["robust_acc_rank"] == 1 and by["dac"]["robust_acc_rank"] == 2
+    # no quality metric is shared by all three, so nobody gets a mean rank, and the order is left as is
+    assert all(r["mean_rank"] == "" for r in rows)
 
 
 def test_ties_share_the_better_rank():

@@ -67,7 +67,7 @@ def test_records_and_tables_round_trip(hist2, tmp_path):
     back = load_records(str(tmp_path / "records.pt"))["records"]
     assert back[0]["saddle_share_l2"] == records[0]["saddle_share_l2"]
     np.testing.assert_array_equal(back[1]["spectrum"], records[1]["spectrum"])
-    assert "inputs frame" in (tmp_path / "spectra.md").read_text()
+    assert "centred on the inputs, scale 1.0 x their RMS spread" in (tmp_path / "spectra.md").read_text()
 
 
 def test_a_non_finite_inner_net_is_refused(hist2):

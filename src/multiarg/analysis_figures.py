@@ -103,7 +103,8 @@ def _spectrum_panel(ax, records: list[dict], n_args: int) -> None:
         ax.plot(ls, mean, "o-", color=color, ms=3, label=f"{label} (n={len(group)})")
         ax.fill_between(ls, mean - sd, mean + sd, color=color, alpha=0.2, lw=0)
     ax.set_xlabel("order l")
-    ax.set_ylabel("share of power at l ≥ 1 (mean ± SD)")
+    if n_args == 2:  # the 3-arg panel beside it shares the label
+        ax.set_ylabel("share of power at l ≥ 1 (mean ± SD)")
     ax.legend(fontsize=6)
 
 

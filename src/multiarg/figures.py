@@ -41,16 +41,23 @@ def evaluate_grid(inner: InnerNet, axis: np.ndarray) -> np.ndarray:
     return inner(grid).numpy()
 
 
+def cell_extent(axis: np.ndarray) -> tuple[float, float, float, float]:
+    """``imshow`` extent of square cells centred on ``axis`` (evenly spaced), so pixels sit where contours
+    drawn on the same centres do."""
+    half = (axis[1] - axis[0]) / 2
+    return (axis[0] - half, axis[-1] + half) * 2
+
+
 def draw_function(ax, values: np.ndarray, axis: np.ndarray, mask: np.ndarray | None = None) -> None:
     """Diverging map (red negative, blue positive, white at zero), masked outside ``mask``."""
     shown = np.ma.masked_where(~mask, values) if mask is not None else values
     lim = float(np.abs(values[mask] if mask is not None and mask.any() else values).max()) or 1.0
-    ext = (axis[0], axis[-1], axis[0], axis[-1])
-    ax.imshow(shown.T, origin="lower", extent=ext, cmap="RdBu", norm=TwoSlopeNorm(0, -lim, lim))
+    ax.imshow(shown.T, origin="lower", extent=cell_extent(axis), cmap="RdBu", norm=TwoSlopeNorm(0, -lim, lim))
     if mask is not None and mask.any():
         rows, cols = np.nonzero(mask)
-        ax.set_xlim(axis[rows.min()], axis[rows.max()])
-        ax.set_ylim(axis[cols.min()], axis[cols.max()])
+        half = (axis[1] - axis[0]) / 2
+        ax.set_xlim(axis[rows.min()] - half, axis[rows.max()] + half)
+        ax.set_ylim(axis[cols.min()] - half, axis[cols.max()] + half)
     ax.set_xticks([])
     ax.set_yticks([])
 
@@ -123,24 +130,36 @@ def fig4(args) -> None:
         density = hist["counts"].numpy() / hist["total"]
         mask = mass_region(hist["counts"], hist["total"], args.mass).numpy()
         ax = axes[0, j]
-        ax.imshow(np.log10(density.T + 1e-9), origin="lower", cmap="magma", vmin=-7,
-                  extent=(axis[0], axis[-1], axis[0], axis[-1]))
+        ax.imshow(np.log10(density.T + 1e-9), origin="lower", cmap="magma", vmin=-7, extent=cell_extent(axis))
         ax.contour(axis, axis, mask.T.astype(float), levels=[0.5], colors="c", linewidths=0.6)
         ax.set_title(f"{dataset} {arch.upper()} (seed {seed})", fontsize=8)
         init = load_torch(inits[seed])
         grid = np.linspace(-init["half_width"], init["half_width"], 101)
         draw_function(axes[1, j], evaluate_grid(inner_from_state(init["state_dict"]), grid), grid)
+        axes[1, j].contour(axis, axis, mask.T.astype(float), levels=[0.5], colors="k", linewidths=0.5)
+        # wide enough for both the session-I square and the inputs the trained net then received
+        reach = max(init["half_width"], *np.abs(axis[np.nonzero(mask.any(0) | mask.any(1))[0]]))
+        axes[1, j].set_xlim(-reach, reach)
+        axes[1, j].set_ylim(-reach, reach)
         from .sessions import load_model
 
         inner = load_model(models[dataset, arch, "arg2", seed, 2])[0].inner
         draw_function(axes[2, j], evaluate_grid(inner, axis), axis, mask)
         _accuracy_panel(axes[3, j], args.metrics, dataset, arch)
+    titles = []
     for row, label in enumerate(("a  input distribution (log10 density; cyan: 99% region)",
-                                 "b  pretrained random initial nonlinearity",
+                                 "b  pretrained random initial nonlinearity (black: 99% region of c)",
                                  f"c  learned 2-arg nonlinearity ({100 * args.mass:g}% input region)",
                                  "d  test accuracy, mean ± 1 SD over seeds")):
-        axes[row, 0].annotate(label, (0, 1.22), xycoords="axes fraction", fontsize=8, fontweight="bold")
-    fig.tight_layout(rect=(0, 0.02, 1, 1))
+        titles.append(axes[row, 0].annotate(label, (0, 1), xycoords="axes fraction", xytext=(0, 20),
+                                            textcoords="offset points", va="bottom", fontsize=8, fontweight="bold"))
+    # a row's title spans the columns: kept out of tight_layout so it does not widen the first column (h_pad
+    # makes its room), then back in for the saved figure's bounds
+    for title in titles:
+        title.set_in_layout(False)
+    fig.tight_layout(rect=(0, 0.02, 1, 1), h_pad=3)
+    for title in titles:
+        title.set_in_layout(True)
     stamp(fig, args.scale, notes)
     save(fig, args.out)
 
@@ -163,7 +182,7 @@ def fig5(args) -> None:
         lo = max(abs(axis[rows_.min()]), abs(axis[rows_.max()]), abs(axis[cols_.min()]), abs(axis[cols_.max()]))
         grid = np.linspace(-lo, lo, 81)
         epochs = list(snaps["epochs"])
-        shown = [e for e in args.epochs if e in epochs] + [epochs[-1]]
+        shown = [e for e in args.epochs if e in epochs and e != epochs[-1]] + [epochs[-1]]
         for j, ax in enumerate(axes[i]):
             ax.axis("off")
             if j >= len(shown):
@@ -173,7 +192,8 @@ def fig5(args) -> None:
             ax.contour(axis, axis, mask.T.astype(float), levels=[0.5], colors="k", linewidths=0.5)
             ax.set_xlim(-lo, lo)
             ax.set_ylim(-lo, lo)
-            ax.set_title(f"epoch {shown[j]}" + (" (final)" if j == len(shown) - 1 else ""), fontsize=8)
+            # the last epoch trained, which early stopping leaves after the best one that model.pt keeps
+            ax.set_title(f"epoch {shown[j]}" + (" (last)" if j == len(shown) - 1 else ""), fontsize=8)
         axes[i, 0].set_ylabel(LABELS.get(info["activation"], info["activation"]), fontsize=8)
         axes[i, 0].annotate(f"{'ab'[i % 2]}  {LABELS.get(info['activation'])}: {info['dataset']} "
                             f"{info['arch'].upper()} seed {info['seed']}", (0, 1.25), xycoords="axes fraction",

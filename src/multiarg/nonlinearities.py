@@ -271,5 +271,7 @@ def write_outputs(records: list[dict], out: str, tables: dict[str, str], scale: 
                        "isotropic bowl |x|^2 (m = 0), mean over functions: only the saddles are a quadrupole. "
                        "vs_xavier_init (learned rows, l = 1 and 2): learned minus xavier-init power_fraction, "
                        "Welch's 95% interval and p over the functions.",
-                       f"Basis: {cfg.basis_frame} frame, scale {cfg.basis_scale}; f projected "
+                       ("Basis: centred on the inputs, scale " if cfg.basis_frame == "inputs" else
+                        "Basis: at the origin, scale ") + f"{cfg.basis_scale}"
+                       + (" x their RMS spread" if cfg.basis_frame == "inputs" else "") + "; f projected "
                        f"{'minus its input-weighted mean' if cfg.spectrum_offset == 'remove' else 'as it is'}."])

@@ -152,7 +152,7 @@ def rnn_rows(summaries: list[dict]) -> list[dict]:
 def write_rnn_table(paths: list[str], out: str, scale: str) -> list[dict]:
     summaries = [json.loads(Path(p).read_text()) for p in paths]
     rows = rnn_rows(summaries)
-    first = summaries[0]
+    first, curved = summaries[0], sum("curvature" in s for s in summaries)
     notes = [f"Sequential MNIST, {first['sequence']} as time steps; every network is parameter-matched to the "
              f"{first['reference']} network with {first['hidden']} units (units = hidden size found). test_acc: "
              "test accuracy (%) at the best-validation epoch, mean and SD over seeds; seconds_per_epoch includes "
@@ -160,8 +160,10 @@ def write_rnn_table(paths: list[str], out: str, scale: str) -> list[dict]:
              "2-arg units take (feedforward drive, recurrent drive) as their two arguments. k_negative: learned "
              "functions with negative curvature c1 c2 - c3^2/4 of the best-fit quadratic over the 99% input region "
              "(negative = XOR-like saddle, the gating shape); initial_k_negative: the same for the session-I "
-             "functions they started from, over the same inputs; p_two_sided: exact binomial test against 1/2; "
-             "curvature_normalised: det A / tr(A^2) in [-1/2, 1/2], mean ± SD.",
+             "functions they started from, over the same inputs; p_two_sided: exact binomial test against 1/2 (with "
+             f"n functions it cannot fall below 2^(1-n), here {2.0 ** (1 - max(curved, 1)):.3g}: n < 6 can never "
+             "reach p < 0.05); curvature_normalised: det A / tr(A^2) in [-1/2, 1/2], "
+             "mean ± SD.",
              first["data_note"]]
     write_table(rows, out, f"Recurrent networks on sequential MNIST ({scale})", notes=[n for n in notes if n])
     return rows

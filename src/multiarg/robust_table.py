@@ -54,7 +54,8 @@ def table1_rows(results: list[dict]) -> list[dict]:
                "images": runs[0]["n"], "robust_acc": f"{robust[0]:.2f}", "robust_sd": _sd(robust[1], runs),
                "clean_acc": f"{clean[0]:.2f}", "clean_sd": _sd(clean[1], runs),
                "attacks": "+".join(runs[0]["attacks"]) + ("" if runs[0]["complete"] else " (subset)"),
-               "increment_vs_relu": "", "paper_robust_acc": ""}
+               "increment_vs_relu": "", "increment_ci95": "", "increment_p": "", "verdict": "", "paper_robust_acc": "",
+               "paper_increment": ""}
         paper = PAPER.get((dataset, arch), {})
         if act in paper:
             row["paper_robust_acc"] = f"{paper[act]:.2f}"
@@ -72,8 +73,7 @@ def table1_rows(results: list[dict]) -> list[dict]:
             row["verdict"] = difference_verdict(test, "2-arg more robust", "ReLU more robust")
             paper = PAPER.get((dataset, arch))
             row["paper_increment"] = f"{paper['arg2'] - paper['relu']:+.2f}" if paper else ""
-        rows.append({**row, **{k: row.get(k, "") for k in ("increment_ci95", "increment_p", "verdict",
-                                                           "paper_increment")}})
+        rows.append(row)
     return rows
 
 
