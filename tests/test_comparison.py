@@ -81,10 +81,13 @@ def test_collect_reads_runs_at_their_best_epoch(tmp_path):
     rnn = tmp_path / "rnn.json"
     rnn.write_text(json.dumps({"sequence": "rows", "activation": "tanh", "test_acc": 0.5, "seconds_per_epoch": 7.0,
                                "params": 500}))
-    values = collect(models, metrics, str(table), autoattack=[str(aa)], rnn=[str(rnn)])
+    values = collect(models, metrics, str(table), autoattack=[str(aa)], rnn=[str(rnn)], early_epochs=1)
     assert values["mnist", "mlp", "arg2"]["test_acc"] == [pytest.approx(80.0)]
     assert values["mnist", "mlp", "relu"]["test_acc"] == [pytest.approx(70.0)]
     assert values["mnist", "mlp", "relu"]["sec_per_epoch"] == [3.0] and values["mnist", "mlp", "relu"]["params"] == [98]
     assert values["mnist", "mlp", "relu"]["robust_acc"] == [25.0]
+    assert values["mnist", "mlp", "relu"]["early_acc"] == [pytest.approx(80.0)]  # session II's first epoch
+    assert collect(models, metrics, str(table), early_epochs=5)["mnist", "mlp", "arg2"]["early_acc"] == [
+        pytest.approx(75.0)]  # a run shorter than the window averages what it has
     assert ("mnist", "mlp", "dac") not in values  # parameter rows alone do not make a run
     assert values["mnist", "rnn-rows", "tanh"] == {"test_acc": [50.0], "sec_per_epoch": [7.0], "params": [500]}

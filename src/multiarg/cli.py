@@ -225,7 +225,8 @@ def cmd_rnn_table(args):
 def cmd_summary(args):
     from .comparison import collect, rank_rows, write_summary
 
-    values = collect(args.models, args.metrics, args.param_table, args.cifar10c, args.autoattack, args.rnn)
+    values = collect(args.models, args.metrics, args.param_table, args.cifar10c, args.autoattack, args.rnn,
+                     args.early_epochs)
     write_summary(rank_rows(values), args.out, args.scale)
 
 
@@ -409,13 +410,14 @@ def build_parser() -> argparse.ArgumentParser:
                 "folders of the summaries)", "summaries", cmd_figure, figure="rnn")
     p.add_argument("--examples", type=int, default=3)
 
-    p = sub.add_parser("summary", help="every activation ranked on accuracy, robustness, parameters and time")
+    p = sub.add_parser("summary", help="every activation ranked on accuracy, learning speed, robustness and time")
     p.add_argument("--models", nargs="+", required=True, help="session-III model.pt (metrics.csv beside them)")
     p.add_argument("--metrics", nargs="+", required=True, help="session-II metrics.csv (seconds per epoch)")
     p.add_argument("--param-table", required=True)
     p.add_argument("--cifar10c", nargs="*", default=[])
     p.add_argument("--autoattack", nargs="*", default=[])
     p.add_argument("--rnn", nargs="*", default=[], help="summary.json of recurrent runs")
+    p.add_argument("--early-epochs", type=int, default=10, help="session-II epochs that early accuracy averages")
     p.add_argument("--out", required=True)
     p.add_argument("--scale", required=True)
     p.set_defaults(func=cmd_summary)

@@ -1,6 +1,6 @@
 """Every activation side by side: the paper's models, the related designs (adaptive gamma, DAC) and the
-recurrent experiment, ranked per setting on accuracy, robustness and corruption error, with their parameters
-and training time beside."""
+recurrent experiment, ranked per setting on accuracy, learning speed, robustness and corruption error, with
+their parameters and training time beside."""
 from __future__ import annotations
 
 import csv
@@ -16,10 +16,11 @@ from .tables import mean_sd, welch_difference, write_table
 from .train import read_metrics
 
 # name, higher is better; ranks are 1 = best within one dataset x architecture
-METRICS = {"test_acc": True, "robust_acc": True, "mce": False, "params": False, "sec_per_epoch": False}
+METRICS = {"test_acc": True, "early_acc": True, "robust_acc": True, "mce": False, "params": False,
+           "sec_per_epoch": False}
 # The mean rank averages what a model achieves, not what it costs: parameters are matched to the 2-arg net, so
 # their rank only says how close the width search landed, and time is reported and ranked on its own.
-QUALITY = ("test_acc", "robust_acc", "mce")
+QUALITY = ("test_acc", "early_acc", "robust_acc", "mce")
 
 
 def _session3_accuracy(model_paths: list[str]) -> dict[tuple, list[float]]:
@@ -32,12 +33,15 @@ def _session3_accuracy(model_paths: list[str]) -> dict[tuple, list[float]]:
     return out
 
 
-def _seconds(metric_paths: list[str]) -> dict[tuple, list[float]]:
-    """Mean seconds per epoch of each session-II run (joint training: every parameter trainable)."""
-    out = defaultdict(list)
+def _session2(metric_paths: list[str], early_epochs: int) -> dict[tuple, dict[str, list[float]]]:
+    """Per session-II run (joint training: every parameter trainable) its mean seconds per epoch, and its mean
+    test accuracy (%) over its first ``early_epochs`` epochs: how fast it learns, the paper's Fig. 4d claim."""
+    out = defaultdict(lambda: defaultdict(list))
     for p in metric_paths:
-        info = parse_run(p)
-        out[info["dataset"], info["arch"], info["activation"]].append(float(read_metrics(p)["seconds"].mean()))
+        info, metrics = parse_run(p), read_metrics(p)
+        key = info["dataset"], info["arch"], info["activation"]
+        out[key]["sec_per_epoch"].append(float(metrics["seconds"].mean()))
+        out[key]["early_acc"].append(100 * float(metrics["test_acc"][:early_epochs].mean()))
     return out
 
 
@@ -47,13 +51,14 @@ def _params(param_table: str) -> dict[tuple, int]:
 
 
 def collect(models: list[str], metrics: list[str], param_table: str, cifar10c: list[str] = (),
-            autoattack: list[str] = (), rnn: list[str] = ()) -> dict[tuple, dict[str, list[float]]]:
+            autoattack: list[str] = (), rnn: list[str] = (),
+            early_epochs: int = 10) -> dict[tuple, dict[str, list[float]]]:
     """Per-seed values of every metric, by (dataset, arch, activation)."""
     values: dict[tuple, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for key, accs in _session3_accuracy(models).items():
         values[key]["test_acc"] = accs
-    for key, secs in _seconds(metrics).items():
-        values[key]["sec_per_epoch"] = secs
+    for key, run in _session2(metrics, early_epochs).items():
+        values[key].update(run)
     for key, count in _params(param_table).items():
         if key in values:
             values[key]["params"] = [count]
@@ -116,25 +121,31 @@ def rank_rows(values: dict[tuple, dict[str, list[float]]]) -> list[dict]:
 def write_summary(rows: list[dict], out: str, scale: str) -> None:
     notes = ["test_acc: test accuracy (%) of session III (the outer network retrained on the frozen learned "
              "nonlinearity; for the RNN, the one joint training) at the best-validation epoch; robust_acc: Table 1 "
-             "robust accuracy (%) after adversarial training; mce: CIFAR-10-C mCE (%) against ReLU; params: exact "
+             "robust accuracy (%) after adversarial training; mce: CIFAR-10-C mCE (%) against ReLU; early_acc: mean "
+             "session-II test accuracy (%) over the first epochs (summary.early_epochs), how fast a model learns "
+             "(the paper's Fig. 4d); params: exact "
              "parameter count (matched to the 2-arg network); sec_per_epoch: session-II seconds per epoch on the "
              "machine that ran it (jobs running side by side share it, so compare within one run only).",
              "Means and SDs over seeds; ranks within each dataset x arch (1 = best: highest accuracy, lowest mCE, "
              "fastest); parameters are matched, so not ranked. mean_rank averages the ranks of the quality metrics "
-             "(accuracy, robust accuracy, mCE) that every model of the setting has (mean_rank_over), not time. "
-             "Ranks go by the means; <metric>_p_vs_best is Welch's two-sided p of the gap to the best model over "
-             "the seeds (empty with fewer than two seeds): p >= 0.05 means seed noise could explain the gap."]
+             "(accuracy, early accuracy, robust accuracy, mCE) that every model of the setting has "
+             "(mean_rank_over), not time. Ranks go by the means; <metric>_p_vs_best is Welch's two-sided p of the "
+             "gap to the best model over the seeds (empty with fewer than two seeds): p >= 0.05 means seed noise "
+             "could explain the gap."]
     write_table(rows, out, f"Summary: every activation ranked per setting ({scale})", notes=notes)
 
 
 def fig_compare(args) -> None:
-    """Bars per setting and activation: test accuracy, AutoAttack robust accuracy, CIFAR-10-C mCE, s/epoch."""
+    """Bars per setting and activation: test accuracy, early accuracy, AutoAttack robust accuracy, CIFAR-10-C
+    mCE, s/epoch."""
     from .figures import COLORS, LABELS, plt, save, stamp
 
     colors = {**COLORS, "tanh": "tab:gray"}
     with open(args.summary) as fh:
         rows = list(csv.DictReader(fh))
-    panels = [(m, t) for m, t in (("test_acc", "test accuracy (%)"), ("robust_acc", "robust accuracy (%)"),
+    panels = [(m, t) for m, t in (("test_acc", "test accuracy (%)"),
+                                  ("early_acc", "session-II test accuracy, first epochs (%)"),
+                                  ("robust_acc", "robust accuracy (%)"),
                                   ("mce", "CIFAR-10-C mCE (%)"), ("sec_per_epoch", "seconds per epoch"))
               if any(r[m] for r in rows)]
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)

@@ -83,6 +83,7 @@ rule summary_table:
         "logs/summary_table/summary_table.log",
     params:
         scale=shlex.quote(config["scale"]),
+        early_epochs=config["summary"]["early_epochs"],
         optional=lambda wildcards, input: " ".join(
             f"--{k} {' '.join(input[k])}" for k in ("cifar10c", "autoattack", "rnn") if input.get(k)
         ),
@@ -94,7 +95,8 @@ rule summary_table:
         ENV
     shell:
         "python -m multiarg summary --out {output.csv} --scale {params.scale} --models {input.models}"
-        " --metrics {input.metrics} --param-table {input.params} {params.optional} > {log} 2>&1"
+        " --metrics {input.metrics} --param-table {input.params} --early-epochs {params.early_epochs}"
+        " {params.optional} > {log} 2>&1"
 
 
 rule fig_compare:
