@@ -102,3 +102,47 @@ def test_outer_nets_with_the_related_designs_train_and_match(arch, shape, activa
     loss = F.cross_entropy(net(x), torch.arange(4))
     loss.backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in net.parameters())
+
+
+@pytest.mark.parametrize("layer,shape", [(DACLinear(6, 3, dropout=0.5), (1, 6)),
+                                         (DACConv2d(2, 2, 3, padding=1, dropout=0.5), (1, 2, 4, 4))])
+def test_dac_dropout_keeps_each_connections_mean_where_dropout_before_the_layer_does_not(layer, shape):
+    torch.manual_seed(0)
+    layer = layer.double()
+    with torch.no_grad():
+        layer.dendrite_bias.uniform_(-1, 1)  # away from 0, where relu(x + b) is no longer linear in x
+    x = torch.randn(shape, dtype=torch.float64)
+    draws = x.expand(40_000, *shape[1:])  # each row draws its own mask
+    with torch.no_grad():
+        want = layer.eval()(x)[0]
+        got = layer.train()(draws)
+        torch.testing.assert_close(got.mean(0), want, rtol=0, atol=float(4 * got.std(0).max() / 200))
+        layer.dropout = 0.0
+        before = layer(torch.nn.functional.dropout(draws, 0.5)).mean(0)
+    assert (before - want).abs().max() > 0.02
+
+
+def test_a_dropped_dac_input_adds_nothing():
+    torch.manual_seed(0)
+    layer = DACLinear(8, 3, dropout=0.5).double().train()
+    with torch.no_grad():
+        layer.dendrite_bias.uniform_(-1, 1)
+    x = torch.randn(1, 8, dtype=torch.float64)
+    torch.manual_seed(1)
+    kept = layer.dropped(x)[0][0] != -1e30
+    torch.manual_seed(1)
+    out = layer(x)[0]
+    assert 0 < kept.sum() < 8
+    expected = (2 * layer.weight[:, kept] * F.relu(x[0, kept] + layer.dendrite_bias[:, kept])).sum(1) + layer.bias
+    torch.testing.assert_close(out, expected)
+
+
+def test_dac_nets_drop_inside_their_layers_and_keep_every_nets_layer_indices():
+    from multiarg.models import ModelConfig, OuterNet
+
+    nets = {a: OuterNet(ModelConfig("cnn", a, (1, 8, 8), 10, (2, 3, 3), pool_after=(0,))) for a in ("relu", "dac")}
+    dac_layers = [m for m in nets["dac"].body if isinstance(m, DACLinear)]
+    assert [m.dropout for m in dac_layers] == [0.0, 0.5, 0.5]
+    assert sum(isinstance(m, torch.nn.Dropout) for m in nets["dac"].body) == 1  # only before the read-out
+    layers = {a: {k.rsplit(".", 1)[0] for k in net.state_dict()} for a, net in nets.items()}
+    assert layers["relu"] <= layers["dac"]

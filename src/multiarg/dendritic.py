@@ -85,14 +85,24 @@ def dendritic_linear(x: torch.Tensor, weight: torch.Tensor, dendrite_bias: torch
     return out + bias if bias is not None else out
 
 
-class DACLinear(nn.Module):
-    """Dense DAC layer: ``2 * in * out + out`` parameters, about twice a linear layer's arithmetic."""
+# An input below any dendrite bias: relu(DROPPED + b) = 0, so a dropped input adds nothing to any connection.
+DROPPED = -1e30
 
-    def __init__(self, in_features: int, out_features: int):
+
+class DACLinear(nn.Module):
+    """Dense DAC layer: ``2 * in * out + out`` parameters, about twice a linear layer's arithmetic.
+
+    ``dropout`` drops the layer's inputs the way a ReLU net's dropout after its activation does: a dropped input
+    adds nothing (not ``w relu(b)``), and the kept connections are scaled by ``1 / (1 - p)`` through the weights,
+    since ``relu(x + b)`` is not linear in ``x``; so each connection keeps its mean between training and
+    evaluation. (``nn.Dropout`` before the layer would keep neither once the dendrite biases leave 0.)"""
+
+    def __init__(self, in_features: int, out_features: int, dropout: float = 0.0):
         super().__init__()
         self.weight = nn.Parameter(torch.empty(out_features, in_features))
         self.dendrite_bias = nn.Parameter(torch.empty(out_features, in_features))
         self.bias = nn.Parameter(torch.empty(out_features))
+        self.dropout = dropout
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -102,23 +112,33 @@ class DACLinear(nn.Module):
         bound = 1 / math.sqrt(self.weight.shape[1])
         nn.init.uniform_(self.bias, -bound, bound)
 
+    def dropped(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The inputs with the dropped ones at :data:`DROPPED`, and the weights scaled for the kept ones."""
+        if not self.training or self.dropout == 0:
+            return x, self.weight
+        keep = torch.empty_like(x).bernoulli_(1 - self.dropout).bool()
+        return x.masked_fill(~keep, DROPPED), self.weight / (1 - self.dropout)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return dendritic_linear(x, self.weight, self.dendrite_bias, self.bias)
+        x, weight = self.dropped(x)
+        return dendritic_linear(x, weight, self.dendrite_bias, self.bias)
 
 
 class DACConv2d(DACLinear):
     """Convolutional DAC: a dense DAC over every ``in * k * k`` patch (zero padding filtered like any input)."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, padding: int = 0):
-        super().__init__(in_channels * kernel_size**2, out_channels)
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, padding: int = 0, dropout: float = 0.0):
+        super().__init__(in_channels * kernel_size**2, out_channels, dropout)
         self.kernel_size, self.padding = kernel_size, padding
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Padding is an input like any other (its connections filter zeros), so dropout drops it too, and a
+        # dropped pixel drops out of every patch that holds it.
+        x, weight = self.dropped(F.pad(x, (self.padding,) * 4))
         b, _, h, w = x.shape
-        patches = F.unfold(x, self.kernel_size, padding=self.padding)  # (B, in k k, L)
-        out = dendritic_product(patches, self.weight, self.dendrite_bias) + self.bias[:, None]
-        side_h, side_w = h + 2 * self.padding - self.kernel_size + 1, w + 2 * self.padding - self.kernel_size + 1
-        return out.view(b, self.weight.shape[0], side_h, side_w)
+        patches = F.unfold(x, self.kernel_size)  # (B, in k k, L)
+        out = dendritic_product(patches, weight, self.dendrite_bias) + self.bias[:, None]
+        return out.view(b, self.weight.shape[0], h - self.kernel_size + 1, w - self.kernel_size + 1)
 
 
 def dac_costs(in_features: int, out_features: int) -> dict[str, int]:

@@ -104,12 +104,14 @@ class OuterNet(nn.Module):
         for i, units in enumerate(cfg.widths):
             pre = spec.n_args * units
             dac = spec.name == "dac"
+            # a DAC layer drops its own inputs (the previous block's dropout), see dendritic.DACLinear
+            dropped = {"dropout": cfg.dropout if i else 0.0} if dac else {}
             if cfg.arch == "mlp":
-                blocks.append(DACLinear(fan_in, pre) if dac else nn.Linear(fan_in, pre))
+                blocks.append(DACLinear(fan_in, pre, **dropped) if dac else nn.Linear(fan_in, pre))
                 norm: nn.Module = nn.LayerNorm(pre)
             else:
                 conv = DACConv2d if dac else nn.Conv2d
-                blocks.append(conv(fan_in, pre, cfg.kernel_size, padding=cfg.padding))
+                blocks.append(conv(fan_in, pre, cfg.kernel_size, padding=cfg.padding, **dropped))
                 norm = ChannelLayerNorm(pre)
                 size = size + 2 * cfg.padding - cfg.kernel_size + 1
             if cfg.layernorm:
@@ -120,7 +122,8 @@ class OuterNet(nn.Module):
             if cfg.arch == "cnn" and i in cfg.pool_after:
                 blocks.append(nn.MaxPool2d(2, 2))
                 size //= 2
-            blocks.append(nn.Dropout(cfg.dropout))
+            # before a DAC layer the dropout is that layer's; Identity keeps the layer indices every net shares
+            blocks.append(nn.Identity() if dac and i < len(cfg.widths) - 1 else nn.Dropout(cfg.dropout))
             fan_in = units
         if cfg.arch == "cnn":
             blocks.append(nn.Flatten())
