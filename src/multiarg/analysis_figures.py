@@ -75,7 +75,9 @@ def fig7(args) -> None:
                     _label(ax, title if c == 0 else "best-fit quadratic")
                 caption = f"seed {r['seed']}, R²={r['r2']:.2f}" if c == 1 else f"κ={r['curvature_normalised']:+.2f}"
                 ax.set_xlabel(caption, fontsize=6)
-    for j, r in enumerate(_select(records, "xavier-init", 2)[:2 * len(settings)]):
+    # two per setting, so the row does not show one setting's seeds only
+    xavier = [r for setting in settings for r in _select(records, "xavier-init", 2, setting)[:2]]
+    for j, r in enumerate(xavier):
         ax = fig.add_subplot(gs[n_ex, j])
         draw_function(ax, r["values"], r["axis"], r["mask"])
         ax.set_xlabel(f"{r['dataset']} {r['arch']} s{r['seed']}", fontsize=6)
