@@ -62,6 +62,10 @@ def test_tiny_real_mnist_run_writes_every_artefact(tmp_path, mirror):
     assert "cannot both hold" in (results / "tables" / "curvature_tests.md").read_text()
     with open(results / "tables" / "spectra.csv") as fh:
         assert {r["n_args"] for r in csv.DictReader(fh)} == {"2", "3"}
+    with open(results / "tables" / "claims.csv") as fh:
+        claims = [r["claim"] for r in csv.DictReader(fh)]
+    assert "learned 2-arg MLP nonlinearities: sign of curvature" in claims
+    assert any("robust accuracy (AutoAttack)" in c for c in claims)
     with open(results / "runs/mnist/mlp/arg2/seed1/session3/metrics.csv") as fh:
         assert len(list(csv.DictReader(fh))) == 2
     assert (tmp_path / "logs" / "train_session2" / "mnist" / "mlp" / "arg2" / "seed0.log").stat().st_size > 0
@@ -76,7 +80,7 @@ def test_tiny_real_mnist_run_writes_every_artefact(tmp_path, mirror):
     html = report.read_text()
     for name in ("fig4", "fig5", "fig7", "fig8", "rnn", "compare"):
         assert f"{name}.png" in html
-    for table in ("param_counts", "fits", "curvature_tests", "spectra", "summary", "rnn", "table1"):
+    for table in ("param_counts", "fits", "curvature_tests", "spectra", "summary", "rnn", "table1", "claims"):
         assert f"{table}.csv" in html
     assert "TEST scale (300 MNIST images" in html and "input_bins_3arg" in html  # captions and the config
 

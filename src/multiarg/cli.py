@@ -230,6 +230,12 @@ def cmd_summary(args):
     write_summary(rank_rows(values), args.out, args.scale)
 
 
+def cmd_claims(args):
+    from .claims import write_claims
+
+    write_claims(args.out, args.scale, args.curvature, args.spectra, args.summary, args.cifar10c, args.table1)
+
+
 def cmd_figure(args):
     from . import analysis_figures, figures
 
@@ -421,6 +427,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--scale", required=True)
     p.set_defaults(func=cmd_summary)
+
+    p = sub.add_parser("claims", help="the paper's claims beside this run's measurements, intervals and verdicts")
+    for table in ("curvature", "spectra", "summary"):
+        p.add_argument(f"--{table}", required=True, help=f"{table} table (CSV)")
+    p.add_argument("--cifar10c", help="CIFAR-10-C table (CSV), where it was run")
+    p.add_argument("--table1", help="Table 1 (CSV), where it was run")
+    p.add_argument("--out", required=True)
+    p.add_argument("--scale", required=True)
+    p.set_defaults(func=cmd_claims)
 
     p = sub.add_parser("fig-compare", help="bars of the summary table per setting and activation")
     p.add_argument("--summary", required=True)

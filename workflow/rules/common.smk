@@ -238,6 +238,17 @@ def related_targets():
     return targets
 
 
+def claims_inputs():
+    """The tables that test the paper's claims; CIFAR-10-C and Table 1 where this config runs them."""
+    inputs = {"curvature": ANALYSIS_TABLES["curvature_tests"], "spectra": ANALYSIS_TABLES["spectra"],
+              "summary": f"{paths.TABLES}/summary.csv"}
+    if c10c_errors():
+        inputs["cifar10c"] = f"{paths.TABLES}/cifar10c.csv"
+    if autoattack_results():
+        inputs["table1"] = f"{paths.TABLES}/table1.csv"
+    return inputs
+
+
 def figure(name):
     return [f"{paths.FIGURES}/{name}.pdf", f"{paths.FIGURES}/{name}.png"]
 
@@ -245,4 +256,5 @@ def figure(name):
 def all_targets():
     return (figure("fig4") + figure("fig5") + figure("fig7") + figure("fig8") + [f"{paths.TABLES}/param_counts.csv"]
             + list(ANALYSIS_TABLES.values()) + robustness_targets() + related_targets()
+            + [f"{paths.TABLES}/claims.csv"]
             + runs(S2, "metrics.csv", ACTIVATIONS) + runs(S3, "metrics.csv", SESSION3))

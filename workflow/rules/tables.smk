@@ -14,3 +14,27 @@ rule param_table:
         ENV
     shell:
         "python -m multiarg param-table --out {output.csv} {params.args} > {log} 2>&1"
+
+
+rule claims_table:
+    input:
+        **claims_inputs(),
+    output:
+        csv=report(f"{paths.TABLES}/claims.csv", caption="../report/table.rst", category="Tables"),
+        md=f"{paths.TABLES}/claims.md",
+    log:
+        "logs/claims_table/claims_table.log",
+    params:
+        scale=shlex.quote(config["scale"]),
+        optional=lambda wildcards, input: " ".join(
+            f"--{k} {input[k]}" for k in ("cifar10c", "table1") if input.get(k)
+        ),
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        ENV
+    shell:
+        "python -m multiarg claims --out {output.csv} --scale {params.scale} --curvature {input.curvature}"
+        " --spectra {input.spectra} --summary {input.summary} {params.optional} > {log} 2>&1"
