@@ -16,7 +16,7 @@ from .io import write_json
 from .paths import parse_run
 from .robustness import evaluate_corrupted, seed_summary
 from .runtime import resolve_device
-from .tables import difference_verdict, welch_difference, write_table
+from .tables import difference_cells, welch_difference, write_table
 
 log = logging.getLogger(__name__)
 PAPER = "paper (CNN, 2-arg vs ReLU): mCE 91.3%, relative mCE 99.5%"
@@ -86,11 +86,10 @@ def write_summary_table(paths: list[str], out: str, scale: str) -> list[dict]:
     rows = []
     for (arch, act), s in summary.items():
         reference = summary[arch, "relu"]["mce"]["values"]
-        test = welch_difference(s["mce"]["values"], reference) if act != "relu" else None
-        versus = {"mce_vs_relu_ci95": f"[{100 * test['ci_low']:+.1f}, {100 * test['ci_high']:+.1f}]" if test else "",
-                  "mce_vs_relu_p": f"{test['p']:.3g}" if test else "",
-                  "verdict": difference_verdict(test, "higher mCE than ReLU", "lower mCE than ReLU")
-                  if act != "relu" else ""}
+        cells = ("", "", "") if act == "relu" else difference_cells(
+            welch_difference(s["mce"]["values"], reference), "higher mCE than ReLU", "lower mCE than ReLU", digits=1,
+            scale=100)
+        versus = dict(zip(("mce_vs_relu_ci95", "mce_vs_relu_p", "verdict"), cells))
         for name in list(CORRUPTIONS) + ["mean"]:
             ce = s["mce"] if name == "mean" else s["ce"][name]
             rel = s["relative_mce"] if name == "mean" else s["relative_ce"][name]

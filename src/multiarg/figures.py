@@ -48,6 +48,12 @@ def cell_extent(axis: np.ndarray) -> tuple[float, float, float, float]:
     return (axis[0] - half, axis[-1] + half) * 2
 
 
+def mask_reach(axis: np.ndarray, mask: np.ndarray) -> float:
+    """The largest |coordinate| of a cell of the 2-D ``mask`` on ``axis``: a square view centred at 0 that holds it."""
+    rows, cols = np.nonzero(mask)
+    return float(max(abs(axis[rows.min()]), abs(axis[rows.max()]), abs(axis[cols.min()]), abs(axis[cols.max()])))
+
+
 def draw_function(ax, values: np.ndarray, axis: np.ndarray, mask: np.ndarray | None = None) -> None:
     """Diverging map (red negative, blue positive, white at zero), masked outside ``mask``."""
     shown = np.ma.masked_where(~mask, values) if mask is not None else values
@@ -138,7 +144,7 @@ def fig4(args) -> None:
         draw_function(axes[1, j], evaluate_grid(inner_from_state(init["state_dict"]), grid), grid)
         axes[1, j].contour(axis, axis, mask.T.astype(float), levels=[0.5], colors="k", linewidths=0.5)
         # wide enough for both the session-I square and the inputs the trained net then received
-        reach = max(init["half_width"], *np.abs(axis[np.nonzero(mask.any(0) | mask.any(1))[0]]))
+        reach = max(init["half_width"], mask_reach(axis, mask))
         axes[1, j].set_xlim(-reach, reach)
         axes[1, j].set_ylim(-reach, reach)
         from .sessions import load_model
@@ -178,8 +184,7 @@ def fig5(args) -> None:
         notes.add(load_torch(hist["model"])["data_note"] if Path(hist["model"]).exists() else "")
         axis = centers(hist["bins"], hist["extent"]).numpy()
         mask = mass_region(hist["counts"], hist["total"], args.mass).numpy()
-        rows_, cols_ = np.nonzero(mask)
-        lo = max(abs(axis[rows_.min()]), abs(axis[rows_.max()]), abs(axis[cols_.min()]), abs(axis[cols_.max()]))
+        lo = mask_reach(axis, mask)
         grid = np.linspace(-lo, lo, 81)
         epochs = list(snaps["epochs"])
         shown = [e for e in args.epochs if e in epochs and e != epochs[-1]] + [epochs[-1]]

@@ -21,7 +21,7 @@ from .analysis import solid_harmonic_basis
 from .inputs import centers, mass_region
 from .io import load_torch, save_torch
 from .paths import parse_run
-from .tables import difference_verdict, welch_difference, write_table
+from .tables import difference_cells, welch_difference, write_table
 
 log = logging.getLogger(__name__)
 KINDS = ("learned", "xavier-init", "xavier-trained")
@@ -213,12 +213,10 @@ def curvature_rows(records: list[dict]) -> list[dict]:
 def _versus_xavier(group: list[dict], xavier: list[dict] | None, l: int) -> dict:
     """The paper's claims, learned functions hold more of their power at l = 2 and less at l = 1 than
     Xavier-initialised ones, as Welch tests of the share at l (learned minus xavier-init)."""
-    if not xavier or l not in (1, 2):
-        return {"vs_xavier_init_ci95": "", "vs_xavier_init_p": "", "verdict": ""}
-    test = welch_difference([r["spectrum_fraction"][l] for r in group], [r["spectrum_fraction"][l] for r in xavier])
-    return {"vs_xavier_init_ci95": f"[{test['ci_low']:+.3f}, {test['ci_high']:+.3f}]" if test else "",
-            "vs_xavier_init_p": f"{test['p']:.3g}" if test else "",
-            "verdict": difference_verdict(test, f"learned more at l = {l}", f"learned less at l = {l}")}
+    cells = ("", "", "") if not xavier or l not in (1, 2) else difference_cells(
+        welch_difference([r["spectrum_fraction"][l] for r in group], [r["spectrum_fraction"][l] for r in xavier]),
+        f"learned more at l = {l}", f"learned less at l = {l}", digits=3)
+    return dict(zip(("vs_xavier_init_ci95", "vs_xavier_init_p", "verdict"), cells))
 
 
 def spectra_rows(records: list[dict]) -> list[dict]:
@@ -271,7 +269,7 @@ def write_outputs(records: list[dict], out: str, tables: dict[str, str], scale: 
                        "isotropic bowl |x|^2 (m = 0), mean over functions: only the saddles are a quadrupole. "
                        "vs_xavier_init (learned rows, l = 1 and 2): learned minus xavier-init power_fraction, "
                        "Welch's 95% interval and p over the functions.",
-                       ("Basis: centred on the inputs, scale " if cfg.basis_frame == "inputs" else
-                        "Basis: at the origin, scale ") + f"{cfg.basis_scale}"
-                       + (" x their RMS spread" if cfg.basis_frame == "inputs" else "") + "; f projected "
-                       f"{'minus its input-weighted mean' if cfg.spectrum_offset == 'remove' else 'as it is'}."])
+                       (f"Basis: centred on the inputs, scale {cfg.basis_scale} x their RMS spread"
+                        if cfg.basis_frame == "inputs" else f"Basis: at the origin, scale {cfg.basis_scale}")
+                       + ("; f projected minus its input-weighted mean." if cfg.spectrum_offset == "remove"
+                          else "; f projected as it is.")])

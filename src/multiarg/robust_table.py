@@ -10,7 +10,7 @@ import numpy as np
 from . import data
 from .io import write_json, write_text
 from .runtime import resolve_device
-from .tables import difference_verdict, mean_sd, welch_difference, write_table
+from .tables import difference_cells, mean_sd, welch_difference, write_table
 
 # Robust accuracy (%) printed in the paper's Table 1 (mean of 4 trials), for comparison only.
 PAPER = {("mnist", "mlp"): {"arg2": 39.80, "arg1": 22.86, "relu": 26.74},
@@ -67,10 +67,8 @@ def table1_rows(results: list[dict]) -> list[dict]:
             test = welch_difference(r2, rr)
             spread = f"{test['se']:.2f}" if test else "n/a (one seed)"
             row["increment_vs_relu"] = f"{np.mean(r2) - np.mean(rr):+.2f} ± {spread}"
-            if test:
-                row.update(increment_ci95=f"[{test['ci_low']:+.2f}, {test['ci_high']:+.2f}]",
-                           increment_p=f"{test['p']:.3g}")
-            row["verdict"] = difference_verdict(test, "2-arg more robust", "ReLU more robust")
+            row["increment_ci95"], row["increment_p"], row["verdict"] = difference_cells(
+                test, "2-arg more robust", "ReLU more robust")
             paper = PAPER.get((dataset, arch))
             row["paper_increment"] = f"{paper['arg2'] - paper['relu']:+.2f}" if paper else ""
         rows.append(row)

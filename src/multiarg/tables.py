@@ -35,13 +35,16 @@ def welch_difference(a, b, level: float = 0.95) -> dict | None:
             "p": float(2 * stats.t.sf(abs(diff) / se, df))}
 
 
-def difference_verdict(test: dict | None, positive: str, negative: str) -> str:
-    """``positive`` or ``negative`` by the sign of a significant :func:`welch_difference`, else not significant."""
+def difference_cells(test: dict | None, positive: str, negative: str, digits: int = 2,
+                     scale: float = 1.0) -> tuple[str, str, str]:
+    """A :func:`welch_difference` as table cells: its interval (times ``scale``, to ``digits`` decimals), its p, and
+    a verdict, ``positive`` or ``negative`` by the sign of a significant difference, else not significant."""
     if test is None:
-        return "n/a (fewer than two seeds)"
-    if test["p"] >= 0.05:
-        return "not significant (Welch p >= 0.05)"
-    return f"{positive if test['diff'] > 0 else negative}, Welch p < 0.05"
+        return "", "", "n/a (fewer than two seeds)"
+    interval = f"[{scale * test['ci_low']:+.{digits}f}, {scale * test['ci_high']:+.{digits}f}]"
+    verdict = ("not significant (Welch p >= 0.05)" if test["p"] >= 0.05
+               else f"{positive if test['diff'] > 0 else negative}, Welch p < 0.05")
+    return interval, f"{test['p']:.3g}", verdict
 
 
 def to_markdown(rows: list[dict], columns: list[str]) -> str:
