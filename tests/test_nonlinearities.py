@@ -3,6 +3,8 @@ import pytest
 import torch
 from scipy import stats
 
+from multiarg.analysis_figures import densest_slice
+
 from multiarg.inputs import InputHistogram
 from multiarg.nonlinearities import (AnalysisConfig, analyse_function, curvature_rows, load_records,
                                      normalised_curvature, paper_check_note, spectra_rows, write_outputs)
@@ -81,6 +83,14 @@ def test_three_argument_spectra_separate_dipole_and_quadrupole():
     lin = analyse_function(lambda x: x[..., 1] - x[..., 2], hist, AnalysisConfig(l_max=4))
     assert int(np.argmax(quad["spectrum"][1:])) + 1 == 2 and quad["spectrum_fraction"][2] > 0.9
     assert lin["spectrum_fraction"][1] > 0.9 and "curvature" not in lin
+
+
+def test_fig8_slices_a_3_arg_function_where_its_inputs_are():
+    hist = gaussian_hist(3, 24, mean=[0.0, 0.0, 2.5], std=0.4)
+    record = analyse_function(lambda x: x[..., 0] * x[..., 2], hist, AnalysisConfig(l_max=2))
+    mid = len(record["axis"]) // 2
+    assert not record["mask"][:, :, mid].any()  # the grid's middle slice would draw nothing
+    assert abs(record["axis"][densest_slice(record["mask"])] - 2.5) < 0.5
 
 
 def test_normalised_curvature_range():

@@ -66,6 +66,7 @@ def test_tiny_real_mnist_run_writes_every_artefact(tmp_path, mirror):
         claims = [r["claim"] for r in csv.DictReader(fh)]
     assert "learned 2-arg MLP nonlinearities: sign of curvature" in claims
     assert any("robust accuracy (AutoAttack)" in c for c in claims)
+    assert "mnist MLP: 2-arg performs better (session-III test accuracy)" in claims
     with open(results / "runs/mnist/mlp/arg2/seed1/session3/metrics.csv") as fh:
         assert len(list(csv.DictReader(fh))) == 2
     assert (tmp_path / "logs" / "train_session2" / "mnist" / "mlp" / "arg2" / "seed0.log").stat().st_size > 0

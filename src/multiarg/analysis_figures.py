@@ -25,6 +25,11 @@ def _points(axis: np.ndarray) -> np.ndarray:
     return np.stack(np.meshgrid(axis, axis, indexing="ij"), axis=-1)
 
 
+def densest_slice(mask: np.ndarray) -> int:
+    """The x3 index whose slice holds most of the 3-arg input region (the grid's middle can miss it)."""
+    return int(mask.sum(axis=(0, 1)).argmax())
+
+
 def _label(ax, text: str) -> None:
     ax.annotate(text, (0, 1.04), xycoords="axes fraction", fontsize=7, fontweight="bold")
 
@@ -139,7 +144,7 @@ def fig8(args) -> None:
         three = _select(records, "learned", 3, setting)
         if three:
             r = three[0]
-            mid = len(r["axis"]) // 2
+            mid = densest_slice(r["mask"])
             ax = fig.add_subplot(gs[1, j])
             draw_function(ax, r["values"][:, :, mid], r["axis"], r["mask"][:, :, mid])
             ax.set_xlabel(f"{setting[0]} {setting[1].upper()} (x3 ≈ {r['axis'][mid]:.2f})", fontsize=6)

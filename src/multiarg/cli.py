@@ -223,17 +223,18 @@ def cmd_rnn_table(args):
 
 
 def cmd_summary(args):
-    from .comparison import collect, rank_rows, write_summary
+    from .comparison import collect, rank_rows, write_summary, write_values
 
     values = collect(args.models, args.metrics, args.param_table, args.cifar10c, args.autoattack, args.rnn,
                      args.early_epochs)
     write_summary(rank_rows(values), args.out, args.scale)
+    write_values(values, args.values)
 
 
 def cmd_claims(args):
     from .claims import write_claims
 
-    write_claims(args.out, args.scale, args.curvature, args.spectra, args.summary, args.cifar10c, args.table1)
+    write_claims(args.out, args.scale, args.curvature, args.spectra, args.summary_values, args.cifar10c, args.table1)
 
 
 def cmd_figure(args):
@@ -425,12 +426,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rnn", nargs="*", default=[], help="summary.json of recurrent runs")
     p.add_argument("--early-epochs", type=int, default=10, help="session-II epochs that early accuracy averages")
     p.add_argument("--out", required=True)
+    p.add_argument("--values", required=True, help="JSON of the per-seed values behind the table")
     p.add_argument("--scale", required=True)
     p.set_defaults(func=cmd_summary)
 
     p = sub.add_parser("claims", help="the paper's claims beside this run's measurements, intervals and verdicts")
-    for table in ("curvature", "spectra", "summary"):
+    for table in ("curvature", "spectra"):
         p.add_argument(f"--{table}", required=True, help=f"{table} table (CSV)")
+    p.add_argument("--summary-values", required=True, help="the summary's per-seed values (JSON)")
     p.add_argument("--cifar10c", help="CIFAR-10-C table (CSV), where it was run")
     p.add_argument("--table1", help="Table 1 (CSV), where it was run")
     p.add_argument("--out", required=True)

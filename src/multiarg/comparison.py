@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .io import load_torch
+from .io import load_torch, write_json
 from .paths import parse_run
 from .tables import mean_sd, welch_difference, write_table
 from .train import read_metrics
@@ -77,6 +77,16 @@ def collect(models: list[str], metrics: list[str], param_table: str, cifar10c: l
         values[key]["sec_per_epoch"].append(r["seconds_per_epoch"])
         values[key]["params"] = [r["params"]]
     return values
+
+
+def write_values(values: dict[tuple, dict[str, list[float]]], out: str) -> None:
+    """The per-seed values behind the summary, keyed ``dataset/arch/activation``, for tests run on them (claims)."""
+    write_json({"/".join(key): {m: [float(x) for x in v] for m, v in metrics.items()}
+                for key, metrics in values.items()}, out)
+
+
+def read_values(path: str) -> dict[tuple, dict[str, list[float]]]:
+    return {tuple(key.split("/")): metrics for key, metrics in json.loads(Path(path).read_text()).items()}
 
 
 def rank_rows(values: dict[tuple, dict[str, list[float]]]) -> list[dict]:

@@ -241,7 +241,7 @@ def related_targets():
 def claims_inputs():
     """The tables that test the paper's claims; CIFAR-10-C and Table 1 where this config runs them."""
     inputs = {"curvature": ANALYSIS_TABLES["curvature_tests"], "spectra": ANALYSIS_TABLES["spectra"],
-              "summary": f"{paths.TABLES}/summary.csv"}
+              "summary_values": f"{paths.TABLES}/summary_values.json"}
     if c10c_errors():
         inputs["cifar10c"] = f"{paths.TABLES}/cifar10c.csv"
     if autoattack_results():

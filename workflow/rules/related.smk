@@ -79,6 +79,7 @@ rule summary_table:
     output:
         csv=report(f"{paths.TABLES}/summary.csv", caption="../report/table.rst", category="Tables"),
         md=f"{paths.TABLES}/summary.md",
+        values=f"{paths.TABLES}/summary_values.json",
     log:
         "logs/summary_table/summary_table.log",
     params:
@@ -95,7 +96,8 @@ rule summary_table:
         ENV
     shell:
         "python -m multiarg summary --out {output.csv} --scale {params.scale} --models {input.models}"
-        " --metrics {input.metrics} --param-table {input.params} --early-epochs {params.early_epochs}"
+        " --values {output.values} --metrics {input.metrics} --param-table {input.params}"
+        " --early-epochs {params.early_epochs}"
         " {params.optional} > {log} 2>&1"
 
 
