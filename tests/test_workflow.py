@@ -34,6 +34,14 @@ def test_paper_scale_dry_run_lists_the_full_dag(tmp_path):
     assert counts["analyze_nonlinearities"] == "1" and counts["fig7_fig8"] == "2"
 
 
+def test_one_target_builds_without_naming_cores(tmp_path):
+    """A bare ``snakemake <target>`` runs: the workflow profile (profiles/default) supplies the cores."""
+    result = snakemake("--printshellcmds", "results/tables/param_counts.csv", cwd=tmp_path)  # a flag ends --configfile
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "workflow specific profile profiles/default" in result.stderr
+    assert (tmp_path / "results" / "tables" / "param_counts.csv").stat().st_size > 0
+
+
 @pytest.mark.e2e
 def test_tiny_real_mnist_run_writes_every_artefact(tmp_path, mirror):
     tiny = REPO / "tests" / "configs" / "tiny.yaml"
