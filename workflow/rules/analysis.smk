@@ -13,8 +13,8 @@ rule analyze_nonlinearities:
         args=get_analyze_args,
     threads: 1
     resources:
-        mem_mb=8000,
-        runtime=60,
+        mem_mb=per_attempt(8000),
+        runtime=per_attempt(60),
     conda:
         ENV
     shell:

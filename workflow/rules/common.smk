@@ -32,6 +32,12 @@ S2 = paths.RUN.replace("{session}", "2")
 S3 = paths.RUN.replace("{session}", "3")
 
 
+def per_attempt(amount):
+    """A resource that doubles on a job's retry (``retries`` in the profiles): a job that ran out of memory or
+    time is resubmitted with twice as much, a killed training resuming from its checkpoint."""
+    return lambda wildcards, attempt: amount * attempt
+
+
 def run_file(session, name):
     """Wildcard path of ``name`` in the run folder of ``session``."""
     return "/".join((S2 if session == 2 else S3, name))

@@ -9,8 +9,8 @@ rule prepare_data:
         cache="results/downloads",
     threads: 2
     resources:
-        mem_mb=6000,
-        runtime=30,
+        mem_mb=per_attempt(6000),
+        runtime=per_attempt(30),
     conda:
         ENV
     shell:

@@ -11,8 +11,8 @@ rule fig4:
         mass=config["analysis"]["mass"],
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=20,
+        mem_mb=per_attempt(4000),
+        runtime=per_attempt(20),
     conda:
         ENV
     shell:
@@ -35,8 +35,8 @@ rule fig5:
         epochs=",".join(map(str, config["figures"]["fig5"]["epochs"])),
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=20,
+        mem_mb=per_attempt(4000),
+        runtime=per_attempt(20),
     conda:
         ENV
     shell:
@@ -58,8 +58,8 @@ rule fig7_fig8:
         examples=config["figures"]["fig7"]["examples"],
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=20,
+        mem_mb=per_attempt(4000),
+        runtime=per_attempt(20),
     conda:
         ENV
     shell:

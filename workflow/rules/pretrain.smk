@@ -9,8 +9,8 @@ rule pretrain_inner:
         args=get_pretrain_args,
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=30,
+        mem_mb=per_attempt(2000),
+        runtime=per_attempt(30),
     conda:
         ENV
     shell:

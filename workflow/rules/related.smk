@@ -19,8 +19,8 @@ rule train_rnn:
         out_dir=RNN_RUN,
     threads: 1
     resources:
-        mem_mb=lambda wildcards, attempt: 6000 * attempt,
-        runtime=lambda wildcards, attempt: 24 * 60 * attempt,
+        mem_mb=per_attempt(6000),
+        runtime=per_attempt(24 * 60),
         gpu=1,
     conda:
         ENV
@@ -42,8 +42,8 @@ rule rnn_table:
         scale=shlex.quote(config["scale"]),
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=per_attempt(2000),
+        runtime=per_attempt(10),
     conda:
         ENV
     shell:
@@ -64,8 +64,8 @@ rule fig_rnn:
         examples=config["figures"]["fig7"]["examples"],
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=per_attempt(2000),
+        runtime=per_attempt(10),
     conda:
         ENV
     shell:
@@ -90,8 +90,8 @@ rule summary_table:
         ),
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=20,
+        mem_mb=per_attempt(4000),
+        runtime=per_attempt(20),
     conda:
         ENV
     shell:
@@ -113,8 +113,8 @@ rule fig_compare:
         scale=shlex.quote(config["scale"]),
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=per_attempt(2000),
+        runtime=per_attempt(10),
     conda:
         ENV
     shell:

@@ -11,8 +11,8 @@ rule cifar10c:
                                          "test_limit": c10c_test_limit(), "split_seed": config["data"]["split_seed"]}),
     threads: 1
     resources:
-        mem_mb=6000,
-        runtime=60,
+        mem_mb=per_attempt(6000),
+        runtime=per_attempt(60),
     conda:
         ENV
     shell:
@@ -40,8 +40,8 @@ rule eval_cifar10c:
                                          "split_seed": config["data"]["split_seed"], "device": config["device"]}),
     threads: 1
     resources:
-        mem_mb=6000,
-        runtime=120,
+        mem_mb=per_attempt(6000),
+        runtime=per_attempt(120),
         gpu=1,
     conda:
         ENV
@@ -62,8 +62,8 @@ rule cifar10c_table:
         scale=shlex.quote(config["scale"]),
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=per_attempt(2000),
+        runtime=per_attempt(10),
     conda:
         ENV
     shell:
@@ -82,8 +82,8 @@ rule fig9:
         scale=shlex.quote(config["scale"]),
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=per_attempt(2000),
+        runtime=per_attempt(10),
     conda:
         ENV
     shell:
@@ -109,8 +109,8 @@ rule train_adversarial:
         out_dir=ADV_RUN,
     threads: 1
     resources:
-        mem_mb=lambda wildcards, attempt: 8000 * attempt,
-        runtime=lambda wildcards, attempt: 48 * 60 * attempt,
+        mem_mb=per_attempt(8000),
+        runtime=per_attempt(48 * 60),
         gpu=1,
     conda:
         ENV
@@ -135,8 +135,8 @@ rule autoattack:
         args=get_autoattack_args,
     threads: 2
     resources:
-        mem_mb=8000,
-        runtime=12 * 60,
+        mem_mb=per_attempt(8000),
+        runtime=per_attempt(12 * 60),
         gpu=1,
     conda:
         ENV
@@ -158,8 +158,8 @@ rule table1:
         scale=shlex.quote(config["scale"]),
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=per_attempt(2000),
+        runtime=per_attempt(10),
     conda:
         ENV
     shell:

@@ -8,8 +8,8 @@ rule param_table:
         args=get_param_table_args,
     threads: 1
     resources:
-        mem_mb=1000,
-        runtime=10,
+        mem_mb=per_attempt(1000),
+        runtime=per_attempt(10),
     conda:
         ENV
     shell:
@@ -31,8 +31,8 @@ rule claims_table:
         ),
     threads: 1
     resources:
-        mem_mb=1000,
-        runtime=10,
+        mem_mb=per_attempt(1000),
+        runtime=per_attempt(10),
     conda:
         ENV
     shell:

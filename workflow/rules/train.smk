@@ -18,8 +18,8 @@ rule train_session2:
         out_dir=S2,
     threads: 1
     resources:
-        mem_mb=lambda wildcards, attempt: 8000 * attempt,
-        runtime=lambda wildcards, attempt: 24 * 60 * attempt,
+        mem_mb=per_attempt(8000),
+        runtime=per_attempt(24 * 60),
         gpu=1,
     conda:
         ENV
@@ -47,8 +47,8 @@ rule train_session3:
         out_dir=S3,
     threads: 1
     resources:
-        mem_mb=lambda wildcards, attempt: 8000 * attempt,
-        runtime=lambda wildcards, attempt: 48 * 60 * attempt,
+        mem_mb=per_attempt(8000),
+        runtime=per_attempt(48 * 60),
         gpu=1,
     conda:
         ENV
@@ -74,8 +74,8 @@ rule collect_inputs:
         args=get_inputs_args,
     threads: 2
     resources:
-        mem_mb=6000,
-        runtime=60,
+        mem_mb=per_attempt(6000),
+        runtime=per_attempt(60),
         gpu=1,
     conda:
         ENV
