@@ -9,7 +9,7 @@ CORES ?= 2
 export MULTIARG_DATA_MIRROR ?= $(abspath $(wildcard ../shared/data))
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup demo test dryrun clean-demo
+.PHONY: setup demo test dryrun
 
 $(BIN)/snakemake: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
