@@ -1,7 +1,9 @@
 import csv
+from collections import Counter
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from multiarg import chunked
 from multiarg.activations import set_kernel
@@ -10,7 +12,7 @@ from multiarg.io import load_torch
 from multiarg.models import ModelConfig, OuterNet
 from multiarg.pretrain import MapConfig, PretrainConfig, make_initial_inner
 from multiarg.sessions import load_model, train_session
-from multiarg.train import EarlyStopping, TrainConfig, TrainingDiverged, fit, set_compile
+from multiarg.train import EarlyStopping, TrainConfig, TrainingDiverged, augment_batch, fit, set_compile
 
 SPLIT = dict(val_size=100, split_seed=0, train_limit=300, test_limit=100)
 
@@ -42,18 +44,38 @@ def _read(path):
         return list(csv.DictReader(fh))
 
 
-def _session2(out_dir, mnist_pt, init_record, stop_after=None, epochs=4):
+def _session2(out_dir, mnist_pt, init_record, stop_after=None, epochs=4, augment="none"):
     cfg = ModelConfig("mlp", "arg2", (1, 28, 28), 10, (8, 8), inner_hidden=16)
-    return train_session(2, cfg, TrainConfig(seed=3, max_epochs=epochs, patience=10, batch_size=32), data_path=mnist_pt,
-                         out_dir=out_dir, data_split=SPLIT, init_path=init_record, stop_after=stop_after)
+    train_cfg = TrainConfig(seed=3, max_epochs=epochs, patience=10, batch_size=32, augment=augment, crop_pad=2)
+    return train_session(2, cfg, train_cfg, data_path=mnist_pt, out_dir=out_dir, data_split=SPLIT,
+                         init_path=init_record, stop_after=stop_after)
 
 
-def test_resume_after_kill_reproduces_an_uninterrupted_run(tmp_path, mnist_pt, init_record):
-    straight = _session2(tmp_path / "straight", mnist_pt, init_record)
+def test_augmentation_crops_within_the_padding_and_flips_half_the_images():
+    x = torch.rand(500, 2, 6, 6)
+    out = augment_batch(x, "crop_flip", 2, torch.Generator().manual_seed(0))
+    assert torch.equal(out, augment_batch(x, "crop_flip", 2, torch.Generator().manual_seed(0)))
+    padded, draws = F.pad(x, (2,) * 4), Counter()
+    for i in range(len(x)):
+        windows = {(dy, dx): padded[i, :, dy:dy + 6, dx:dx + 6] for dy in range(5) for dx in range(5)}
+        match = [(shift, flip) for shift, w in windows.items() for flip in (False, True)
+                 if torch.equal(w.flip(-1) if flip else w, out[i])]
+        assert len(match) == 1, i  # exactly one shift of the zero-padded image, mirrored or not
+        draws.update(match)
+    assert len({shift for shift, _ in draws}) == 25  # every shift up to 2 pixels each way is drawn
+    assert 0.4 < sum(n for (_, flip), n in draws.items() if flip) / len(x) < 0.6
+    assert augment_batch(x, "none", 2, torch.Generator()) is x
+    with pytest.raises(ValueError, match="augment must be one of"):
+        TrainConfig(seed=0, max_epochs=1, augment="mixup")
+
+
+@pytest.mark.parametrize("augment", ["none", "crop_flip"])
+def test_resume_after_kill_reproduces_an_uninterrupted_run(tmp_path, mnist_pt, init_record, augment):
+    straight = _session2(tmp_path / "straight", mnist_pt, init_record, augment=augment)
     killed = tmp_path / "killed"
-    assert _session2(killed, mnist_pt, init_record, stop_after=2) == {}
+    assert _session2(killed, mnist_pt, init_record, stop_after=2, augment=augment) == {}
     assert (killed / "checkpoint.pt").exists() and not (killed / "model.pt").exists()
-    resumed = _session2(killed, mnist_pt, init_record)
+    resumed = _session2(killed, mnist_pt, init_record, augment=augment)
     assert not (killed / "checkpoint.pt").exists()
     for key, value in straight["state_dict"].items():
         assert torch.equal(value, resumed["state_dict"][key]), key
@@ -62,6 +84,9 @@ def test_resume_after_kill_reproduces_an_uninterrupted_run(tmp_path, mnist_pt, i
     snaps_a, snaps_b = load_torch(tmp_path / "straight" / "snapshots.pt"), load_torch(killed / "snapshots.pt")
     assert snaps_a["epochs"] == snaps_b["epochs"] == [0, 1, 2, 3, 4]
     assert torch.equal(snaps_a["snapshots"][-1]["net.0.weight"], snaps_b["snapshots"][-1]["net.0.weight"])
+    if augment != "none":  # the augmentation reached the batches: the run differs from a plain one
+        plain = _session2(tmp_path / "plain", mnist_pt, init_record)["state_dict"]
+        assert any(not torch.equal(v, plain[k]) for k, v in straight["state_dict"].items())
 
 
 def test_a_checkpoint_is_not_resumed_after_its_inner_net_changed(tmp_path, mnist_pt, init_record):

@@ -62,6 +62,8 @@ def _training_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--patience", type=int, default=20)
     g.add_argument("--monitor", default="val_error")
     g.add_argument("--restore-best", type=_bool, default=True)
+    g.add_argument("--augment", default="none", help="training batches: none, crop, or crop_flip")
+    g.add_argument("--crop-pad", type=int, default=4, help="a crop shifts images by up to this many pixels")
     g.add_argument("--val-size", type=int, required=True)
     g.add_argument("--split-seed", type=int, default=0)
     g.add_argument("--train-limit", type=_optional_int, default=None)
@@ -74,7 +76,7 @@ def _train_config(args):
 
     return TrainConfig(seed=args.seed, max_epochs=args.max_epochs, lr=args.lr, batch_size=args.batch_size,
                        eval_batch_size=args.eval_batch_size, patience=args.patience, monitor=args.monitor,
-                       restore_best=args.restore_best)
+                       restore_best=args.restore_best, augment=args.augment, crop_pad=args.crop_pad)
 
 
 def _split(args) -> dict:

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 METRIC_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "seconds")
 MONITORS = ("val_error", "val_loss")
+AUGMENTATIONS = ("none", "crop", "crop_flip")  # of training batches; the paper names none
 COMPILE_MODES = ("none", "default", "reduce-overhead")  # torch.compile's mode; reduce-overhead adds CUDA graphs
 _compile = "none"
 
@@ -45,10 +46,14 @@ class TrainConfig:
     patience: int = 20  # the paper's early-stopping window, in epochs
     monitor: str = "val_error"
     restore_best: bool = True  # end at the best-validation epoch (the paper's "saturation")
+    augment: str = "none"
+    crop_pad: int = 4  # a crop shifts the image by up to this many pixels each way (zero padding)
 
     def __post_init__(self):
         if self.monitor not in MONITORS:
             raise ValueError(f"monitor must be one of {MONITORS}, got {self.monitor!r}")
+        if self.augment not in AUGMENTATIONS:
+            raise ValueError(f"augment must be one of {AUGMENTATIONS}, got {self.augment!r}")
 
 
 class EarlyStopping:
@@ -112,6 +117,24 @@ def _to_input(x: torch.Tensor) -> torch.Tensor:
     return x.float().div_(255)
 
 
+def augment_batch(x: torch.Tensor, mode: str, pad: int, generator: torch.Generator) -> torch.Tensor:
+    """``(B, C, H, W)`` images, each shifted by a random crop of its zero-padded copy (``crop``) and, for
+    ``crop_flip``, mirrored left-right with probability 1/2. The draws come from ``generator`` (on the CPU, so a
+    run's augmentations do not depend on its device) and the gather runs on the images' device."""
+    if mode == "none":
+        return x
+    b, c, h, w = x.shape
+    shift = torch.randint(0, 2 * pad + 1, (2, b, 1), generator=generator).to(x.device)
+    index = {n: torch.arange(size, device=x.device) for n, size in (("b", b), ("c", c), ("h", h), ("w", w))}
+    rows = (shift[0] + index["h"])[:, None, :, None]
+    cols = (shift[1] + index["w"])[:, None, None, :]
+    x = nn.functional.pad(x, (pad,) * 4)[index["b"][:, None, None, None], index["c"][:, None, None], rows, cols]
+    if mode == "crop_flip":
+        flip = (torch.rand(b, generator=generator) < 0.5).to(x.device)[:, None, None, None]
+        x = torch.where(flip, x.flip(-1), x)
+    return x
+
+
 def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, inputs: torch.Tensor, labels: torch.Tensor
                ) -> tuple[torch.Tensor, torch.Tensor]:
     """One Adam step on the cross-entropy of a batch; returns the (detached) loss and logits."""
@@ -126,10 +149,11 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, inputs: torch
 def run_epoch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int,
               optimizer: torch.optim.Optimizer | None = None, generator: torch.Generator | None = None,
               perturb: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
-              ) -> tuple[float, float]:
+              augment: tuple[str, int] = ("none", 0)) -> tuple[float, float]:
     """One pass over ``(x, y)``: training when an optimizer is given, else evaluation. Returns (loss, acc).
 
-    ``perturb(model, inputs, labels)``, if given, replaces each batch's [0, 1] inputs (adversarial training).
+    ``augment`` (mode, pad) transforms training batches (:func:`augment_batch`, drawing from ``generator``);
+    ``perturb(model, inputs, labels)``, if given, then replaces each batch's [0, 1] inputs (adversarial training).
     """
     training = optimizer is not None
     model.train(training)
@@ -141,6 +165,8 @@ def run_epoch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: in
         for start in range(0, n, batch_size):
             idx = order[start:start + batch_size]
             inputs = _to_input(x[idx])
+            if training:
+                inputs = augment_batch(inputs, *augment, generator)
             if perturb is not None:
                 inputs = perturb(model, inputs, y[idx])
             if training:
@@ -231,7 +257,7 @@ def fit(model: nn.Module, splits: dict, cfg: TrainConfig, checkpoint: Path, *,
         adv = {s: perturb(epoch, s) if perturb is not None else None
                for s in ("train", "val", "test")}
         train_loss, train_acc = run_epoch(stepper, *data["train"], cfg.batch_size, optimizer, gen,
-                                          adv["train"])
+                                          adv["train"], (cfg.augment, cfg.crop_pad))
         val_loss, val_acc = run_epoch(stepper, *data["val"], cfg.eval_batch_size, perturb=adv["val"])
         test_loss, test_acc = run_epoch(stepper, *data["test"], cfg.eval_batch_size,
                                         perturb=adv["test"])
