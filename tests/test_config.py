@@ -29,6 +29,31 @@ def test_schema_lists_every_inner_net_kernel_and_compile_mode():
     assert schema["properties"]["compile"]["enum"] == list(COMPILE_MODES)
 
 
+def test_every_config_key_is_described():
+    """Every property of the schema, at any depth ($defs included), says what its key does. A key with no value
+    flags a flow-style description cut short at an unquoted comma."""
+    undescribed, cut = [], []
+
+    def walk(node, path):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if value is None:
+                    cut.append(f"{path}/{key}")
+            for key, sub in (node.get("properties") or {}).items():
+                description = sub.get("description") if isinstance(sub, dict) else None
+                if not (isinstance(description, str) and description.strip()):
+                    undescribed.append(f"{path}/properties/{key}")
+            for key, value in node.items():
+                walk(value, f"{path}/{key}")
+        elif isinstance(node, list):
+            for i, value in enumerate(node):
+                walk(value, f"{path}/{i}")
+
+    walk(yaml.safe_load(SCHEMA.read_text()), "#")
+    assert not undescribed, f"schema properties without a description: {undescribed}"
+    assert not cut, f"schema keys without a value (an unquoted comma in a flow-style description?): {cut}"
+
+
 def test_shipped_configs_are_valid():
     validate_config(PAPER, SCHEMA)
     for extra in (REPO / "workflow" / "configs").glob("*.yaml"):
