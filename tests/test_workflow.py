@@ -75,12 +75,15 @@ def test_tiny_real_mnist_run_writes_every_artefact(tmp_path, mirror):
     assert "learned 2-arg MLP nonlinearities: sign of curvature" in claims
     assert any("robust accuracy (AutoAttack)" in c for c in claims)
     assert "mnist MLP: 2-arg performs better (session-III test accuracy)" in claims
+    assert load_torch(results / "runs/mnist/mlp/arg2/seed0/session2/model.pt")["train_config"]["augment"] == "crop"
     with open(results / "runs/mnist/mlp/arg2/seed1/session3/metrics.csv") as fh:
         assert len(list(csv.DictReader(fh))) == 2
     assert (tmp_path / "logs" / "train_session2" / "mnist" / "mlp" / "arg2" / "seed0.log").stat().st_size > 0
     _check_run_summary(tmp_path, tiny)
+    moved = tmp_path / "mirror-elsewhere"  # the same data read from another path does not rerun the DAG
+    moved.symlink_to(mirror)
     again = snakemake("-n", "--cores", "2", "all", "--configfile", str(REPO / "config.yaml"), str(tiny), cwd=tmp_path,
-                      env={"MULTIARG_DATA_MIRROR": str(mirror)})
+                      env={"MULTIARG_DATA_MIRROR": str(moved)})
     assert "Nothing to be done" in again.stdout + again.stderr
     report = tmp_path / "report.html"
     built = snakemake("--report", str(report), "--configfile", str(REPO / "config.yaml"), str(tiny), cwd=tmp_path,

@@ -7,6 +7,11 @@ from multiarg.activations import ActivationSpec
 from multiarg.config import cli_options, pretrain_options, validate_config
 
 validate_config(config, os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml"))
+# The data mirror reaches prepare_data through the environment (MULTIARG_DATA_MIRROR, which wins over data.mirror),
+# not as a parameter, since where the same data is read from must not make Snakemake rerun the whole DAG (the
+# prepared files' checksums say what the data is).
+if config["data"]["mirror"]:
+    os.environ.setdefault("MULTIARG_DATA_MIRROR", str(config["data"]["mirror"]))
 
 DATASETS = config["data"]["datasets"]
 ARCHS = config["archs"]
@@ -67,25 +72,21 @@ def model_options(arch):
             "inner_hidden": m["inner_hidden"], "inner_depth": m["inner_depth"]}
 
 
-def get_mirror(wildcards):
-    return os.environ.get("MULTIARG_DATA_MIRROR") or config["data"]["mirror"] or "''"
-
-
 def get_pretrain_args(wildcards):
     return cli_args(pretrain_options(config))
 
 
-def training_options(patience=None, train_limit=None):
+def training_options(dataset, patience=None, train_limit=None):
     """The `train` and `data` settings every training step takes (`python -m multiarg train` and `train-rnn`)."""
     t, d = config["train"], config["data"]
     return {"lr": t["lr"], "batch_size": t["batch_size"], "eval_batch_size": t["eval_batch_size"],
             "patience": patience or t["patience"], "monitor": t["monitor"], "restore_best": t["restore_best"],
-            "val_size": d["val_size"], "split_seed": d["split_seed"], "train_limit": train_limit or d["train_limit"],
+            "augment": t["augment"][dataset], "crop_pad": t["crop_pad"], "val_size": d["val_size"], "split_seed": d["split_seed"], "train_limit": train_limit or d["train_limit"],
             "test_limit": d["test_limit"], "device": config["device"]}
 
 
 def get_train_args(wildcards, patience=None, train_limit=None):
-    options = {**model_options(wildcards.arch), **training_options(patience, train_limit)}
+    options = {**model_options(wildcards.arch), **training_options(wildcards.dataset, patience, train_limit)}
     if wildcards.activation in config["matching"]["matched"]:
         options["match_to"] = config["matching"]["reference"]
     return cli_args(options)
@@ -223,7 +224,7 @@ def rnn_summaries(name="summary.json"):
 def get_rnn_args(wildcards):
     m, a = config["model"], config["analysis"]
     return cli_args({"hidden": RNN["hidden"], "inner_hidden": m["inner_hidden"], "inner_depth": m["inner_depth"],
-                     "max_epochs": RNN["max_epochs"], **training_options(), "bins": a["input_bins"],
+                     "max_epochs": RNN["max_epochs"], **training_options("mnist"), "bins": a["input_bins"],
                      "extent": a["input_extent"], "mass": a["mass"], "fit_weighting": a["fit_weighting"]})
 
 
