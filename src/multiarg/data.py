@@ -28,6 +28,7 @@ MNIST_SHA256 = {
 }
 # sha256 of the offline mirror's cifar10-jpeg.tar.gz; recorded in manifests, a different tarball only warns.
 CIFAR_JPEG_SHA256 = "f56d4bae85b4f56878bac30dbd8e0549729f971e26ddc17d407beba33d232fbb"
+UNKNOWN_JPEG_ENV = "MULTIARG_ALLOW_UNKNOWN_JPEG"  # "1" accepts another JPEG re-encoding of CIFAR-10
 CIFAR_JPEG_NOTE = ("Results use a JPEG re-encoding of CIFAR-10 (quality 75, 4:2:0 chroma; offline mirror), "
                    "not the original images, so they are not exactly comparable to published CIFAR-10 numbers.")
 CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
@@ -163,6 +164,13 @@ def _load_cifar_jpeg(tgz: Path) -> tuple[dict, list[dict]]:
             members = tf.getmembers()
     except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
         raise DataError(f"{tgz}: truncated or corrupt archive ({type(e).__name__}: {e}): {_FIX}") from e
+    digest = hashlib.sha256(blob).hexdigest()
+    if digest != CIFAR_JPEG_SHA256:
+        if os.environ.get(UNKNOWN_JPEG_ENV) != "1":
+            raise DataError(f"{tgz}: sha256 {digest} is not the known JPEG CIFAR-10 tarball's, so it was changed "
+                            f"or is another re-encoding: {_FIX}; or set {UNKNOWN_JPEG_ENV}=1 to use it anyway (its "
+                            f"manifest then says known_sha256: false)")
+        warnings.warn(f"{tgz}: sha256 {digest} is not the known JPEG CIFAR-10 tarball; using it ({UNKNOWN_JPEG_ENV})")
     rows: dict[str, list] = {"train": [], "test": []}
     for m in members:
         parts = PurePosixPath(m.name).parts
@@ -188,9 +196,6 @@ def _load_cifar_jpeg(tgz: Path) -> tuple[dict, list[dict]]:
         out[f"{split}_x"] = torch.from_numpy(x).permute(0, 3, 1, 2).contiguous()
         out[f"{split}_y"] = torch.tensor([classes.index(r[0]) for r in items], dtype=torch.int64)
     out["classes"] = list(CIFAR_CLASSES)
-    digest = hashlib.sha256(blob).hexdigest()
-    if digest != CIFAR_JPEG_SHA256:
-        warnings.warn(f"{tgz}: sha256 {digest} is not the known JPEG CIFAR-10 tarball; using it anyway")
     return out, [{"path": str(tgz), "sha256": digest, "known_sha256": digest == CIFAR_JPEG_SHA256}]
 
 
@@ -227,7 +232,8 @@ def _download(name: str, cache_dir: Path) -> tuple[dict, list[dict], str]:
         raise DataError(
             f"downloading {name} with torchvision into {cache_dir} failed ({type(e).__name__}: "
             f"{' '.join(str(e).split())}). "
-            f"Without internet, use a local copy: set `data.mirror` in the config or the environment "
+            f"If an earlier download was interrupted, delete {cache_dir} and try again (torchvision reuses files "
+            f"it finds there without checking them). Without internet, use a local copy: set `data.mirror` in the config or the environment "
             f"variable {MIRROR_ENV} to a folder holding {_LAYOUTS[name]}") from e
     if name == "mnist":
         files, _ = _find_mnist(cache_dir)
@@ -299,7 +305,7 @@ def load_prepared(path: Path, verify: bool = True) -> dict:
             raise DataError(f"{path}: sha256 {actual} does not match its manifest ({expected}); the file is "
                             f"corrupt or was changed: {fix}")
     try:
-        return load_torch(path)
+        return load_torch(path, check=not verify)  # a verified sha256 already covers every byte
     except Exception as e:  # torch raises many types for a damaged zip/pickle
         raise DataError(f"{path}: cannot be loaded ({type(e).__name__}: {e}); {fix}") from e
 

@@ -5,6 +5,7 @@ import hashlib
 import json
 import os
 import tempfile
+import zipfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -33,13 +34,32 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+class CorruptFile(RuntimeError):
+    """A file written by :func:`save_torch` that does not read back intact."""
+
+
 def save_torch(obj: Any, path: str | os.PathLike) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    """Write ``obj`` atomically. Through an open handle torch names the archive's folder "archive" (given a path
+    it would store the temporary file's random name), so equal objects give byte-equal files."""
+    try:
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+            torch.save(obj, fh)
+    except RuntimeError as e:  # torch reports a full disk as "unexpected pos ...", naming no file
+        raise OSError(f"could not write {path} (is the disk full?): {e}") from e
 
 
-def load_torch(path: str | os.PathLike) -> Any:
-    """Load a file written by :func:`save_torch` without unpickling arbitrary objects."""
+def load_torch(path: str | os.PathLike, check: bool = True) -> Any:
+    """Load a file written by :func:`save_torch` without unpickling arbitrary objects. ``check`` first verifies
+    the archive's CRCs, which ``torch.load`` does not: a flipped bit would load as a silently different tensor."""
+    if check:
+        fix = "delete it and re-run the step that wrote it"
+        try:
+            with zipfile.ZipFile(path) as archive:
+                bad = archive.testzip()
+        except (zipfile.BadZipFile, OSError) as e:
+            raise CorruptFile(f"{path} is not a readable torch file ({e}); {fix}") from e
+        if bad is not None:
+            raise CorruptFile(f"{path} is corrupt: {bad} fails its CRC check; {fix}")
     return torch.load(path, map_location="cpu", weights_only=True)
 
 

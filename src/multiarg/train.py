@@ -196,6 +196,20 @@ def _set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def _read_checkpoint(path: Path) -> dict:
+    """The checkpoint's state, or {} (with a warning) if it cannot be read: a damaged checkpoint costs the epochs
+    it held, not the run, which would otherwise fail on every retry."""
+    try:
+        state = load_torch(path)
+    except Exception as e:  # torch raises many types for a damaged or foreign pickle
+        log.warning("ignoring unreadable checkpoint %s (%s: %s); training from the start", path, type(e).__name__, e)
+        return {}
+    if not isinstance(state, dict) or "fingerprint" not in state:
+        log.warning("ignoring checkpoint %s: not a checkpoint of this version; training from the start", path)
+        return {}
+    return state
+
+
 def _as_tuple(obj):
     return tuple(_as_tuple(o) for o in obj) if isinstance(obj, (list, tuple)) else obj
 
@@ -233,15 +247,15 @@ def fit(model: nn.Module, splits: dict, cfg: TrainConfig, checkpoint: Path, *,
     extra: dict = {}
     epoch = 0
     if checkpoint.exists():
-        state = load_torch(checkpoint)
-        if state["fingerprint"] == fingerprint:
+        state = _read_checkpoint(checkpoint)
+        if state.get("fingerprint") == fingerprint:
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             stopper = EarlyStopping(cfg.patience, **state["stopper"])
             history, best_state, extra, epoch = state["history"], state["best_state"], state["extra"], state["epoch"]
             _set_rng_state(state["rng"])
             log.info("resumed %s from %s at epoch %d", desc, checkpoint, epoch)
-        else:
+        elif state:
             log.warning("ignoring checkpoint %s: it belongs to a different configuration", checkpoint)
     if epoch == 0 and on_epoch is not None:
         extra = on_epoch(model, 0, extra)

@@ -5,7 +5,6 @@ rule prepare_data:
     log:
         "logs/prepare_data/{dataset}.log",
     params:
-        mirror=get_mirror,
         cache="results/downloads",
     threads: 2
     resources:
@@ -15,4 +14,4 @@ rule prepare_data:
         ENV
     shell:
         "python -m multiarg prepare-data --dataset {wildcards.dataset} --out {output.data}"
-        " --mirror {params.mirror} --cache-dir {params.cache} > {log} 2>&1"
+        " --cache-dir {params.cache} > {log} 2>&1"

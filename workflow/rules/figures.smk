@@ -7,7 +7,7 @@ rule fig4:
     log:
         "logs/figures/fig4.log",
     params:
-        scale=config["scale"],
+        scale=shlex.quote(config["scale"]),
         mass=config["analysis"]["mass"],
     threads: 1
     resources:
@@ -16,7 +16,7 @@ rule fig4:
     conda:
         ENV
     shell:
-        "python -m multiarg fig4 --out {output.pdf} --scale '{params.scale}' --mass {params.mass}"
+        "python -m multiarg fig4 --out {output.pdf} --scale {params.scale} --mass {params.mass}"
         " --inputs {input.inputs} --inits {input.inits} --models {input.models} --metrics {input.metrics}"
         " > {log} 2>&1"
 
@@ -30,7 +30,7 @@ rule fig5:
     log:
         "logs/figures/fig5.log",
     params:
-        scale=config["scale"],
+        scale=shlex.quote(config["scale"]),
         mass=config["analysis"]["mass"],
         epochs=",".join(map(str, config["figures"]["fig5"]["epochs"])),
     threads: 1
@@ -40,7 +40,7 @@ rule fig5:
     conda:
         ENV
     shell:
-        "python -m multiarg fig5 --out {output.pdf} --scale '{params.scale}' --mass {params.mass}"
+        "python -m multiarg fig5 --out {output.pdf} --scale {params.scale} --mass {params.mass}"
         " --epochs {params.epochs} --snapshots {input.snapshots} --inputs {input.inputs} > {log} 2>&1"
 
 
