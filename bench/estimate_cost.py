@@ -58,7 +58,7 @@ from common import (ROOT, attempt, best_of, compile_ahead, device, environment, 
 from multiarg import jobserver
 from multiarg.activations import KERNELS, ActivationSpec, InnerNet, set_kernel
 from multiarg.corruptions import CORRUPTIONS, SEVERITIES
-from multiarg.data import _COUNTS, SHAPES, load_prepared, manifest_path
+from multiarg.data import COUNTS, SHAPES, load_prepared, manifest_path
 from multiarg.io import save_torch, sha256, write_json
 from multiarg.rnn_study import RNNConfig
 from multiarg.train import COMPILE_MODES, compiled, frozen, set_compile, train_step
@@ -165,7 +165,7 @@ def job_seconds(rule: str, w: dict, config: dict, timer, args) -> float:
     if rule == "pretrain_inner":
         return config["pretrain"]["steps"] * timer.seconds["step"]
     dataset = job_dataset(rule, w)
-    full_train, full_test = _COUNTS[dataset]
+    full_train, full_test = COUNTS[dataset]
     n_train = min(full_train - d["val_size"], d["train_limit"] or math.inf)
     n_test = min(full_test, d["test_limit"] or math.inf)
     s, eval_batch = timer.fit_seconds if rule in FIT_RULES else timer.seconds, t["eval_batch_size"]
@@ -258,7 +258,7 @@ def handover_seconds(repeats: int) -> float:
 
 def load_seconds(dataset: str, repeats: int) -> float:
     """Best time of :func:`multiarg.data.load_prepared` (checksum, then load) on a file of ``dataset``'s size."""
-    (n_train, n_test), shape = _COUNTS[dataset], SHAPES[dataset][0]
+    (n_train, n_test), shape = COUNTS[dataset], SHAPES[dataset][0]
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / f"{dataset}.pt"
         save_torch({"train_x": torch.zeros(n_train, *shape, dtype=torch.uint8),

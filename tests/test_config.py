@@ -65,13 +65,18 @@ def test_shipped_configs_are_valid():
     ({"train": {"lr": -1}}, "train.lr: -1 is less than or equal to the minimum of 0"),
     ({"train": {"epochs": 3}}, "train: Additional properties are not allowed ('epochs' was unexpected)"),
     ({"activations": ["arg2", "gelu"]}, "activations.1: 'gelu' does not match"),
-    ({"activations": ["relu"]}, "activations: ['relu'] does not contain items matching"),
+    ({"activations": ["relu"]}, "activations: ['relu'] must include 'arg2'"),
     ({"data": {"datasets": ["imagenet"]}}, "data.datasets.0: 'imagenet' is not one of ['mnist', 'cifar10']"),
     ({"figures": {"fig5": {"seed": 9}}}, "figures.fig5.seed: 9 is not among [0, 1, 2, 3]"),
     ({"matching": {"matched": ["arg3"]}}, "matching: 'arg3' is not among activations"),
     ({"model": {"pool_after": [0, 7]}}, "model.pool_after: layer indices must be below 4"),
     ({"analysis": {"trials": {"arg2": 2, "arg2-xavier": 3, "arg3": 0}}}, "analysis.trials.arg2-xavier: untrained"),
     ({"analysis": {"fit_weighting": "cells"}}, "analysis.fit_weighting: 'cells' is not one of"),
+    ({"data": {"val_size": 59_900, "train_limit": 300}}, "data: val_size 59900 + train_limit 300 exceeds the 60000"),
+    ({"model": {"cnn_widths": [4] * 6, "pool_after": [0, 1, 2, 3, 4, 5]}}, "model.pool_after: 6 2x2 pools leave"),
+    ({"model": {"pool_after": [0, 4]}}, "model.pool_after: layer indices must be below 4"),  # the boundary index
+    ({"robustness": {"adversarial": {"seeds": [9]}}}, "robustness.adversarial.seeds: 9 is not among seeds"),
+    ({"activations": ["arg2", "arg2-xavier", "arg1"]}, "robustness.cifar10c: corruption errors are relative to ReLU"),
     ({"compile": "max-autotune"}, "compile: 'max-autotune' is not one of ['none', 'default', 'reduce-overhead']"),
 ])
 def test_bad_configs_are_rejected_with_the_key_and_the_reason(change, message):

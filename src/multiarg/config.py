@@ -15,12 +15,18 @@ def _where(error: jsonschema.ValidationError) -> str:
     return ".".join(str(p) for p in error.absolute_path) or "(top level)"
 
 
+def _message(error: jsonschema.ValidationError) -> str:
+    if error.validator == "contains" and "const" in error.validator_value:  # jsonschema would not name the item
+        return f"{error.instance} must include {error.validator_value['const']!r}"
+    return error.message
+
+
 def validate_config(config: dict, schema_path: str | Path) -> None:
     """Check ``config`` against the JSON schema and the cross-key rules; raise :class:`ConfigError`
     listing every problem as ``key.path: message``."""
     schema = yaml.safe_load(Path(schema_path).read_text())
     validator = jsonschema.Draft202012Validator(schema)
-    problems = [f"{_where(e)}: {e.message}" for e in sorted(validator.iter_errors(config), key=_where)]
+    problems = [f"{_where(e)}: {_message(e)}" for e in sorted(validator.iter_errors(config), key=_where)]
     if not problems:
         problems = _consistency(config)
     if problems:
@@ -76,4 +82,22 @@ def _consistency(config: dict) -> list[str]:
     depth = len(config["model"]["cnn_widths"])
     if any(i >= depth for i in config["model"]["pool_after"]):
         problems.append(f"model.pool_after: layer indices must be below {depth} (the number of conv layers)")
+    return problems + _sizes(config)
+
+
+def _sizes(config: dict) -> list[str]:
+    """What each dataset can give: the split's images, and room for the CNN's 2x2 pools (known before any job runs,
+    rather than failing in every one)."""
+    from .data import COUNTS, SHAPES
+
+    problems, d = [], config["data"]
+    pools = len(set(config["model"]["pool_after"]))
+    for name in d["datasets"]:
+        train = COUNTS[name][0]
+        if d["val_size"] + (d["train_limit"] or 1) > train:
+            problems.append(f"data: val_size {d['val_size']} + train_limit {d['train_limit']} exceeds the {train} "
+                            f"training images of {name}")
+        side = min(SHAPES[name][0][1:])
+        if "cnn" in config["archs"] and side >> pools == 0:
+            problems.append(f"model.pool_after: {pools} 2x2 pools leave nothing of {name}'s {side}x{side} images")
     return problems

@@ -32,7 +32,7 @@ UNKNOWN_JPEG_ENV = "MULTIARG_ALLOW_UNKNOWN_JPEG"  # "1" accepts another JPEG re-
 CIFAR_JPEG_NOTE = ("Results use a JPEG re-encoding of CIFAR-10 (quality 75, 4:2:0 chroma; offline mirror), "
                    "not the original images, so they are not exactly comparable to published CIFAR-10 numbers.")
 CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
-_COUNTS = {"mnist": (60000, 10000), "cifar10": (50000, 10000)}
+COUNTS = {"mnist": (60000, 10000), "cifar10": (50000, 10000)}  # (training, test) images
 SHAPES = {"mnist": ((1, 28, 28), 10), "cifar10": ((3, 32, 32), 10)}  # (image shape, classes)
 _LAYOUTS = {
     "mnist": "MNIST/raw/*-ubyte[.gz] (torchvision layout), mnist/*-ubyte.gz, or the four *-ubyte.gz files "
@@ -177,7 +177,7 @@ def _load_cifar_jpeg(tgz: Path) -> tuple[dict, list[dict]]:
         if m.isfile() and len(parts) >= 3 and parts[-3] in rows and parts[-1].endswith(".jpg"):
             rows[parts[-3]].append((parts[-2], parts[-1], m))
     out: dict = {}
-    for split, n in zip(("train", "test"), _COUNTS["cifar10"]):
+    for split, n in zip(("train", "test"), COUNTS["cifar10"]):
         items = sorted(rows[split], key=lambda r: r[:2])
         classes = sorted({r[0] for r in items})
         if len(items) != n or classes != CIFAR_CLASSES:
