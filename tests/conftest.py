@@ -50,3 +50,20 @@ def cifar_images(mirror) -> np.ndarray:
 @pytest.fixture(autouse=True)
 def _single_thread():
     torch.set_num_threads(1)
+
+
+@pytest.fixture
+def cifar10c_errors():
+    """A writer of one evaluated run's CIFAR-10-C error file, as ``cifar10c.evaluate_run`` writes it: ``error`` on
+    every corrupted set, half of it clean. Returns the file's path."""
+    from multiarg.corruptions import CORRUPTIONS
+    from multiarg.io import write_json
+
+    def write(root: Path, arch: str, activation: str, seed: int, error: float) -> str:
+        path = root / f"runs/cifar10/{arch}/{activation}/seed{seed}/session3/cifar10c_errors.json"
+        path.parent.mkdir(parents=True)
+        write_json({"clean": error / 2, "source": "generated", "data_note": "",
+                    "corrupted": {c: {str(s): error for s in range(1, 6)} for c in CORRUPTIONS}}, path)
+        return str(path)
+
+    return write

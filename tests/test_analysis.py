@@ -88,13 +88,18 @@ def test_weights_change_the_fit_of_a_non_quadratic_function():
     flat = fit_quadratic(x, f)
     narrow = fit_quadratic(x, f, np.exp(-r / 0.5))
     assert np.abs(flat["coef"] - narrow["coef"]).max() > 0.1
-    assert 0 < narrow["r2"] < 1 and 0 < flat["r2"] < 1
     # Matches the weighted normal equations (A^T W A) c = A^T W f.
     w = np.exp(-r / 0.5).reshape(-1)
     a = np.stack([x[..., 0] ** 2, x[..., 1] ** 2, x[..., 0] * x[..., 1], x[..., 0], x[..., 1],
                   np.ones_like(r)], -1).reshape(-1, 6)
     np.testing.assert_allclose(narrow["coef"], np.linalg.solve(a.T @ (w[:, None] * a), a.T @ (w * f.reshape(-1))),
                                rtol=1e-8, atol=1e-10)
+    # R^2 is weighted throughout: residuals and spread both about the weighted mean of f
+    for fit, weights in ((narrow, w), (flat, np.ones_like(w))):
+        fv = f.reshape(-1)
+        ss_res = np.sum(weights * (fv - a @ fit["coef"]) ** 2)
+        ss_tot = np.sum(weights * (fv - np.sum(weights * fv) / weights.sum()) ** 2)
+        assert fit["r2"] == pytest.approx(1 - ss_res / ss_tot, rel=1e-9) and 0 < fit["r2"] < 1
 
 
 def test_zero_weight_cells_are_ignored():

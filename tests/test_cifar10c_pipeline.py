@@ -60,15 +60,9 @@ def test_generate_evaluate_summarise_and_draw(prepared, tmp_path):
     assert (tmp_path / "fig9.png").stat().st_size > 10_000
 
 
-def test_each_architecture_is_scored_against_its_own_reference(tmp_path):
-    from multiarg.corruptions import CORRUPTIONS
-
+def test_each_architecture_is_scored_against_its_own_reference(tmp_path, cifar10c_errors):
     def run(arch, activation, seed, error):
-        path = tmp_path / f"runs/cifar10/{arch}/{activation}/seed{seed}/session3/cifar10c_errors.json"
-        path.parent.mkdir(parents=True)
-        write_json({"clean": error / 2, "source": "generated", "data_note": "",
-                    "corrupted": {c: {str(s): error for s in range(1, 6)} for c in CORRUPTIONS}}, path)
-        return str(path)
+        return cifar10c_errors(tmp_path, arch, activation, seed, error)
 
     paths = [run("mlp", "relu", 0, 0.8), run("mlp", "arg2", 0, 0.6), run("cnn", "relu", 0, 0.4),
              run("cnn", "relu", 1, 0.4), run("cnn", "arg2", 0, 0.3), run("cnn", "arg2", 1, 0.5)]
@@ -86,6 +80,25 @@ def test_each_architecture_is_scored_against_its_own_reference(tmp_path):
     assert mce["mlp", "arg2"]["verdict"].startswith("n/a") and mce["cnn", "relu"]["verdict"] == ""
     cifar10c.fig9(types.SimpleNamespace(errors=paths, out=str(tmp_path / "fig9.pdf"), scale="TEST"))
     assert (tmp_path / "fig9.png").stat().st_size > 10_000
+
+
+def test_a_significantly_lower_mce_than_relus_reads_lower(tmp_path, cifar10c_errors):
+    from scipy import stats
+
+    arg2, relu = (0.30, 0.31, 0.32), (0.40, 0.41)
+    paths = ([cifar10c_errors(tmp_path, "cnn", "arg2", s, e) for s, e in enumerate(arg2)]
+             + [cifar10c_errors(tmp_path, "cnn", "relu", s, e) for s, e in enumerate(relu)])
+    rows = cifar10c.write_summary_table(paths, str(tmp_path / "cifar10c.csv"), "TEST")
+    mce = next(r for r in rows if r["activation"] == "arg2" and r["corruption"] == "mCE")
+    reference = sum(relu) / len(relu)
+    welch = stats.ttest_ind([e / reference for e in arg2], [e / reference for e in relu], equal_var=False)
+    assert mce["verdict"] == "lower mCE than ReLU, Welch p < 0.05"
+    assert mce["mce_vs_relu_p"] == f"{welch.pvalue:.3g}" and mce["mce_vs_relu_ci95"].startswith("[-")
+    worse = ([cifar10c_errors(tmp_path / "worse", "cnn", "arg2", s, e) for s, e in enumerate((0.50, 0.51, 0.52))]
+             + [cifar10c_errors(tmp_path / "worse", "cnn", "relu", s, e) for s, e in enumerate(relu)])
+    worse = cifar10c.write_summary_table(worse, str(tmp_path / "w.csv"), "T")
+    assert next(r for r in worse if r["activation"] == "arg2" and r["corruption"] == "mCE")["verdict"] == (
+        "higher mCE than ReLU, Welch p < 0.05")
 
 
 def test_evaluation_refuses_published_labels_of_another_test_order(prepared, tmp_path):

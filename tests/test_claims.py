@@ -56,3 +56,32 @@ def test_claims_carry_each_tests_interval_p_and_verdict(tmp_path):
     assert robust["verdict"] == "2-arg more robust, Welch p < 0.05"
     assert not any("CIFAR-10-C" in c for c in by)  # not run: no claim, rather than an empty one
     assert "The paper's claims" in (tmp_path / "claims.md").read_text()
+
+
+def test_the_cifar10c_claim_carries_the_tables_interval_p_and_verdict(tmp_path, cifar10c_errors):
+    from multiarg.cifar10c import write_summary_table
+
+    errors = ([cifar10c_errors(tmp_path, "cnn", "arg2", s, e) for s, e in enumerate((0.30, 0.31, 0.32))]
+              + [cifar10c_errors(tmp_path, "cnn", "relu", s, e) for s, e in enumerate((0.40, 0.41))])
+    table = write_summary_table(errors, str(tmp_path / "cifar10c.csv"), "TEST")
+    mce = next(r for r in table if r["activation"] == "arg2" and r["corruption"] == "mCE")
+    write_values({}, str(tmp_path / "summary_values.json"))
+    write_table([], str(tmp_path / "empty.csv"))
+    rows = write_claims(str(tmp_path / "claims.csv"), "TEST", curvature=str(tmp_path / "empty.csv"),
+                        spectra=str(tmp_path / "empty.csv"), summary_values=str(tmp_path / "summary_values.json"),
+                        cifar10c=str(tmp_path / "cifar10c.csv"))
+    claim = next(r for r in rows if r["claim"].startswith("CIFAR-10-C"))
+    assert claim["verdict"] == mce["verdict"] == "lower mCE than ReLU, Welch p < 0.05"
+    assert (claim["p"], claim["interval95"]) == (mce["mce_vs_relu_p"], mce["mce_vs_relu_ci95"])
+    assert float(claim["p"]) < 0.05 and claim["interval95"].startswith("[-")
+    assert claim["measured"] == f"mCE {mce['ce_pct']}%"
+
+
+def test_a_significantly_worse_2arg_net_is_called_worse_than_the_stronger_baseline():
+    from multiarg.claims import baseline_claims
+
+    values = {("mnist", "mlp", a): {"test_acc": acc} for a, acc in (("arg2", [80.0, 81.0]), ("relu", [90.0, 91.0]),
+                                                                    ("arg1", [85.0, 86.0]))}
+    (row,) = baseline_claims(values)
+    assert row["claim"] == "mnist MLP: 2-arg performs better (session-III test accuracy)"
+    assert row["verdict"] == "2-arg worse than relu, Welch p < 0.05" and row["interval95"].startswith("[-")

@@ -36,6 +36,13 @@ def test_ranks_follow_each_metrics_direction_and_keep_the_seed_spread():
         stats.ttest_ind([85, 87], [90, 92], equal_var=False).pvalue, rel=1e-3)
 
 
+def test_the_lower_mce_ranks_first():
+    values = {("cifar10", "cnn", "arg2"): {"mce": [90.0, 91.0]}, ("cifar10", "cnn", "relu"): {"mce": [100.0, 101.0]}}
+    rows = {r["activation"]: r for r in rank_rows(values)}
+    assert (rows["arg2"]["mce_rank"], rows["relu"]["mce_rank"]) == (1, 2)
+    assert rows["arg2"]["mce_p_vs_best"] == "" and rows["relu"]["mce_p_vs_best"] != ""
+
+
 def test_a_missing_or_non_finite_metric_ranks_nobody_first():
     values = {("mnist", "mlp", "arg2"): {"test_acc": [90.0], "robust_acc": [float("nan")]},
               ("mnist", "mlp", "relu"): {"test_acc": [80.0], "robust_acc": [20.0]},

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import shutil
 import urllib.error
 import urllib.request
@@ -15,7 +16,8 @@ from multiarg import data
 from multiarg.data import DataError
 from multiarg.io import sha256
 
-MIRROR = Path(__file__).resolve().parents[2] / "shared" / "data"
+# the offline copies: $MULTIARG_DATA_MIRROR as in conftest.py, else shared/data beside the repository
+MIRROR = Path(os.environ.get(data.MIRROR_ENV) or Path(__file__).resolve().parents[2] / "shared" / "data")
 MNIST_FILES = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
                "t10k-labels-idx1-ubyte"]
 # published MNIST per-class counts
@@ -237,6 +239,13 @@ def test_split_limits():
         data.split(p, val_size=10, split_seed=1, train_limit=91)
     with pytest.raises(ValueError, match="test_limit"):
         data.split(p, val_size=10, split_seed=1, test_limit=41)
+
+
+def test_the_scored_test_subset_follows_the_split_seed():
+    p = _fake()
+    one, two = data.test_subset(p, 15, 1), data.test_subset(p, 15, 2)
+    assert not torch.equal(one[1], two[1]) and torch.equal(one[1], data.test_subset(p, 15, 1)[1])
+    assert torch.equal(data.test_subset(p, None, 1)[1], p["test_y"])
 
 
 def test_cifar_jpeg(cifar):

@@ -5,9 +5,10 @@ from scipy import stats
 
 from multiarg.analysis_figures import densest_slice
 
+from multiarg.analysis import fit_quadratic, hermite_bessel_basis
 from multiarg.inputs import InputHistogram
 from multiarg.nonlinearities import (AnalysisConfig, analyse_function, curvature_rows, load_records,
-                                     normalised_curvature, paper_check_note, spectra_rows, write_outputs)
+                                     normalised_curvature, paper_check_note, region, spectra_rows, write_outputs)
 
 
 def gaussian_hist(n_args: int, bins: int, points: int = 400_000, mean=0.0, std=1.0) -> dict:
@@ -42,6 +43,43 @@ def test_saddles_and_the_bowl_share_l2_but_not_its_saddle_share(hist2):
     assert bowl["spectrum_fraction"][2] > 0.95 and bowl["curvature"] > 0
     assert saddle["saddle_share_l2"] > 0.99 and bowl["saddle_share_l2"] < 0.01
     assert bowl["curvature_other_weighting"] > 0 > saddle["curvature_other_weighting"]
+    # x1^2 - x2^2 is the other saddle (m = +2), a quadrupole as much as x1 x2 (m = -2)
+    diagonal = analyse_function(lambda x: x[..., 0] ** 2 - x[..., 1] ** 2, hist2, AnalysisConfig())
+    assert diagonal["saddle_share_l2"] > 0.99 and diagonal["curvature"] < 0
+
+
+def test_the_configured_weighting_gives_the_curvature_and_the_other_its_check(hist2):
+    f = lambda x: x[..., 0] * x[..., 1] + abs(x[..., 0]) ** 3  # noqa: E731 (not a quadratic: weighting matters)
+    assert AnalysisConfig().fit_weighting == "uniform"
+    reg = region(hist2, AnalysisConfig().mass)
+    points, mask = reg["points"], reg["mask"]
+    uniform = fit_quadratic(points[mask], f(points[mask]))["curvature"]
+    density = fit_quadratic(points[mask], f(points[mask]), reg["density"][mask])["curvature"]
+    assert abs(uniform - density) > 0.1 * abs(uniform)
+    r = analyse_function(f, hist2, AnalysisConfig())
+    assert r["curvature"] == pytest.approx(uniform, rel=1e-5)
+    assert r["curvature_other_weighting"] == pytest.approx(density, rel=1e-5)
+    r = analyse_function(f, hist2, AnalysisConfig(fit_weighting="density"))
+    assert r["curvature"] == pytest.approx(density, rel=1e-5)
+    assert r["curvature_other_weighting"] == pytest.approx(uniform, rel=1e-5)
+
+
+def test_the_spectrum_removes_the_input_weighted_mean():
+    """On skewed inputs the mean over the inputs and the mean over the region's cells differ."""
+    torch.manual_seed(0)
+    h = InputHistogram(2, 60, 5.0)
+    h.add(torch.stack([torch.distributions.Exponential(1.0).sample((200_000,)), torch.randn(200_000)], 1))
+    hist = {"n_args": 2, "bins": 60, **h.result()}
+    f = lambda x: x[..., 0] ** 2 + x[..., 1]  # noqa: E731
+    r = analyse_function(f, hist, AnalysisConfig())
+    reg = region(hist, 0.99)
+    values, p = f(reg["points"]), reg["density"]
+    weighted, plain = np.sum(p * values) / p.sum(), values[reg["mask"]].mean()
+    assert abs(weighted - plain) > 1
+    basis, labels = hermite_bessel_basis(reg["points"] - r["basis_centre"], 6, r["basis_scale"])
+    coeffs = np.tensordot((values - weighted) * p, basis, 2) * reg["volume"]
+    spectrum = [sum(c**2 for (l, _), c in zip(labels, coeffs) if l == order) for order in range(7)]
+    np.testing.assert_allclose(r["spectrum"], spectrum, rtol=1e-5)
 
 
 def test_the_basis_fitted_to_off_centre_narrow_inputs_keeps_orders_apart():
@@ -128,6 +166,18 @@ def test_spectra_rows_average_over_functions():
     assert l1["n"] == 3 and float(l1["power_fraction_mean"]) == 0.5 and float(l1["power_fraction_sd"]) == 0
     l2 = [r for r in rows if r["l"] == 2 and r["dataset"] == "mnist"][0]
     assert float(l2["saddle_share_mean"]) == 0.75 and l1["saddle_share_mean"] == ""
+
+
+def test_spectra_rows_sample_sd_and_peak_order_over_l_at_least_1():
+    records = [{**_record("mlp", "mnist", 1.0), "spectrum_fraction": np.array(v)}
+               for v in ([2.0, 0.4, 0.6], [2.0, 0.6, 0.4])]
+    rows = {r["l"]: r for r in spectra_rows(records) if r["dataset"] == "mnist"}
+    assert rows[1]["power_fraction_sd"] == "0.1414"  # sample SD (ddof = 1) of 0.4 and 0.6
+    # l = 0 holds the most power in both, but the peak is the largest order l >= 1
+    assert (rows[0]["peak_l_share"], rows[1]["peak_l_share"], rows[2]["peak_l_share"]) == ("", "0.500", "0.500")
+    one = {r["l"]: r for r in spectra_rows([{**_record("mlp", "mnist", 1.0), "spectrum_fraction": np.array(
+        [2.0, 0.3, 0.7])}]) if r["dataset"] == "mnist"}
+    assert one[2]["peak_l_share"] == "1.000" and one[1]["peak_l_share"] == "0.000"
 
 
 def test_spectra_rows_test_learned_against_xavier_init_at_l1_and_l2():

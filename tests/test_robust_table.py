@@ -1,6 +1,7 @@
 from scipy import stats
 
 from multiarg.robust_table import table1_rows, write_table1
+from multiarg.tables import difference_cells, welch_difference
 
 
 def _result(activation, seed, robust, clean=0.9, complete=True):
@@ -41,3 +42,16 @@ def test_table1_files_say_when_the_attack_was_a_subset(tmp_path):
     assert tex.count("\\\\") == 3 and "30.00 $\\pm$ n/a" in tex
 
 
+def test_clean_accuracy_comes_from_the_clean_evaluation():
+    (row,) = table1_rows([_result("relu", 0, 0.5, clean=0.9)])
+    assert (row["clean_acc"], row["robust_acc"], row["clean_sd"]) == ("90.00", "50.00", "n/a")
+
+
+def test_welch_difference_without_spread():
+    """Identical seeds: no spread, so only the sign of the difference decides (p 1 for none, 0 for any)."""
+    same = welch_difference([0.0, 0.0], [0.0, 0.0])
+    assert same["p"] == 1 and same["se"] == 0
+    assert difference_cells(same, "more", "less")[1:] == ("1", "not significant (Welch p >= 0.05)")
+    apart = welch_difference([1.0, 1.0], [0.0, 0.0])
+    assert apart["p"] == 0 and (apart["ci_low"], apart["ci_high"]) == (1.0, 1.0)
+    assert difference_cells(apart, "more", "less")[2] == "more, Welch p < 0.05"

@@ -14,6 +14,10 @@ def test_ce_and_mce_by_hand():
     assert mce(ce) == pytest.approx(0.8)
 
 
+def test_mce_is_the_mean_not_the_median():
+    assert mce({"fog": 0.5, "snow": 0.6, "glass_blur": 1.0}) == pytest.approx(0.7)
+
+
 def test_relative_ce_by_hand():
     rce = relative_ce(MODEL, 0.05, REF, 0.1)
     # fog: (0.05 + 0.15) / (0.1 + 0.2); snow: (0.25 + 0.45) / (0.3 + 0.3)

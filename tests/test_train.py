@@ -216,3 +216,71 @@ def test_killed_cli_job_resumes_to_the_uninterrupted_result(tmp_path, mnist_pt, 
     assert [{k: r[k] for k in r if k != "seconds"} for r in a] == [{k: r[k] for k in r if k != "seconds"} for r in b]
     sa, sb = load_torch(uninterrupted_cli_run / "model.pt"), load_torch(killed / "model.pt")
     assert all(torch.equal(v, sb["state_dict"][k]) for k, v in sa["state_dict"].items())
+
+
+def _bias_model():
+    model = torch.nn.Linear(2, 2)
+    with torch.no_grad():
+        model.bias.zero_()
+    return model
+
+
+def _tiny_splits():
+    # val and test differ in size so a fake run_epoch can tell the two evaluation passes apart
+    return {"train": (torch.zeros(4, 2, dtype=torch.uint8), torch.zeros(4, dtype=torch.long)),
+            "val": (torch.zeros(3, 2, dtype=torch.uint8), torch.zeros(3, dtype=torch.long)),
+            "test": (torch.zeros(5, 2, dtype=torch.uint8), torch.zeros(5, dtype=torch.long))}
+
+
+@pytest.mark.parametrize("restore_best", [True, False])
+def test_fit_ends_at_the_best_validation_epoch(tmp_path, monkeypatch, restore_best):
+    """Validation accuracy 0.5, 0.9, 0.6, 0.7: epoch 2 is best; each training epoch adds 1 to the bias."""
+    import multiarg.train as train
+
+    val_acc = [0.5, 0.9, 0.6, 0.7]
+
+    def fake_epoch(model, x, y, batch_size, optimizer=None, *args, **kwargs):
+        if optimizer is not None:
+            with torch.no_grad():
+                model.bias.add_(1.0)
+            return 1.0, 0.5
+        epoch = int(model.bias[0].item())
+        return 1.0, val_acc[epoch - 1] if len(x) == 3 else 0.1
+
+    monkeypatch.setattr(train, "run_epoch", fake_epoch)
+    cfg = TrainConfig(seed=0, max_epochs=4, restore_best=restore_best)
+    result = fit(_bias_model(), _tiny_splits(), cfg, tmp_path / "ckpt.pt", fingerprint="x",
+                 device=torch.device("cpu"))
+    assert result["best_epoch"] == 2 and result["stopped_epoch"] == 4
+    assert [r["val_acc"] for r in result["history"]] == val_acc
+    assert torch.equal(result["state"]["bias"], torch.full((2,), 2.0 if restore_best else 4.0))
+
+
+@pytest.mark.parametrize("arithmetic", ["kernel", "compile"])
+def test_a_checkpoint_is_not_resumed_under_another_kernel_or_compile_mode(tmp_path, monkeypatch, caplog, arithmetic):
+    """The kernel and the compile mode change the rounding, so they are part of the checkpoint's fingerprint."""
+    import logging
+
+    import multiarg.train as train
+    from multiarg.activations import get_kernel
+    from multiarg.train import fit_run
+
+    def run(stop_after):
+        torch.manual_seed(0)
+        splits = {k: (torch.randint(0, 256, (n, 1, 2, 2), dtype=torch.uint8), torch.randint(0, 2, (n,)))
+                  for k, n in (("train", 16), ("val", 8), ("test", 8))}
+        model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 2))
+        return fit_run(model, splits, TrainConfig(seed=0, max_epochs=3, batch_size=8), tmp_path, {"run": "x"},
+                       device=torch.device("cpu"), stop_after=stop_after)
+
+    assert run(stop_after=1)["stopped_epoch"] == 1
+    if arithmetic == "kernel":
+        monkeypatch.setattr("multiarg.activations._kernel", get_kernel())  # restored after the test
+        set_kernel("chunked")
+    else:
+        monkeypatch.setattr(train, "_compile", "default")
+        monkeypatch.setattr(train, "compiled", lambda model: model)  # the fingerprint matters here, not Inductor
+    with caplog.at_level(logging.INFO, logger="multiarg.train"):
+        again = run(stop_after=1)
+    assert "belongs to a different configuration" in caplog.text and "resumed" not in caplog.text
+    assert again["stopped_epoch"] == 1 and len(again["history"]) == 1  # started over, not at epoch 2
