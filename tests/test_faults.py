@@ -82,3 +82,22 @@ def test_a_cifar_tarball_that_fails_its_checksum_is_refused(mirror, tmp_path, mo
     monkeypatch.delenv(data.UNKNOWN_JPEG_ENV, raising=False)
     with pytest.raises(data.DataError, match=f"{changed}: sha256 .* {data.UNKNOWN_JPEG_ENV}=1"):
         data.prepare("cifar10", tmp_path / "c.pt", tmp_path / "mirror", tmp_path / "cache")
+
+
+def test_a_killed_writers_temporary_files_are_cleared_by_the_next_write(tmp_path):
+    left = [tmp_path / ".model.pt.k3j9x_2q.tmp", tmp_path / ".model.pt.bak.abcdefgh.tmp"]  # the second: another path
+    for p in left:
+        p.write_bytes(b"partial")
+    save_torch({"w": torch.zeros(1)}, tmp_path / "model.pt")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".model.pt.bak.abcdefgh.tmp", "model.pt"]
+
+
+def test_resuming_on_another_device_says_so(tmp_path, caplog):
+    checkpoint = tmp_path / "checkpoint.pt"
+    _fit(checkpoint, stop_after=1)
+    state = load_torch(checkpoint)
+    assert state["device"] == "cpu"
+    save_torch({**state, "device": "cuda"}, checkpoint)
+    with caplog.at_level(logging.WARNING, logger="multiarg.train"):
+        _fit(checkpoint)
+    assert "resumed on cpu a checkpoint written on cuda" in caplog.text

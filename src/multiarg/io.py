@@ -1,9 +1,11 @@
 """Atomic file writes and checksums: a half-written file never looks finished."""
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
+import re
 import tempfile
 import zipfile
 from contextlib import contextmanager
@@ -18,9 +20,14 @@ os.umask(_UMASK)
 
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it onto ``path`` only on success."""
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only on success. Temporary files a killed
+    writer of ``path`` left behind (a SIGKILL skips the cleanup) are removed first: one job writes each path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    stale = re.compile(rf"\.{re.escape(path.name)}\.[a-z0-9_]{{8}}\.tmp")  # mkstemp's names for this path
+    for leftover in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        if stale.fullmatch(leftover.name):
+            leftover.unlink(missing_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp)

@@ -255,6 +255,9 @@ def fit(model: nn.Module, splits: dict, cfg: TrainConfig, checkpoint: Path, *,
             history, best_state, extra, epoch = state["history"], state["best_state"], state["extra"], state["epoch"]
             _set_rng_state(state["rng"])
             log.info("resumed %s from %s at epoch %d", desc, checkpoint, epoch)
+            if state.get("device", device.type) != device.type:  # e.g. a preempted GPU job rerun on a CPU node
+                log.warning("resumed on %s a checkpoint written on %s: from here the run rounds differently from "
+                            "an uninterrupted one", device.type, state["device"])
         elif state:
             log.warning("ignoring checkpoint %s: it belongs to a different configuration", checkpoint)
     if epoch == 0 and on_epoch is not None:
@@ -287,7 +290,7 @@ def fit(model: nn.Module, splits: dict, cfg: TrainConfig, checkpoint: Path, *,
             extra = on_epoch(model, epoch, extra)
         save_torch({"fingerprint": fingerprint, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                     "stopper": stopper.state_dict(), "history": history, "best_state": best_state,
-                    "extra": extra, "epoch": epoch, "rng": _rng_state()}, checkpoint)
+                    "extra": extra, "epoch": epoch, "rng": _rng_state(), "device": device.type}, checkpoint)
         done_here += 1
         bar.update(1)
         bar.set_postfix(val_acc=f"{val_acc:.4f}", test_acc=f"{test_acc:.4f}", refresh=False)
