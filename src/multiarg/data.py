@@ -26,7 +26,8 @@ MNIST_SHA256 = {
     "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
     "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
 }
-# sha256 of the offline mirror's cifar10-jpeg.tar.gz; recorded in manifests, a different tarball only warns.
+# sha256 of the offline mirror's cifar10-jpeg.tar.gz; recorded in manifests, a different tarball is refused unless
+# UNKNOWN_JPEG_ENV allows it.
 CIFAR_JPEG_SHA256 = "f56d4bae85b4f56878bac30dbd8e0549729f971e26ddc17d407beba33d232fbb"
 UNKNOWN_JPEG_ENV = "MULTIARG_ALLOW_UNKNOWN_JPEG"  # "1" accepts another JPEG re-encoding of CIFAR-10
 CIFAR_JPEG_NOTE = ("Results use a JPEG re-encoding of CIFAR-10 (quality 75, 4:2:0 chroma; offline mirror), "
@@ -233,8 +234,8 @@ def _download(name: str, cache_dir: Path) -> tuple[dict, list[dict], str]:
             f"downloading {name} with torchvision into {cache_dir} failed ({type(e).__name__}: "
             f"{' '.join(str(e).split())}). "
             f"If an earlier download was interrupted, delete {cache_dir} and try again (torchvision reuses files "
-            f"it finds there without checking them). Without internet, use a local copy: set `data.mirror` in the config or the environment "
-            f"variable {MIRROR_ENV} to a folder holding {_LAYOUTS[name]}") from e
+            f"it finds there without checking them). Without internet, use a local copy: set `data.mirror` in the "
+            f"config or the environment variable {MIRROR_ENV} to a folder holding {_LAYOUTS[name]}") from e
     if name == "mnist":
         files, _ = _find_mnist(cache_dir)
         data, infos = _load_mnist_dir(files)

@@ -125,10 +125,11 @@ def augment_batch(x: torch.Tensor, mode: str, pad: int, generator: torch.Generat
         return x
     b, c, h, w = x.shape
     shift = torch.randint(0, 2 * pad + 1, (2, b, 1), generator=generator).to(x.device)
-    index = {n: torch.arange(size, device=x.device) for n, size in (("b", b), ("c", c), ("h", h), ("w", w))}
-    rows = (shift[0] + index["h"])[:, None, :, None]
-    cols = (shift[1] + index["w"])[:, None, None, :]
-    x = nn.functional.pad(x, (pad,) * 4)[index["b"][:, None, None, None], index["c"][:, None, None], rows, cols]
+    batch = torch.arange(b, device=x.device)[:, None, None, None]
+    channel = torch.arange(c, device=x.device)[:, None, None]
+    rows = (shift[0] + torch.arange(h, device=x.device))[:, None, :, None]
+    cols = (shift[1] + torch.arange(w, device=x.device))[:, None, None, :]
+    x = nn.functional.pad(x, (pad,) * 4)[batch, channel, rows, cols]
     if mode == "crop_flip":
         flip = (torch.rand(b, generator=generator) < 0.5).to(x.device)[:, None, None, None]
         x = torch.where(flip, x.flip(-1), x)

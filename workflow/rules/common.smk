@@ -13,6 +13,7 @@ validate_config(config, os.path.join(workflow.basedir, "workflow", "schemas", "c
 if config["data"]["mirror"]:
     os.environ.setdefault("MULTIARG_DATA_MIRROR", str(config["data"]["mirror"]))
 
+SCALE = shlex.quote(config["scale"])  # the label every table and figure is stamped with, quoted for the shell
 DATASETS = config["data"]["datasets"]
 ARCHS = config["archs"]
 SEEDS = config["seeds"]
@@ -81,7 +82,8 @@ def training_options(dataset, patience=None, train_limit=None):
     t, d = config["train"], config["data"]
     return {"lr": t["lr"], "batch_size": t["batch_size"], "eval_batch_size": t["eval_batch_size"],
             "patience": patience or t["patience"], "monitor": t["monitor"], "restore_best": t["restore_best"],
-            "augment": t["augment"][dataset], "crop_pad": t["crop_pad"], "val_size": d["val_size"], "split_seed": d["split_seed"], "train_limit": train_limit or d["train_limit"],
+            "augment": t["augment"][dataset], "crop_pad": t["crop_pad"], "val_size": d["val_size"],
+            "split_seed": d["split_seed"], "train_limit": train_limit or d["train_limit"],
             "test_limit": d["test_limit"], "device": config["device"]}
 
 
@@ -112,7 +114,7 @@ def get_inputs_args(wildcards):
 
 def get_analyze_args(wildcards):
     a = config["analysis"]
-    return cli_args({"scale": shlex.quote(config["scale"]), "mass": a["mass"], "fit_weighting": a["fit_weighting"],
+    return cli_args({"scale": SCALE, "mass": a["mass"], "fit_weighting": a["fit_weighting"],
                      "basis_scale": a["basis_scale"], "basis_frame": a["basis_frame"],
                      "spectrum_offset": a["spectrum_offset"], "l_max": a["l_max"]})
 
@@ -120,9 +122,9 @@ def get_analyze_args(wildcards):
 def get_param_table_args(wildcards):
     m, options = config["model"], model_options("mlp")
     options.pop("arch"), options.pop("widths")
-    return cli_args({**options, "datasets": DATASETS, "activations": list(dict.fromkeys(ACTIVATIONS + ANALYSED)), "mlp_widths": m["mlp_widths"],
-                     "cnn_widths": m["cnn_widths"], "match_to": config["matching"]["reference"],
-                     "matched": config["matching"]["matched"] or "''"})
+    return cli_args({**options, "datasets": DATASETS, "activations": list(dict.fromkeys(ACTIVATIONS + ANALYSED)),
+                     "mlp_widths": m["mlp_widths"], "cnn_widths": m["cnn_widths"],
+                     "match_to": config["matching"]["reference"], "matched": config["matching"]["matched"] or "''"})
 
 
 def runs(template, filename, activations, sessions=(2,), seeds=None):
@@ -135,7 +137,8 @@ def runs(template, filename, activations, sessions=(2,), seeds=None):
 def analysis_inputs():
     """Session-II models and input histograms of every analysed run, and the untrained Xavier inits."""
     seeds = lambda act: range(TRIALS[act])
-    return {"models": runs(S2, "model.pt", ANALYSED, seeds=seeds), "inputs": runs(S2, "inputs.pt", ANALYSED, seeds=seeds),
+    return {"models": runs(S2, "model.pt", ANALYSED, seeds=seeds),
+            "inputs": runs(S2, "inputs.pt", ANALYSED, seeds=seeds),
             "inits": [paths.INIT.format(activation=a, seed=s) for a, n in XAVIER_INITS.items() for s in range(n)]}
 
 

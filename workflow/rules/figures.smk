@@ -7,7 +7,7 @@ rule fig4:
     log:
         "logs/figures/fig4.log",
     params:
-        scale=shlex.quote(config["scale"]),
+        scale=SCALE,
         mass=config["analysis"]["mass"],
     threads: 1
     resources:
@@ -30,7 +30,7 @@ rule fig5:
     log:
         "logs/figures/fig5.log",
     params:
-        scale=shlex.quote(config["scale"]),
+        scale=SCALE,
         mass=config["analysis"]["mass"],
         epochs=",".join(map(str, config["figures"]["fig5"]["epochs"])),
     threads: 1

@@ -39,7 +39,7 @@ rule rnn_table:
     log:
         "logs/rnn_table/rnn_table.log",
     params:
-        scale=shlex.quote(config["scale"]),
+        scale=SCALE,
     threads: 1
     resources:
         mem_mb=per_attempt(2000),
@@ -60,7 +60,7 @@ rule fig_rnn:
     log:
         "logs/figures/rnn.log",
     params:
-        scale=shlex.quote(config["scale"]),
+        scale=SCALE,
         examples=config["figures"]["fig7"]["examples"],
     threads: 1
     resources:
@@ -83,7 +83,7 @@ rule summary_table:
     log:
         "logs/summary_table/summary_table.log",
     params:
-        scale=shlex.quote(config["scale"]),
+        scale=SCALE,
         early_epochs=config["summary"]["early_epochs"],
         optional=lambda wildcards, input: " ".join(
             f"--{k} {' '.join(input[k])}" for k in ("cifar10c", "autoattack", "rnn") if input.get(k)
@@ -110,7 +110,7 @@ rule fig_compare:
     log:
         "logs/figures/compare.log",
     params:
-        scale=shlex.quote(config["scale"]),
+        scale=SCALE,
     threads: 1
     resources:
         mem_mb=per_attempt(2000),

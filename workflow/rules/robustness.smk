@@ -59,7 +59,7 @@ rule cifar10c_table:
     log:
         "logs/cifar10c_table/cifar10c_table.log",
     params:
-        scale=shlex.quote(config["scale"]),
+        scale=SCALE,
     threads: 1
     resources:
         mem_mb=per_attempt(2000),
@@ -79,7 +79,7 @@ rule fig9:
     log:
         "logs/figures/fig9.log",
     params:
-        scale=shlex.quote(config["scale"]),
+        scale=SCALE,
     threads: 1
     resources:
         mem_mb=per_attempt(2000),
@@ -155,7 +155,7 @@ rule table1:
     log:
         "logs/table1/table1.log",
     params:
-        scale=shlex.quote(config["scale"]),
+        scale=SCALE,
     threads: 1
     resources:
         mem_mb=per_attempt(2000),

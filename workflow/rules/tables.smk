@@ -25,7 +25,7 @@ rule claims_table:
     log:
         "logs/claims_table/claims_table.log",
     params:
-        scale=shlex.quote(config["scale"]),
+        scale=SCALE,
         optional=lambda wildcards, input: " ".join(
             f"--{k} {input[k]}" for k in ("cifar10c", "table1") if input.get(k)
         ),
