@@ -4,6 +4,7 @@
     python bench/estimate_cost.py --inner-kernel fused-bf16        # with the fused kernels (CUDA)
     python bench/estimate_cost.py --compile reduce-overhead        # training compiled, with CUDA graphs
     python bench/estimate_cost.py --configfile workflow/configs/demo.yaml --repeats 1
+    python bench/estimate_cost.py --configfile workflow/configs/mnist-mlp.yaml --threads 1  # a CPU, as jobs use it
     python bench/estimate_cost.py --from RECORD --epoch-fraction 0.4 --out FILE   # a record again, nothing timed
 
 Snakemake's dry run lists every job of the DAG. For each kind of network in it (dataset x arch x activation,
@@ -443,6 +444,10 @@ def main(argv=None) -> dict:
                    help="share of images APGD-CE leaves unbroken (1 = upper bound)")
     p.add_argument("--repeats", type=int, default=5, help="calls of each batch a timing averages")
     p.add_argument("--startup-repeats", type=int, default=3, help="fresh processes each start-up time is the median of")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads every timing uses (default: torch's, every core). The workflow runs each network "
+                        "job with its rule's threads (1; AutoAttack 2) and as many jobs at once as there are cores: "
+                        "give 1 to set the estimate beside such a run (bench/run_summary.py --estimate)")
     p.add_argument("--within", type=float, default=6.0,
                    help="device-hours to report the largest average share of maximum epochs for (issue 6: 6)")
     p.add_argument("--from", dest="record", default=None,
@@ -452,11 +457,14 @@ def main(argv=None) -> dict:
     if not (0 < args.epoch_fraction <= 1 and 0 <= args.robust_fraction <= 1):
         p.error("--epoch-fraction must lie in (0, 1] and --robust-fraction in [0, 1]")
     if args.record:
-        if not args.out or args.configfile:
-            p.error("--from takes --out, and the record's own config")
+        if not args.out or args.configfile or args.threads:
+            p.error("--from takes --out, and the record's own config and threads")
         result = recompose(json.loads(Path(args.record).read_text()), args)
     else:
         dev = device()
+        threads = torch.get_num_threads()
+        if args.threads:
+            torch.set_num_threads(args.threads)
         config = load_config(args.configfile)
         args.inner_kernel = args.inner_kernel or config["inner_kernel"]
         set_kernel(args.inner_kernel)
@@ -468,6 +476,7 @@ def main(argv=None) -> dict:
                   **estimate(config, dag_jobs(args.configfile), dev, args)}
         set_kernel("eager")
         set_compile("none")
+        torch.set_num_threads(threads)
     result["epoch_fraction_within"] = {"hours": args.within, "fraction": epoch_fraction_within(result, args.within)}
     report(result)
     compiled_name = f"-compile-{result['compile']}" * (result["compile"] != "none")

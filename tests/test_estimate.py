@@ -241,3 +241,21 @@ def test_a_record_is_composed_again_under_other_fractions_without_measuring(monk
         estimate_cost.main(["--from", str(record), "--inner-kernel", "chunked", "--out", str(out)])
     with pytest.raises(SystemExit):  # it writes nothing unless told where
         estimate_cost.main(["--from", str(record)])
+
+
+def test_timings_use_the_threads_asked_for_and_the_record_says_how_many(monkeypatch, tmp_path):
+    before, seen = torch.get_num_threads(), set()
+
+    def timer(*args):
+        seen.add(torch.get_num_threads())
+        return FakeTimer
+
+    overhead = {**NO_OVERHEAD, "startup_phases_s": {"train": {"total": 0.0}, "evaluate": {"total": 0.0}}}
+    monkeypatch.setattr(estimate_cost, "build_timer", timer)
+    monkeypatch.setattr(estimate_cost, "measure_overhead", lambda *args: overhead)
+    threads = 1 if before > 1 else 2
+    record = estimate_cost.main(["--configfile", TINY, "--threads", str(threads), "--out", str(tmp_path / "e.json")])
+    assert seen == {threads} and record["cpu_threads"] == threads and record["hours_total"] > 0
+    assert torch.get_num_threads() == before  # the caller's setting is left as it was
+    with pytest.raises(SystemExit):  # a record keeps the threads it was timed with
+        estimate_cost.main(["--from", str(tmp_path / "e.json"), "--threads", "1", "--out", str(tmp_path / "f.json")])
