@@ -41,9 +41,14 @@ def test_claims_carry_each_tests_interval_p_and_verdict(tmp_path):
     by = {r["claim"]: r for r in rows}
     cnn = by["learned 2-arg CNN nonlinearities: sign of curvature"]
     assert cnn["measured"] == "12/12 negative" and cnn["verdict"].startswith("mostly negative")
-    assert by["learned 2-arg MLP nonlinearities: sign of curvature"]["verdict"].startswith("mostly positive")
+    assert cnn["vs_paper"] == "agrees"
+    mlp = by["learned 2-arg MLP nonlinearities: sign of curvature"]
+    # the paper's MLP leaned positive without significance; significantly positive here is on its side
+    assert mlp["verdict"].startswith("mostly positive") and mlp["vs_paper"] == "agrees"
     l2 = by["2-arg spectra, learned vs Xavier-initialised: share of power at l = 2"]
     assert l2["verdict"] == "learned more at l = 2, Welch p < 0.05" and l2["interval95"].startswith("[+")
+    l1 = by["2-arg spectra, learned vs Xavier-initialised: share of power at l = 1"]
+    assert l1["vs_paper"] == "agrees" and l1["interval95"].startswith("[-")  # Xavier's is the larger share
     speed = by["mnist CNN: 2-arg learns faster (early test accuracy)"]
     # the interval is scipy's ttest_ind(equal_var=False).confidence_interval()
     assert speed["verdict"] == "2-arg faster than relu, Welch p < 0.05" and speed["interval95"] == "[+2.58, +16.42]"
@@ -51,9 +56,10 @@ def test_claims_carry_each_tests_interval_p_and_verdict(tmp_path):
     better = by["mnist CNN: 2-arg performs better (session-III test accuracy)"]
     assert better["measured"].endswith("arg1 91.00% (n = 2)")
     assert better["verdict"] == "not significant (Welch p >= 0.05)" and better["p"] == "0.712"
+    assert better["vs_paper"] == "not shown (not significant here)" and speed["vs_paper"] == "agrees"
     assert not any("RNN" in c for c in by)  # the paper claims nothing of its recurrent suggestion
     robust = by["mnist CNN: 2-arg minus ReLU robust accuracy (AutoAttack)"]
-    assert robust["verdict"] == "2-arg more robust, Welch p < 0.05"
+    assert robust["verdict"] == "2-arg more robust, Welch p < 0.05" and robust["vs_paper"] == "agrees"
     assert not any("CIFAR-10-C" in c for c in by)  # not run: no claim, rather than an empty one
     assert "The paper's claims" in (tmp_path / "claims.md").read_text()
 
@@ -74,7 +80,7 @@ def test_the_cifar10c_claim_carries_the_tables_interval_p_and_verdict(tmp_path, 
     assert claim["verdict"] == mce["verdict"] == "lower mCE than ReLU, Welch p < 0.05"
     assert (claim["p"], claim["interval95"]) == (mce["mce_vs_relu_p"], mce["mce_vs_relu_ci95"])
     assert float(claim["p"]) < 0.05 and claim["interval95"].startswith("[-")
-    assert claim["measured"] == f"mCE {mce['ce_pct']}%"
+    assert claim["measured"] == f"mCE {mce['ce_pct']}%" and claim["vs_paper"] == "agrees"  # the paper: 91.3%
 
 
 def test_a_significantly_worse_2arg_net_is_called_worse_than_the_stronger_baseline():
@@ -85,3 +91,14 @@ def test_a_significantly_worse_2arg_net_is_called_worse_than_the_stronger_baseli
     (row,) = baseline_claims(values)
     assert row["claim"] == "mnist MLP: 2-arg performs better (session-III test accuracy)"
     assert row["verdict"] == "2-arg worse than relu, Welch p < 0.05" and row["interval95"].startswith("[-")
+    assert row["vs_paper"] == "contradicts"
+
+
+def test_a_result_stands_to_the_papers_by_its_side_and_significance():
+    from multiarg.claims import against_paper
+
+    assert against_paper(0.2, "0.01", 1) == "agrees" and against_paper(-0.2, "0.01", 1) == "contradicts"
+    assert against_paper(-0.2, "0.01", -1) == "agrees" and against_paper(0.2, "0.01", -1) == "contradicts"
+    assert against_paper(0.2, "0.2", 1) == "not shown (not significant here)"
+    assert against_paper(-0.2, "0.2", 1, paper_significant=False) == "agrees (not significant, as in the paper)"
+    assert against_paper(0.2, "", 1) == against_paper(0.2, "nan", 1) == ""

@@ -10,7 +10,9 @@ import numpy as np
 from .comparison import read_values
 from .tables import difference_cells, welch_difference, write_table
 
-PAPER_CURVATURE = {"cnn": "78% negative, p = 0.007", "mlp": "mostly positive, p = 0.06"}
+# per architecture: the paper's words, the side of 1/2 it puts the fraction negative on, and whether it called it
+# significant
+PAPER_CURVATURE = {"cnn": ("78% negative, p = 0.007", 1, True), "mlp": ("mostly positive, p = 0.06", -1, False)}
 PAPER_ARCHS, PAPER_BASELINES = ("mlp", "cnn"), ("relu", "arg1")
 VERSUS_BASELINES = {  # metric: claim, the paper's words, and how a significant difference reads either way
     "early_acc": ("learns faster (early test accuracy)", "learns faster than ReLU and 1-arg (Fig. 4d)", "faster",
@@ -30,33 +32,49 @@ def _find(rows: list[dict], **match) -> dict | None:
     return next((r for r in rows if all(r.get(k) == str(v) for k, v in match.items())), None)
 
 
-def _claim(claim: str, paper: str, measured: str, interval: str, p: str, verdict: str, source: str) -> dict:
+def against_paper(estimate: float, p: str, expected: int, paper_significant: bool = True) -> str:
+    """How a measured result stands to the paper's, which puts ``estimate`` (a difference, or a fraction less 1/2)
+    on the ``expected`` side of 0 (+1 above, -1 below), significantly unless ``paper_significant`` is False."""
+    if p in ("", None) or not np.isfinite(float(p)) or not np.isfinite(estimate):
+        return ""
+    if float(p) >= 0.05:
+        return "not shown (not significant here)" if paper_significant else "agrees (not significant, as in the paper)"
+    return "agrees" if np.sign(estimate) == expected else "contradicts"
+
+
+def _claim(claim: str, paper: str, measured: str, interval: str, p: str, verdict: str, source: str,
+           vs_paper: str) -> dict:
     return {"claim": claim, "paper": paper, "measured": measured, "interval95": interval, "p": p,
-            "verdict": verdict, "source": source}
+            "verdict": verdict, "vs_paper": vs_paper, "source": source}
 
 
 def curvature_claims(rows: list[dict]) -> list[dict]:
     out = []
-    for arch, paper in PAPER_CURVATURE.items():
+    for arch, (paper, expected, significant) in PAPER_CURVATURE.items():
         r = _find(rows, kind="learned", arch=arch, dataset="all")
         if r:
+            more_negative = int(r["k_negative"]) / int(r["n"]) - 0.5
             out.append(_claim(f"learned 2-arg {arch.upper()} nonlinearities: sign of curvature", paper,
                               f"{r['k_negative']}/{r['n']} negative", f"[{r['ci95_low']}, {r['ci95_high']}]",
-                              r["p_two_sided"], r["verdict"], "curvature_tests (binomial, Clopper-Pearson)"))
+                              r["p_two_sided"], r["verdict"], "curvature_tests (binomial, Clopper-Pearson)",
+                              against_paper(more_negative, r["p_two_sided"], expected, significant)))
     return out
 
 
 def spectra_claims(rows: list[dict]) -> list[dict]:
     out = []
     for n_args in (2, 3):
-        for l, paper in ((2, "learned: more power at l = 2 (quadrupole)"), (1, "Xavier: more power at l = 1")):
+        for l, paper, expected in ((2, "learned: more power at l = 2 (quadrupole)", 1),
+                                   (1, "Xavier: more power at l = 1", -1)):
             r = _find(rows, kind="learned", n_args=n_args, arch="all", dataset="all", l=l)
             xavier = _find(rows, kind="xavier-init", n_args=n_args, arch="all", dataset="all", l=l)
             if r and xavier and r["verdict"]:
                 out.append(_claim(f"{n_args}-arg spectra, learned vs Xavier-initialised: share of power at l = {l}",
                                   paper, f"learned {r['power_fraction_mean']} (n = {r['n']}), Xavier "
                                   f"{xavier['power_fraction_mean']} (n = {xavier['n']})", r["vs_xavier_init_ci95"],
-                                  r["vs_xavier_init_p"], r["verdict"], "spectra (Welch)"))
+                                  r["vs_xavier_init_p"], r["verdict"], "spectra (Welch)",
+                                  against_paper(float(r["power_fraction_mean"]) - float(xavier["power_fraction_mean"]),
+                                                r["vs_xavier_init_p"], expected)))
     return out
 
 
@@ -72,11 +90,12 @@ def baseline_claims(values: dict[tuple, dict[str, list[float]]]) -> list[dict]:
             if "arg2" not in got or not rivals:
                 continue
             rival = max(rivals, key=lambda a: np.mean(got[a]))
-            cells = difference_cells(welch_difference(got["arg2"], got[rival]), f"2-arg {ahead} than {rival}",
-                                     f"2-arg {behind} than {rival}")
+            test = welch_difference(got["arg2"], got[rival])
+            cells = difference_cells(test, f"2-arg {ahead} than {rival}", f"2-arg {behind} than {rival}")
             measured = ", ".join(f"{a} {np.mean(got[a]):.2f}% (n = {len(got[a])})" for a in ("arg2", rival))
             out.append(_claim(f"{dataset} {arch.upper()}: 2-arg {claim}", paper, measured, *cells,
-                              f"summary_values ({metric}, Welch)"))
+                              f"summary_values ({metric}, Welch)", against_paper(test["diff"], cells[1], 1)
+                              if test else ""))
     return out
 
 
@@ -85,14 +104,18 @@ def corruption_claims(rows: list[dict]) -> list[dict]:
     if not r or not r["verdict"]:
         return []
     return [_claim("CIFAR-10-C: 2-arg CNN mCE against ReLU's (100%)", "mCE 91.3%", f"mCE {r['ce_pct']}%",
-                   r["mce_vs_relu_ci95"], r["mce_vs_relu_p"], r["verdict"], "cifar10c (Welch)")]
+                   r["mce_vs_relu_ci95"], r["mce_vs_relu_p"], r["verdict"], "cifar10c (Welch)",
+                   against_paper(float(r["ce_pct"]) - 100.0, r["mce_vs_relu_p"], -1))]
 
 
 def robustness_claims(rows: list[dict]) -> list[dict]:
     return [_claim(f"{r['dataset']} {r['arch'].upper()}: 2-arg minus ReLU robust accuracy (AutoAttack)",
                    f"{r['paper_increment']} points" if r["paper_increment"] else "",
                    f"{r['increment_vs_relu']} points ({r['attacks']})", r["increment_ci95"], r["increment_p"],
-                   r["verdict"], "table1 (Welch)")
+                   r["verdict"], "table1 (Welch)",
+                   against_paper(float(r["increment_vs_relu"].split()[0]), r["increment_p"],
+                                 int(np.sign(float(r["paper_increment"]))))
+                   if r["paper_increment"] and r["increment_vs_relu"] else "")
             for r in rows if r["activation"] == "arg2"]
 
 
@@ -105,6 +128,9 @@ def write_claims(out: str, scale: str, curvature: str, spectra: str, summary_val
                 notes=["Each row is read from the table named in `source`, where the full test lives; interval95 "
                        "is a 95% interval of the measured fraction or difference, p its two-sided p-value. A "
                        "verdict is only as good as the run's scale and seed count: read it with the scale above.",
+                       "vs_paper: agrees (significant, on the paper's side), contradicts (significant, on the other "
+                       "side), or not shown (not significant here, where the paper reports an effect); the paper's "
+                       "MLP curvature, which it calls not significant, agrees when it is not significant here either.",
                        "'Learns faster' and 'performs better' test 2-arg against the stronger (by mean) of ReLU and "
                        "1-arg in each setting, the paper's baselines; the summary ranks every design, related ones "
                        "included."])
