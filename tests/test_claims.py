@@ -97,8 +97,11 @@ def test_a_significantly_worse_2arg_net_is_called_worse_than_the_stronger_baseli
 def test_a_result_stands_to_the_papers_by_its_side_and_significance():
     from multiarg.claims import against_paper
 
-    assert against_paper(0.2, "0.01", 1) == "agrees" and against_paper(-0.2, "0.01", 1) == "contradicts"
-    assert against_paper(-0.2, "0.01", -1) == "agrees" and against_paper(0.2, "0.01", -1) == "contradicts"
-    assert against_paper(0.2, "0.2", 1) == "not shown (not significant here)"
-    assert against_paper(-0.2, "0.2", 1, paper_significant=False) == "agrees (not significant, as in the paper)"
-    assert against_paper(0.2, "", 1) == against_paper(0.2, "nan", 1) == ""
+    significant, ns = "learned more at l = 2, Welch p < 0.05", "not significant (Welch p >= 0.05)"
+    assert against_paper(0.2, significant, 1) == "agrees" and against_paper(-0.2, significant, 1) == "contradicts"
+    assert against_paper(-0.2, significant, -1) == "agrees" and against_paper(0.2, significant, -1) == "contradicts"
+    assert against_paper(0.2, ns, 1) == "not shown (not significant here)"
+    assert against_paper(-0.2, ns, 1, paper_significant=False) == "agrees (not significant, as in the paper)"
+    assert against_paper(0.2, "", 1) == against_paper(0.2, "n/a (fewer than two seeds)", 1) == ""
+    # the verdict decides, not the rounded p beside it: a p of 0.04996 prints as 0.05 in a table
+    assert against_paper(-0.1, "mostly negative (XOR-like), two-sided p < 0.05", -1) == "agrees"

@@ -32,13 +32,14 @@ def _find(rows: list[dict], **match) -> dict | None:
     return next((r for r in rows if all(r.get(k) == str(v) for k, v in match.items())), None)
 
 
-def against_paper(estimate: float, p: str, expected: int, paper_significant: bool = True) -> str:
+def against_paper(estimate: float, verdict: str, expected: int, paper_significant: bool = True) -> str:
     """How a measured result stands to the paper's, which puts ``estimate`` (a difference, or a fraction less 1/2)
-    on the ``expected`` side of 0 (+1 above, -1 below), significantly unless ``paper_significant`` is False."""
-    if p in ("", None) or not np.isfinite(float(p)) or not np.isfinite(estimate):
-        return ""
-    if float(p) >= 0.05:
+    on the ``expected`` side of 0 (+1 above, -1 below), significantly unless ``paper_significant`` is False.
+    Significance is the source table's ``verdict`` (decided on the unrounded p), so the two cells never disagree."""
+    if verdict.startswith("not significant"):
         return "not shown (not significant here)" if paper_significant else "agrees (not significant, as in the paper)"
+    if not verdict.endswith("p < 0.05") or not np.isfinite(estimate):  # n/a: too few seeds
+        return ""
     return "agrees" if np.sign(estimate) == expected else "contradicts"
 
 
@@ -57,7 +58,7 @@ def curvature_claims(rows: list[dict]) -> list[dict]:
             out.append(_claim(f"learned 2-arg {arch.upper()} nonlinearities: sign of curvature", paper,
                               f"{r['k_negative']}/{r['n']} negative", f"[{r['ci95_low']}, {r['ci95_high']}]",
                               r["p_two_sided"], r["verdict"], "curvature_tests (binomial, Clopper-Pearson)",
-                              against_paper(more_negative, r["p_two_sided"], expected, significant)))
+                              against_paper(more_negative, r["verdict"], expected, significant)))
     return out
 
 
@@ -74,7 +75,7 @@ def spectra_claims(rows: list[dict]) -> list[dict]:
                                   f"{xavier['power_fraction_mean']} (n = {xavier['n']})", r["vs_xavier_init_ci95"],
                                   r["vs_xavier_init_p"], r["verdict"], "spectra (Welch)",
                                   against_paper(float(r["power_fraction_mean"]) - float(xavier["power_fraction_mean"]),
-                                                r["vs_xavier_init_p"], expected)))
+                                                r["verdict"], expected)))
     return out
 
 
@@ -94,7 +95,7 @@ def baseline_claims(values: dict[tuple, dict[str, list[float]]]) -> list[dict]:
             cells = difference_cells(test, f"2-arg {ahead} than {rival}", f"2-arg {behind} than {rival}")
             measured = ", ".join(f"{a} {np.mean(got[a]):.2f}% (n = {len(got[a])})" for a in ("arg2", rival))
             out.append(_claim(f"{dataset} {arch.upper()}: 2-arg {claim}", paper, measured, *cells,
-                              f"summary_values ({metric}, Welch)", against_paper(test["diff"], cells[1], 1)
+                              f"summary_values ({metric}, Welch)", against_paper(test["diff"], cells[2], 1)
                               if test else ""))
     return out
 
@@ -105,7 +106,7 @@ def corruption_claims(rows: list[dict]) -> list[dict]:
         return []
     return [_claim("CIFAR-10-C: 2-arg CNN mCE against ReLU's (100%)", "mCE 91.3%", f"mCE {r['ce_pct']}%",
                    r["mce_vs_relu_ci95"], r["mce_vs_relu_p"], r["verdict"], "cifar10c (Welch)",
-                   against_paper(float(r["ce_pct"]) - 100.0, r["mce_vs_relu_p"], -1))]
+                   against_paper(float(r["ce_pct"]) - 100.0, r["verdict"], -1))]
 
 
 def robustness_claims(rows: list[dict]) -> list[dict]:
@@ -113,7 +114,7 @@ def robustness_claims(rows: list[dict]) -> list[dict]:
                    f"{r['paper_increment']} points" if r["paper_increment"] else "",
                    f"{r['increment_vs_relu']} points ({r['attacks']})", r["increment_ci95"], r["increment_p"],
                    r["verdict"], "table1 (Welch)",
-                   against_paper(float(r["increment_vs_relu"].split()[0]), r["increment_p"],
+                   against_paper(float(r["increment_vs_relu"].split()[0]), r["verdict"],
                                  int(np.sign(float(r["paper_increment"]))))
                    if r["paper_increment"] and r["increment_vs_relu"] else "")
             for r in rows if r["activation"] == "arg2"]
