@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-import yaml
 
 from multiarg.cli import model_config
+from multiarg.config import read_config_file
 from multiarg.io import write_text
 from multiarg.models import OuterNet
 
@@ -25,11 +25,11 @@ RESULTS = ROOT / "bench" / "results"
 
 def load_config(configfile: str | None = None) -> dict:
     """``config.yaml``, with ``configfile``'s keys merged over it as Snakemake merges them."""
-    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    config = read_config_file(ROOT / "config.yaml")
     if configfile:
         from snakemake.utils import update_config  # only here: the GPU machine may lack Snakemake
 
-        update_config(config, yaml.safe_load(Path(configfile).read_text()))
+        update_config(config, read_config_file(configfile))
     return config
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from multiarg.config import ConfigError, validate_config
+from multiarg.config import ConfigError, read_config_file, validate_config
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
@@ -85,10 +85,28 @@ def test_bad_configs_are_rejected_with_the_key_and_the_reason(change, message):
     assert message in str(err.value)
 
 
-def test_snakemake_refuses_a_bad_config(tmp_path):
+@pytest.mark.parametrize("text,message", [
+    ("train:\n  patience: zero\n", "train.patience: 'zero' is not of type 'integer'"),
+    ("train:\n  lr: 0.01\ntrain:\n  patience: 3\n", "'train' on lines 1 and 3"),
+])
+def test_snakemake_refuses_a_bad_config(tmp_path, text, message):
     bad = tmp_path / "bad.yaml"
-    bad.write_text("train:\n  patience: zero\n")
+    bad.write_text(text)
     result = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "1", "--configfile", str(bad)],
                             cwd=REPO, capture_output=True, text=True)
     assert result.returncode != 0
-    assert "train.patience: 'zero' is not of type 'integer'" in result.stdout + result.stderr
+    assert message in result.stdout + result.stderr
+
+
+def test_a_key_given_twice_is_refused_with_its_lines(tmp_path):
+    twice = tmp_path / "twice.yaml"
+    twice.write_text("train:\n  lr: 0.01\nseeds: [0]\ntrain:\n  patience: 3\n"
+                     "model:\n  dropout: 0.1\n  dropout: 0.2\n")
+    with pytest.raises(ConfigError) as err:
+        read_config_file(twice)
+    assert "'train' on lines 1 and 4" in str(err.value) and "'dropout' on lines 7 and 8" in str(err.value)
+    once = tmp_path / "once.yaml"
+    once.write_text("base: &b {lr: 0.01, patience: 2}\ntrain:\n  <<: *b\n  patience: 3\nother: {lr: 0.01}\n")
+    assert read_config_file(once)["train"] == {"lr": 0.01, "patience": 3}  # overriding a merged key is no repeat
+    for shipped in [REPO / "config.yaml", *(REPO / "workflow" / "configs").glob("*.yaml")]:
+        assert read_config_file(shipped) == yaml.safe_load(shipped.read_text())

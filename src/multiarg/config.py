@@ -21,6 +21,37 @@ def _message(error: jsonschema.ValidationError) -> str:
     return error.message
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """Safe YAML whose mappings note every key given twice, which PyYAML would otherwise resolve silently to the
+    last (a second ``train:`` block in an overlay would drop the first block's settings)."""
+
+    def construct_mapping(self, node, deep=False):
+        lines = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # '<<' keys may be overridden: that is what they are for
+                continue
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if isinstance(key, (str, int, float, bool)) and key in lines:
+                self.repeated.append(f"{key!r} on lines {lines[key]} and {line}")
+            lines.setdefault(key, line)
+        return super().construct_mapping(node, deep)
+
+
+def read_config_file(path: str | Path) -> dict:
+    """A YAML (or JSON) configuration file as a mapping; raise :class:`ConfigError` if a mapping repeats a key."""
+    loader = _UniqueKeyLoader(Path(path).read_text(encoding="utf-8"))
+    loader.repeated = []
+    try:
+        config = loader.get_single_data()
+    finally:
+        loader.dispose()
+    if loader.repeated:
+        raise ConfigError(f"{path}: a key is given twice in one mapping, and YAML would keep only the last: "
+                          + "; ".join(loader.repeated))
+    return config or {}
+
+
 def validate_config(config: dict, schema_path: str | Path) -> None:
     """Check ``config`` against the JSON schema and the cross-key rules; raise :class:`ConfigError`
     listing every problem as ``key.path: message``."""

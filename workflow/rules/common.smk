@@ -4,8 +4,10 @@ import shlex
 
 from multiarg import jobserver, paths
 from multiarg.activations import ActivationSpec
-from multiarg.config import cli_options, pretrain_options, validate_config
+from multiarg.config import cli_options, pretrain_options, read_config_file, validate_config
 
+for _file in workflow.configfiles:  # Snakemake's own reading keeps the last of a repeated key without a word
+    read_config_file(_file)
 validate_config(config, os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml"))
 # The data mirror reaches prepare_data through the environment (MULTIARG_DATA_MIRROR, which wins over data.mirror),
 # not as a parameter, since where the same data is read from must not make Snakemake rerun the whole DAG (the
