@@ -551,3 +551,20 @@ def test_performance_judges_each_target_from_its_record(tmp_path):
     _record(tmp_path, "estimate-cuda-fused-tf32.json", {"hours_total": 9.0, "configfile": "config.yaml",
                                                          "epoch_fraction_within": {"hours": 6.0, "fraction": None}})
     assert "; over 6 h even without training | ≤ 6 device-hours | not met" in performance.table("cuda", tmp_path)
+
+
+def test_compare_fits_counts_sign_changes_per_kind_and_medians_by_the_second_runs_sign(tmp_path):
+    compare_fits = pytest.importorskip("compare_fits")
+    head = "kind,dataset,arch,seed,curvature_normalised,sign\n"
+    (tmp_path / "a.csv").write_text(head + "learned,mnist,mlp,0,-0.4,negative\nlearned,mnist,mlp,1,-0.1,negative\n"
+                                    "learned,mnist,mlp,2,0.1,positive\nxavier-init,mnist,mlp,0,0.3,positive\n")
+    (tmp_path / "b.csv").write_text(head + "learned,mnist,mlp,0,-0.5,negative\nlearned,mnist,mlp,1,0.2,positive\n"
+                                    "learned,mnist,mlp,2,0.4,positive\nlearned,mnist,mlp,3,0.9,positive\n")
+    first, second = (compare_fits.read_fits(tmp_path / name) for name in ("a.csv", "b.csv"))
+    result = compare_fits.compare(first, second)
+    assert list(result) == ["learned"]  # seed 3 and the Xavier row are in one file only
+    learned = result["learned"]
+    assert (learned["n"], learned["same_sign"], learned["changes"]) == (3, 2, [(1, "negative", "positive")])
+    assert learned["curvature"] == {"negative": (1, -0.4, -0.5),
+                                    "positive": (2, pytest.approx(0.0), pytest.approx(0.3))}
+    assert "1: negative -> positive" in compare_fits.markdown(result, "a", "b")
