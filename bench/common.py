@@ -15,7 +15,7 @@ from typing import Callable
 import torch
 
 from multiarg.cli import model_config
-from multiarg.config import read_config_file
+from multiarg.config import load_config as load_config_files
 from multiarg.io import write_text
 from multiarg.models import OuterNet
 
@@ -25,12 +25,7 @@ RESULTS = ROOT / "bench" / "results"
 
 def load_config(configfile: str | None = None) -> dict:
     """``config.yaml``, with ``configfile``'s keys merged over it as Snakemake merges them."""
-    config = read_config_file(ROOT / "config.yaml")
-    if configfile:
-        from snakemake.utils import update_config  # only here: the GPU machine may lack Snakemake
-
-        update_config(config, read_config_file(configfile))
-    return config
+    return load_config_files(ROOT / "config.yaml", *([configfile] if configfile else []))
 
 
 def outer_options(config: dict, arch: str, activation: str) -> dict:

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from multiarg.config import ConfigError, read_config_file, validate_config
+from multiarg.config import ConfigError, load_config, read_config_file, validate_config
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
@@ -110,3 +110,19 @@ def test_a_key_given_twice_is_refused_with_its_lines(tmp_path):
     assert read_config_file(once)["train"] == {"lr": 0.01, "patience": 3}  # overriding a merged key is no repeat
     for shipped in [REPO / "config.yaml", *(REPO / "workflow" / "configs").glob("*.yaml")]:
         assert read_config_file(shipped) == yaml.safe_load(shipped.read_text())
+
+
+def test_config_files_merge_as_snakemake_merges_them(tmp_path):
+    """Benchmarks and tests read a run's configuration without Snakemake; it must be the one Snakemake sees."""
+    from snakemake.utils import update_config
+
+    first, second = tmp_path / "first.yaml", tmp_path / "second.yaml"
+    first.write_text("train: {lr: 0.01, epochs: [1, 2]}\nseeds: [0, 1]\nkeep: 1\n")
+    second.write_text("train: {epochs: [3]}\nseeds: [2]\nnew: {a: 1}\n")
+    assert load_config(first, second) == {"train": {"lr": 0.01, "epochs": [3]}, "seeds": [2], "keep": 1,
+                                          "new": {"a": 1}}
+    for overlay in (REPO / "workflow" / "configs").glob("*.yaml"):
+        expected = read_config_file(REPO / "config.yaml")
+        update_config(expected, read_config_file(overlay))
+        assert load_config(REPO / "config.yaml", overlay) == expected, overlay.name
+

@@ -38,16 +38,13 @@ def test_paper_scale_dry_run_lists_the_full_dag(tmp_path):
 def test_every_shipped_config_plans_its_dag(tmp_path, name):
     """The README's commands for the demo, the studies and the GPU quick run stay runnable: each config's DAG
     resolves, and its network jobs are those its trial counts ask for."""
-    from snakemake.utils import update_config
-
-    from multiarg.config import read_config_file
+    from multiarg.config import load_config
 
     result = snakemake("-n", "--cores", "2", "all", "--configfile", str(REPO / "config.yaml"),
                        str(REPO / "workflow" / "configs" / name), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", result.stdout, re.M))
-    config = read_config_file(REPO / "config.yaml")
-    update_config(config, read_config_file(REPO / "workflow" / "configs" / name))
+    config = load_config(REPO / "config.yaml", REPO / "workflow" / "configs" / name)
     analysed = sum(config["analysis"]["trials"].values())  # learned 2-arg, Xavier 2-arg, learned 3-arg
     assert int(counts["pretrain_inner"]) >= analysed
     assert int(counts["train_session2"]) >= len(config["data"]["datasets"]) * len(config["archs"]) * analysed

@@ -52,6 +52,26 @@ def read_config_file(path: str | Path) -> dict:
     return config or {}
 
 
+def merge_config(base: dict, overlay: dict) -> dict:
+    """``overlay`` merged into ``base`` (which it changes and returns) as Snakemake merges ``--configfile``s:
+    mappings key by key, anything else (lists included) replaced whole."""
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            merge_config(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
+def load_config(*paths: str | Path) -> dict:
+    """The configuration ``snakemake --configfile PATHS...`` sees: each file merged over those before it. Written
+    here rather than borrowed from Snakemake, which the GPU machine's benchmarks run without."""
+    config: dict = {}
+    for path in paths:
+        merge_config(config, read_config_file(path))
+    return config
+
+
 def validate_config(config: dict, schema_path: str | Path) -> None:
     """Check ``config`` against the JSON schema and the cross-key rules; raise :class:`ConfigError`
     listing every problem as ``key.path: message``."""
