@@ -53,9 +53,9 @@ def _curvature_panels(ax_cdf, ax_frac, records: list[dict], settings: list[tuple
         ax_cdf.step(values, np.arange(1, len(values) + 1) / len(values), where="post", color="tab:red", ls="--",
                     label=f"Xavier init (n={len(values)})")
     ax_cdf.axvline(0, color="0.6", lw=0.6)
-    ax_cdf.set_xlabel("normalised curvature det A / tr A²  (< 0: XOR-like)")
+    ax_cdf.set_xlabel("normalised curvature det A / tr A²\n(< 0: XOR-like)")
     ax_cdf.set_ylabel("CDF")
-    ax_cdf.legend(fontsize=6)
+    ax_cdf.legend(fontsize=6, loc="upper left")
     ax_frac.axhline(0.5, color="0.6", lw=0.6)
     ax_frac.set_xticks(range(len(settings)), [f"{d}\n{a.upper()}" for d, a in settings], fontsize=7)
     ax_frac.set_ylim(0, 1.15)
@@ -67,7 +67,8 @@ def fig7(args) -> None:
     data = load_records(args.analysis)
     records, settings = data["records"], _settings(data["records"])
     n_ex = args.examples
-    fig = plt.figure(figsize=(2.2 * 2 * len(settings), 1.9 * (n_ex + 1) + 3.2))
+    # at least 7 in wide: with one setting, panels f and g would be too narrow for their labels
+    fig = plt.figure(figsize=(max(2.2 * 2 * len(settings), 7), 1.9 * (n_ex + 1) + 3.2))
     gs = GridSpec(n_ex + 2, 2 * len(settings), figure=fig, height_ratios=[1] * (n_ex + 1) + [1.7])
     for j, setting in enumerate(settings):
         for i, r in enumerate(_select(records, "learned", 2, setting)[:n_ex]):
@@ -93,7 +94,7 @@ def fig7(args) -> None:
     _curvature_panels(ax_cdf, ax_frac, records, settings)
     _label(ax_cdf, "f  curvature of the best-fit quadratics")
     _label(ax_frac, "g  fraction with negative curvature")
-    fig.tight_layout(rect=(0, 0.02, 1, 1))
+    fig.tight_layout()
     stamp(fig, data["scale"], {r["data_note"] for r in records})
     save(fig, args.out)
 
@@ -110,8 +111,6 @@ def _spectrum_panel(ax, records: list[dict], n_args: int) -> None:
         ax.plot(ls, mean, "o-", color=color, ms=3, label=f"{label} (n={len(group)})")
         ax.fill_between(ls, mean - sd, mean + sd, color=color, alpha=0.2, lw=0)
     ax.set_xlabel("order l")
-    if n_args == 2:  # the 3-arg panel beside it shares the label
-        ax.set_ylabel("share of power at l ≥ 1 (mean ± SD)")
     ax.legend(fontsize=6)
 
 
@@ -119,44 +118,48 @@ def _basis_strip(fig, anchor_ax, l_max: int) -> None:
     """Example Hermite-Bessel functions (m = l) under the 2-arg spectrum's axis."""
     axis = np.linspace(-3, 3, 61)
     basis, labels = hermite_bessel_basis(_points(axis), l_max)
-    box = anchor_ax.get_position()
+    box, height = anchor_ax.get_position(), fig.get_figheight()
     width = box.width / l_max
     for l in range(1, l_max + 1):
-        ax = fig.add_axes([box.x0 + (l - 1) * width + width * 0.2, box.y0 - 0.09, width * 0.6, 0.05])
+        ax = fig.add_axes([box.x0 + (l - 1) * width + width * 0.2, box.y0 - 1.0 / height, width * 0.6, 0.48 / height])
         draw_function(ax, basis[..., labels.index((l, l))], axis)
 
 
 def fig8(args) -> None:
-    """(a) 2-arg and (b) 3-arg learned examples, (c-d) their power spectra against Xavier-initialised nets."""
+    """Learned 2-arg and 3-arg examples, then their power spectra against Xavier-initialised nets; a run without
+    3-arg nets gets neither the 3-arg row nor its spectrum panel."""
     data = load_records(args.analysis)
     records, settings = data["records"], _settings(data["records"])
+    arities = [n for n in (2, 3) if _select(records, "learned", n)]
+    letters = iter("abcd")
     cols = max(2, len(settings))
-    fig = plt.figure(figsize=(2.2 * cols + 1, 9.5))
-    gs = GridSpec(3, cols, figure=fig, height_ratios=[1, 1, 2.2], hspace=0.5)
-    for j, setting in enumerate(settings):
-        two = _select(records, "learned", 2, setting)
-        if two:
-            ax = fig.add_subplot(gs[0, j])
-            draw_function(ax, two[0]["values"], two[0]["axis"], two[0]["mask"])
-            ax.set_xlabel(f"{setting[0]} {setting[1].upper()}", fontsize=6)
+    fig = plt.figure(figsize=(2.2 * cols + 1, 2.26 * (len(arities) + 2.2)))
+    gs = GridSpec(len(arities) + 1, cols, figure=fig, height_ratios=[1] * len(arities) + [2.2], hspace=0.5)
+    for row, n_args in enumerate(arities):
+        letter = next(letters)
+        for j, setting in enumerate(settings):
+            group = _select(records, "learned", n_args, setting)
+            if not group:
+                continue
+            r, ax = group[0], fig.add_subplot(gs[row, j])
+            name = f"{setting[0]} {setting[1].upper()}"
+            if n_args == 2:
+                draw_function(ax, r["values"], r["axis"], r["mask"])
+                ax.set_xlabel(name, fontsize=6)
+            else:
+                mid = densest_slice(r["mask"])
+                draw_function(ax, r["values"][:, :, mid], r["axis"], r["mask"][:, :, mid])
+                ax.set_xlabel(f"{name} (x3 ≈ {r['axis'][mid]:.2f})", fontsize=6)
             if j == 0:
-                _label(ax, "a  2-arg learned")
-        three = _select(records, "learned", 3, setting)
-        if three:
-            r = three[0]
-            mid = densest_slice(r["mask"])
-            ax = fig.add_subplot(gs[1, j])
-            draw_function(ax, r["values"][:, :, mid], r["axis"], r["mask"][:, :, mid])
-            ax.set_xlabel(f"{setting[0]} {setting[1].upper()} (x3 ≈ {r['axis'][mid]:.2f})", fontsize=6)
-            if j == 0:
-                _label(ax, "b  3-arg learned, slice")
-    ax2, ax3 = fig.add_subplot(gs[2, :cols // 2]), fig.add_subplot(gs[2, cols // 2:])
-    _spectrum_panel(ax2, records, 2)
-    _label(ax2, "c  2-arg spectra (Hermite-Bessel)")
-    _spectrum_panel(ax3, records, 3)
-    _label(ax3, "d  3-arg spectra (solid harmonics)")
-    fig.subplots_adjust(bottom=0.14)
-    l_max = len(records[0]["spectrum"]) - 1
-    _basis_strip(fig, ax2, l_max)
+                _label(ax, f"{letter}  {n_args}-arg learned" + (", slice" if n_args == 3 else ""))
+    spans = [slice(None)] if len(arities) == 1 else [slice(None, cols // 2), slice(cols // 2, None)]
+    spectra = [fig.add_subplot(gs[-1, span]) for span in spans]
+    for ax, n_args in zip(spectra, arities):
+        _spectrum_panel(ax, records, n_args)
+        _label(ax, f"{next(letters)}  {n_args}-arg spectra ({'Hermite-Bessel' if n_args == 2 else 'solid harmonics'})")
+    spectra[0].set_ylabel("share of power at l ≥ 1 (mean ± SD)")  # a second panel beside it shares it
+    fig.subplots_adjust(bottom=1.5 / fig.get_figheight())
+    if 2 in arities:
+        _basis_strip(fig, spectra[0], len(records[0]["spectrum"]) - 1)
     stamp(fig, data["scale"], {r["data_note"] for r in records})
     save(fig, args.out)

@@ -151,7 +151,7 @@ def fig9(args) -> None:
     fig, axes = plt.subplots(len(archs), 1, figsize=(11, 4 * len(archs)), squeeze=False)
     for ax, arch in zip(axes[:, 0], archs):
         _ce_panel(ax, {act: s for (a, act), s in summary.items() if a == arch}, colors, arch)
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    fig.tight_layout()
     first = next(iter(summary.values()))
     stamp(fig, args.scale, {f"CIFAR-10-C {first['source']}", first["data_note"]})
     save(fig, args.out)

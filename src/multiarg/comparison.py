@@ -176,6 +176,6 @@ def fig_compare(args) -> None:
         if metric == "sec_per_epoch":
             ax.set_yscale("log")
     axes[0][0].legend(fontsize=6)
-    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    fig.tight_layout()
     stamp(fig, args.scale, {"bars: mean ± SD over seeds"})
     save(fig, args.out)

@@ -1,6 +1,7 @@
 """The paper's figures, drawn from the pipeline's real outputs and stamped with their scale."""
 from __future__ import annotations
 
+import textwrap
 from collections import defaultdict
 from pathlib import Path
 
@@ -68,9 +69,31 @@ def draw_function(ax, values: np.ndarray, axis: np.ndarray, mask: np.ndarray | N
     ax.set_yticks([])
 
 
-def stamp(fig, scale: str, notes: set[str]) -> None:
+def stamp(fig, scale: str, notes: set[str], fontsize: float = 7) -> None:
+    """Write the run's scale and data notes under everything drawn on ``fig``; call it after the layout. Placed
+    from the drawn extent rather than at a fixed height, so it can neither overlap an axis label nor need a margin
+    guessed per figure; the saved (tight) bounds then take it in."""
     text = f"scale: {scale}" + ("".join(f" | {n}" for n in sorted(notes) if n))
-    fig.text(0.5, 0.002, text, ha="center", va="bottom", fontsize=7, color="0.3", wrap=True)
+    drawn = fig.get_tightbbox(fig.canvas.get_renderer())  # inches
+    chars = max(40, int(drawn.width * 72 / (0.55 * fontsize)))  # DejaVu Sans: a character is about 0.55 em wide
+    fig.text((drawn.x0 + drawn.x1) / 2 / fig.get_figwidth(), (drawn.y0 - 0.05) / fig.get_figheight(),
+             textwrap.fill(text, chars), ha="center", va="top", fontsize=fontsize, color="0.3")
+
+
+def row_title(ax, text: str):
+    """A bold title for the row of panels that starts at ``ax``, above its axes title."""
+    return ax.annotate(text, (0, 1), xycoords="axes fraction", xytext=(0, 20), textcoords="offset points",
+                       va="bottom", fontsize=8, fontweight="bold")
+
+
+def layout_under_row_titles(fig, titles: list) -> None:
+    """``tight_layout`` without ``titles``, which span the columns and would otherwise be fitted into the first
+    column by spreading the columns apart (``h_pad`` makes their room); then back in for the saved bounds."""
+    for title in titles:
+        title.set_in_layout(False)
+    fig.tight_layout(h_pad=4)
+    for title in titles:
+        title.set_in_layout(True)
 
 
 def save(fig, out: str | Path) -> None:
@@ -99,7 +122,7 @@ def mean_band(ax, runs: list[np.ndarray], color: str, label: str | None, offset:
     mean = np.nanmean(acc, 0)
     sd = np.nanstd(acc, 0, ddof=1) if len(runs) > 1 else np.zeros(acc.shape[1])
     x = np.arange(1, acc.shape[1] + 1) + offset
-    ax.plot(x, mean, color=color, lw=1, label=label)
+    ax.plot(x, mean, color=color, lw=1, label=label, marker="o" if len(x) == 1 else None, ms=3)  # a 1-epoch run
     ax.fill_between(x, mean - sd, mean + sd, color=color, alpha=0.25, lw=0)
 
 
@@ -157,15 +180,8 @@ def fig4(args) -> None:
                                  "b  pretrained random initial nonlinearity (black: 99% region of c)",
                                  f"c  learned 2-arg nonlinearity ({100 * args.mass:g}% input region)",
                                  "d  test accuracy, mean ± 1 SD over seeds")):
-        titles.append(axes[row, 0].annotate(label, (0, 1), xycoords="axes fraction", xytext=(0, 20),
-                                            textcoords="offset points", va="bottom", fontsize=8, fontweight="bold"))
-    # a row's title spans the columns: kept out of tight_layout so it does not widen the first column (h_pad
-    # makes its room), then back in for the saved figure's bounds
-    for title in titles:
-        title.set_in_layout(False)
-    fig.tight_layout(rect=(0, 0.02, 1, 1), h_pad=3)
-    for title in titles:
-        title.set_in_layout(True)
+        titles.append(row_title(axes[row, 0], label))
+    layout_under_row_titles(fig, titles)
     stamp(fig, args.scale, notes)
     save(fig, args.out)
 
@@ -176,7 +192,7 @@ def fig5(args) -> None:
     inputs = {parse_run(p)["activation"]: p for p in args.inputs}
     fig, axes = plt.subplots(len(rows), len(args.epochs) + 1, figsize=(2 * (len(args.epochs) + 1), 2.2 * len(rows)),
                              squeeze=False)
-    notes = set()
+    notes, titles = set(), []
     for i, path in enumerate(rows):
         info = parse_run(path)
         snaps = load_torch(path)
@@ -200,9 +216,8 @@ def fig5(args) -> None:
             # the last epoch trained, which early stopping leaves after the best one that model.pt keeps
             ax.set_title(f"epoch {shown[j]}" + (" (last)" if j == len(shown) - 1 else ""), fontsize=8)
         axes[i, 0].set_ylabel(LABELS.get(info["activation"], info["activation"]), fontsize=8)
-        axes[i, 0].annotate(f"{'ab'[i % 2]}  {LABELS.get(info['activation'])}: {info['dataset']} "
-                            f"{info['arch'].upper()} seed {info['seed']}", (0, 1.25), xycoords="axes fraction",
-                            fontsize=8, fontweight="bold")
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
+        titles.append(row_title(axes[i, 0], f"{'ab'[i % 2]}  {LABELS.get(info['activation'])}: {info['dataset']} "
+                                            f"{info['arch'].upper()} seed {info['seed']}"))
+    layout_under_row_titles(fig, titles)
     stamp(fig, args.scale, notes)
     save(fig, args.out)

@@ -206,6 +206,6 @@ def fig_rnn(args) -> None:
     axc.set(xticks=[0, 1], xlim=(-0.3, 1.3), ylim=(-0.55, 0.55), ylabel="normalised curvature",
             title="c  2-arg curvature")
     axc.set_xticklabels(["session I", "trained"], fontsize=7)
-    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    fig.tight_layout()
     stamp(fig, args.scale, {summaries[0]["data_note"]})
     save(fig, args.out)

@@ -1,0 +1,75 @@
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+
+from multiarg.analysis_figures import fig8
+from multiarg.figures import layout_under_row_titles, plt, row_title, stamp
+from multiarg.io import save_torch
+from multiarg.nonlinearities import AnalysisConfig, analyse_function
+from test_nonlinearities import gaussian_hist
+
+LONG_SCALE = "a scale line long enough to wrap " * 8
+
+
+def test_the_stamp_sits_under_every_label_and_wraps_to_the_drawn_width():
+    fig, axes = plt.subplots(2, 1, figsize=(3, 5))
+    for ax in axes:
+        ax.plot([0, 1], [0, 1])
+        ax.set_xlabel("a long x label, as under an accuracy panel")
+    fig.tight_layout()
+    stamp(fig, LONG_SCALE, {"a data note"})
+    renderer = fig.canvas.get_renderer()
+    text = fig.texts[-1]
+    box = text.get_window_extent(renderer)
+    lowest = min(ax.get_tightbbox(renderer).y0 for ax in axes)
+    assert box.y1 < lowest  # display coordinates: y grows upward
+    assert text.get_text().count("\n") >= 2 and box.width <= fig.get_tightbbox(renderer).width * fig.dpi * 1.1
+    plt.close(fig)
+
+
+def test_row_titles_do_not_spread_the_columns():
+    fig, axes = plt.subplots(2, 4, figsize=(8, 4))
+    for ax in axes.flat:
+        ax.imshow(np.eye(4))
+    titles = [row_title(axes[i, 0], "a row title much wider than the one panel it starts above") for i in range(2)]
+    layout_under_row_titles(fig, titles)
+    renderer = fig.canvas.get_renderer()
+    gap = axes[0, 1].get_window_extent(renderer).x0 - axes[0, 0].get_window_extent(renderer).x1
+    assert gap < 0.3 * axes[0, 0].get_window_extent(renderer).width
+    assert all(title.get_in_layout() for title in titles)  # back in for the saved figure's bounds
+    plt.close(fig)
+
+
+def _records(n_args: int, count: int) -> list[dict]:
+    hist = gaussian_hist(n_args, 24 if n_args == 3 else 40, points=50_000)
+    record = analyse_function(lambda x: x[..., 0] * x[..., 1], hist, AnalysisConfig(l_max=3))
+    return [{**record, "kind": kind, "dataset": "mnist", "arch": "mlp", "seed": seed, "data_note": ""}
+            for kind in ("learned", "xavier-init") for seed in range(count)]
+
+
+def _draw_fig8(tmp_path, monkeypatch, records) -> list[str]:
+    """fig8 of ``records``, written to ``tmp_path``; returns its panels' labels, read as it is saved."""
+    stored = [{k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in r.items()} for r in records]
+    save_torch({"records": stored, "scale": "test"}, tmp_path / "nonlinearities.pt")
+    labels, real_save = [], plt.Figure.savefig
+
+    def keep_labels(fig, *args, **kwargs):  # called for the PDF, then the PNG
+        labels[:] = (t.get_text() for ax in fig.axes for t in ax.texts)
+        real_save(fig, *args, **kwargs)
+
+    monkeypatch.setattr(plt.Figure, "savefig", keep_labels)
+    fig8(SimpleNamespace(analysis=str(tmp_path / "nonlinearities.pt"), out=str(tmp_path / "fig8.pdf")))
+    assert (tmp_path / "fig8.png").stat().st_size > 0
+    return [label for label in labels if label[1:3] == "  "]  # "a  ...": the panel labels
+
+
+def test_fig8_draws_no_3_arg_panels_for_a_run_without_3_arg_nets(tmp_path, monkeypatch):
+    labels = _draw_fig8(tmp_path, monkeypatch, _records(2, 2))
+    assert labels == ["a  2-arg learned", "b  2-arg spectra (Hermite-Bessel)"]
+
+
+def test_fig8_draws_both_arities_when_there_are_3_arg_nets(tmp_path, monkeypatch):
+    labels = _draw_fig8(tmp_path, monkeypatch, _records(2, 2) + _records(3, 2))
+    assert labels == ["a  2-arg learned", "b  3-arg learned, slice", "c  2-arg spectra (Hermite-Bessel)",
+                      "d  3-arg spectra (solid harmonics)"]
