@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import io
 import json
 import os
 import re
@@ -57,17 +58,21 @@ def save_torch(obj: Any, path: str | os.PathLike) -> None:
 
 def load_torch(path: str | os.PathLike, check: bool = True) -> Any:
     """Load a file written by :func:`save_torch` without unpickling arbitrary objects. ``check`` first verifies
-    the archive's CRCs, which ``torch.load`` does not: a flipped bit would load as a silently different tensor."""
-    if check:
-        fix = "delete it and re-run the step that wrote it"
-        try:
-            with zipfile.ZipFile(path) as archive:
-                bad = archive.testzip()
-        except (zipfile.BadZipFile, OSError) as e:
-            raise CorruptFile(f"{path} is not a readable torch file ({e}); {fix}") from e
-        if bad is not None:
-            raise CorruptFile(f"{path} is corrupt: {bad} fails its CRC check; {fix}")
-    return torch.load(path, map_location="cpu", weights_only=True)
+    the archive's CRCs, which ``torch.load`` does not: a flipped bit would load as a silently different tensor.
+    The file is read once, for both."""
+    if not check:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    fix = "delete it and re-run the step that wrote it"
+    try:
+        data = io.BytesIO(Path(path).read_bytes())
+        with zipfile.ZipFile(data) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError) as e:
+        raise CorruptFile(f"{path} is not a readable torch file ({e}); {fix}") from e
+    if bad is not None:
+        raise CorruptFile(f"{path} is corrupt: {bad} fails its CRC check; {fix}")
+    data.seek(0)
+    return torch.load(data, map_location="cpu", weights_only=True)
 
 
 def write_text(text: str, path: str | os.PathLike) -> None:
