@@ -125,4 +125,3 @@ def test_config_files_merge_as_snakemake_merges_them(tmp_path):
         expected = read_config_file(REPO / "config.yaml")
         update_config(expected, read_config_file(overlay))
         assert load_config(REPO / "config.yaml", overlay) == expected, overlay.name
-

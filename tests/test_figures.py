@@ -1,12 +1,10 @@
 from types import SimpleNamespace
 
 import numpy as np
-import torch
 
 from multiarg.analysis_figures import fig8
 from multiarg.figures import layout_under_row_titles, plt, row_title, stamp
-from multiarg.io import save_torch
-from multiarg.nonlinearities import AnalysisConfig, analyse_function
+from multiarg.nonlinearities import AnalysisConfig, analyse_function, save_records
 from test_nonlinearities import gaussian_hist
 
 LONG_SCALE = "a scale line long enough to wrap " * 8
@@ -50,8 +48,7 @@ def _records(n_args: int, count: int) -> list[dict]:
 
 def _draw_fig8(tmp_path, monkeypatch, records) -> list[str]:
     """fig8 of ``records``, written to ``tmp_path``; returns its panels' labels, read as it is saved."""
-    stored = [{k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in r.items()} for r in records]
-    save_torch({"records": stored, "scale": "test"}, tmp_path / "nonlinearities.pt")
+    save_records(records, "test", tmp_path / "nonlinearities.pt")
     labels, real_save = [], plt.Figure.savefig
 
     def keep_labels(fig, *args, **kwargs):  # called for the PDF, then the PNG

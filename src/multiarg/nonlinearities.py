@@ -9,6 +9,7 @@ setting and seed) and ``xavier-trained`` (the arg2-xavier control after session 
 from __future__ import annotations
 
 import logging
+import os
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -125,6 +126,13 @@ def load_records(path: str) -> dict:
     data["records"] = [{k: v.numpy() if isinstance(v, torch.Tensor) else v for k, v in r.items()}
                        for r in data["records"]]
     return data
+
+
+def save_records(records: list[dict], scale: str, out: str | os.PathLike) -> None:
+    """The records as :func:`load_records` reads them back: numpy arrays stored as tensors, which weights_only
+    loading admits (numpy arrays it does not)."""
+    stored = [{k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in r.items()} for r in records]
+    save_torch({"records": stored, "scale": scale}, out)
 
 
 def _hist_by_run(paths: list[str]) -> dict[tuple, str]:
@@ -251,9 +259,7 @@ def paper_check_note() -> str:
 
 def write_outputs(records: list[dict], out: str, tables: dict[str, str], scale: str, cfg: AnalysisConfig) -> None:
     """The records (for the figures) and the fits, curvature-test and spectra tables."""
-    # weights_only loading admits tensors but not numpy arrays
-    stored = [{k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in r.items()} for r in records]
-    save_torch({"records": stored, "scale": scale}, out)
+    save_records(records, scale, out)
     p_note = ("p_one_sided_more_negative: exact binomial P[X >= k] under p = 1/2 (alternative: more negative); "
               "p_one_sided_more_positive: P[X <= k]; p_two_sided: both tails; ci95: Clopper-Pearson; "
               "null95: central 95% band of k/n under the null. 'all' pools datasets / architectures. "
