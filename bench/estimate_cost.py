@@ -4,13 +4,14 @@
     python bench/estimate_cost.py --inner-kernel fused-bf16        # with the fused kernels (CUDA)
     python bench/estimate_cost.py --compile reduce-overhead        # training compiled, with CUDA graphs
     python bench/estimate_cost.py --configfile workflow/configs/demo.yaml --repeats 1
-    python bench/estimate_cost.py --configfile workflow/configs/mnist-mlp.yaml --threads 1  # a CPU, as jobs use it
+    python bench/estimate_cost.py --configfile workflow/configs/mnist-mlp.yaml --threads 2  # every step on 2 threads
     python bench/estimate_cost.py --from RECORD --epoch-fraction 0.4 --out FILE   # a record again, nothing timed
 
 Snakemake's dry run lists every job of the DAG. For each kind of network in it (dataset x arch x activation,
 and the recurrent nets) this script times, on this device, one training step, one evaluation batch and one
 forward + backward to the input (what PGD and AutoAttack cost per iteration) at the config's widths and batch
-sizes, and composes each job's time from them:
+sizes, with the CPU threads its jobs run with (their rule's ``threads``, capped at this machine's cores; on a GPU,
+where they hardly matter, one), unless ``--threads`` says otherwise, and composes each job's time from them:
 
 - sessions II/III and recurrent nets: ``epochs x (train batches x step + (val + test batches) x evaluation)``;
 - adversarial training: each training batch adds ``steps`` PGD iterations, each robust evaluation batch too;
@@ -75,18 +76,21 @@ CPU_RULES = {"prepare_data", "param_table", "cifar10c", "analyze_nonlinearities"
              "claims_table", "all"}
 
 
-def dag_jobs(configfile: str | None) -> list[tuple[str, dict]]:
-    """Every job of ``snakemake all`` as (rule, wildcards), from a forced dry run."""
-    cmd = [sys.executable, "-m", "snakemake", "-n", "--forceall", "--cores", "1", "all"]
+def dag_jobs(configfile: str | None, cores: int | None = None) -> list[tuple[str, dict, int]]:
+    """Every job of ``snakemake all --cores cores`` (default: this machine's) as (rule, wildcards, threads), from a
+    forced dry run: a job's threads are its rule's, capped at the cores, as Snakemake gives them."""
+    cmd = [sys.executable, "-m", "snakemake", "-n", "--forceall", "--cores", str(cores or os.cpu_count()), "all"]
     out = subprocess.run(cmd + (["--configfile", configfile] if configfile else []), cwd=ROOT, capture_output=True,
                          text=True, check=True).stdout
     jobs, rule = [], None
     for line in out.splitlines():
         if m := re.match(r"^(?:local)?rule (\w+):$", line.strip()):
             rule = m[1]
-            jobs.append((rule, {}))
+            jobs.append((rule, {}, 1))  # a dry run names a job's threads only where they exceed one
         elif rule and (m := re.match(r"^wildcards: (.*)$", line.strip())):
             jobs[-1][1].update(kv.split("=", 1) for kv in m[1].split(", "))
+        elif rule and (m := re.match(r"^threads: (\d+)$", line.strip())):
+            jobs[-1] = (*jobs[-1][:2], int(m[1]))
     return jobs
 
 
@@ -313,6 +317,28 @@ def network_key(rule: str, w: dict) -> tuple:
     return ("outer", w["dataset"], w["arch"], w["activation"])
 
 
+def network_name(key: tuple, threads: int) -> str:
+    """A timed network's name in a record: its key, and the CPU threads it was timed with."""
+    return f"{'/'.join(key)}@{threads}"
+
+
+def parse_network_name(name: str, threads: int) -> tuple[tuple, int]:
+    """:func:`network_name` read back; a name without threads (a record from before they were named) was timed with
+    ``threads``."""
+    key, _, timed = name.partition("@")
+    return tuple(key.split("/")), int(timed) if timed else threads
+
+
+def with_threads(threads: int, fn, *args):
+    """``fn(*args)`` with PyTorch on ``threads`` CPU threads, the caller's setting restored after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        return fn(*args)
+    finally:
+        torch.set_num_threads(before)
+
+
 def build_timer(key: tuple, config: dict, dev, repeats: int) -> Timer:
     """The network ``key`` timed at the config's sizes (session I's inner net trains outside ``fit``: it never
     compiles)."""
@@ -339,50 +365,57 @@ def _time_once(key: tuple, config: dict, kernel: str) -> None:
     build_timer(key, config, device(), 1)
 
 
-def estimate(config: dict, jobs: list[tuple[str, dict]], dev, args, overhead: dict | None = None) -> dict:
+def timed_network(rule: str, w: dict, threads: int, args) -> tuple[tuple, int]:
+    """The network a job runs and the CPU threads its timing takes: ``--threads`` if given, else the job's own."""
+    return network_key(rule, w), args.threads or threads
+
+
+def estimate(config: dict, jobs: list[tuple[str, dict, int]], dev, args, overhead: dict | None = None) -> dict:
     """Hours per rule, each job's :func:`fixed_seconds` included (and also given apart as ``fixed_hours``) under
     ``overhead``, measured here after the networks are timed if not given (so that, as in a DAG whose first job
-    has filled Triton's cache, start-up compiles nothing). A network that cannot be timed here is listed under
-    ``failed`` and its jobs under ``jobs_not_timed``; the total then covers the others only."""
-    keys = dict.fromkeys(network_key(rule, w) for rule, w in jobs if rule not in CPU_RULES)
+    has filled Triton's cache, start-up compiles nothing). Each network is timed with every count of threads its
+    jobs take (:func:`timed_network`). A network that cannot be timed here is listed under ``failed`` and its jobs
+    under ``jobs_not_timed``; the total then covers the others only."""
+    timed = dict.fromkeys(timed_network(*job, args) for job in jobs if job[0] not in CPU_RULES)
     ahead = None
     if dev.type == "cuda" and args.inner_kernel.startswith("fused"):
         ahead = compile_ahead({"/".join(k): partial(_time_once, k, config, args.inner_kernel)
-                               for k in keys})
-    timers, failed = attempt({key: partial(build_timer, key, config, dev, args.repeats) for key in keys})
+                               for k in dict.fromkeys(key for key, _ in timed)})
+    timers, failed = attempt({(key, threads): partial(with_threads, threads, build_timer, key, config, dev,
+                                                      args.repeats) for key, threads in timed})
     if overhead is None:
-        datasets = {job_dataset(rule, w) for rule, w in jobs if rule not in CPU_RULES} - {None}
-        overhead = measure_overhead(config, list(timers), datasets, dev, args.inner_kernel, args.startup_repeats,
-                                    config["job_server"])
+        datasets = {job_dataset(rule, w) for rule, w, _ in jobs if rule not in CPU_RULES} - {None}
+        overhead = measure_overhead(config, list(dict.fromkeys(key for key, _ in timers)), datasets, dev,
+                                    args.inner_kernel, args.startup_repeats, config["job_server"])
     return {**compose(config, jobs, timers, overhead, args), "compile_ahead": ahead,
-            "failed": {"/".join(k): e for k, e in failed.items()},
-            "networks": {"/".join(k): t.seconds for k, t in timers.items()},
-            "compiled_networks": {"/".join(k): {"seconds": t.fit_seconds, "compile_seconds": t.compile_seconds}
+            "failed": {network_name(*k): e for k, e in failed.items()},
+            "networks": {network_name(*k): t.seconds for k, t in timers.items()},
+            "compiled_networks": {network_name(*k): {"seconds": t.fit_seconds, "compile_seconds": t.compile_seconds}
                                   for k, t in timers.items() if t.compile_seconds}}
 
 
-def compose(config: dict, jobs: list[tuple[str, dict]], timers: dict, overhead: dict, args) -> dict:
-    """The hours of ``jobs`` from the networks' measured times (``timers``, by :func:`network_key`): per rule, per
+def compose(config: dict, jobs: list[tuple[str, dict, int]], timers: dict, overhead: dict, args) -> dict:
+    """The hours of ``jobs`` from the networks' measured times (``timers``, by :func:`timed_network`): per rule, per
     kind of job (rule and network, over seeds; ``kinds``) and in all, with ``epoch_hours``, the part that scales
     with the epochs run (the training rules' batches: the rest is start-up, data, compilation and evaluation jobs)."""
     per_rule, fixed, missing, kinds = Counter(), Counter(), Counter(), {}
     epoch_seconds = 0.0
-    for rule, w in jobs:
+    for rule, w, threads in jobs:
         if rule in CPU_RULES:
             continue
-        key = network_key(rule, w)
-        if key not in timers:
+        key, timer = network_key(rule, w), timers.get(timed_network(rule, w, threads, args))
+        if timer is None:
             missing[rule] += 1
             continue
-        batches = job_seconds(rule, w, config, timers[key], args)
-        outside_batches = fixed_seconds(rule, w, overhead) + compile_seconds(rule, config, timers[key])
+        batches = job_seconds(rule, w, config, timer, args)
+        outside_batches = fixed_seconds(rule, w, overhead) + compile_seconds(rule, config, timer)
         epoch_seconds += batches * (rule in FIT_RULES)
         fixed[rule] += outside_batches
         per_rule[rule] += batches + outside_batches
         kind = kinds.setdefault(f"{rule} {'/'.join(key[1:])}", {"jobs": 0, "hours": 0.0})
         kind["jobs"] += 1
         kind["hours"] += (batches + outside_batches) / 3600
-    counts = Counter(rule for rule, _ in jobs)
+    counts = Counter(rule for rule, *_ in jobs)
     return {"hours_total": sum(per_rule.values()) / 3600, "epoch_hours": epoch_seconds / 3600, "overhead": overhead,
             "rules": {rule: {"jobs": counts[rule], "hours": sec / 3600, "fixed_hours": fixed[rule] / 3600}
                       for rule, sec in per_rule.most_common()},
@@ -421,17 +454,19 @@ def recompose(record: dict, args) -> dict:
     config = load_config(configfile)
     config["compile"] = record["compile"]
     compiled = record.get("compiled_networks", {})
-    timers = {tuple(name.split("/")): Recorded(seconds, compiled.get(name))
+    # records from before each job's own threads timed every network with the process's
+    args.threads = record["threads"] if "threads" in record else record["cpu_threads"]
+    timers = {parse_network_name(name, args.threads): Recorded(seconds, compiled.get(name))
               for name, seconds in record["networks"].items()}
     keep = ("device", "torch", "triton", "cuda", "python", "cpu_threads", "triton_interpreter", "configfile", "scale",
-            "inner_kernel", "compile", "compile_ahead", "failed", "networks", "compiled_networks")
-    return {"command": " ".join(["python", *sys.argv]), **{k: record.get(k) for k in keep},
+            "inner_kernel", "compile", "compile_ahead", "failed", "networks", "compiled_networks", "dag_cores")
+    return {"command": " ".join(["python", *sys.argv]), **{k: record.get(k) for k in keep}, "threads": args.threads,
             # the measurement itself, however often its times were composed again since
             "recomposed_from": record.get("recomposed_from") or {
                 "command": record["command"], "epoch_fraction": record["epoch_fraction"],
                 "robust_fraction": record["robust_fraction"]},
             "epoch_fraction": args.epoch_fraction, "robust_fraction": args.robust_fraction,
-            **compose(config, dag_jobs(configfile), timers, record["overhead"], args)}
+            **compose(config, dag_jobs(configfile, record.get("dag_cores")), timers, record["overhead"], args)}
 
 
 def main(argv=None) -> dict:
@@ -445,9 +480,9 @@ def main(argv=None) -> dict:
     p.add_argument("--repeats", type=int, default=5, help="calls of each batch a timing averages")
     p.add_argument("--startup-repeats", type=int, default=3, help="fresh processes each start-up time is the median of")
     p.add_argument("--threads", type=int, default=None,
-                   help="CPU threads every timing uses (default: torch's, every core). The workflow runs each network "
-                        "job with its rule's threads (1; AutoAttack 2) and as many jobs at once as there are cores: "
-                        "give 1 to set the estimate beside such a run (bench/run_summary.py --estimate)")
+                   help="CPU threads every timing uses (default: each job's own, its rule's threads (1; 2 for "
+                        "AutoAttack and collecting inputs) capped at this machine's cores, as snakemake --cores all "
+                        "runs it; on a GPU, 1)")
     p.add_argument("--within", type=float, default=6.0,
                    help="device-hours to report the largest average share of maximum epochs for (issue 6: 6)")
     p.add_argument("--from", dest="record", default=None,
@@ -461,22 +496,20 @@ def main(argv=None) -> dict:
             p.error("--from takes --out, and the record's own config and threads")
         result = recompose(json.loads(Path(args.record).read_text()), args)
     else:
-        dev = device()
-        threads = torch.get_num_threads()
-        if args.threads:
-            torch.set_num_threads(args.threads)
+        dev, cores = device(), os.cpu_count()
+        if dev.type == "cuda" and not args.threads:
+            args.threads = 1  # a step's time there is the GPU's: one timing a network, on the thread most jobs take
         config = load_config(args.configfile)
         args.inner_kernel = args.inner_kernel or config["inner_kernel"]
         set_kernel(args.inner_kernel)
         config["compile"] = args.compile or config["compile"]
         set_compile(config["compile"])
         result = {**environment(dev), "configfile": args.configfile or "config.yaml", "scale": config["scale"],
-                  "inner_kernel": args.inner_kernel, "compile": config["compile"],
-                  "epoch_fraction": args.epoch_fraction, "robust_fraction": args.robust_fraction,
-                  **estimate(config, dag_jobs(args.configfile), dev, args)}
+                  "inner_kernel": args.inner_kernel, "compile": config["compile"], "threads": args.threads,
+                  "dag_cores": cores, "epoch_fraction": args.epoch_fraction, "robust_fraction": args.robust_fraction,
+                  **estimate(config, dag_jobs(args.configfile, cores), dev, args)}
         set_kernel("eager")
         set_compile("none")
-        torch.set_num_threads(threads)
     result["epoch_fraction_within"] = {"hours": args.within, "fraction": epoch_fraction_within(result, args.within)}
     report(result)
     compiled_name = f"-compile-{result['compile']}" * (result["compile"] != "none")
@@ -495,7 +528,8 @@ def report(result: dict, top: int = 8) -> None:
     for rule, v in result["rules"].items():
         print(f"{rule:20s} {v['jobs']:5d} jobs {v['hours']:10.2f} h (start-up and data {v['fixed_hours']:.2f} h)")
     print(f"{'total':20s} {sum(v['jobs'] for v in result['rules'].values()):5d} jobs "
-          f"{result['hours_total']:10.2f} h on {result['device']} (+ CPU steps: "
+          f"{result['hours_total']:10.2f} h on {result['device']}, "
+          f"{result['threads'] or 'each job its own'} CPU threads (+ CPU steps: "
           f"{sum(result['cpu_rules_not_timed'].values())} jobs), at {result['epoch_fraction']:g} of the maximum "
           f"epochs: {result['epoch_hours']:.2f} h of it in training epochs")
     print(f"the {top} costliest kinds of job:")

@@ -111,8 +111,10 @@ def against_estimate(measured: dict, estimate: dict) -> dict:
             rows[rule] = {"jobs": jobs, "jobs_estimated": predicted["jobs"], "predicted_s": p, "measured_s": m,
                           "measured_over_predicted": m / p if p else None, "unmodelled_s_per_job": (m - p) / jobs}
     predicted, measured_total = (sum(r[k] for r in rows.values()) for k in ("predicted_s", "measured_s"))
+    # records from before each job's own threads timed every network with the process's (cpu_threads)
+    threads = estimate["threads"] if "threads" in estimate else estimate.get("cpu_threads")
     return {"device": estimate["device"], "command": estimate["command"], "inner_kernel": estimate["inner_kernel"],
-            "epoch_fraction": estimate["epoch_fraction"], "overhead": estimate.get("overhead"), "rules": rows,
+            "threads": threads, "epoch_fraction": estimate["epoch_fraction"], "overhead": estimate.get("overhead"), "rules": rows,
             "total": {"predicted_s": predicted, "measured_s": measured_total,
                       "measured_over_predicted": measured_total / predicted if predicted else None}}
 
@@ -138,7 +140,8 @@ def _overhead_text(overhead: dict | None) -> str:
 
 def _estimate_lines(e: dict) -> list[str]:
     lines = ["", "## Against the estimate", "",
-             f"Predicted by `{e['command']}` on {e['device']} (kernel {e['inner_kernel']}, epoch fraction "
+             f"Predicted by `{e['command']}` on {e['device']} (kernel {e['inner_kernel']}, CPU threads "
+             f"{e.get('threads') or 'each job its own'}, epoch fraction "
              f"{e['epoch_fraction']}: the configured maximum epochs, an upper bound where early stopping ends a run "
              f"sooner{_overhead_text(e.get('overhead'))}). Measured: the run's benchmark files, which also count "
              "what the model leaves out.", "",

@@ -1,6 +1,7 @@
 """The device-hours estimator (bench/estimate_cost.py): the DAG it reads, its cost model, its timings."""
 import json
 import math
+import os
 import sys
 from argparse import Namespace
 from collections import Counter
@@ -36,17 +37,20 @@ def compile_mode():
 NO_OVERHEAD = {"startup_s": {"train": 0.0, "evaluate": 0.0}, "load_s": {"mnist": 0.0}}
 
 
-def test_the_dag_is_read_job_by_job_with_wildcards():
-    jobs = estimate_cost.dag_jobs(TINY)
-    counts = Counter(rule for rule, _ in jobs)
+def test_the_dag_is_read_job_by_job_with_wildcards_and_threads():
+    jobs = estimate_cost.dag_jobs(TINY, cores=4)
+    counts = Counter(rule for rule, *_ in jobs)
     config = estimate_cost.load_config(TINY)
     assert counts["all"] == 1 and counts["prepare_data"] == 1
     # tiny: 1 dataset x 1 arch x 6 activations x 2 seeds, plus one arg3 analysis run
     assert counts["train_session2"] == len(config["activations"]) * len(config["seeds"]) + 1
-    for rule, w in jobs:
+    for rule, w, threads in jobs:
         if rule.startswith("train_session"):
             assert set(w) == {"dataset", "arch", "activation", "seed"} and w["dataset"] == "mnist"
+        assert threads == (2 if rule in ("autoattack", "collect_inputs", "prepare_data") else 1)  # each rule's threads
     assert set(counts) <= estimate_cost.CPU_RULES | estimate_cost.TIMED_RULES
+    # Snakemake caps a job's threads at the cores it is given
+    assert {threads for *_, threads in estimate_cost.dag_jobs(TINY, cores=1)} == {1}
 
 
 def test_session_and_autoattack_costs_follow_the_config():
@@ -80,7 +84,7 @@ def test_adversarial_training_pays_one_gradient_per_pgd_step():
 
 def test_compiled_training_takes_the_compiled_times_and_pays_its_compilation(monkeypatch):
     config, jobs = estimate_cost.load_config(TINY), estimate_cost.dag_jobs(TINY)
-    args = Namespace(epoch_fraction=1.0, robust_fraction=1.0, repeats=1)
+    args = Namespace(epoch_fraction=1.0, robust_fraction=1.0, repeats=1, threads=None)
     w = {"dataset": "mnist", "arch": "mlp", "activation": "arg2", "seed": "0"}
     for rule in ("train_session2", "train_adversarial"):  # every time of a training job halves
         assert estimate_cost.job_seconds(rule, w, config, CompiledTimer, args) == pytest.approx(
@@ -135,18 +139,52 @@ def test_a_network_that_cannot_be_timed_is_reported_and_the_rest_estimated(monke
         return FakeTimer
 
     monkeypatch.setattr(estimate_cost, "build_timer", build_timer)
-    args = Namespace(epoch_fraction=1.0, robust_fraction=1.0, repeats=1)
+    args = Namespace(epoch_fraction=1.0, robust_fraction=1.0, repeats=1, threads=1)
     result = estimate_cost.estimate(config, jobs, torch.device("cpu"), args, NO_OVERHEAD)
-    dac_jobs = Counter(rule for rule, w in jobs if w.get("activation") == "dac" and rule not in estimate_cost.CPU_RULES)
-    assert result["failed"] == {"outer/mnist/mlp/dac": "RuntimeError: no kernel for this"}
+    dac_jobs = Counter(rule for rule, w, _ in jobs
+                       if w.get("activation") == "dac" and rule not in estimate_cost.CPU_RULES)
+    assert result["failed"] == {"outer/mnist/mlp/dac@1": "RuntimeError: no kernel for this"}
     assert result["jobs_not_timed"] == dict(dac_jobs) and dac_jobs["train_session2"] == len(config["seeds"])
-    assert result["hours_total"] > 0 and "outer/mnist/mlp/dac" not in result["networks"]
+    assert result["hours_total"] > 0 and "outer/mnist/mlp/dac@1" not in result["networks"]
+    assert "outer/mnist/mlp/relu@1" in result["networks"]
+
+
+def test_each_network_is_timed_with_the_threads_its_jobs_run_with(monkeypatch):
+    config, jobs = estimate_cost.load_config(TINY), estimate_cost.dag_jobs(TINY, cores=2)
+    before, timed = torch.get_num_threads(), []
+
+    def build_timer(key, *args):  # a network twice as fast on two threads
+        threads = torch.get_num_threads()
+        timed.append((key, threads))
+        seconds = {name: s / threads for name, s in FakeTimer.seconds.items()}
+        return Namespace(seconds=seconds, fit_seconds=seconds, compile_seconds={})
+
+    monkeypatch.setattr(estimate_cost, "build_timer", build_timer)
+
+    def run(threads):
+        args = Namespace(epoch_fraction=1.0, robust_fraction=1.0, repeats=1, threads=threads)
+        return estimate_cost.estimate(config, jobs, torch.device("cpu"), args, NO_OVERHEAD)
+
+    own = run(None)
+    networks = {estimate_cost.network_key(rule, w) for rule, w, _ in jobs if rule not in estimate_cost.CPU_RULES}
+    two = {estimate_cost.network_key(rule, w) for rule, w, threads in jobs
+           if threads == 2 and rule not in estimate_cost.CPU_RULES}  # AutoAttack's and collecting inputs'
+    assert two and sorted(timed) == sorted({(k, 1) for k in networks} | {(k, 2) for k in two})
+    assert set(own["networks"]) == {estimate_cost.network_name(*t) for t in timed}
+    assert torch.get_num_threads() == before
+    # two-thread jobs take the two-thread times, the rest the one-thread times
+    timed.clear()
+    one = run(1)
+    assert {threads for _, threads in timed} == {1} and len(timed) == len(networks)
+    for rule in own["rules"]:
+        halved = rule in ("autoattack", "collect_inputs")
+        assert one["rules"][rule]["hours"] == pytest.approx((1 + halved) * own["rules"][rule]["hours"])
 
 
 def test_every_job_pays_its_kind_of_start_up_and_all_but_session_one_their_data(monkeypatch):
     config, jobs = estimate_cost.load_config(TINY), estimate_cost.dag_jobs(TINY)
     monkeypatch.setattr(estimate_cost, "build_timer", lambda *args: FakeTimer)
-    args = Namespace(epoch_fraction=1.0, robust_fraction=1.0, repeats=1)
+    args = Namespace(epoch_fraction=1.0, robust_fraction=1.0, repeats=1, threads=None)
     bare = estimate_cost.estimate(config, jobs, torch.device("cpu"), args, NO_OVERHEAD)
     overhead = {"startup_s": {"train": 3.0, "evaluate": 1.0}, "load_s": {"mnist": 0.5}}
     paid = estimate_cost.estimate(config, jobs, torch.device("cpu"), args, overhead)
@@ -194,7 +232,8 @@ def test_hours_are_given_per_kind_of_job_and_the_epochs_share_is_what_scales(mon
     monkeypatch.setattr(estimate_cost, "build_timer", lambda *args: FakeTimer)
     overhead = {"startup_s": {"train": 3.0, "evaluate": 1.0}, "load_s": {"mnist": 0.5}}
     full, half = (estimate_cost.estimate(config, jobs, torch.device("cpu"),
-                                         Namespace(epoch_fraction=f, robust_fraction=1.0, repeats=1), overhead)
+                                         Namespace(epoch_fraction=f, robust_fraction=1.0, repeats=1, threads=None),
+                                         overhead)
                   for f in (1.0, 0.5))
     kinds = full["kinds"]
     assert sum(k["hours"] for k in kinds.values()) == pytest.approx(full["hours_total"])
@@ -220,9 +259,10 @@ def test_a_record_is_composed_again_under_other_fractions_without_measuring(monk
                 "startup_phases_s": {"train": {"total": 3.0}, "evaluate": {"total": 1.0}}}
 
     def measured(epochs, robust):
-        args = Namespace(epoch_fraction=epochs, robust_fraction=robust, repeats=1)
+        args = Namespace(epoch_fraction=epochs, robust_fraction=robust, repeats=1, threads=None)
         return {"command": "python bench/estimate_cost.py", "device": "GPU", "configfile": TINY, "compile": "none",
-                "inner_kernel": "eager", "epoch_fraction": epochs, "robust_fraction": robust,
+                "inner_kernel": "eager", "epoch_fraction": epochs, "robust_fraction": robust, "threads": None,
+                "dag_cores": os.cpu_count(),
                 **estimate_cost.estimate(config, jobs, torch.device("cpu"), args, overhead)}
 
     record, direct, original = tmp_path / "estimate.json", measured(0.3, 0.5), measured(1.0, 1.0)
@@ -255,7 +295,7 @@ def test_timings_use_the_threads_asked_for_and_the_record_says_how_many(monkeypa
     monkeypatch.setattr(estimate_cost, "measure_overhead", lambda *args: overhead)
     threads = 1 if before > 1 else 2
     record = estimate_cost.main(["--configfile", TINY, "--threads", str(threads), "--out", str(tmp_path / "e.json")])
-    assert seen == {threads} and record["cpu_threads"] == threads and record["hours_total"] > 0
+    assert seen == {threads} and record["threads"] == threads and record["hours_total"] > 0
     assert torch.get_num_threads() == before  # the caller's setting is left as it was
     with pytest.raises(SystemExit):  # a record keeps the threads it was timed with
         estimate_cost.main(["--from", str(tmp_path / "e.json"), "--threads", "1", "--out", str(tmp_path / "f.json")])

@@ -120,7 +120,7 @@ def _check_run_summary(workdir, configfile):
     stale.write_text("s\th:m:s\tmax_rss\n99.0\t0:01:39\t10.0\n")
     os.utime(stale, (0, 0))  # written long before this run began: not one of its jobs
     estimate.write_text(json.dumps({"device": "here", "command": "python bench/estimate_cost.py", "epoch_fraction": 1,
-                                    "inner_kernel": "eager",
+                                    "inner_kernel": "eager", "threads": None,
                                     "overhead": {"startup_s": {"train": 2.0, "evaluate": 1.5},
                                                  "load_s": {"mnist": 0.25}},
                                     "rules": {"train_session2": {"jobs": 13, "hours": 0.001},
@@ -146,6 +146,7 @@ def _check_run_summary(workdir, configfile):
     assert rule == "train_session2" and row["jobs"] == trained["jobs"] and row["jobs_estimated"] == 13
     assert row["measured_over_predicted"] == pytest.approx(measured / 3.6)
     assert row["unmodelled_s_per_job"] == pytest.approx((measured - 3.6) / trained["jobs"])
+    assert "CPU threads each job its own," in text
     assert "## Against the estimate" in text and f"| train_session2 | {trained['jobs']} | 3.6 |" in text
     assert "start-up of 2.0 s (training) or 1.5 s (evaluation) and its data loading: mnist 0.25 s" in text
 
