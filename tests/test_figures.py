@@ -2,7 +2,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from multiarg.analysis_figures import fig8
+from multiarg.analysis_figures import _ecdf, fig8
 from multiarg.figures import layout_under_row_titles, plt, row_title, stamp
 from multiarg.nonlinearities import AnalysisConfig, analyse_function, save_records
 from test_nonlinearities import gaussian_hist
@@ -70,3 +70,13 @@ def test_fig8_draws_both_arities_when_there_are_3_arg_nets(tmp_path, monkeypatch
     labels = _draw_fig8(tmp_path, monkeypatch, _records(2, 2) + _records(3, 2))
     assert labels == ["a  2-arg learned", "b  3-arg learned, slice", "c  2-arg spectra (Hermite-Bessel)",
                       "d  3-arg spectra (solid harmonics)"]
+
+
+def test_the_curvature_cdf_rises_from_zero_at_the_smallest_value():
+    fig, ax = plt.subplots()
+    _ecdf(ax, [{"curvature_normalised": k} for k in (0.3, -0.2, 0.1)], "three")
+    (line,) = ax.lines
+    x, y = line.get_data()
+    assert list(x) == [-0.2, -0.2, 0.1, 0.3] and list(y) == [0, 1 / 3, 2 / 3, 1]
+    assert line.get_drawstyle() == "steps-post" and line.get_label() == "three (n=3)"
+    plt.close(fig)

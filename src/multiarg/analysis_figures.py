@@ -34,12 +34,17 @@ def _label(ax, text: str) -> None:
     ax.annotate(text, (0, 1.04), xycoords="axes fraction", fontsize=7, fontweight="bold")
 
 
+def _ecdf(ax, records: list[dict], label: str, **style) -> None:
+    """The empirical CDF of ``records``' normalised curvatures, rising from 0 at the smallest."""
+    values = np.sort([r["curvature_normalised"] for r in records])
+    ax.step(np.r_[values[:1], values], np.arange(len(values) + 1) / len(values), where="post",
+            label=f"{label} (n={len(values)})", **style)
+
+
 def _curvature_panels(ax_cdf, ax_frac, records: list[dict], settings: list[tuple[str, str]]) -> None:
     for j, setting in enumerate(settings):
         group = _select(records, "learned", 2, setting)
-        values = np.sort([r["curvature_normalised"] for r in group])
-        ax_cdf.step(values, np.arange(1, len(values) + 1) / len(values), where="post",
-                    label=f"{setting[0]} {setting[1].upper()} (n={len(values)})")
+        _ecdf(ax_cdf, group, f"{setting[0]} {setting[1].upper()}")
         k = sum(r["curvature"] < 0 for r in group)
         test = curvature_sign_test(k, len(group))
         lo, hi = null_band(len(group))
@@ -49,9 +54,7 @@ def _curvature_panels(ax_cdf, ax_frac, records: list[dict], settings: list[tuple
         ax_frac.annotate(f"{k}/{len(group)}\np2={test['p_two_sided']:.2g}", (j, 1.02), ha="center", fontsize=6)
     xavier = _select(records, "xavier-init", 2)
     if xavier:
-        values = np.sort([r["curvature_normalised"] for r in xavier])
-        ax_cdf.step(values, np.arange(1, len(values) + 1) / len(values), where="post", color="tab:red", ls="--",
-                    label=f"Xavier init (n={len(values)})")
+        _ecdf(ax_cdf, xavier, "Xavier init", color="tab:red", ls="--")
     ax_cdf.axvline(0, color="0.6", lw=0.6)
     ax_cdf.set_xlabel("normalised curvature det A / tr A²\n(< 0: XOR-like)")
     ax_cdf.set_ylabel("CDF")
