@@ -20,7 +20,6 @@ from torch import nn
 from .chunked import chunk_size, chunked_inner_net
 from .precision import MODES
 
-INITS = ("pretrained", "xavier")
 FIXED = ("relu", "gamma", "dac")  # one-argument designs without an inner net (see adaptive.py, dendritic.py)
 KERNELS = ("eager", "chunked", *(f"fused-{mode}" for mode in MODES))  # see multiarg.chunked, multiarg.fused
 _kernel = "eager"

@@ -134,11 +134,6 @@ class OuterNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.body(self.standardize(x)))
 
-    def outer_parameters(self) -> list[nn.Parameter]:
-        """Every parameter that is not the inner net's."""
-        inner = {id(p) for p in self.inner.parameters()} if self.inner is not None else set()
-        return [p for p in self.parameters() if id(p) not in inner]
-
 
 def count_parameters(model: nn.Module) -> int:
     """Number of distinct parameters (a shared inner net counts once)."""

@@ -25,7 +25,6 @@ from .paths import parse_run
 from .tables import difference_cells, welch_difference, write_table
 
 log = logging.getLogger(__name__)
-KINDS = ("learned", "xavier-init", "xavier-trained")
 
 
 @dataclass(frozen=True)
