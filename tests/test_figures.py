@@ -39,6 +39,18 @@ def test_row_titles_do_not_spread_the_columns():
     plt.close(fig)
 
 
+def test_a_row_title_starts_at_the_figure_edge_so_one_narrow_column_still_holds_it():
+    fig, axes = plt.subplots(2, 1, figsize=(4.5, 5))  # fig4's narrowest
+    for ax in axes:
+        ax.imshow(np.eye(4))
+    title = row_title(axes[1], "b  pretrained random initial nonlinearity (black: 99% region of c)")  # fig4's widest
+    layout_under_row_titles(fig, [title])
+    box = title.get_window_extent(fig.canvas.get_renderer())
+    assert 0 < box.x0 < 0.1 * fig.dpi and box.x1 < fig.bbox.width  # on one line, inside the figure
+    assert box.y0 > axes[1].get_window_extent().y1  # above its row
+    plt.close(fig)
+
+
 def _records(n_args: int, count: int) -> list[dict]:
     hist = gaussian_hist(n_args, 24 if n_args == 3 else 40, points=50_000)
     record = analyse_function(lambda x: x[..., 0] * x[..., 1], hist, AnalysisConfig(l_max=3))

@@ -81,9 +81,10 @@ def stamp(fig, scale: str, notes: set[str], fontsize: float = 7) -> None:
 
 
 def row_title(ax, text: str):
-    """A bold title for the row of panels that starts at ``ax``, above its axes title."""
-    return ax.annotate(text, (0, 1), xycoords="axes fraction", xytext=(0, 20), textcoords="offset points",
-                       va="bottom", fontsize=8, fontweight="bold")
+    """A bold title for the row of panels ``ax`` is in, above its axes title, from the figure's left edge (the
+    whole width is its room, however narrow the first panel)."""
+    return ax.annotate(text, (0, 1), xycoords=("figure fraction", "axes fraction"), xytext=(4, 20),
+                       textcoords="offset points", va="bottom", fontsize=8, fontweight="bold")
 
 
 def layout_under_row_titles(fig, titles: list) -> None:
@@ -148,7 +149,8 @@ def fig4(args) -> None:
     inits = {int(load_torch(p)["seed"]): p for p in args.inits}
     cols = _columns(args.models)
     seeds = sorted({k[3] for k in models})
-    fig, axes = plt.subplots(4, len(cols), figsize=(3 * len(cols), 11), squeeze=False)
+    # at least 4.5 in wide: a one-column figure must still hold the widest row title
+    fig, axes = plt.subplots(4, len(cols), figsize=(max(3 * len(cols), 4.5), 11), squeeze=False)
     notes = set()
     for j, (dataset, arch) in enumerate(cols):
         seed = seeds[j % len(seeds)]
@@ -176,9 +178,10 @@ def fig4(args) -> None:
         draw_function(axes[2, j], evaluate_grid(inner, axis), axis, mask)
         _accuracy_panel(axes[3, j], args.metrics, dataset, arch)
     titles = []
-    for row, label in enumerate(("a  input distribution (log10 density; cyan: 99% region)",
-                                 "b  pretrained random initial nonlinearity (black: 99% region of c)",
-                                 f"c  learned 2-arg nonlinearity ({100 * args.mass:g}% input region)",
+    region = f"{100 * args.mass:g}% region"
+    for row, label in enumerate((f"a  input distribution (log10 density; cyan: {region})",
+                                 f"b  pretrained random initial nonlinearity (black: {region} of c)",
+                                 f"c  learned 2-arg nonlinearity ({region} of its inputs)",
                                  "d  test accuracy, mean ± 1 SD over seeds")):
         titles.append(row_title(axes[row, 0], label))
     layout_under_row_titles(fig, titles)
