@@ -9,7 +9,7 @@ from multiarg.activations import MultiArgActivation
 from multiarg.io import load_torch, save_torch
 from multiarg.pretrain import MapConfig, PretrainConfig, make_initial_inner
 from multiarg.recurrent import RecurrentNet, matched_hidden, recurrent_param_count
-from multiarg.rnn_study import RNNConfig, rnn_rows, train_rnn
+from multiarg.rnn_study import RNNConfig, rnn_rows, train_rnn, write_rnn_table
 from multiarg.train import TrainConfig
 
 
@@ -77,7 +77,7 @@ def test_the_two_arg_rnn_learns_rows_resumes_and_reports_its_curvature(mnist_pt,
     assert record["analysis"]["learned"]["mask"].sum() > 0 and not (tmp_path / "run" / "checkpoint.pt").exists()
 
 
-def test_rnn_table_counts_negative_curvatures_and_spreads_over_seeds():
+def test_rnn_table_counts_negative_curvatures_and_spreads_over_seeds(tmp_path):
     base = {"units": 10, "params": 100, "seconds_per_epoch": 1.0, "sequence": "rows", "reference": "arg2",
             "hidden": 10, "data_note": ""}
     runs = [{**base, "activation": "arg2", "seed": s, "test_acc": acc, "curvature": c, "curvature_normalised": c,
@@ -87,3 +87,9 @@ def test_rnn_table_counts_negative_curvatures_and_spreads_over_seeds():
     assert rows["arg2"]["k_negative"] == "2/3" and rows["arg2"]["initial_k_negative"] == "0/3"
     assert rows["arg2"]["test_acc"] == "60.00" and rows["arg2"]["test_acc_sd"] == "10.00"
     assert rows["arg2"]["p_two_sided"] == "1" and rows["relu"]["k_negative"] == "" and rows["relu"]["seeds"] == 1
+    summaries = []
+    for i, run in enumerate(runs):
+        summaries.append(tmp_path / f"{i}.json")
+        summaries[-1].write_text(json.dumps(run))
+    write_rnn_table([str(p) for p in summaries], str(tmp_path / "rnn.csv"), "test", mass=0.95)
+    assert "over the 95% input region" in (tmp_path / "rnn.md").read_text()  # the configured mass, not 99%

@@ -221,7 +221,7 @@ def cmd_train_rnn(args):
 def cmd_rnn_table(args):
     from .rnn_study import write_rnn_table
 
-    write_rnn_table(args.summaries, args.out, args.scale)
+    write_rnn_table(args.summaries, args.out, args.scale, args.mass)
 
 
 def cmd_summary(args):
@@ -413,8 +413,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fit-weighting", choices=("uniform", "density"), default="uniform")
     p.set_defaults(func=cmd_train_rnn)
 
-    _gather(sub, "rnn-table", "recurrent networks: accuracy, size, time, 2-arg curvature", "summaries",
-            cmd_rnn_table)
+    p = _gather(sub, "rnn-table", "recurrent networks: accuracy, size, time, 2-arg curvature", "summaries",
+                cmd_rnn_table)
+    p.add_argument("--mass", type=float, default=0.99, help="the input share the curvature fits were made over")
     p = _gather(sub, "fig-rnn", "recurrent networks: accuracy curves and learned 2-arg functions (reads the "
                 "folders of the summaries)", "summaries", cmd_figure, figure="rnn")
     p.add_argument("--examples", type=int, default=3)

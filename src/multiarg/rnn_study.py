@@ -149,7 +149,9 @@ def rnn_rows(summaries: list[dict]) -> list[dict]:
     return rows
 
 
-def write_rnn_table(paths: list[str], out: str, scale: str) -> list[dict]:
+def write_rnn_table(paths: list[str], out: str, scale: str, mass: float) -> list[dict]:
+    """The recurrent networks' table (:func:`rnn_rows`) of the runs' ``summary.json`` files; ``mass``: the share of
+    inputs the curvature fits were restricted to (``analysis.mass``)."""
     summaries = [json.loads(Path(p).read_text()) for p in paths]
     rows = rnn_rows(summaries)
     first, curved = summaries[0], sum("curvature" in s for s in summaries)
@@ -158,9 +160,10 @@ def write_rnn_table(paths: list[str], out: str, scale: str) -> list[dict]:
              "test accuracy (%) at the best-validation epoch, mean and SD over seeds; seconds_per_epoch includes "
              "evaluation.",
              "2-arg units take (feedforward drive, recurrent drive) as their two arguments. k_negative: learned "
-             "functions with negative curvature c1 c2 - c3^2/4 of the best-fit quadratic over the 99% input region "
-             "(negative = XOR-like saddle, the gating shape); initial_k_negative: the same for the session-I "
-             "functions they started from, over the same inputs; p_two_sided: exact binomial test against 1/2 (with "
+             "functions with negative curvature c1 c2 - c3^2/4 of the best-fit quadratic over the "
+             f"{100 * mass:g}% input region (negative = XOR-like saddle, the gating shape); initial_k_negative: the "
+             "same for the session-I functions they started from, over the same inputs; p_two_sided: exact "
+             "binomial test against 1/2 (with "
              f"n functions it cannot fall below 2^(1-n), here {2.0 ** (1 - max(curved, 1)):.3g}: n < 6 can never "
              "reach p < 0.05); curvature_normalised: det A / tr(A^2) in [-1/2, 1/2], "
              "mean ± SD.",

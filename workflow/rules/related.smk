@@ -40,6 +40,7 @@ rule rnn_table:
         "logs/rnn_table/rnn_table.log",
     params:
         scale=SCALE,
+        mass=config["analysis"]["mass"],
     threads: 1
     resources:
         mem_mb=per_attempt(2000),
@@ -47,7 +48,8 @@ rule rnn_table:
     conda:
         ENV
     shell:
-        "python -m multiarg rnn-table --out {output.csv} --scale {params.scale} --summaries {input} > {log} 2>&1"
+        "python -m multiarg rnn-table --out {output.csv} --scale {params.scale} --mass {params.mass}"
+        " --summaries {input} > {log} 2>&1"
 
 
 rule fig_rnn:
