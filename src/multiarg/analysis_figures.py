@@ -137,7 +137,7 @@ def fig8(args) -> None:
     letters = iter("abcd")
     cols = max(2, len(settings))
     fig = plt.figure(figsize=(2.2 * cols + 1, 2.26 * (len(arities) + 2.2)))
-    gs = GridSpec(len(arities) + 1, cols, figure=fig, height_ratios=[1] * len(arities) + [2.2], hspace=0.5)
+    gs = GridSpec(len(arities) + 1, cols, figure=fig, height_ratios=[1] * len(arities) + [2.2], hspace=0.3)
     for row, n_args in enumerate(arities):
         letter = next(letters)
         for j, setting in enumerate(settings):
