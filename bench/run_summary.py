@@ -10,7 +10,8 @@ Reads the newest Snakemake log under ``WORKDIR/.snakemake/log`` (or ``--log``), 
 ``WORKDIR/results/{figures,tables}``. Writes ``summary.json`` and ``summary.md`` (which holds every Markdown
 table of the run) to ``--out``. With ``--estimate``, each rule the estimator times is set beside its prediction: a
 check of the cost model on a real run, and the time per job it does not model (writing results, checkpoints and
-logs, the scheduler's own time, jobs contending for the machine).
+logs, the scheduler's own time, jobs contending for the machine). Device and versions are this interpreter's: run it
+with the Python that ran the workflow (its ``.venv``).
 """
 from __future__ import annotations
 
