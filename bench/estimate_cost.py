@@ -322,6 +322,12 @@ def network_name(key: tuple, threads: int) -> str:
     return f"{'/'.join(key)}@{threads}"
 
 
+def timing_threads(record: dict) -> int | None:
+    """The CPU threads a record's timings took (None: each job's own). Records from before each job's own threads
+    timed every network with the process's, ``cpu_threads``."""
+    return record["threads"] if "threads" in record else record.get("cpu_threads")
+
+
 def parse_network_name(name: str, threads: int) -> tuple[tuple, int]:
     """:func:`network_name` read back; a name without threads (a record from before they were named) was timed with
     ``threads``."""
@@ -403,7 +409,8 @@ def compose(config: dict, jobs: list[tuple[str, dict, int]], timers: dict, overh
     for rule, w, threads in jobs:
         if rule in CPU_RULES:
             continue
-        key, timer = network_key(rule, w), timers.get(timed_network(rule, w, threads, args))
+        key, threads = timed_network(rule, w, threads, args)
+        timer = timers.get((key, threads))
         if timer is None:
             missing[rule] += 1
             continue
@@ -454,8 +461,7 @@ def recompose(record: dict, args) -> dict:
     config = load_config(configfile)
     config["compile"] = record["compile"]
     compiled = record.get("compiled_networks", {})
-    # records from before each job's own threads timed every network with the process's
-    args.threads = record["threads"] if "threads" in record else record["cpu_threads"]
+    args.threads = timing_threads(record)
     timers = {parse_network_name(name, args.threads): Recorded(seconds, compiled.get(name))
               for name, seconds in record["networks"].items()}
     keep = ("device", "torch", "triton", "cuda", "python", "cpu_threads", "triton_interpreter", "configfile", "scale",

@@ -26,6 +26,7 @@ from datetime import datetime
 from pathlib import Path
 
 from common import device, environment, load_config
+from estimate_cost import timing_threads
 
 from multiarg import jobserver
 
@@ -112,10 +113,9 @@ def against_estimate(measured: dict, estimate: dict) -> dict:
             rows[rule] = {"jobs": jobs, "jobs_estimated": predicted["jobs"], "predicted_s": p, "measured_s": m,
                           "measured_over_predicted": m / p if p else None, "unmodelled_s_per_job": (m - p) / jobs}
     predicted, measured_total = (sum(r[k] for r in rows.values()) for k in ("predicted_s", "measured_s"))
-    # records from before each job's own threads timed every network with the process's (cpu_threads)
-    threads = estimate["threads"] if "threads" in estimate else estimate.get("cpu_threads")
     return {"device": estimate["device"], "command": estimate["command"], "inner_kernel": estimate["inner_kernel"],
-            "threads": threads, "epoch_fraction": estimate["epoch_fraction"], "overhead": estimate.get("overhead"), "rules": rows,
+            "threads": timing_threads(estimate), "epoch_fraction": estimate["epoch_fraction"],
+            "overhead": estimate.get("overhead"), "rules": rows,
             "total": {"predicted_s": predicted, "measured_s": measured_total,
                       "measured_over_predicted": measured_total / predicted if predicted else None}}
 

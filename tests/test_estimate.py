@@ -283,6 +283,16 @@ def test_a_record_is_composed_again_under_other_fractions_without_measuring(monk
         estimate_cost.main(["--from", str(record)])
 
 
+def test_a_record_says_the_threads_its_timings_took_and_older_records_their_process_threads():
+    assert estimate_cost.timing_threads({"threads": None, "cpu_threads": 2}) is None  # each job its own
+    assert estimate_cost.timing_threads({"threads": 1, "cpu_threads": 2}) == 1
+    assert estimate_cost.timing_threads({"cpu_threads": 2}) == 2  # before per-job threads
+    name = estimate_cost.network_name(("outer", "mnist", "mlp", "arg2"), 2)
+    assert name == "outer/mnist/mlp/arg2@2"
+    assert estimate_cost.parse_network_name(name, 1) == (("outer", "mnist", "mlp", "arg2"), 2)
+    assert estimate_cost.parse_network_name("rnn/arg2", 2) == (("rnn", "arg2"), 2)
+
+
 def test_timings_use_the_threads_asked_for_and_the_record_says_how_many(monkeypatch, tmp_path):
     before, seen = torch.get_num_threads(), set()
 

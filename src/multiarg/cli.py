@@ -250,6 +250,12 @@ def cmd_figure(args):
      "fig9": fig9, "rnn": fig_rnn, "compare": fig_compare}[args.figure](args)
 
 
+def _add_mass(p, helptext: str = "input mass of the analysed region") -> None:
+    """``--mass``, the share of inputs held by the region functions are analysed and drawn over (``analysis.mass``;
+    the paper's 99%)."""
+    p.add_argument("--mass", type=float, default=0.99, help=helptext)
+
+
 def _gather(sub, name: str, helptext: str, inputs: str, func, **defaults) -> argparse.ArgumentParser:
     """A step that reads many files (``--{inputs}``) into one table or figure (``--out``; Markdown, PNG beside it)."""
     p = sub.add_parser(name, help=helptext)
@@ -339,7 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--snapshots", nargs="*", default=[])
         p.add_argument("--metrics", nargs="*", default=[])
         p.add_argument("--epochs", type=_ints, default=(0, 1, 2, 3, 5, 10))
-        p.add_argument("--mass", type=float, default=0.99, help="input mass of the region drawn")
+        _add_mass(p, "input mass of the region drawn")
         p.set_defaults(func=cmd_figure, figure=name)
 
     p = sub.add_parser("analyze", help="quadratic fits, curvature sign tests and spectra of inner nets")
@@ -350,7 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
     for table in ("fits", "curvature", "spectra"):
         p.add_argument(f"--{table}", required=True, help=f"{table} table (CSV; Markdown beside it)")
     p.add_argument("--scale", required=True)
-    p.add_argument("--mass", type=float, default=0.99)
+    _add_mass(p)
     p.add_argument("--fit-weighting", choices=("uniform", "density"), default="uniform")
     p.add_argument("--basis-scale", type=float, default=1.0)
     p.add_argument("--basis-frame", choices=("inputs", "origin"), default="inputs")
@@ -409,13 +415,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--inner-depth", type=int, default=2)
     p.add_argument("--bins", type=int, default=128, help="2-arg input histogram cells per axis")
     p.add_argument("--extent", type=float, default=6.0)
-    p.add_argument("--mass", type=float, default=0.99)
+    _add_mass(p)
     p.add_argument("--fit-weighting", choices=("uniform", "density"), default="uniform")
     p.set_defaults(func=cmd_train_rnn)
 
     p = _gather(sub, "rnn-table", "recurrent networks: accuracy, size, time, 2-arg curvature", "summaries",
                 cmd_rnn_table)
-    p.add_argument("--mass", type=float, default=0.99, help="the input share the curvature fits were made over")
+    _add_mass(p, "the input share the curvature fits were made over")
     p = _gather(sub, "fig-rnn", "recurrent networks: accuracy curves and learned 2-arg functions (reads the "
                 "folders of the summaries)", "summaries", cmd_figure, figure="rnn")
     p.add_argument("--examples", type=int, default=3)
