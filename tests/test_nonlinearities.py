@@ -8,7 +8,8 @@ from multiarg.analysis_figures import densest_slice
 from multiarg.analysis import fit_quadratic, hermite_bessel_basis
 from multiarg.inputs import InputHistogram
 from multiarg.nonlinearities import (AnalysisConfig, analyse_function, curvature_rows, load_records,
-                                     normalised_curvature, paper_check_note, region, spectra_rows, write_outputs)
+                                     normalised_curvature, paper_check_note, region, spectra_rows, write_outputs,
+                                     xavier_assignment)
 
 
 def gaussian_hist(n_args: int, bins: int, points: int = 400_000, mean=0.0, std=1.0) -> dict:
@@ -191,6 +192,28 @@ def test_spectra_rows_test_learned_against_xavier_init_at_l1_and_l2():
     assert rows["learned", "mnist", 2]["verdict"] == "learned more at l = 2, Welch p < 0.05"
     assert rows["learned", "mnist", 1]["verdict"] == "learned less at l = 1, Welch p < 0.05"
     assert rows["learned", "mnist", 0]["verdict"] == rows["xavier-init", "mnist", 2]["verdict"] == ""
+
+
+def test_each_xavier_init_is_analysed_in_one_setting_only():
+    """Pooled over settings, the xavier-init group must hold distinct networks: the 8 inits of 4 settings with
+    2 each go out in seed blocks, each over the inputs of a learned run of its own setting."""
+    inits = [{"n_args": 2, "seed": s} for s in (7, 0, 5, 1, 2, 3, 4, 6)] + [{"n_args": 3, "seed": s} for s in range(4)]
+    settings = [("cifar10", "cnn"), ("cifar10", "mlp"), ("mnist", "cnn"), ("mnist", "mlp")]
+    runs = [(d, a, act, s) for d, a in settings for act in ("arg2", "arg2-xavier") for s in range(3)]
+    runs += [(d, a, "arg3", s) for d, a in settings for s in range(1)]
+    pairs = [(run, init["n_args"], init["seed"]) for run, init in xavier_assignment(inits, runs)]
+    assert pairs[:8] == [(("cifar10", "cnn", "arg2", 0), 2, 0), (("cifar10", "cnn", "arg2", 1), 2, 1),
+                         (("cifar10", "mlp", "arg2", 0), 2, 2), (("cifar10", "mlp", "arg2", 1), 2, 3),
+                         (("mnist", "cnn", "arg2", 0), 2, 4), (("mnist", "cnn", "arg2", 1), 2, 5),
+                         (("mnist", "mlp", "arg2", 0), 2, 6), (("mnist", "mlp", "arg2", 1), 2, 7)]
+    assert pairs[8:] == [((d, a, "arg3", 0), 3, k) for k, (d, a) in enumerate(settings)]
+    # one setting: init seed j over learned seed j, as before inits were dealt out
+    one = xavier_assignment(inits[:2], [("mnist", "mlp", "arg2", s) for s in (1, 0)])
+    assert [(run[3], init["seed"]) for run, init in one] == [(0, 0), (1, 7)]
+    with pytest.raises(ValueError, match="cannot be shared out equally among the 4 settings"):
+        xavier_assignment(inits[:6], runs)
+    with pytest.raises(ValueError, match="4 untrained arg2-xavier inits to analyse but only 3"):
+        xavier_assignment(inits[:8], [r for r in runs if r[:2] in settings[:2]])
 
 
 def test_paper_check_note_states_the_inconsistency():

@@ -29,8 +29,9 @@ def test_paper_scale_dry_run_lists_the_full_dag(tmp_path):
     # seeds; session III: arg2, arg1, relu, gamma, dac x 4 seeds (the Xavier control and the 3-arg nets stop
     # after session II); RNNs: 5 activations x 4 seeds.
     assert counts["train_session2"] == "216" and counts["train_session3"] == "80" and counts["train_rnn"] == "20"
-    # session I: 24 arg2 + 4 arg1 + 6 arg2-xavier + 8 arg3 + 8 untrained arg3-xavier
-    assert counts["pretrain_inner"] == "50" and counts["prepare_data"] == "2"
+    # session I: 24 arg2 + 4 arg1 + 8 arg3, and 6 Xavier 2-arg and 8 Xavier 3-arg nets per setting, so that no
+    # untrained one is analysed twice (the first 6 Xavier 2-arg nets also start the arg2-xavier runs)
+    assert counts["pretrain_inner"] == "92" and counts["prepare_data"] == "2"
     assert counts["analyze_nonlinearities"] == "1" and counts["fig7_fig8"] == "2"
 
 

@@ -2,9 +2,9 @@
 cells of its measured input histogram, restricted to the region holding 99% of the inputs, and
 summarised by its best-fit quadratic (2-arg) and its power spectrum (2- and 3-arg).
 
-Populations (``kind``): ``learned`` (session-II inner nets of argN), ``xavier-init`` (Xavier-initialised
-inner nets before any training, analysed over the inputs of the learned network with the same
-setting and seed) and ``xavier-trained`` (the arg2-xavier control after session II, over its own inputs).
+Populations (``kind``): ``learned`` (session-II inner nets of argN), ``xavier-init`` (Xavier-initialised inner nets
+before any training, each analysed in one setting over the inputs of a learned network there) and
+``xavier-trained`` (the arg2-xavier control after session II, over its own inputs).
 """
 from __future__ import annotations
 
@@ -141,8 +141,8 @@ def _hist_by_run(paths: list[str]) -> dict[tuple, str]:
 def analyse_runs(models: list[str], inputs: list[str], inits: list[str], cfg: AnalysisConfig) -> list[dict]:
     """Analyse every session-II model (with its ``inputs.pt``) and every Xavier init record.
 
-    A model of activation ``argN`` is ``learned``, of ``argN-xavier`` ``xavier-trained``; an init record of
-    ``argN-xavier`` seed s is ``xavier-init`` in every dataset x architecture with an ``argN`` run of seed s.
+    A model of activation ``argN`` is ``learned``, of ``argN-xavier`` ``xavier-trained``; each init record of
+    ``argN-xavier`` is ``xavier-init`` in one dataset x architecture (:func:`xavier_assignment`).
     """
     from .sessions import load_model
 
@@ -155,16 +155,41 @@ def analyse_runs(models: list[str], inputs: list[str], inits: list[str], cfg: An
         model, record = load_model(path)
         result = analyse_function(model.inner, load_torch(hists[key]), cfg)
         records.append({**info, "kind": kind, "data_note": record["data_note"], **result})
-    for path in inits:
-        init = load_torch(path)
-        learned = f"arg{init['n_args']}"
-        for (dataset, arch, activation, seed), hpath in sorted(hists.items()):
-            if activation == learned and seed == init["seed"]:
-                result = analyse_function(load_inner(init), load_torch(hpath), cfg)
-                records.append({"dataset": dataset, "arch": arch, "activation": f"{learned}-xavier", "seed": seed,
-                                "session": 0, "kind": "xavier-init", "data_note": "", **result})
+    for (dataset, arch, learned, seed), init in xavier_assignment([load_torch(p) for p in inits], list(hists)):
+        result = analyse_function(load_inner(init), load_torch(hists[dataset, arch, learned, seed]), cfg)
+        records.append({"dataset": dataset, "arch": arch, "activation": f"{learned}-xavier", "seed": init["seed"],
+                        "session": 0, "kind": "xavier-init", "data_note": "", **result})
     log.info("analysed %d functions", len(records))
     return records
+
+
+def xavier_assignment(inits: list[dict], runs: list[tuple]) -> list[tuple[tuple, dict]]:
+    """Which untrained Xavier init (a session-I record) is analysed over which learned run's inputs, given the
+    ``(dataset, arch, activation, seed)`` of every run with an input histogram: ``[(run, init)]``.
+
+    Each init is analysed once, so a pooled group never counts one network twice (the paper's 24 Xavier
+    functions are 24 networks). The inits of argN, in seed order, are dealt out in equal blocks to the settings
+    (dataset x arch, sorted) that have argN runs: setting k gets seeds kN ... kN + N - 1, the j-th of them
+    over the inputs of the setting's j-th learned seed. With one setting, init seed j goes with learned seed j.
+    """
+    pairs = []
+    for n_args in sorted({int(init["n_args"]) for init in inits}):
+        learned = f"arg{n_args}"
+        found = sorted((init for init in inits if init["n_args"] == n_args), key=lambda init: init["seed"])
+        seeds = defaultdict(list)
+        for dataset, arch, activation, seed in sorted(runs):
+            if activation == learned:
+                seeds[dataset, arch].append(seed)
+        if not seeds or len(found) % len(seeds):
+            raise ValueError(f"{len(found)} untrained {learned}-xavier inits cannot be shared out equally among "
+                             f"the {len(seeds)} settings with {learned} input histograms")
+        per = len(found) // len(seeds)
+        for k, (setting, learned_seeds) in enumerate(sorted(seeds.items())):
+            if per > len(learned_seeds):
+                raise ValueError(f"{setting}: {per} untrained {learned}-xavier inits to analyse but only "
+                                 f"{len(learned_seeds)} {learned} input histograms")
+            pairs += [((*setting, learned, s), init) for s, init in zip(learned_seeds, found[k * per:(k + 1) * per])]
+    return pairs
 
 
 def _groups(records: list[dict]) -> dict[tuple, list[dict]]:

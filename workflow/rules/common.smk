@@ -23,7 +23,10 @@ ACTIVATIONS = config["activations"]
 TRIALS = config["analysis"]["trials"]
 # The analyses add session-II runs (more seeds, 3-arg nets) and untrained Xavier inits beyond ACTIVATIONS.
 ANALYSED = [a for a in ("arg2", "arg2-xavier", "arg3") if TRIALS[a]]
-XAVIER_INITS = {"arg2-xavier": TRIALS["arg2-xavier"], "arg3-xavier": TRIALS["arg3"]}
+# Untrained Xavier inits: N per dataset x arch, each analysed in one setting (nonlinearities.xavier_assignment),
+# so the pooled groups hold distinct networks; session II of arg2-xavier seed s starts from init s in every setting.
+XAVIER_INITS = {a: n * len(DATASETS) * len(ARCHS) for a, n in (("arg2-xavier", TRIALS["arg2-xavier"]),
+                                                               ("arg3-xavier", TRIALS["arg3"]))}
 RNN = config["rnn"]
 RNN_LEARNED = [a for a in RNN["activations"] if a.startswith("arg")]  # need a session-I inner net
 ALL_ACTIVATIONS = list(dict.fromkeys(ACTIVATIONS + ANALYSED + [a for a, n in XAVIER_INITS.items() if n] + RNN_LEARNED))
