@@ -109,7 +109,7 @@ def test_evaluation_refuses_published_labels_of_another_test_order(prepared, tmp
 
     c_dir = tmp_path / "cifar10c"
     manifest = cifar10c.prepare(prepared, c_dir, seed=0, source="generate", test_limit=20, split_seed=0)
-    _, y = data.test_subset(data.load_prepared(prepared), 20, 0)
+    x, y = data.test_subset(data.load_prepared(prepared), 20, 0)
 
     def publish(labels):
         np.save(c_dir / "labels.npy", np.tile(labels, len(manifest["severities"])))
@@ -117,7 +117,7 @@ def test_evaluation_refuses_published_labels_of_another_test_order(prepared, tmp
                    c_dir / corruptions.MANIFEST)
 
     publish(y.numpy())
-    corruptions.check_labels(c_dir, y)
+    corruptions.check_scored_images(c_dir, x, y)
     publish(y.numpy()[::-1].copy())
     folder = _model(tmp_path, "relu", 0)
     with pytest.raises(DataError, match="not those of the test set being scored"):
@@ -134,5 +134,8 @@ def test_evaluation_refuses_a_benchmark_of_other_images(prepared, tmp_path):
     with pytest.raises(DataError, match="holds 10 images per set but the runs are scored on 20"):
         cifar10c.evaluate_run(folder / "model.pt", prepared, c_dir, folder / "e.json", batch_size=16, device="cpu",
                               test_limit=20, split_seed=0)
+    with pytest.raises(DataError, match="generated from other test images than those being scored"):
+        cifar10c.evaluate_run(folder / "model.pt", prepared, c_dir, folder / "e.json", batch_size=16, device="cpu",
+                              test_limit=10, split_seed=1)
     with pytest.raises(DataError, match="download needs the exact CIFAR-10 test set"):
         cifar10c.prepare(prepared, c_dir, seed=0, source="download", test_limit=None, split_seed=0)

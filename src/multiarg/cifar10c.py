@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from . import data
-from .corruptions import CATEGORIES, CORRUPTIONS, CORRUPTIONS_BY_CATEGORY, MANIFEST, check_labels, load_cifar10c
-from .corruptions import obtain_cifar10c
+from .corruptions import (CATEGORIES, CORRUPTIONS, CORRUPTIONS_BY_CATEGORY, MANIFEST, check_scored_images,
+                          load_cifar10c, obtain_cifar10c)
 from .io import write_json
 from .paths import parse_run
 from .robustness import evaluate_corrupted, seed_summary
@@ -49,7 +49,7 @@ def evaluate_run(model_path: Path, data_path: Path, c_dir: Path, out: Path, *, b
     if manifest["n"] != len(y):
         raise data.DataError(f"{c_dir} holds {manifest['n']} images per set but the runs are scored on {len(y)}; "
                              "delete it and re-run the CIFAR-10-C step")
-    check_labels(c_dir, y)
+    check_scored_images(c_dir, x, y)
     result = {"model": str(model_path), "source": manifest["source"], "n": len(y), "data_note": record["data_note"],
               "clean": evaluate_corrupted(model, x, y, batch_size, dev), "corrupted": {}}
     for name in CORRUPTIONS:

@@ -35,8 +35,8 @@ log = logging.getLogger(__name__)
 CORRUPTIONS_BY_CATEGORY: dict[str, tuple[str, ...]] = {
     "noise": ("gaussian_noise", "shot_noise", "impulse_noise"),
     "blur": ("defocus_blur", "glass_blur", "motion_blur", "zoom_blur"),
-    "weather": ("snow", "frost", "fog"),
-    "digital": ("brightness", "contrast", "elastic_transform", "pixelate", "jpeg_compression"),
+    "weather": ("snow", "frost", "fog", "brightness"),  # as the benchmark files brightness
+    "digital": ("contrast", "elastic_transform", "pixelate", "jpeg_compression"),
 }
 CORRUPTIONS: tuple[str, ...] = tuple(n for names in CORRUPTIONS_BY_CATEGORY.values() for n in names)
 CATEGORIES: dict[str, str] = {n: cat for cat, names in CORRUPTIONS_BY_CATEGORY.items() for n in names}
@@ -423,7 +423,7 @@ def generate_cifar10c(test_x: torch.Tensor, out_dir: str | Path, seed: int, corr
     unknown = [n for n in names if n not in _FUNCTIONS] + [s for s in severities if s not in SEVERITIES]
     if unknown or not names or not severities:
         raise ValueError(f"unknown or empty corruptions/severities: {unknown or (names, severities)}")
-    x = np.ascontiguousarray(torch.as_tensor(test_x).permute(0, 2, 3, 1).numpy())
+    x = _channels_last(test_x)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     files = {}
@@ -435,7 +435,7 @@ def generate_cifar10c(test_x: torch.Tensor, out_dir: str | Path, seed: int, corr
     manifest = {
         "source": "generated", "note": GENERATED_NOTE, "seed": seed, "n": len(x), "severities": list(severities),
         "layout": "{name}.npy: uint8 (len(severities)*n, 32, 32, 3), severity-major, images in test_x order",
-        "input_sha256": hashlib.sha256(x.tobytes()).hexdigest(), "substitutes": SUBSTITUTES,
+        "input_sha256": _images_sha256(x), "substitutes": SUBSTITUTES,
         "params": {n: SEVERITY_PARAMS[n] for n in names}, "files": files,
     }
     write_json(manifest, out_dir / MANIFEST)
@@ -509,13 +509,17 @@ def _verify(path: Path, expected: str) -> None:
     _VERIFIED[key] = actual
 
 
-def check_labels(out_dir: str | Path, y: torch.Tensor) -> None:
-    """Raise unless a published benchmark's labels are ``y`` at every severity (its images are in the original
-    test order, so scoring them against another order of the test set would be silently wrong); a generated
-    benchmark holds the scored images themselves and has no labels of its own."""
+def check_scored_images(out_dir: str | Path, x: torch.Tensor, y: torch.Tensor) -> None:
+    """Raise unless the benchmark in ``out_dir`` is of the test images ``x`` (labels ``y``) being scored: a
+    generated one must have been made from exactly ``x``, a published one must hold labels ``y`` at every
+    severity (its images are in the original test order). Either way a mismatch would pair corrupted images with
+    other images' labels, silently."""
     out_dir = Path(out_dir)
     manifest = json.loads((out_dir / MANIFEST).read_text())
     if "labels" not in manifest:
+        if manifest["input_sha256"] != _images_sha256(_channels_last(x)):
+            raise DataError(f"{out_dir} was generated from other test images than those being scored (another "
+                            "split_seed or test_limit?); delete it and re-run the CIFAR-10-C step")
         return
     path = out_dir / manifest["labels"]["file"]
     _verify(path, manifest["labels"]["sha256"])
@@ -523,6 +527,14 @@ def check_labels(out_dir: str | Path, y: torch.Tensor) -> None:
     if labels.shape[1] != len(y) or not (labels == y.numpy()).all():
         raise DataError(f"{path}: the published labels are not those of the test set being scored (not in the "
                         "original CIFAR-10 test order?)")
+
+
+def _channels_last(x: torch.Tensor) -> np.ndarray:
+    return np.ascontiguousarray(torch.as_tensor(x).permute(0, 2, 3, 1).numpy())
+
+
+def _images_sha256(x: np.ndarray) -> str:
+    return hashlib.sha256(x.tobytes()).hexdigest()
 
 
 def load_cifar10c(out_dir: str | Path, name: str, severity: int, verify: bool = True) -> torch.Tensor:
