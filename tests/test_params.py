@@ -75,3 +75,11 @@ def test_matched_widths_minimise_the_mismatch(arch, shape, widths, baseline):
 
     assert mismatch(beta) <= min(mismatch(beta - 1), mismatch(beta + 1))
     assert mismatch(beta) / target < 0.01
+
+
+def test_matched_widths_reach_any_beta():
+    """Wide layers need DAC widths far below sqrt(2) h (about -0.4 h): the match must not stop at a fixed bound."""
+    ref = ModelConfig("mlp", "arg2", (1, 28, 28), 10, (256, 256, 256))
+    widths, beta = matched_widths(ref, "dac")
+    assert beta < -64 and abs(exact_param_count(ref.replace(activation="dac", widths=widths)) / exact_param_count(ref)
+                               - 1) < 0.002

@@ -70,20 +70,25 @@ def paper_mlp_param_count(x: int, widths: tuple[int, ...], y: int, n: int, inner
     return x * (n * widths[0] + 1) + hidden + widths[-1] * y + (65 * n + 4288 if inner else 0)
 
 
-def matched_widths(reference: ModelConfig, activation: str, beta_range: int = 64) -> tuple[tuple[int, ...], int]:
+def matched_widths(reference: ModelConfig, activation: str) -> tuple[tuple[int, ...], int]:
     """Widths ``floor(sqrt(n) h_l) + beta`` for ``activation`` whose exact count is closest to ``reference``.
 
     ``n`` is the reference's argument count; one integer ``beta`` is shared by all layers and the
-    smallest ``|beta|`` wins ties. Returns ``(widths, beta)``.
+    smallest ``|beta|`` wins ties. Every width stays at least 1. Returns ``(widths, beta)``.
     """
     target = exact_param_count(reference)
     base = [math.floor(math.sqrt(reference.spec.n_args) * h) for h in reference.widths]
 
-    def mismatch(beta: int) -> tuple[int, int]:
-        widths = tuple(b + beta for b in base)
-        if min(widths) < 1:
-            return (math.inf, abs(beta))
-        return (abs(exact_param_count(reference.replace(activation=activation, widths=widths)) - target), abs(beta))
+    def count(beta: int) -> int:
+        return exact_param_count(reference.replace(activation=activation, widths=tuple(b + beta for b in base)))
 
-    beta = min(range(-beta_range, beta_range + 1), key=mismatch)
+    # The count rises with beta, so bisect for the first beta reaching the target: no range to outgrow (DAC
+    # needs beta near -0.4 h, past any fixed bound once layers are wide).
+    lo, hi = 1 - min(base), 1
+    while count(hi) < target:
+        hi *= 2
+    while lo < hi:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if count(mid) >= target else (mid + 1, hi)
+    beta = min((b for b in (lo - 1, lo) if b >= 1 - min(base)), key=lambda b: (abs(count(b) - target), abs(b)))
     return tuple(b + beta for b in base), beta
