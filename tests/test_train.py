@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from multiarg import chunked
-from multiarg.activations import set_kernel
+from multiarg.activations import load_inner, set_kernel
 from multiarg.data import load_prepared, split
 from multiarg.io import load_torch
 from multiarg.models import ModelConfig, OuterNet
@@ -87,6 +87,29 @@ def test_resume_after_kill_reproduces_an_uninterrupted_run(tmp_path, mnist_pt, i
     if augment != "none":  # the augmentation reached the batches: the run differs from a plain one
         plain = _session2(tmp_path / "plain", mnist_pt, init_record)["state_dict"]
         assert any(not torch.equal(v, plain[k]) for k, v in straight["state_dict"].items())
+
+
+def test_resume_between_the_best_epoch_and_early_stopping_keeps_both(tmp_path, mnist_pt, init_record):
+    """Killed after the best epoch but before the window runs out, a resumed run must still know which epoch was
+    best and how many have not improved since: it stops at the same epoch and restores the same weights."""
+    cfg = ModelConfig("mlp", "arg2", (1, 28, 28), 10, (16, 16), inner_hidden=16, dropout=0.2)
+    train_cfg = TrainConfig(seed=3, max_epochs=60, patience=4, batch_size=20, lr=3e-3)
+    data_split = dict(val_size=200, split_seed=0, train_limit=200, test_limit=100)
+
+    def run(out_dir, stop_after=None):
+        return train_session(2, cfg, train_cfg, data_path=mnist_pt, out_dir=out_dir, data_split=data_split,
+                             init_path=init_record, stop_after=stop_after)
+
+    straight = run(tmp_path / "straight")
+    best, stopped = straight["best_epoch"], straight["stopped_epoch"]
+    assert 1 < best < stopped < train_cfg.max_epochs  # early stopping fired, a few epochs after the best
+    killed = tmp_path / "killed"
+    assert run(killed, stop_after=best + 1) == {}
+    resumed = run(killed)
+    assert (resumed["best_epoch"], resumed["stopped_epoch"]) == (best, stopped)
+    assert all(torch.equal(v, resumed["state_dict"][k]) for k, v in straight["state_dict"].items())
+    a, b = _read(tmp_path / "straight" / "metrics.csv"), _read(killed / "metrics.csv")
+    assert [{k: r[k] for k in r if k != "seconds"} for r in a] == [{k: r[k] for k in r if k != "seconds"} for r in b]
 
 
 def test_a_checkpoint_is_not_resumed_after_its_inner_net_changed(tmp_path, mnist_pt, init_record):
@@ -173,6 +196,26 @@ def test_divergence_fails_loudly(tmp_path, mnist_pt):
         fit(model, splits, TrainConfig(seed=0, max_epochs=1), tmp_path / "ckpt.pt", fingerprint="x",
             device=torch.device("cpu"))
     assert not (tmp_path / "ckpt.pt").exists()
+
+
+@pytest.mark.parametrize("change", [{"max_epochs": 0}, {"patience": 0}, {"batch_size": 0}, {"lr": 0.0}])
+def test_settings_that_would_train_nothing_are_refused(change):
+    with pytest.raises(ValueError, match="must be >= 1, lr > 0"):
+        TrainConfig(**{"seed": 0, "max_epochs": 1, **change})
+
+
+def test_training_without_a_validation_set_is_refused(tmp_path, mnist_pt):
+    splits = split(load_prepared(mnist_pt), **{**SPLIT, "val_size": 0})
+    with pytest.raises(ValueError, match="the val split is empty"):
+        fit(OuterNet(ModelConfig("mlp", "relu", (1, 28, 28), 10, (8,))), splits, TrainConfig(seed=0, max_epochs=1),
+            tmp_path / "ckpt.pt", fingerprint="x", device=torch.device("cpu"))
+
+
+def test_an_inner_net_of_another_shape_than_the_config_is_refused(init_record):
+    """Its model.pt would record the config's shape and fail to load."""
+    inner = load_inner(load_torch(init_record))  # 16 hidden units
+    with pytest.raises(ValueError, match=r"are \(2, 16, 2\); arg2 with inner_hidden 64 and inner_depth 2 needs"):
+        OuterNet(ModelConfig("mlp", "arg2", (1, 28, 28), 10, (8,)), inner=inner)
 
 
 def _cli_train(out_dir, mnist_pt, init_record):

@@ -137,18 +137,37 @@ def _consistency(config: dict) -> list[str]:
 
 
 def _sizes(config: dict) -> list[str]:
-    """What each dataset can give: the split's images, and room for the CNN's 2x2 pools (known before any job runs,
-    rather than failing in every one)."""
+    """What each dataset can give: the split's images, the test images each evaluation asks for, and room for the
+    CNN's convolutions and 2x2 pools (known before any job runs, rather than failing in every one)."""
     from .data import COUNTS, SHAPES
 
-    problems, d = [], config["data"]
-    pools = len(set(config["model"]["pool_after"]))
+    problems, d, m, robust = [], config["data"], config["model"], config["robustness"]
     for name in d["datasets"]:
-        train = COUNTS[name][0]
-        if d["val_size"] + (d["train_limit"] or 1) > train:
-            problems.append(f"data: val_size {d['val_size']} + train_limit {d['train_limit']} exceeds the {train} "
-                            f"training images of {name}")
-        side = min(SHAPES[name][0][1:])
-        if "cnn" in config["archs"] and side >> pools == 0:
-            problems.append(f"model.pool_after: {pools} 2x2 pools leave nothing of {name}'s {side}x{side} images")
+        train, test = COUNTS[name]
+        for key, limit in (("data.train_limit", d["train_limit"]),
+                           ("robustness.adversarial.train_limit", robust["adversarial"]["train_limit"])):
+            if d["val_size"] + (limit or 1) > train:
+                problems.append(f"{key}: {limit} + data.val_size {d['val_size']} exceeds the {train} training "
+                                f"images of {name}")
+        limits = [("data.test_limit", d["test_limit"]), ("robustness.autoattack.test_limit",
+                                                          robust["autoattack"]["test_limit"])]
+        if name == "cifar10":
+            limits.append(("robustness.cifar10c.test_limit", robust["cifar10c"]["test_limit"]))
+        problems += [f"{key}: {limit} exceeds the {test} test images of {name}" for key, limit in limits
+                     if limit is not None and limit > test]
+        if "cnn" in config["archs"] and (side := _cnn_side(min(SHAPES[name][0][1:]), m)) < 1:
+            problems.append(f"model: {len(m['cnn_widths'])} conv layers of kernel_size {m['kernel_size']}, padding "
+                            f"{m['padding']} and pools after {m['pool_after']} leave nothing of {name}'s images "
+                            f"({side} pixels across)")
     return problems
+
+
+def _cnn_side(side: int, model: dict) -> int:
+    """Width of the CNN's last feature map, or the first one below 1 (a layer that could not run)."""
+    for i in range(len(model["cnn_widths"])):
+        side += 2 * model["padding"] - model["kernel_size"] + 1
+        if side >= 1 and i in model["pool_after"]:
+            side //= 2
+        if side < 1:
+            break
+    return side

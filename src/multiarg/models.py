@@ -93,8 +93,11 @@ class OuterNet(nn.Module):
         )
         if spec.learned:
             self.inner = inner if inner is not None else InnerNet(spec.n_args, cfg.inner_hidden, cfg.inner_depth)
-            if self.inner.n_args != spec.n_args:
-                raise ValueError(f"inner net takes {self.inner.n_args} arguments, {cfg.activation} needs {spec.n_args}")
+            given, wanted = (self.inner.n_args, self.inner.hidden, self.inner.depth), (spec.n_args, cfg.inner_hidden,
+                                                                                     cfg.inner_depth)
+            if given != wanted:  # the saved model records cfg's shape, so it could not be loaded again
+                raise ValueError(f"the inner net's (arguments, hidden, depth) are {given}; {cfg.activation} with "
+                                 f"inner_hidden {cfg.inner_hidden} and inner_depth {cfg.inner_depth} needs {wanted}")
         else:
             self.inner = None
         self.activations: list[nn.Module] = []

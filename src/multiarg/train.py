@@ -50,6 +50,12 @@ class TrainConfig:
     crop_pad: int = 4  # a crop shifts the image by up to this many pixels each way (zero padding)
 
     def __post_init__(self):
+        small = {k: v for k, v in (("max_epochs", self.max_epochs), ("patience", self.patience),
+                                   ("batch_size", self.batch_size), ("eval_batch_size", self.eval_batch_size))
+                 if v < 1}
+        if small or not self.lr > 0 or self.crop_pad < 0:
+            raise ValueError(f"epochs, patience and batch sizes must be >= 1, lr > 0 and crop_pad >= 0 (got {small}, "
+                             f"lr={self.lr}, crop_pad={self.crop_pad})")
         if self.monitor not in MONITORS:
             raise ValueError(f"monitor must be one of {MONITORS}, got {self.monitor!r}")
         if self.augment not in AUGMENTATIONS:
@@ -238,6 +244,10 @@ def fit(model: nn.Module, splits: dict, cfg: TrainConfig, checkpoint: Path, *,
     ``adversarial.PGDTraining``); for an exact resume it must depend on its arguments only.
     Returns ``{"history", "best_epoch", "stopped_epoch", "state", "extra"}``.
     """
+    empty = [k for k, (_, y) in splits.items() if not len(y)]
+    if empty:
+        raise ValueError(f"no images to train on: the {', '.join(empty)} split is empty (a validation set selects "
+                         "the epoch and stops training)")
     model.to(device)
     data = {k: (x.to(device), y.to(device)) for k, (x, y) in splits.items()}
     params = [p for p in model.parameters() if p.requires_grad]
