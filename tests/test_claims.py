@@ -101,7 +101,10 @@ def test_a_result_stands_to_the_papers_by_its_side_and_significance():
     assert against_paper(0.2, significant, 1) == "agrees" and against_paper(-0.2, significant, 1) == "contradicts"
     assert against_paper(-0.2, significant, -1) == "agrees" and against_paper(0.2, significant, -1) == "contradicts"
     assert against_paper(0.2, ns, 1) == "not shown (not significant here)"
-    assert against_paper(-0.2, ns, 1, paper_significant=False) == "agrees (not significant, as in the paper)"
+    assert against_paper(0.2, ns, 1, paper_significant=False) == "agrees (not significant, as in the paper)"
+    assert against_paper(0.0, ns, 1, paper_significant=False) == "agrees (not significant, as in the paper)"
+    assert against_paper(-0.2, ns, 1, paper_significant=False) == (
+        "agrees (not significant, as in the paper); leans the other way")
     assert against_paper(0.2, "", 1) == against_paper(0.2, "n/a (fewer than two seeds)", 1) == ""
     # the verdict decides, not the rounded p beside it: a p of 0.04996 prints as 0.05 in a table
     assert against_paper(-0.1, "mostly negative (XOR-like), two-sided p < 0.05", -1) == "agrees"

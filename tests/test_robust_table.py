@@ -1,3 +1,4 @@
+import pytest
 from scipy import stats
 
 from multiarg.robust_table import table1_rows, write_table1
@@ -55,3 +56,15 @@ def test_welch_difference_without_spread():
     apart = welch_difference([1.0, 1.0], [0.0, 0.0])
     assert apart["p"] == 0 and (apart["ci_low"], apart["ci_high"]) == (1.0, 1.0)
     assert difference_cells(apart, "more", "less")[2] == "more, Welch p < 0.05"
+
+
+def test_a_non_finite_value_gets_no_verdict():
+    """NaN compares false with 0.05, so without a check it would read as a significant difference."""
+    assert difference_cells(welch_difference([1.0, float("nan")], [0.0, 1.0]), "more", "less") == (
+        "", "", "n/a (a value is not finite)")
+
+
+def test_seeds_attacked_differently_are_not_averaged():
+    other = {**_result("arg2", 1, 0.4), "eps": 0.1}
+    with pytest.raises(ValueError, match="mnist cnn arg2: its seeds were attacked with different eps"):
+        table1_rows([_result("arg2", 0, 0.5), other])

@@ -35,9 +35,13 @@ def _find(rows: list[dict], **match) -> dict | None:
 def against_paper(estimate: float, verdict: str, expected: int, paper_significant: bool = True) -> str:
     """How a measured result stands to the paper's, which puts ``estimate`` (a difference, or a fraction less 1/2)
     on the ``expected`` side of 0 (+1 above, -1 below), significantly unless ``paper_significant`` is False.
-    Significance is the source table's ``verdict`` (decided on the unrounded p), so the two cells never disagree."""
+    Significance is the source table's ``verdict`` (decided on the unrounded p), so the two cells never disagree;
+    where neither is significant, a lean to the other side than the paper's is said."""
     if verdict.startswith("not significant"):
-        return "not shown (not significant here)" if paper_significant else "agrees (not significant, as in the paper)"
+        if paper_significant:
+            return "not shown (not significant here)"
+        other_side = np.isfinite(estimate) and np.sign(estimate) == -expected
+        return "agrees (not significant, as in the paper)" + ("; leans the other way" if other_side else "")
     if not verdict.endswith("p < 0.05") or not np.isfinite(estimate):  # n/a: too few seeds
         return ""
     return "agrees" if np.sign(estimate) == expected else "contradicts"

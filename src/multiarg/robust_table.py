@@ -48,6 +48,10 @@ def table1_rows(results: list[dict]) -> list[dict]:
         groups[r["dataset"], r["arch"], r["activation"]].append(r)
     rows = []
     for (dataset, arch, act), runs in sorted(groups.items()):
+        for key in ("eps", "n", "attacks", "complete"):
+            if len({repr(r[key]) for r in runs}) > 1:
+                raise ValueError(f"{dataset} {arch} {act}: its seeds were attacked with different {key} "
+                                 f"({sorted({repr(r[key]) for r in runs})}); their mean would describe no attack")
         robust = mean_sd([100 * r["robust_accuracy"] for r in runs])
         clean = mean_sd([100 * r["clean_accuracy"] for r in runs])
         row = {"dataset": dataset, "arch": arch, "activation": act, "eps": runs[0]["eps"], "seeds": len(runs),

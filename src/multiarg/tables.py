@@ -41,6 +41,8 @@ def difference_cells(test: dict | None, positive: str, negative: str, digits: in
     a verdict, ``positive`` or ``negative`` by the sign of a significant difference, else not significant."""
     if test is None:
         return "", "", "n/a (fewer than two seeds)"
+    if not np.isfinite(test["p"]):  # a NaN p would otherwise read as p < 0.05
+        return "", "", "n/a (a value is not finite)"
     interval = f"[{scale * test['ci_low']:+.{digits}f}, {scale * test['ci_high']:+.{digits}f}]"
     verdict = ("not significant (Welch p >= 0.05)" if test["p"] >= 0.05
                else f"{positive if test['diff'] > 0 else negative}, Welch p < 0.05")
