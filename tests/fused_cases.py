@@ -178,6 +178,27 @@ def test_dac_forward_and_every_gradient_match_the_eager_path(batch, n_in, length
         torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-5)
 
 
+def test_nan_propagates_as_through_pytorch():
+    """A NaN input or weight must give NaN where PyTorch's ReLU gives it: were it clamped to 0, a diverged network
+    would keep a finite loss and train on unnoticed."""
+    torch.manual_seed(0)
+    inner = InnerNet(2, 16).to(DEVICE)
+    x = torch.randn(40, 2, device=DEVICE)
+    x[3, 0] = float("nan")
+    got = fused_inner(inner, x, "fp32")
+    assert got[3].isnan() and got.isnan().sum() == 1
+    with torch.no_grad():
+        inner.net[0].weight[5, 1] = float("nan")
+    torch.testing.assert_close(fused_inner(inner, x, "fp32"), inner(x), equal_nan=True)
+    assert inner(x).isnan().all()
+    x = torch.randn(2, 3, 5, device=DEVICE)
+    x[1, 2, 4] = float("nan")
+    weight, dendrite_bias = torch.randn(4, 3, device=DEVICE), torch.randn(4, 3, device=DEVICE)
+    got = fused_dendritic(x, weight, dendrite_bias, Tiles())
+    torch.testing.assert_close(got, dendritic_product(x, weight, dendrite_bias), equal_nan=True)
+    assert got[1, :, 4].isnan().all() and got.isnan().sum() == 4
+
+
 def test_dac_input_gradient_is_skipped_where_not_needed():
     torch.manual_seed(0)
     x = torch.randn(2, 9, 10, device=DEVICE)  # a first layer's patches

@@ -89,6 +89,12 @@ def runs_on(x: torch.Tensor) -> bool:
 if triton is not None:
 
     @triton.jit
+    def relu(a):
+        """``max(a, 0)`` keeping NaN, as PyTorch's ReLU does: ``tl.maximum``'s default returns the number, so a
+        diverged network would give finite outputs and its loss could not show the divergence."""
+        return tl.maximum(a, 0.0, propagate_nan=tl.PropagateNan.ALL)
+
+    @triton.jit
     def _dot(a, b, MODE: tl.constexpr, EMULATE: tl.constexpr):
         """``a @ b`` with fp32 accumulation, operands in the precision of ``MODE`` (one of :data:`MODES`)."""
         # Under the interpreter the products are made in fp32 from operands rounded as a GPU rounds them: its tl.dot
@@ -145,7 +151,7 @@ if triton is not None:
         for k in tl.static_range(N_ARGS):
             xk = tl.load(x_ptr + first + k * M, mask=mask, other=0.0)
             a1 += xk[:, None] * tl.load(w1_ptr + cols * N_ARGS + k)[None, :]
-        a2 = _dot(tl.maximum(a1, 0.0), w2t, MODE, EMULATE)
+        a2 = _dot(relu(a1), w2t, MODE, EMULATE)
         return a1, a2 + b2[None, :]
 
     @triton.jit
@@ -159,7 +165,7 @@ if triton is not None:
             rows, mask, first = _points(block, N, M, N_ARGS, BLOCK)
             _, a2 = _hidden(x_ptr, first, M, mask, w1_ptr, b1_ptr, w2t, b2, cols, N_ARGS, H, BLOCK, MODE,
                             EMULATE)
-            out = tl.sum(tl.maximum(a2, 0.0) * w3[None, :], 1) + b3
+            out = tl.sum(relu(a2) * w3[None, :], 1) + b3
             tl.store(out_ptr + rows, out, mask=mask)
 
     @triton.jit
@@ -186,12 +192,12 @@ if triton is not None:
             # without spilling at the fp32 launch (tests/test_bench.py)
             g = tl.load(g_ptr + rows, mask=mask, other=0.0)  # padded rows carry no gradient
             if WEIGHTS:
-                dw3 += tl.sum(g[:, None] * tl.maximum(a2, 0.0), 0)
+                dw3 += tl.sum(g[:, None] * relu(a2), 0)
                 db3 += tl.sum(g, 0)
             dh2 = tl.where(a2 > 0, g[:, None] * w3[None, :], 0.0)
             if WEIGHTS:
                 db2 += tl.sum(dh2, 0)
-                dw2 += _dot(tl.trans(dh2), tl.maximum(a1, 0.0), MODE, EMULATE)
+                dw2 += _dot(tl.trans(dh2), relu(a1), MODE, EMULATE)
             dh1 = tl.where(a1 > 0, _dot(dh2, w2, MODE, EMULATE), 0.0)
             if WEIGHTS:
                 db1 += tl.sum(dh1, 0)

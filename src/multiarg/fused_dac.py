@@ -27,6 +27,8 @@ from .fused import multiprocessors, runs_on, source_digest, triton
 if triton is not None:
     import triton.language as tl
 
+    from .fused import relu
+
 
 @dataclass(frozen=True)
 class Tiles:
@@ -81,7 +83,7 @@ if triton is not None:
                 x = tl.load(x_ptr + x_at + i * L, mask=live & (i < I), other=0.0)
                 w = tl.load(wt_ptr + i * J + outs, mask=real & (i < I), other=0.0)  # zero: a padded i adds nothing
                 d = tl.load(dt_ptr + i * J + outs, mask=real & (i < I), other=0.0)
-                acc += tl.maximum(x[:, None] + d[None, :], 0.0) * w[None, :]
+                acc += relu(x[:, None] + d[None, :]) * w[None, :]
         out_at = b * J * L + l
         tl.store(out_ptr + out_at[:, None] + outs[None, :] * L, acc, mask=live[:, None] & real[None, :])
 
@@ -133,7 +135,7 @@ if triton is not None:
                     g = tl.load(g_at + l, mask=real_j & (l < last), other=0.0)  # zero: a padded l adds nothing
                     x = tl.load(x_at + l, mask=real_i & (l < last), other=0.0)
                     pre = x[None, :] + d
-                    dw += g[:, None] * tl.maximum(pre, 0.0)
+                    dw += g[:, None] * relu(pre)
                     through += tl.where(pre > 0, g[:, None], 0.0)
         row = part_ptr + tl.program_id(2).to(tl.int64) * 2 * J * I
         tl.store(row + at, dw, mask=real)
