@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from multiarg import ActivationSpec, InnerNet, ModelConfig, MultiArgActivation, OuterNet, chunked, count_parameters
-from multiarg.activations import get_kernel, set_kernel
+from multiarg.activations import fell_back, get_kernel, set_kernel
 from multiarg.dendritic import DACConv2d
 from multiarg.fused import Launch
 from multiarg.fused_dac import Tiles
@@ -97,11 +97,13 @@ def test_kernel_choice_is_validated_and_falls_back_to_eager_where_fused_cannot_r
     z = torch.randn(4, 6) if layer == "inner net" else torch.randn(4, 2, 5, 5)
     previous = set_kernel("fused-bf16")
     try:
-        assert previous == "eager" and get_kernel() == "fused-bf16"
+        assert previous == "eager" and get_kernel() == "fused-bf16" and not fell_back()
         with pytest.warns(RuntimeWarning, match="using the eager kernel"):
             got = act(z)  # a CPU tensor without Triton's interpreter
+        assert fell_back()  # what the model's record says, though the warning shows once per process
     finally:
         set_kernel(previous)
+    assert not fell_back()
     torch.testing.assert_close(got, act(z), rtol=0, atol=0)
 
 

@@ -168,7 +168,8 @@ def network_rules_run_on(workdir: Path, mirror: Path, kernel: str) -> None:
     assert not [p for p, text in logs.items() if "cannot run" in text]
     models = [workdir / t for t in (f"{run}/session3/model.pt", f"{rnn}/model.pt", f"{run}/adversarial/model.pt",
                                     "results/runs/mnist/mlp/dac/seed0/session2/model.pt")]
-    assert [load_torch(m)["arithmetic"] for m in models] == [{"inner_kernel": kernel, "compile": "none"}] * 4
+    assert [load_torch(m)["arithmetic"] for m in models] == [{"inner_kernel": kernel, "compile": "none",
+                                                                  "eager_fallback": False}] * 4
 
 
 def test_every_network_rule_of_the_workflow_runs_on_the_chunked_kernel(tmp_path, mirror):

@@ -23,6 +23,7 @@ from .precision import MODES
 FIXED = ("relu", "gamma", "dac")  # one-argument designs without an inner net (see adaptive.py, dendritic.py)
 KERNELS = ("eager", "chunked", *(f"fused-{mode}" for mode in MODES))  # see multiarg.chunked, multiarg.fused
 _kernel = "eager"
+_fell_back = False  # whether a layer ran eager since set_kernel chose another kernel
 _NAME = re.compile(r"^(?:relu|gamma|dac|arg(?P<n>[1-9])(?:-(?P<init>xavier))?)$")
 
 
@@ -84,11 +85,17 @@ def set_kernel(name: str) -> str:
     already blocked, stay eager). A fused kernel runs where :func:`multiarg.fused.supported` (inner nets: CUDA
     tensors, depth 2, a power-of-two width) or :func:`multiarg.fused_dac.supported` (DAC: CUDA fp32 tensors)
     allows; elsewhere the eager reference runs, with a warning. DAC's kernels compute in fp32 in every mode."""
-    global _kernel
+    global _kernel, _fell_back
     if name not in KERNELS:
         raise ValueError(f"inner-net kernel must be one of {KERNELS}, got {name!r}")
-    previous, _kernel = _kernel, name
+    previous, _kernel, _fell_back = _kernel, name, False
     return previous
+
+
+def fell_back() -> bool:
+    """Whether some layer ran the eager kernel instead of the chosen one since :func:`set_kernel` (the warning
+    shows once per process; this is what a model's record says)."""
+    return _fell_back
 
 
 def get_kernel() -> str:
@@ -109,6 +116,8 @@ def fused_mode(runs_here: Callable[[], bool]) -> str | None:
 
 
 def _warn_eager():
+    global _fell_back
+    _fell_back = True
     warnings.warn(f"{_kernel} cannot run on this device or layer; using the eager kernel", RuntimeWarning, stacklevel=3)
 
 

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from .activations import get_kernel
+from .activations import fell_back, get_kernel
 from .io import load_torch, save_torch, write_text
 from .runtime import derive_seed
 
@@ -317,12 +317,12 @@ def fit_run(model: nn.Module, splits: dict, cfg: TrainConfig, out_dir: Path, ide
     """:func:`fit` with its checkpoint at ``out_dir/checkpoint.pt``, fingerprinted by ``identity`` (a JSON-able
     mapping of everything that defines the run, so a changed run never resumes a stale checkpoint). The inner-net
     kernel and the compile mode are part of the identity, since their rounding differs, and of the result
-    (``arithmetic``), for the record a model is saved with."""
+    (``arithmetic``), for the record a model is saved with, which also says whether a layer fell back to eager."""
     arithmetic = {"inner_kernel": get_kernel(), "compile": _compile}
     fingerprint = hashlib.sha256(json.dumps({**identity, **arithmetic}, sort_keys=True, default=str).encode())
     out_dir.mkdir(parents=True, exist_ok=True)
     result = fit(model, splits, cfg, out_dir / "checkpoint.pt", fingerprint=fingerprint.hexdigest(), **kwargs)
-    return {**result, "arithmetic": arithmetic}
+    return {**result, "arithmetic": {**arithmetic, "eager_fallback": fell_back()}}
 
 
 def write_metrics(history: list[dict], path: Path) -> None:
