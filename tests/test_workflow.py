@@ -51,6 +51,17 @@ def test_every_shipped_config_plans_its_dag(tmp_path, name):
     assert int(counts["train_session2"]) >= len(config["data"]["datasets"]) * len(config["archs"]) * analysed
 
 
+def test_an_xavier_init_depends_only_on_what_it_uses(tmp_path):
+    """Tuning session I's regression must not rerun the Xavier inits (and every Xavier control after them)."""
+    result = snakemake("-n", "-p", "--cores", "1", "results/init/arg2-xavier/seed0.pt", "results/init/arg2/seed0.pt",
+                       cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    xavier, pretrained = (next(line for line in result.stdout.splitlines() if f"--activation {a} " in line)
+                          for a in ("arg2-xavier", "arg2"))
+    assert "--steps" in pretrained and "--steps" not in xavier and "--sigma" not in xavier
+    assert "--cells 5" in xavier and "--inner-hidden 64" in xavier
+
+
 def test_one_target_builds_without_naming_cores(tmp_path):
     """A bare ``snakemake <target>`` runs: the workflow profile (profiles/default) supplies the cores."""
     result = snakemake("--printshellcmds", "results/tables/param_counts.csv", cwd=tmp_path)  # a flag ends --configfile
@@ -95,7 +106,8 @@ def test_tiny_real_mnist_run_writes_every_artefact(tmp_path, mirror):
     assert load_torch(results / "runs/mnist/mlp/arg2/seed0/session2/model.pt")["train_config"]["augment"] == "crop"
     with open(results / "runs/mnist/mlp/arg2/seed1/session3/metrics.csv") as fh:
         assert len(list(csv.DictReader(fh))) == 2
-    assert (tmp_path / "logs" / "train_session2" / "mnist" / "mlp" / "arg2" / "seed0.log").stat().st_size > 0
+    log = (tmp_path / "logs" / "train_session2" / "mnist" / "mlp" / "arg2" / "seed0.log").read_text()
+    assert "command: python -m multiarg --inner-kernel eager --compile none --threads 1 train --session 2 --data" in log
     _check_run_summary(tmp_path, tiny)
     moved = tmp_path / "mirror-elsewhere"  # the same data read from another path does not rerun the DAG
     moved.symlink_to(mirror)

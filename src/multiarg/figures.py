@@ -158,10 +158,10 @@ def fig4(args) -> None:
         notes.add(record["data_note"])
         hist = load_torch(inputs[dataset, arch, "arg2", seed, 2])
         axis = centers(hist["bins"], hist["extent"]).numpy()
-        density = hist["counts"].numpy() / hist["total"]
+        share = hist["counts"].numpy() / hist["total"]  # of all inputs, per histogram cell (not per unit area)
         mask = mass_region(hist["counts"], hist["total"], args.mass).numpy()
         ax = axes[0, j]
-        ax.imshow(np.log10(density.T + 1e-9), origin="lower", cmap="magma", vmin=-7, extent=cell_extent(axis))
+        ax.imshow(np.log10(share.T + 1e-9), origin="lower", cmap="magma", vmin=-7, extent=cell_extent(axis))
         ax.contour(axis, axis, mask.T.astype(float), levels=[0.5], colors="c", linewidths=0.6)
         ax.set_title(f"{dataset} {arch.upper()} (seed {seed})", fontsize=8)
         init = load_torch(inits[seed])
@@ -179,7 +179,7 @@ def fig4(args) -> None:
         _accuracy_panel(axes[3, j], args.metrics, dataset, arch)
     titles = []
     region = f"{100 * args.mass:g}% region"
-    for row, label in enumerate((f"a  input distribution (log10 density; cyan: {region})",
+    for row, label in enumerate((f"a  input distribution (log10 share per cell; cyan: {region})",
                                  f"b  pretrained random initial nonlinearity (black: {region} of c)",
                                  f"c  learned 2-arg nonlinearity ({region} of its inputs)",
                                  "d  test accuracy, mean ± 1 SD over seeds")):

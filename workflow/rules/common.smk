@@ -79,7 +79,12 @@ def model_options(arch):
 
 
 def get_pretrain_args(wildcards):
-    return cli_args(pretrain_options(config))
+    """Session I's settings; an Xavier init takes only the inner net's size and the map's extent (the record's
+    half_width), so tuning the regression does not rerun it and every Xavier control trained from it."""
+    options = pretrain_options(config)
+    if ActivationSpec.parse(wildcards.activation).init == "xavier":
+        options = {k: options[k] for k in ("inner_hidden", "inner_depth", "cells")}
+    return cli_args(options)
 
 
 def training_options(dataset, patience=None, train_limit=None):

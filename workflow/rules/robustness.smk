@@ -2,11 +2,10 @@ rule cifar10c:
     input:
         paths.DATA.format(dataset="cifar10"),
     output:
-        manifest=f"{C10C_DIR}/manifest.json",
+        directory(C10C_DIR),  # manifest.json and the corrupted sets it lists (labels.npy too, if published)
     log:
         "logs/cifar10c/cifar10c.log",
     params:
-        out_dir=lambda wildcards, output: os.path.dirname(output.manifest),
         args=lambda wildcards: cli_args({"seed": C10C["seed"], "source": C10C["source"],
                                          "test_limit": c10c_test_limit(), "split_seed": config["data"]["split_seed"]}),
     threads: 1
@@ -16,7 +15,7 @@ rule cifar10c:
     conda:
         ENV
     shell:
-        "python -m multiarg --threads {threads} cifar10c --data {input} --out-dir {params.out_dir} {params.args}"
+        "python -m multiarg --threads {threads} cifar10c --data {input} --out-dir {output} {params.args}"
         " > {log} 2>&1"
 
 
@@ -24,7 +23,7 @@ rule eval_cifar10c:
     input:
         data=paths.DATA,
         model=run_file(3, "model.pt"),
-        manifest=rules.cifar10c.output.manifest,
+        c10c=rules.cifar10c.output[0],
     output:
         run_file(3, "cifar10c_errors.json"),
     log:
@@ -35,7 +34,6 @@ rule eval_cifar10c:
         dataset="cifar10",
     params:
         step=MODEL_STEP,
-        c10c_dir=lambda wildcards, input: os.path.dirname(input.manifest),
         args=lambda wildcards: cli_args({"batch_size": C10C["batch_size"], "test_limit": c10c_test_limit(),
                                          "split_seed": config["data"]["split_seed"], "device": config["device"]}),
     threads: 1
@@ -47,7 +45,7 @@ rule eval_cifar10c:
         ENV
     shell:
         "{params.step} --threads {threads} eval-corruptions --model {input.model} --data {input.data}"
-        " --cifar10c {params.c10c_dir} --out {output} {params.args} > {log} 2>&1"
+        " --cifar10c {input.c10c} --out {output} {params.args} > {log} 2>&1"
 
 
 rule cifar10c_table:
@@ -125,7 +123,8 @@ rule autoattack:
         data=paths.DATA,
         model=rules.train_adversarial.output.model,
     output:
-        f"{ADV_RUN}/autoattack.json",
+        result=f"{ADV_RUN}/autoattack.json",
+        attack_log=f"{ADV_RUN}/autoattack.log",  # AutoAttack's own, written beside the result
     log:
         "logs/autoattack/{dataset}/{arch}/{activation}/seed{seed}.log",
     benchmark:
@@ -142,7 +141,7 @@ rule autoattack:
         ENV
     shell:
         "{params.step} --threads {threads} autoattack --model {input.model} --data {input.data}"
-        " --out {output} {params.args} > {log} 2>&1"
+        " --out {output.result} {params.args} > {log} 2>&1"
 
 
 rule table1:
