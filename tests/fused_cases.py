@@ -148,6 +148,7 @@ def test_unsupported_inner_nets_are_refused():
     x = torch.randn(4, 2, device=DEVICE)
     assert not supported(InnerNet(2, 24), x)  # not a power of two
     assert not supported(InnerNet(2, 32, depth=3), x)
+    assert not supported(InnerNet(2, 16).double(), x.double())  # would silently run at fp32's accuracy
     with pytest.raises(ValueError, match="mode"):
         fused_inner(InnerNet(2, 16).to(DEVICE), x, "fp16")
     with pytest.raises(ValueError, match="cannot be split"):

@@ -75,10 +75,12 @@ LAUNCHES = {"fp32": Launch(block=32, warps=8), "tf32": Launch(), "tf32x3": Launc
 
 
 def supported(inner, x: torch.Tensor) -> bool:
-    """Whether the fused kernels can run this inner net on ``x``: depth 2, H a power of two >= 16, Triton
-    present, and a CUDA tensor (or Triton's interpreter on the CPU)."""
+    """Whether the fused kernels can run this inner net on ``x``: depth 2, H a power of two >= 16, fp32 (the
+    kernels compute in fp32 whatever they are given), Triton present, and a CUDA tensor (or Triton's interpreter
+    on the CPU)."""
     hidden = inner.hidden
-    return runs_on(x) and inner.depth == 2 and hidden >= 16 and hidden & (hidden - 1) == 0
+    fp32 = x.dtype == torch.float32 and all(p.dtype == torch.float32 for p in inner.parameters())
+    return runs_on(x) and fp32 and inner.depth == 2 and hidden >= 16 and hidden & (hidden - 1) == 0
 
 
 def runs_on(x: torch.Tensor) -> bool:
