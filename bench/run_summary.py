@@ -113,7 +113,9 @@ def against_estimate(measured: dict, estimate: dict) -> dict:
             rows[rule] = {"jobs": jobs, "jobs_estimated": predicted["jobs"], "predicted_s": p, "measured_s": m,
                           "measured_over_predicted": m / p if p else None, "unmodelled_s_per_job": (m - p) / jobs}
     predicted, measured_total = (sum(r[k] for r in rows.values()) for k in ("predicted_s", "measured_s"))
-    return {"device": estimate["device"], "command": estimate["command"], "inner_kernel": estimate["inner_kernel"],
+    measured_by = (estimate.get("recomposed_from") or {}).get("command")
+    return {"device": estimate["device"], "command": measured_by or estimate["command"],
+            "composed_by": estimate["command"] if measured_by else None, "inner_kernel": estimate["inner_kernel"],
             "threads": timing_threads(estimate), "epoch_fraction": estimate["epoch_fraction"],
             "overhead": estimate.get("overhead"), "rules": rows,
             "total": {"predicted_s": predicted, "measured_s": measured_total,
@@ -141,7 +143,9 @@ def _overhead_text(overhead: dict | None) -> str:
 
 def _estimate_lines(e: dict) -> list[str]:
     lines = ["", "## Against the estimate", "",
-             f"Predicted by `{e['command']}` on {e['device']} (kernel {e['inner_kernel']}, CPU threads "
+             f"Predicted by `{e['command']}`"
+             + (f" (composed over this DAG by `{e['composed_by']}`)" if e.get("composed_by") else "")
+             + f" on {e['device']} (kernel {e['inner_kernel']}, CPU threads "
              f"{e.get('threads') or 'each job its own'}, epoch fraction "
              f"{e['epoch_fraction']}: the configured maximum epochs, an upper bound where early stopping ends a run "
              f"sooner{_overhead_text(e.get('overhead'))}). Measured: the run's benchmark files, which also count "
