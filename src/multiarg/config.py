@@ -140,6 +140,7 @@ def _sizes(config: dict) -> list[str]:
     """What each dataset can give: the split's images, the test images each evaluation asks for, and room for the
     CNN's convolutions and 2x2 pools (known before any job runs, rather than failing in every one)."""
     from .data import COUNTS, SHAPES
+    from .models import cnn_sides
 
     problems, d, m, robust = [], config["data"], config["model"], config["robustness"]
     for name in d["datasets"]:
@@ -155,19 +156,10 @@ def _sizes(config: dict) -> list[str]:
             limits.append(("robustness.cifar10c.test_limit", robust["cifar10c"]["test_limit"]))
         problems += [f"{key}: {limit} exceeds the {test} test images of {name}" for key, limit in limits
                      if limit is not None and limit > test]
-        if "cnn" in config["archs"] and (side := _cnn_side(min(SHAPES[name][0][1:]), m)) < 1:
+        sides = cnn_sides(min(SHAPES[name][0][1:]), len(m["cnn_widths"]), m["kernel_size"], m["padding"],
+                          m["pool_after"])
+        if "cnn" in config["archs"] and (side := min(s for pair in sides for s in pair)) < 1:
             problems.append(f"model: {len(m['cnn_widths'])} conv layers of kernel_size {m['kernel_size']}, padding "
                             f"{m['padding']} and pools after {m['pool_after']} leave nothing of {name}'s images "
                             f"({side} pixels across)")
     return problems
-
-
-def _cnn_side(side: int, model: dict) -> int:
-    """Width of the CNN's last feature map, or the first one below 1 (a layer that could not run)."""
-    for i in range(len(model["cnn_widths"])):
-        side += 2 * model["padding"] - model["kernel_size"] + 1
-        if side >= 1 and i in model["pool_after"]:
-            side //= 2
-        if side < 1:
-            break
-    return side

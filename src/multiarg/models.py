@@ -51,6 +51,21 @@ class ModelConfig:
     def replace(self, **changes) -> "ModelConfig":
         return ModelConfig(**{**self.to_dict(), **changes})
 
+    def cnn_sides(self) -> list[tuple[int, int]]:
+        """:func:`cnn_sides` of this CNN's layers on its input."""
+        return cnn_sides(self.in_shape[1], len(self.widths), self.kernel_size, self.padding, self.pool_after)
+
+
+def cnn_sides(side: int, layers: int, kernel_size: int, padding: int, pool_after) -> list[tuple[int, int]]:
+    """``(conv, out)`` per conv layer (stride 1) on a ``side``-wide input: the side of its output map, and of the map
+    it passes on (after its 2x2 pool, if ``pool_after`` lists it). A side below 1 is a layer that could not run."""
+    sides = []
+    for i in range(layers):
+        conv = side + 2 * padding - kernel_size + 1
+        side = conv // 2 if i in pool_after else conv
+        sides.append((conv, side))
+    return sides
+
 
 class ChannelLayerNorm(nn.LayerNorm):
     """LayerNorm over the channels at each location of an ``(B, C, H, W)`` map."""
@@ -116,7 +131,6 @@ class OuterNet(nn.Module):
                 conv = DACConv2d if dac else nn.Conv2d
                 blocks.append(conv(fan_in, pre, cfg.kernel_size, padding=cfg.padding, **dropped))
                 norm = ChannelLayerNorm(pre)
-                size = size + 2 * cfg.padding - cfg.kernel_size + 1
             if cfg.layernorm:
                 blocks.append(norm)
             act = _activation(spec, self.inner, pre)
@@ -124,12 +138,12 @@ class OuterNet(nn.Module):
             blocks.append(act)
             if cfg.arch == "cnn" and i in cfg.pool_after:
                 blocks.append(nn.MaxPool2d(2, 2))
-                size //= 2
             # before a DAC layer the dropout is that layer's; Identity keeps the layer indices every net shares
             blocks.append(nn.Identity() if dac and i < len(cfg.widths) - 1 else nn.Dropout(cfg.dropout))
             fan_in = units
         if cfg.arch == "cnn":
             blocks.append(nn.Flatten())
+            size = cfg.cnn_sides()[-1][1] if cfg.widths else size
             fan_in = fan_in * size * size
         self.body = nn.Sequential(*blocks)
         self.head = nn.Linear(fan_in, cfg.n_classes)

@@ -22,15 +22,13 @@ def _hidden_layers(cfg: ModelConfig) -> tuple[list[tuple[int, int, int, int]], i
     cnn = cfg.arch == "cnn"
     kernel = cfg.kernel_size**2 if cnn else 1
     fan_in = channels if cnn else channels * size * size
+    sides = cfg.cnn_sides() if cnn else []
     layers = []
     for i, units in enumerate(cfg.widths):
-        if cnn:
-            size = size + 2 * cfg.padding - cfg.kernel_size + 1
-        layers.append((fan_in * kernel, cfg.spec.n_args * units, units, size * size if cnn else 1))
-        if cnn and i in cfg.pool_after:
-            size //= 2
+        layers.append((fan_in * kernel, cfg.spec.n_args * units, units, sides[i][0] ** 2 if cnn else 1))
         fan_in = units
-    return layers, fan_in * size * size if cnn else fan_in
+    out = sides[-1][1] if sides else size
+    return layers, fan_in * out * out if cnn else fan_in
 
 
 def exact_param_count(cfg: ModelConfig) -> int:
