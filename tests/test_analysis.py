@@ -5,7 +5,7 @@ import pytest
 from scipy import stats
 
 from multiarg.analysis import (curvature_sign_test, fit_quadratic, hermite_bessel_basis, null_band,
-                               power_spectrum, solid_harmonic_basis)
+                               power_spectrum, sign_counts, solid_harmonic_basis)
 
 
 def grid(bins: int, extent: float, dim: int) -> tuple[np.ndarray, float]:
@@ -110,6 +110,31 @@ def test_zero_weight_cells_are_ignored():
     fit = fit_quadratic(x, f, inside.astype(float))
     np.testing.assert_allclose(fit["coef"], [2, 0, -1, 0, 0, 1], atol=1e-9)
     assert fit["curvature"] == pytest.approx(-0.25, abs=1e-9)
+
+
+def test_flat_fits_get_sign_zero_and_faint_curvature_keeps_its_sign():
+    """Constant and affine functions (evaluated in float32, as inner nets are) have a fitted curvature made of
+    rounding noise; their size is scale-free, so a faint but real saddle keeps its sign at any gain."""
+    x, _ = grid(41, 3.0, 2)
+    affine = (30 + 2 * x[..., 0] - x[..., 1]).astype(np.float32).astype(np.float64)
+    for f in (np.full(x.shape[:-1], 0.37), affine, np.zeros(x.shape[:-1])):
+        fit = fit_quadratic(x, f)
+        assert fit["sign"] == 0 and fit["quadratic_size"] < 1e-7
+    for gain in (1e-3, 1.0, 1e4):
+        fit = fit_quadratic(x, gain * (affine + 1e-3 * x[..., 0] * x[..., 1]))
+        assert fit["sign"] == -1 and fit["quadratic_size"] == pytest.approx(
+            fit_quadratic(x, affine + 1e-3 * x[..., 0] * x[..., 1])["quadratic_size"], rel=1e-6)
+    bowl = fit_quadratic(x, affine + 1e-3 * (x**2).sum(-1))
+    assert bowl["sign"] == 1 and fit_quadratic(x, affine + 1e-3 * (x**2).sum(-1), flat_tol=0.1)["sign"] == 0
+
+
+def test_sign_counts_and_the_all_flat_test():
+    assert sign_counts([-1, 1, 0, -1, 0]) == (2, 1, 2)
+    empty = curvature_sign_test(0, 0)
+    assert empty["n"] == 0 and np.isnan(empty["p_two_sided"]) and np.isnan(empty["ci_low"])
+    assert all(np.isnan(null_band(0)))
+    with pytest.raises(ValueError):
+        curvature_sign_test(1, 0)
 
 
 # --- binomial test on curvature signs ----------------------------------------------------------

@@ -1,16 +1,18 @@
 """The claims table reads each claim's test from the tables the pipeline writes."""
 import numpy as np
+import pytest
 
 from multiarg.claims import write_claims
 from multiarg.comparison import write_values
 from multiarg.nonlinearities import curvature_rows, spectra_rows
 from multiarg.robust_table import table1_rows
-from multiarg.tables import write_table
+from multiarg.tables import holm, write_table
 
 
 def _function(kind, arch, curvature, l2):
     return {"kind": kind, "n_args": 2, "arch": arch, "dataset": "mnist", "curvature": curvature,
-            "curvature_other_weighting": curvature, "r2": 0.9, "saddle_share_l2": 0.8,
+            "curvature_sign": int(np.sign(curvature)), "curvature_other_weighting": curvature,
+            "curvature_sign_other_weighting": int(np.sign(curvature)), "r2": 0.9, "saddle_share_l2": 0.8,
             "spectrum_fraction": np.array([0.0, 1 - l2, l2]), "spectrum": np.array([1.0, 1 - l2, l2])}
 
 
@@ -22,7 +24,8 @@ def _robust(activation, seed, robust):
 
 def test_claims_carry_each_tests_interval_p_and_verdict(tmp_path):
     functions = ([_function("learned", "cnn", -1.0, 0.7 + 0.01 * s) for s in range(12)]
-                 + [_function("learned", "mlp", 1.0, 0.7) for _ in range(12)]
+                 + [_function("learned", "mlp", 1.0, 0.7) for _ in range(10)]
+                 + [_function("learned", "mlp", 0.0, 0.7) for _ in range(2)]  # flat: ties
                  + [_function("xavier-init", "cnn", 1.0, 0.1 + 0.01 * s) for s in range(6)])
     # 1-arg is the stronger baseline at test accuracy, ReLU at early accuracy; a DAC net beats everyone but is not a
     # baseline the paper's claim names
@@ -45,6 +48,7 @@ def test_claims_carry_each_tests_interval_p_and_verdict(tmp_path):
     mlp = by["learned 2-arg MLP nonlinearities: sign of curvature"]
     # the paper's MLP leaned positive without significance; significantly positive here is on its side
     assert mlp["verdict"].startswith("mostly positive") and mlp["vs_paper"] == "agrees"
+    assert mlp["measured"] == "0/10 negative (+2 flat, left out)"
     l2 = by["2-arg spectra, learned vs Xavier-initialised: share of power at l = 2"]
     assert l2["verdict"] == "learned more at l = 2, Welch p < 0.05" and l2["interval95"].startswith("[+")
     l1 = by["2-arg spectra, learned vs Xavier-initialised: share of power at l = 1"]
@@ -92,6 +96,29 @@ def test_a_significantly_worse_2arg_net_is_called_worse_than_the_stronger_baseli
     assert row["claim"] == "mnist MLP: 2-arg performs better (session-III test accuracy)"
     assert row["verdict"] == "2-arg worse than relu, Welch p < 0.05" and row["interval95"].startswith("[-")
     assert row["vs_paper"] == "contradicts"
+
+
+def test_holm_steps_down_and_leaves_missing_p_out_of_the_family():
+    # sorted 0.005, 0.01, 0.03, 0.04 times 4, 3, 2, 1, then made monotone: 0.02, 0.03, 0.06, 0.06
+    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    adjusted = holm([float("nan"), 0.01, 0.6])  # a family of 2
+    assert np.isnan(adjusted[0]) and adjusted[1:] == pytest.approx([0.02, 0.6])
+    assert holm([0.5, 0.6]) == [1.0, 1.0]
+    assert holm([]) == []
+
+
+def test_claims_are_adjusted_as_one_family(tmp_path):
+    functions = ([_function("learned", "cnn", -1.0, 0.7) for _ in range(10)]
+                 + [_function("learned", "mlp", -1.0, 0.7) for _ in range(6)] + [_function("learned", "mlp", 1.0, 0.7)])
+    write_table(curvature_rows(functions), str(tmp_path / "curvature.csv"), "curvature")
+    write_values({}, str(tmp_path / "values.json"))
+    rows = write_claims(str(tmp_path / "claims.csv"), "TEST", curvature=str(tmp_path / "curvature.csv"),
+                        spectra="", summary_values=str(tmp_path / "values.json"))
+    p = {r["claim"].split(":")[0]: (float(r["p"]), float(r["p_holm"])) for r in rows}
+    # 10/10 (p = 0.00195) and 6/7 (p = 0.125): the smaller doubled, the larger kept
+    cnn, mlp = p["learned 2-arg CNN nonlinearities"], p["learned 2-arg MLP nonlinearities"]
+    assert cnn[1] == pytest.approx(2 * cnn[0], rel=1e-2) and mlp[1] == mlp[0]
+    assert "over the 2 claims with a p-value" in (tmp_path / "claims.md").read_text()
 
 
 def test_a_result_stands_to_the_papers_by_its_side_and_significance():

@@ -139,8 +139,10 @@ def test_normalised_curvature_range():
 
 
 def _record(arch, dataset, curvature, kind="learned", other=None):
+    other = curvature if other is None else other
     return {"kind": kind, "n_args": 2, "arch": arch, "dataset": dataset, "curvature": curvature, "r2": 0.9,
-            "curvature_other_weighting": curvature if other is None else other,
+            "curvature_sign": int(np.sign(curvature)), "curvature_other_weighting": other,
+            "curvature_sign_other_weighting": int(np.sign(other)),
             "spectrum_fraction": np.array([0.1, 0.5, 0.5]), "spectrum": np.array([1.0, 2.0, 2.0]),
             "saddle_share_l2": 0.75}
 
@@ -159,6 +161,34 @@ def test_curvature_rows_count_and_test_per_group_and_pooled():
         stats.binomtest(19, 24, alternative="less").pvalue, rel=1e-2)
     assert pooled["verdict"].startswith("mostly negative")
     assert rows["cnn", "mnist"]["n"] == 12 and rows["all", "all"]["n"] == 24
+
+
+def test_flat_fits_are_ties_left_out_of_n():
+    records = ([_record("mlp", "mnist", -1.0)] * 5 + [_record("mlp", "mnist", 1e-33)] * 3
+               + [_record("mlp", "mnist", 1.0)] + [_record("mlp", "mnist", 0.0, kind="xavier-init")] * 2)
+    for r in records[5:8]:  # rounding noise of either sign
+        r.update(curvature_sign=0, curvature_sign_other_weighting=0)
+    rows = {(r["kind"], r["dataset"]): r for r in curvature_rows(records)}
+    learned = rows["learned", "mnist"]
+    counts = (learned["k_negative"], learned["n"], learned["n_flat"], learned["k_negative_other_weighting"])
+    assert counts == (5, 6, 3, 5)
+    assert float(learned["p_two_sided"]) == pytest.approx(stats.binomtest(5, 6).pvalue, rel=1e-2)
+    xavier = rows["xavier-init", "mnist"]
+    assert (xavier["n"], xavier["n_flat"], xavier["p_two_sided"], xavier["verdict"]) == (0, 2, "nan",
+                                                                                           "n/a (every fit flat)")
+
+
+def test_a_dead_inner_net_is_flat_and_a_trained_one_is_not(hist2):
+    from multiarg.activations import InnerNet
+
+    torch.manual_seed(0)
+    net = InnerNet(2)
+    live = analyse_function(net, hist2, AnalysisConfig())
+    with torch.no_grad():
+        net.net[0].bias.fill_(-100.0)  # every first-layer ReLU off: the net is its output bias
+    dead = analyse_function(net, hist2, AnalysisConfig())
+    assert live["curvature_sign"] != 0 and live["quadratic_size"] > 1e-3
+    assert dead["curvature_sign"] == dead["curvature_sign_other_weighting"] == 0
 
 
 def test_spectra_rows_average_over_functions():

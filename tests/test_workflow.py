@@ -62,6 +62,15 @@ def test_an_xavier_init_depends_only_on_what_it_uses(tmp_path):
     assert "--cells 5" in xavier and "--inner-hidden 64" in xavier
 
 
+def test_only_fig7_takes_the_number_of_examples(tmp_path):
+    """Snakemake reruns a job whose params changed, so Fig. 8 must not carry Fig. 7's ``examples``."""
+    result = snakemake("-n", "-p", "--cores", "1", "--forceall", "results/figures/fig7.pdf", "results/figures/fig8.pdf",
+                       cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    fig7, fig8 = (next(line for line in result.stdout.splitlines() if f"multiarg {f} " in line) for f in ("fig7", "fig8"))
+    assert "--examples 4" in fig7 and "--examples" not in fig8
+
+
 def test_one_target_builds_without_naming_cores(tmp_path):
     """A bare ``snakemake <target>`` runs: the workflow profile (profiles/default) supplies the cores."""
     result = snakemake("--printshellcmds", "results/tables/param_counts.csv", cwd=tmp_path)  # a flag ends --configfile

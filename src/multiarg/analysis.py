@@ -17,11 +17,14 @@ def quadratic_design(x: np.ndarray) -> np.ndarray:
     return np.stack([x1**2, x2**2, x1 * x2, x1, x2, np.ones_like(x1)], axis=1)
 
 
-def fit_quadratic(x: np.ndarray, f: np.ndarray, w: np.ndarray | None = None) -> dict:
+def fit_quadratic(x: np.ndarray, f: np.ndarray, w: np.ndarray | None = None, flat_tol: float = 1e-5) -> dict:
     """Weighted least squares of f = c1 x1^2 + c2 x2^2 + c3 x1 x2 + c4 x1 + c5 x2 + c6 over points x (N, 2).
 
     ``x`` may also be (..., 2) with ``f``/``w`` shaped (...). Returns {"coef": array(6) [c1..c6],
-    "r2": weighted R^2, "curvature": c1*c2 - c3**2/4}; negative curvature = hyperbolic (XOR-like).
+    "r2": weighted R^2, "curvature": c1*c2 - c3**2/4, "quadratic_size", "sign"}; negative curvature =
+    hyperbolic (XOR-like). ``quadratic_size`` is the weighted RMS of the quadratic part c1 x1^2 + c2 x2^2 +
+    c3 x1 x2 about its mean, over max |f|; at or below ``flat_tol`` the fit is flat (constant or affine f, whose
+    fitted curvature is rounding noise of either sign) and ``sign`` is 0, else the sign of the curvature.
     """
     x = np.asarray(x, dtype=np.float64).reshape(-1, 2)
     f = np.asarray(f, dtype=np.float64).reshape(-1)
@@ -37,7 +40,22 @@ def fit_quadratic(x: np.ndarray, f: np.ndarray, w: np.ndarray | None = None) -> 
     # A constant f is fit exactly by c6, so R^2 = 1 there rather than 0/0.
     r2 = 1.0 - ss_res / ss_tot if ss_tot > 0 else 1.0
     c1, c2, c3 = coef[:3]
-    return {"coef": coef, "r2": float(r2), "curvature": float(c1 * c2 - c3**2 / 4)}
+    curvature = float(c1 * c2 - c3**2 / 4)
+    quad = quadratic_design(x)[:, :3] @ coef[:3]
+    spread = np.sqrt(np.sum(w * (quad - np.sum(w * quad) / np.sum(w)) ** 2) / np.sum(w))
+    peak = np.max(np.abs(f[w > 0]))
+    size = float(spread / peak) if peak > 0 else 0.0
+    return {"coef": coef, "r2": float(r2), "curvature": curvature, "quadratic_size": size,
+            "sign": 0 if size <= flat_tol else int(np.sign(curvature))}
+
+
+SIGN_NAMES = {-1: "negative", 0: "flat", 1: "positive"}
+
+
+def sign_counts(signs) -> tuple[int, int, int]:
+    """(negative, positive, flat) among curvature signs -1 / +1 / 0."""
+    signs = list(signs)
+    return sum(s < 0 for s in signs), sum(s > 0 for s in signs), sum(s == 0 for s in signs)
 
 
 def curvature_sign_test(k_negative: int, n: int) -> dict:
@@ -45,11 +63,15 @@ def curvature_sign_test(k_negative: int, n: int) -> dict:
 
     Returns {"k", "n", "fraction", "p_one_sided" (P[X >= k], alternative 'greater'), "p_two_sided",
     "ci_low", "ci_high" (95% Clopper-Pearson)}. Computed from the binomial/beta laws directly; agrees
-    with scipy.stats.binomtest.
+    with scipy.stats.binomtest. Flat fits are ties, left out of n as in a sign test; n = 0 (all flat) gives
+    NaN fraction, p and CI.
     """
     k, n = int(k_negative), int(n)
-    if not 0 <= k <= n or n < 1:
-        raise ValueError(f"need 0 <= k <= n, n >= 1; got k={k}, n={n}")
+    if not 0 <= k <= n:
+        raise ValueError(f"need 0 <= k <= n; got k={k}, n={n}")
+    if n == 0:
+        return {"k": 0, "n": 0, **dict.fromkeys(("fraction", "p_one_sided", "p_two_sided", "ci_low", "ci_high"),
+                                               float("nan"))}
     upper = stats.binom.sf(k - 1, n, 0.5)
     lower = stats.binom.cdf(k, n, 0.5)
     # Under p = 1/2 the law is symmetric, so "as or less likely than k" is exactly the two mirrored tails.
@@ -67,6 +89,8 @@ def null_band(n: int, level: float = 0.95) -> tuple[float, float]:
     Returns (k_lo/n, (n - k_lo)/n) with k_lo the lower (1-level)/2 quantile; being discrete, it
     covers at least `level` and is symmetric about 1/2.
     """
+    if n == 0:
+        return float("nan"), float("nan")
     k_lo = int(stats.binom.ppf((1 - level) / 2, n, 0.5))
     return k_lo / n, (n - k_lo) / n
 

@@ -8,7 +8,7 @@ import csv
 import numpy as np
 
 from .comparison import read_values
-from .tables import difference_cells, welch_difference, write_table
+from .tables import difference_cells, holm, welch_difference, write_table
 
 # per architecture: the paper's words, the side of 1/2 it puts the fraction negative on, and whether it called it
 # significant
@@ -49,8 +49,29 @@ def against_paper(estimate: float, verdict: str, expected: int, paper_significan
 
 def _claim(claim: str, paper: str, measured: str, interval: str, p: str, verdict: str, source: str,
            vs_paper: str) -> dict:
-    return {"claim": claim, "paper": paper, "measured": measured, "interval95": interval, "p": p,
+    return {"claim": claim, "paper": paper, "measured": measured, "interval95": interval, "p": p, "p_holm": "",
             "verdict": verdict, "vs_paper": vs_paper, "source": source}
+
+
+def _p(cell: str) -> float:
+    try:
+        return float(cell)
+    except ValueError:  # "", "n/a"
+        return float("nan")
+
+
+def adjust_for_the_family(rows: list[dict]) -> str:
+    """Fill each claim's ``p_holm``: Holm's adjustment over every claim of the table with a p-value, since a
+    run tests them all at once. Returns a note counting the claims significant before and after."""
+    adjusted = holm([_p(r["p"]) for r in rows])
+    for r, q in zip(rows, adjusted):
+        r["p_holm"] = f"{q:.3g}" if np.isfinite(q) else ""
+    tested = sum(np.isfinite(adjusted))
+    raw = sum(_p(r["p"]) < 0.05 for r in rows)
+    after = sum(q < 0.05 for q in adjusted if np.isfinite(q))
+    return (f"p_holm: Holm's step-down adjustment over the {tested} claims with a p-value (family-wise error 5%, "
+            f"from the p shown, 3 significant digits): {raw} of them have p < 0.05, {after} keep p_holm < 0.05. "
+            "A claim significant by p alone may be one of the chance findings expected among this many tests.")
 
 
 def curvature_claims(rows: list[dict]) -> list[dict]:
@@ -58,9 +79,11 @@ def curvature_claims(rows: list[dict]) -> list[dict]:
     for arch, (paper, expected, significant) in PAPER_CURVATURE.items():
         r = _find(rows, kind="learned", arch=arch, dataset="all")
         if r:
-            more_negative = int(r["k_negative"]) / int(r["n"]) - 0.5
+            k, n, flat = int(r["k_negative"]), int(r["n"]), int(r["n_flat"])
+            more_negative = k / n - 0.5 if n else float("nan")
+            measured = f"{k}/{n} negative" + (f" (+{flat} flat, left out)" if flat else "")
             out.append(_claim(f"learned 2-arg {arch.upper()} nonlinearities: sign of curvature", paper,
-                              f"{r['k_negative']}/{r['n']} negative", f"[{r['ci95_low']}, {r['ci95_high']}]",
+                              measured, f"[{r['ci95_low']}, {r['ci95_high']}]",
                               r["p_two_sided"], r["verdict"], "curvature_tests (binomial, Clopper-Pearson)",
                               against_paper(more_negative, r["verdict"], expected, significant)))
     return out
@@ -129,10 +152,12 @@ def write_claims(out: str, scale: str, curvature: str, spectra: str, summary_val
     rows = (curvature_claims(read_rows(curvature)) + spectra_claims(read_rows(spectra))
             + baseline_claims(read_values(summary_values)) + corruption_claims(read_rows(cifar10c))
             + robustness_claims(read_rows(table1)))
+    family = adjust_for_the_family(rows)
     write_table(rows, out, f"The paper's claims against this run ({scale})",
                 notes=["Each row is read from the table named in `source`, where the full test lives; interval95 "
                        "is a 95% interval of the measured fraction or difference, p its two-sided p-value. A "
                        "verdict is only as good as the run's scale and seed count: read it with the scale above.",
+                       family,
                        "vs_paper: agrees (significant, on the paper's side), contradicts (significant, on the other "
                        "side), or not shown (not significant here, where the paper reports an effect); the paper's "
                        "MLP curvature, which it calls not significant, agrees when it is not significant here either.",

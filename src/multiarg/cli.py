@@ -167,8 +167,9 @@ def cmd_inputs(args):
 def cmd_analyze(args):
     from .nonlinearities import AnalysisConfig, analyse_runs, write_outputs
 
-    cfg = AnalysisConfig(mass=args.mass, fit_weighting=args.fit_weighting, basis_scale=args.basis_scale,
-                         basis_frame=args.basis_frame, spectrum_offset=args.spectrum_offset, l_max=args.l_max)
+    cfg = AnalysisConfig(mass=args.mass, fit_weighting=args.fit_weighting, flat_tolerance=args.flat_tolerance,
+                         basis_scale=args.basis_scale, basis_frame=args.basis_frame,
+                         spectrum_offset=args.spectrum_offset, l_max=args.l_max)
     records = analyse_runs(args.models, args.inputs, args.inits, cfg)
     write_outputs(records, args.out, {"fits": args.fits, "curvature": args.curvature, "spectra": args.spectra},
                   args.scale, cfg)
@@ -215,7 +216,8 @@ def cmd_train_rnn(args):
     cfg = RNNConfig(args.activation, args.hidden, args.sequence, args.reference, args.inner_hidden, args.inner_depth)
     train_rnn(cfg, _train_config(args), data_path=Path(args.data), out_dir=Path(args.out_dir), data_split=_split(args),
               init_path=args.init and Path(args.init), device=args.device,
-              analysis=AnalysisConfig(mass=args.mass, fit_weighting=args.fit_weighting), bins=args.bins,
+              analysis=AnalysisConfig(mass=args.mass, fit_weighting=args.fit_weighting,
+                                      flat_tolerance=args.flat_tolerance), bins=args.bins,
               extent=args.extent)
 
 
@@ -255,6 +257,14 @@ def _add_mass(p, helptext: str = "input mass of the analysed region") -> None:
     """``--mass``, the share of inputs held by the region functions are analysed and drawn over (``analysis.mass``;
     the paper's 99%)."""
     p.add_argument("--mass", type=float, default=0.99, help=helptext)
+
+
+def _add_fit(p) -> None:
+    """The region and the quadratic fit of Fig. 7 (``analysis.mass``, ``.fit_weighting``, ``.flat_tolerance``)."""
+    _add_mass(p)
+    p.add_argument("--fit-weighting", choices=("uniform", "density"), default="uniform")
+    p.add_argument("--flat-tolerance", type=float, default=1e-5,
+                   help="a fit whose quadratic part is at most this share of max |f| is flat (a tie)")
 
 
 def _gather(sub, name: str, helptext: str, inputs: str, func, **defaults) -> argparse.ArgumentParser:
@@ -357,8 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
     for table in ("fits", "curvature", "spectra"):
         p.add_argument(f"--{table}", required=True, help=f"{table} table (CSV; Markdown beside it)")
     p.add_argument("--scale", required=True)
-    _add_mass(p)
-    p.add_argument("--fit-weighting", choices=("uniform", "density"), default="uniform")
+    _add_fit(p)
     p.add_argument("--basis-scale", type=float, default=1.0)
     p.add_argument("--basis-frame", choices=("inputs", "origin"), default="inputs")
     p.add_argument("--spectrum-offset", choices=("remove", "keep"), default="remove")
@@ -416,8 +425,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--inner-depth", type=int, default=2)
     p.add_argument("--bins", type=int, default=128, help="2-arg input histogram cells per axis")
     p.add_argument("--extent", type=float, default=6.0)
-    _add_mass(p)
-    p.add_argument("--fit-weighting", choices=("uniform", "density"), default="uniform")
+    _add_fit(p)
     p.set_defaults(func=cmd_train_rnn)
 
     p = _gather(sub, "rnn-table", "recurrent networks: accuracy, size, time, 2-arg curvature", "summaries",
@@ -461,8 +469,9 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=helptext)
         p.add_argument("--out", required=True, help="PDF path; a PNG is written beside it")
         p.add_argument("--analysis", required=True, help="nonlinearities.pt from the analyze step")
-        p.add_argument("--examples", type=int, default=4, help="learned examples per setting (Fig. 7)")
         p.set_defaults(func=cmd_figure, figure=name)
+        if name == "fig7":
+            p.add_argument("--examples", type=int, default=4, help="learned examples per setting")
     return parser
 
 

@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from .activations import load_inner
-from .analysis import curvature_sign_test, fit_quadratic, hermite_bessel_basis, null_band, power_by_order, projections
-from .analysis import solid_harmonic_basis
+from .analysis import (SIGN_NAMES, curvature_sign_test, fit_quadratic, hermite_bessel_basis, null_band, power_by_order,
+                       projections, sign_counts, solid_harmonic_basis)
 from .inputs import centers, mass_region
 from .io import load_torch, save_torch
 from .paths import parse_run
@@ -36,8 +36,11 @@ class AnalysisConfig:
     basis_frame: str = "inputs"   # basis centred at the inputs' mean and scaled to their spread, or fixed at the origin
     spectrum_offset: str = "remove"  # project f minus its input-weighted mean, or f as it is
     l_max: int = 6
+    flat_tolerance: float = 1e-5  # a fit whose quadratic part is this small next to max |f| is flat: sign 0, a tie
 
     def __post_init__(self):
+        if not self.flat_tolerance >= 0:
+            raise ValueError(f"flat_tolerance must be >= 0, got {self.flat_tolerance}")
         for key, allowed in (("fit_weighting", ("uniform", "density")), ("basis_frame", ("inputs", "origin")),
                              ("spectrum_offset", ("remove", "keep"))):
             if getattr(self, key) not in allowed:
@@ -109,12 +112,12 @@ def analyse_function(inner, hist: dict, cfg: AnalysisConfig) -> dict:
         saddle = sum(c**2 for (l, m), c in zip(labels, coeffs) if l == 2 and abs(m) == 2)
         # both weightings, so the curvature tests can show whether the sign depends on the choice
         fits = {w: fit_quadratic(reg["points"][reg["mask"]], f[reg["mask"]],
-                                 reg["density"][reg["mask"]] if w == "density" else None)
+                                 reg["density"][reg["mask"]] if w == "density" else None, cfg.flat_tolerance)
                 for w in ("uniform", "density")}
         fit, other = fits[cfg.fit_weighting], fits["density" if cfg.fit_weighting == "uniform" else "uniform"]
-        out.update(coef=fit["coef"], r2=fit["r2"], curvature=fit["curvature"],
-                   curvature_normalised=normalised_curvature(fit["coef"]),
-                   curvature_other_weighting=other["curvature"],
+        out.update(coef=fit["coef"], r2=fit["r2"], curvature=fit["curvature"], curvature_sign=fit["sign"],
+                   quadratic_size=fit["quadratic_size"], curvature_normalised=normalised_curvature(fit["coef"]),
+                   curvature_other_weighting=other["curvature"], curvature_sign_other_weighting=other["sign"],
                    saddle_share_l2=float(saddle / power[2]) if power[2] > 0 else float("nan"))
     return out
 
@@ -205,6 +208,8 @@ def _groups(records: list[dict]) -> dict[tuple, list[dict]]:
 
 
 def _verdict(test: dict) -> str:
+    if test["n"] == 0:
+        return "n/a (every fit flat)"
     if test["p_two_sided"] >= 0.05:
         return "not significant (two-sided p >= 0.05)"
     side = "negative (XOR-like)" if test["fraction"] > 0.5 else "positive (elliptic)"
@@ -218,21 +223,23 @@ def fits_rows(records: list[dict]) -> list[dict]:
         rows.append({"kind": r["kind"], "dataset": r["dataset"], "arch": r["arch"], "seed": r["seed"],
                      **{f"c{i + 1}": f"{c:.4g}" for i, c in enumerate(r["coef"])}, "r2": f"{r['r2']:.4f}",
                      "curvature": f"{r['curvature']:.4g}", "curvature_normalised": f"{r['curvature_normalised']:.3f}",
-                     "sign": "negative" if r["curvature"] < 0 else "positive", "region_cells": r["region_cells"]})
+                     "sign": SIGN_NAMES[r["curvature_sign"]], "quadratic_size": f"{r['quadratic_size']:.3g}",
+                     "region_cells": r["region_cells"]})
     return rows
 
 
 def curvature_rows(records: list[dict]) -> list[dict]:
-    """Binomial tests of the number of negative curvatures against 1/2, per group."""
+    """Binomial tests of the number of negative curvatures against 1/2, per group; flat fits are ties, counted
+    apart (``n_flat``) and left out of n."""
     rows = []
     for (kind, n_args, arch, dataset), group in sorted(_groups(records).items()):
         if n_args != 2:
             continue
-        k = sum(r["curvature"] < 0 for r in group)
-        test, positive = curvature_sign_test(k, len(group)), curvature_sign_test(len(group) - k, len(group))
-        lo, hi = null_band(len(group))
-        rows.append({"kind": kind, "arch": arch, "dataset": dataset, "k_negative": k, "n": len(group),
-                     "k_negative_other_weighting": sum(r["curvature_other_weighting"] < 0 for r in group),
+        k, k_pos, flat = sign_counts(r["curvature_sign"] for r in group)
+        test, positive = curvature_sign_test(k, k + k_pos), curvature_sign_test(k_pos, k + k_pos)
+        lo, hi = null_band(k + k_pos)
+        rows.append({"kind": kind, "arch": arch, "dataset": dataset, "k_negative": k, "n": k + k_pos, "n_flat": flat,
+                     "k_negative_other_weighting": sign_counts(r["curvature_sign_other_weighting"] for r in group)[0],
                      "fraction_negative": f"{test['fraction']:.3f}",
                      "ci95_low": f"{test['ci_low']:.3f}", "ci95_high": f"{test['ci_high']:.3f}",
                      "p_one_sided_more_negative": f"{test['p_one_sided']:.3g}",
@@ -288,7 +295,9 @@ def write_outputs(records: list[dict], out: str, tables: dict[str, str], scale: 
               "p_one_sided_more_positive: P[X <= k]; p_two_sided: both tails; ci95: Clopper-Pearson; "
               "null95: central 95% band of k/n under the null. 'all' pools datasets / architectures. "
               "k_negative_other_weighting: k with the quadratic fitted under the other weighting "
-              "(density-weighted if the fits are uniform, and vice versa).")
+              "(density-weighted if the fits are uniform, and vice versa). n_flat: fits whose quadratic part is at "
+              f"most {cfg.flat_tolerance:g} of max |f| over the region (constant or affine functions, whose "
+              "curvature sign is rounding noise): ties, left out of n.")
     write_table(fits_rows(records), tables["fits"], f"Quadratic fits of 2-arg nonlinearities ({scale})")
     write_table(curvature_rows(records), tables["curvature"], f"Curvature sign tests ({scale})",
                 notes=[p_note, paper_check_note()])

@@ -15,7 +15,7 @@ import torch
 
 from . import data
 from .activations import load_inner
-from .analysis import curvature_sign_test
+from .analysis import curvature_sign_test, sign_counts
 from .inputs import histogram_inputs
 from .io import file_identity, load_torch, save_torch, write_json
 from .nonlinearities import AnalysisConfig, analyse_function
@@ -54,7 +54,8 @@ class RNNConfig:
 
 def _analyse(inner, hist: dict, cfg: AnalysisConfig) -> dict:
     r = analyse_function(inner, hist, cfg)
-    return {k: r[k] for k in ("coef", "r2", "curvature", "curvature_normalised", "values", "mask", "axis")}
+    return {k: r[k] for k in ("coef", "r2", "curvature", "curvature_sign", "curvature_normalised", "values", "mask",
+                                 "axis")}
 
 
 def train_rnn(cfg: RNNConfig, train_cfg: TrainConfig, *, data_path: Path, out_dir: Path, data_split: dict,
@@ -101,8 +102,8 @@ def train_rnn(cfg: RNNConfig, train_cfg: TrainConfig, *, data_path: Path, out_di
                                 device=dev)
         model.cpu()
         learned_fn, initial_fn = _analyse(model.inner.eval(), hist, analysis), _analyse(initial, hist, analysis)
-        summary.update({k: learned_fn[k] for k in ("r2", "curvature", "curvature_normalised")},
-                       initial_curvature=initial_fn["curvature"],
+        summary.update({k: learned_fn[k] for k in ("r2", "curvature", "curvature_sign", "curvature_normalised")},
+                       initial_curvature=initial_fn["curvature"], initial_curvature_sign=initial_fn["curvature_sign"],
                        initial_curvature_normalised=initial_fn["curvature_normalised"],
                        input_mean=hist["mean"].tolist())
         record["analysis"] = {"learned": _tensors(learned_fn), "initial": _tensors(initial_fn)}
@@ -123,6 +124,12 @@ def _mean_sd(values: list[float], scale: float = 1.0, digits: int = 2) -> tuple[
     return f"{mean:.{digits}f}", f"{sd:.{digits}f}" if len(values) > 1 else "n/a"
 
 
+def _sign_cell(signs) -> str:
+    """"k/n" negative of the curved fits, with the flat ones (ties, left out of n) named."""
+    negative, positive, flat = sign_counts(signs)
+    return f"{negative}/{negative + positive}" + (f" (+{flat} flat)" if flat else "")
+
+
 def rnn_rows(summaries: list[dict]) -> list[dict]:
     """Per activation: matched size, test accuracy and time with seed spread; for 2-arg, the curvature signs."""
     groups = defaultdict(list)
@@ -138,11 +145,12 @@ def rnn_rows(summaries: list[dict]) -> list[dict]:
                "k_negative": "", "curvature_normalised": "", "initial_k_negative": "", "p_two_sided": "",
                "median_r2": ""}
         if "curvature" in runs[0]:
-            k = sum(r["curvature"] < 0 for r in runs)
-            test = curvature_sign_test(k, len(runs))
+            negative, positive, _ = sign_counts(r["curvature_sign"] for r in runs)
+            test = curvature_sign_test(negative, negative + positive)
             curv, curv_sd = _mean_sd([r["curvature_normalised"] for r in runs], digits=3)
-            row.update(k_negative=f"{k}/{len(runs)}", curvature_normalised=f"{curv} ± {curv_sd}",
-                       initial_k_negative=f"{sum(r['initial_curvature'] < 0 for r in runs)}/{len(runs)}",
+            row.update(k_negative=_sign_cell(r["curvature_sign"] for r in runs),
+                       curvature_normalised=f"{curv} ± {curv_sd}",
+                       initial_k_negative=_sign_cell(r["initial_curvature_sign"] for r in runs),
                        p_two_sided=f"{test['p_two_sided']:.3g}",
                        median_r2=f"{np.median([r['r2'] for r in runs]):.3f}")
         rows.append(row)
@@ -161,7 +169,9 @@ def write_rnn_table(paths: list[str], out: str, scale: str, mass: float) -> list
              "evaluation.",
              "2-arg units take (feedforward drive, recurrent drive) as their two arguments. k_negative: learned "
              "functions with negative curvature c1 c2 - c3^2/4 of the best-fit quadratic over the "
-             f"{100 * mass:g}% input region (negative = XOR-like saddle, the gating shape); initial_k_negative: the "
+             f"{100 * mass:g}% input region (negative = XOR-like saddle, the gating shape), out of the fits that "
+             "are not flat (a constant or affine function, whose curvature sign is rounding noise, is a tie, named "
+             "apart and left out of n); initial_k_negative: the "
              "same for the session-I functions they started from, over the same inputs; p_two_sided: exact "
              "binomial test against 1/2 (with "
              f"n functions it cannot fall below 2^(1-n), here {2.0 ** (1 - max(curved, 1)):.3g}: n < 6 can never "

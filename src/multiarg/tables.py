@@ -35,6 +35,18 @@ def welch_difference(a, b, level: float = 0.95) -> dict | None:
             "p": float(2 * stats.t.sf(abs(diff) / se, df))}
 
 
+def holm(p_values: list[float]) -> list[float]:
+    """Holm's step-down adjustment of a family of p-values (family-wise error control, any dependence); NaN stays
+    NaN and does not count towards the family's size."""
+    p = np.asarray(p_values, dtype=float)
+    finite = np.flatnonzero(np.isfinite(p))
+    order = finite[np.argsort(p[finite], kind="stable")]
+    steps = np.maximum.accumulate((len(order) - np.arange(len(order))) * p[order])
+    out = p.copy()
+    out[order] = np.minimum(steps, 1.0)
+    return out.tolist()
+
+
 def difference_cells(test: dict | None, positive: str, negative: str, digits: int = 2,
                      scale: float = 1.0) -> tuple[str, str, str]:
     """A :func:`welch_difference` as table cells: its interval (times ``scale``, to ``digits`` decimals), its p, and

@@ -125,8 +125,8 @@ def get_inputs_args(wildcards):
 def get_analyze_args(wildcards):
     a = config["analysis"]
     return cli_args({"scale": SCALE, "mass": a["mass"], "fit_weighting": a["fit_weighting"],
-                     "basis_scale": a["basis_scale"], "basis_frame": a["basis_frame"],
-                     "spectrum_offset": a["spectrum_offset"], "l_max": a["l_max"]})
+                     "flat_tolerance": a["flat_tolerance"], "basis_scale": a["basis_scale"],
+                     "basis_frame": a["basis_frame"], "spectrum_offset": a["spectrum_offset"], "l_max": a["l_max"]})
 
 
 def get_param_table_args(wildcards):
@@ -234,11 +234,17 @@ def rnn_summaries(name="summary.json"):
             for a in RNN["activations"] for s in RNN["seeds"] or SEEDS]
 
 
+def analysis_figure_options(wildcards):
+    """Only Fig. 7 draws examples, so changing their number leaves Fig. 8 alone."""
+    return cli_args({"examples": config["figures"]["fig7"]["examples"]}) if wildcards.fig == "fig7" else ""
+
+
 def get_rnn_args(wildcards):
     m, a = config["model"], config["analysis"]
     return cli_args({"hidden": RNN["hidden"], "inner_hidden": m["inner_hidden"], "inner_depth": m["inner_depth"],
                      "max_epochs": RNN["max_epochs"], **training_options("mnist"), "bins": a["input_bins"],
-                     "extent": a["input_extent"], "mass": a["mass"], "fit_weighting": a["fit_weighting"]})
+                     "extent": a["input_extent"], "mass": a["mass"], "fit_weighting": a["fit_weighting"],
+                     "flat_tolerance": a["flat_tolerance"]})
 
 
 def summary_inputs():

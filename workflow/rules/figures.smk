@@ -55,7 +55,7 @@ rule fig7_fig8:
     wildcard_constraints:
         fig="fig7|fig8",
     params:
-        examples=config["figures"]["fig7"]["examples"],
+        options=analysis_figure_options,
     threads: 1
     resources:
         mem_mb=per_attempt(4000),
@@ -63,5 +63,5 @@ rule fig7_fig8:
     conda:
         ENV
     shell:
-        "python -m multiarg {wildcards.fig} --out {output.pdf} --analysis {input} --examples {params.examples}"
+        "python -m multiarg {wildcards.fig} --out {output.pdf} --analysis {input} {params.options}"
         " > {log} 2>&1"
