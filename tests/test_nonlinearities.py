@@ -189,6 +189,7 @@ def test_a_dead_inner_net_is_flat_and_a_trained_one_is_not(hist2):
     dead = analyse_function(net, hist2, AnalysisConfig())
     assert live["curvature_sign"] != 0 and live["quadratic_size"] > 1e-3
     assert dead["curvature_sign"] == dead["curvature_sign_other_weighting"] == 0
+    assert dead["curvature_normalised"] == 0.0  # a plane's, not the noise's (Fig. 7f, the RNN table)
 
 
 def test_spectra_rows_average_over_functions():

@@ -116,7 +116,9 @@ def analyse_function(inner, hist: dict, cfg: AnalysisConfig) -> dict:
                 for w in ("uniform", "density")}
         fit, other = fits[cfg.fit_weighting], fits["density" if cfg.fit_weighting == "uniform" else "uniform"]
         out.update(coef=fit["coef"], r2=fit["r2"], curvature=fit["curvature"], curvature_sign=fit["sign"],
-                   quadratic_size=fit["quadratic_size"], curvature_normalised=normalised_curvature(fit["coef"]),
+                   quadratic_size=fit["quadratic_size"],
+                   # a flat fit is a plane, whose scale-free curvature is 0 rather than its rounding noise's
+                   curvature_normalised=normalised_curvature(fit["coef"]) if fit["sign"] else 0.0,
                    curvature_other_weighting=other["curvature"], curvature_sign_other_weighting=other["sign"],
                    saddle_share_l2=float(saddle / power[2]) if power[2] > 0 else float("nan"))
     return out
