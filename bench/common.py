@@ -18,6 +18,7 @@ from multiarg.cli import model_config
 from multiarg.config import load_config as load_config_files
 from multiarg.io import write_text
 from multiarg.models import OuterNet
+from multiarg.runtime import tf32_ops
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -158,7 +159,7 @@ def environment(dev: torch.device) -> dict:
     return {"command": " ".join(["python", *sys.argv]), "device": name, "torch": torch.__version__,
             "triton": triton_version, "cuda": torch.version.cuda if dev.type == "cuda" else None,
             "python": platform.python_version(), "cpu_threads": torch.get_num_threads(),
-            "triton_interpreter": os.environ.get("TRITON_INTERPRET") == "1"}
+            "triton_interpreter": os.environ.get("TRITON_INTERPRET") == "1", "tf32": tf32_ops()}
 
 
 def write(result: dict, name: str, out: str | None) -> Path:

@@ -63,6 +63,7 @@ from multiarg.corruptions import CORRUPTIONS, SEVERITIES
 from multiarg.data import COUNTS, SHAPES, load_prepared, manifest_path
 from multiarg.io import save_torch, sha256, write_json
 from multiarg.rnn_study import RNNConfig
+from multiarg.runtime import set_tf32
 from multiarg.train import COMPILE_MODES, compiled, frozen, set_compile, train_step
 
 # AutoAttack's standard L-inf attacks: (gradients, forward queries) per image. APGD-T and FAB-T try 9 target
@@ -510,12 +511,14 @@ def main(argv=None) -> dict:
         set_kernel(args.inner_kernel)
         config["compile"] = args.compile or config["compile"]
         set_compile(config["compile"])
+        set_tf32(config["tf32"])
         result = {**environment(dev), "configfile": args.configfile or "config.yaml", "scale": config["scale"],
                   "inner_kernel": args.inner_kernel, "compile": config["compile"], "threads": args.threads,
                   "dag_cores": cores, "epoch_fraction": args.epoch_fraction, "robust_fraction": args.robust_fraction,
                   **estimate(config, dag_jobs(args.configfile, cores), dev, args)}
         set_kernel("eager")
         set_compile("none")
+        set_tf32(("conv",))
     result["epoch_fraction_within"] = {"hours": args.within, "fraction": epoch_fraction_within(result, args.within)}
     report(result)
     compiled_name = f"-compile-{result['compile']}" * (result["compile"] != "none")

@@ -299,13 +299,15 @@ def test_fit_ends_at_the_best_validation_epoch(tmp_path, monkeypatch, restore_be
     assert torch.equal(result["state"]["bias"], torch.full((2,), 2.0 if restore_best else 4.0))
 
 
-@pytest.mark.parametrize("arithmetic", ["kernel", "compile"])
-def test_a_checkpoint_is_not_resumed_under_another_kernel_or_compile_mode(tmp_path, monkeypatch, caplog, arithmetic):
-    """The kernel and the compile mode change the rounding, so they are part of the checkpoint's fingerprint."""
+@pytest.mark.parametrize("arithmetic", ["kernel", "compile", "tf32"])
+def test_a_checkpoint_is_not_resumed_under_another_kernel_or_compile_mode(tmp_path, monkeypatch, caplog, request,
+                                                                          arithmetic):
+    """The kernel, the compile mode and TF32 change the rounding, so they are part of the checkpoint's fingerprint."""
     import logging
 
     import multiarg.train as train
     from multiarg.activations import get_kernel
+    from multiarg.runtime import set_tf32
     from multiarg.train import fit_run
 
     def run(stop_after):
@@ -320,10 +322,33 @@ def test_a_checkpoint_is_not_resumed_under_another_kernel_or_compile_mode(tmp_pa
     if arithmetic == "kernel":
         monkeypatch.setattr("multiarg.activations._kernel", get_kernel())  # restored after the test
         set_kernel("chunked")
-    else:
+    elif arithmetic == "compile":
         monkeypatch.setattr(train, "_compile", "default")
         monkeypatch.setattr(train, "compiled", lambda model: model)  # the fingerprint matters here, not Inductor
+    else:
+        request.addfinalizer(lambda: set_tf32(("conv",)))
+        set_tf32(("conv", "matmul"))
     with caplog.at_level(logging.INFO, logger="multiarg.train"):
         again = run(stop_after=1)
     assert "belongs to a different configuration" in caplog.text and "resumed" not in caplog.text
     assert again["stopped_epoch"] == 1 and len(again["history"]) == 1  # started over, not at epoch 2
+
+
+def test_tf32_is_set_from_the_command_line_and_recorded():
+    import argparse
+
+    from multiarg.cli import _tf32
+    from multiarg.runtime import set_tf32, tf32_ops
+
+    assert _tf32("none") == () and _tf32("conv,matmul") == ("conv", "matmul")
+    with pytest.raises(argparse.ArgumentTypeError):
+        _tf32("conv,fp16")
+    try:
+        set_tf32(("matmul",))
+        assert tf32_ops() == ["matmul"] and torch.backends.cuda.matmul.allow_tf32
+        assert not torch.backends.cudnn.allow_tf32
+        set_tf32(())
+        assert tf32_ops() == []
+    finally:
+        set_tf32(("conv",))
+    assert tf32_ops() == ["conv"]  # PyTorch's default

@@ -67,7 +67,8 @@ def test_only_fig7_takes_the_number_of_examples(tmp_path):
     result = snakemake("-n", "-p", "--cores", "1", "--forceall", "results/figures/fig7.pdf", "results/figures/fig8.pdf",
                        cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    fig7, fig8 = (next(line for line in result.stdout.splitlines() if f"multiarg {f} " in line) for f in ("fig7", "fig8"))
+    fig7, fig8 = (next(line for line in result.stdout.splitlines() if f"multiarg {f} " in line)
+                  for f in ("fig7", "fig8"))
     assert "--examples 4" in fig7 and "--examples" not in fig8
 
 
@@ -116,7 +117,8 @@ def test_tiny_real_mnist_run_writes_every_artefact(tmp_path, mirror):
     with open(results / "runs/mnist/mlp/arg2/seed1/session3/metrics.csv") as fh:
         assert len(list(csv.DictReader(fh))) == 2
     log = (tmp_path / "logs" / "train_session2" / "mnist" / "mlp" / "arg2" / "seed0.log").read_text()
-    assert "command: python -m multiarg --inner-kernel eager --compile none --threads 1 train --session 2 --data" in log
+    step = "python -m multiarg --inner-kernel eager --compile none --tf32 conv --threads 1 train --session 2 --data"
+    assert f"command: {step}" in log
     _check_run_summary(tmp_path, tiny)
     moved = tmp_path / "mirror-elsewhere"  # the same data read from another path does not rerun the DAG
     moved.symlink_to(mirror)
@@ -190,7 +192,7 @@ def network_rules_run_on(workdir: Path, mirror: Path, kernel: str) -> None:
     models = [workdir / t for t in (f"{run}/session3/model.pt", f"{rnn}/model.pt", f"{run}/adversarial/model.pt",
                                     "results/runs/mnist/mlp/dac/seed0/session2/model.pt")]
     assert [load_torch(m)["arithmetic"] for m in models] == [{"inner_kernel": kernel, "compile": "none",
-                                                                  "eager_fallback": False}] * 4
+                                                                  "tf32": ["conv"], "eager_fallback": False}] * 4
 
 
 def test_every_network_rule_of_the_workflow_runs_on_the_chunked_kernel(tmp_path, mirror):

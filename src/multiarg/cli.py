@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from .activations import KERNELS, set_kernel
+from .runtime import TF32_OPS, set_tf32
 from .train import COMPILE_MODES, set_compile
 
 
@@ -25,6 +26,13 @@ def _bool(text: str) -> bool:
     if text.lower() not in ("true", "false"):
         raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
     return text.lower() == "true"
+
+
+def _tf32(text: str) -> tuple[str, ...]:
+    ops = () if text.lower() == "none" else tuple(t for t in text.split(",") if t)
+    if set(ops) - set(TF32_OPS):
+        raise argparse.ArgumentTypeError(f"expected none or a comma-separated subset of {TF32_OPS}, got {text!r}")
+    return ops
 
 
 def _optional_int(text: str) -> int | None:
@@ -284,6 +292,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="how inner nets are evaluated: eager PyTorch, or fused Triton kernels on CUDA")
     parser.add_argument("--compile", default="none", choices=COMPILE_MODES,
                         help="train through torch.compile in this mode (reduce-overhead: with CUDA graphs)")
+    parser.add_argument("--tf32", type=_tf32, default="conv",
+                        help="CUDA float32 operations allowed to round to TF32: conv, matmul, both comma-separated, "
+                             "or none (default conv, PyTorch's own)")
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -485,6 +496,7 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
     set_kernel(args.inner_kernel)
     set_compile(args.compile)
+    set_tf32(args.tf32)
     from .config import ConfigError
     from .data import DataError
     from .train import TrainingDiverged

@@ -20,3 +20,24 @@ def resolve_device(name: str = "auto") -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"device {name!r} requested but CUDA is not available; use 'auto' or 'cpu'")
     return device
+
+
+TF32_OPS = ("conv", "matmul")
+
+
+def set_tf32(ops) -> None:
+    """Let CUDA's float32 convolutions (``"conv"``) and matrix products (``"matmul"``) round their operands to TF32
+    on tensor cores; the others compute in full fp32. PyTorch's default is ``("conv",)``; CPUs compute in fp32
+    either way. Through the flags torch.compile and every library read, which a mix with PyTorch's newer
+    ``fp32_precision`` settings would make raise."""
+    unknown = set(ops) - set(TF32_OPS)
+    if unknown:
+        raise ValueError(f"TF32 applies to {TF32_OPS}, not {sorted(unknown)}")
+    torch.backends.cudnn.allow_tf32 = "conv" in ops
+    torch.backends.cuda.matmul.allow_tf32 = "matmul" in ops
+
+
+def tf32_ops() -> list[str]:
+    """The operations :func:`set_tf32` lets round to TF32, as now set."""
+    return [op for op, on in zip(TF32_OPS, (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32))
+            if on]

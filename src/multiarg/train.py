@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from .activations import fell_back, get_kernel
 from .io import load_torch, save_torch, write_text
-from .runtime import derive_seed
+from .runtime import derive_seed, tf32_ops
 
 log = logging.getLogger(__name__)
 
@@ -316,9 +316,10 @@ def fit(model: nn.Module, splits: dict, cfg: TrainConfig, checkpoint: Path, *,
 def fit_run(model: nn.Module, splits: dict, cfg: TrainConfig, out_dir: Path, identity: dict, **kwargs) -> dict:
     """:func:`fit` with its checkpoint at ``out_dir/checkpoint.pt``, fingerprinted by ``identity`` (a JSON-able
     mapping of everything that defines the run, so a changed run never resumes a stale checkpoint). The inner-net
-    kernel and the compile mode are part of the identity, since their rounding differs, and of the result
-    (``arithmetic``), for the record a model is saved with, which also says whether a layer fell back to eager."""
-    arithmetic = {"inner_kernel": get_kernel(), "compile": _compile}
+    kernel, the compile mode and the TF32 setting are part of the identity, since their rounding differs, and of the
+    result (``arithmetic``), for the record a model is saved with, which also says whether a layer fell back to
+    eager."""
+    arithmetic = {"inner_kernel": get_kernel(), "compile": _compile, "tf32": tf32_ops()}
     fingerprint = hashlib.sha256(json.dumps({**identity, **arithmetic}, sort_keys=True, default=str).encode())
     out_dir.mkdir(parents=True, exist_ok=True)
     result = fit(model, splits, cfg, out_dir / "checkpoint.pt", fingerprint=fingerprint.hexdigest(), **kwargs)

@@ -36,9 +36,10 @@ SESSION3 = [a for a in ACTIVATIONS if not a.endswith("-xavier")]
 COMPARED = ("arg2", "arg1", "relu", "gamma", "dac")  # the paper's models and the related designs
 CURVES = [a for a in COMPARED if a in ACTIVATIONS]  # Fig. 4d
 ENV = "../../envs/multiarg.yaml"
-# Steps that run networks take the inner-net kernel and the compile mode (as `params.step`); changing either reruns
-# only those.
-MODEL_STEP = f"python -m multiarg --inner-kernel {config['inner_kernel']} --compile {config['compile']}"
+# Steps that run networks take the inner-net kernel, the compile mode and the TF32 setting (as `params.step`);
+# changing one reruns only those.
+MODEL_STEP = (f"python -m multiarg --inner-kernel {config['inner_kernel']} --compile {config['compile']}"
+              f" --tf32 {','.join(config['tf32']) or 'none'}")
 S2 = paths.RUN.replace("{session}", "2")
 S3 = paths.RUN.replace("{session}", "3")
 
