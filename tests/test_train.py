@@ -349,6 +349,8 @@ def test_tf32_is_set_from_the_command_line_and_recorded():
         assert not torch.backends.cudnn.allow_tf32
         set_tf32(())
         assert tf32_ops() == []
+        torch.backends.cudnn.conv.fp32_precision = "tf32"  # PyTorch's newer API, as a library may set it
+        assert tf32_ops() == ["conv"]
     finally:
         set_tf32(("conv",))
     assert tf32_ops() == ["conv"]  # PyTorch's default

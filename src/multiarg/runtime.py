@@ -38,6 +38,10 @@ def set_tf32(ops) -> None:
 
 
 def tf32_ops() -> list[str]:
-    """The operations :func:`set_tf32` lets round to TF32, as now set."""
-    return [op for op, on in zip(TF32_OPS, (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32))
-            if on]
+    """The operations allowed to round to TF32, as now set (by :func:`set_tf32`, or by a library through PyTorch's
+    newer ``fp32_precision`` settings, after which the legacy flags refuse to be read)."""
+    try:
+        flags = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    except RuntimeError:
+        flags = (torch.backends.cudnn.conv.fp32_precision == "tf32", torch.backends.cuda.matmul.fp32_precision == "tf32")
+    return [op for op, on in zip(TF32_OPS, flags) if on]
