@@ -43,5 +43,6 @@ def tf32_ops() -> list[str]:
     try:
         flags = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
     except RuntimeError:
-        flags = (torch.backends.cudnn.conv.fp32_precision == "tf32", torch.backends.cuda.matmul.fp32_precision == "tf32")
+        flags = tuple(backend.fp32_precision == "tf32"
+                      for backend in (torch.backends.cudnn.conv, torch.backends.cuda.matmul))
     return [op for op, on in zip(TF32_OPS, flags) if on]
