@@ -142,7 +142,7 @@ def _record(arch, dataset, curvature, kind="learned", other=None):
     other = curvature if other is None else other
     return {"kind": kind, "n_args": 2, "arch": arch, "dataset": dataset, "curvature": curvature, "r2": 0.9,
             "curvature_sign": int(np.sign(curvature)), "curvature_other_weighting": other,
-            "curvature_sign_other_weighting": int(np.sign(other)),
+            "curvature_sign_other_weighting": int(np.sign(other)), "constant": False,
             "spectrum_fraction": np.array([0.1, 0.5, 0.5]), "spectrum": np.array([1.0, 2.0, 2.0]),
             "saddle_share_l2": 0.75}
 
@@ -190,6 +190,15 @@ def test_a_dead_inner_net_is_flat_and_a_trained_one_is_not(hist2):
     assert live["curvature_sign"] != 0 and live["quadratic_size"] > 1e-3
     assert dead["curvature_sign"] == dead["curvature_sign_other_weighting"] == 0
     assert dead["curvature_normalised"] == 0.0  # a plane's, not the noise's (Fig. 7f, the RNN table)
+    assert dead["constant"] and np.isnan(dead["spectrum_fraction"]).all() and not live["constant"]
+
+
+def test_constant_functions_are_left_out_of_the_spectra_and_counted():
+    dead = {**_record("mlp", "mnist", 0.0), "constant": True, "spectrum_fraction": np.full(3, np.nan)}
+    rows = spectra_rows([_record("mlp", "mnist", 1.0)] * 2 + [dead])
+    l1 = [r for r in rows if r["l"] == 1 and r["dataset"] == "mnist"][0]
+    assert (l1["n"], l1["n_constant"], l1["power_fraction_mean"]) == (2, 1, "0.5000")
+    assert spectra_rows([dead]) == []
 
 
 def test_spectra_rows_average_over_functions():

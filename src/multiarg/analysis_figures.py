@@ -6,7 +6,7 @@ from matplotlib.gridspec import GridSpec
 
 from .analysis import curvature_sign_test, hermite_bessel_basis, null_band, quadratic_design, sign_counts
 from .figures import draw_function, plt, save, stamp
-from .nonlinearities import load_records
+from .nonlinearities import load_records, shaped
 
 KIND_STYLE = {"learned": ("k", "learned"), "xavier-init": ("tab:red", "Xavier init"),
               "xavier-trained": ("tab:orange", "Xavier init, after session II")}
@@ -105,7 +105,7 @@ def fig7(args) -> None:
 
 def _spectrum_panel(ax, records: list[dict], n_args: int) -> None:
     for kind, (color, label) in KIND_STYLE.items():
-        group = _select(records, kind, n_args)
+        group = shaped(_select(records, kind, n_args))
         if not group:
             continue
         frac = np.stack([r["spectrum_fraction"][1:] for r in group])

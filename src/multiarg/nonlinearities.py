@@ -101,8 +101,11 @@ def analyse_function(inner, hist: dict, cfg: AnalysisConfig) -> dict:
     coeffs = projections(f - offset, reg["density"], basis, reg["volume"])
     power = power_by_order(coeffs, labels)
     spectrum = np.array([power[l] for l in range(cfg.l_max + 1)])
-    shape = spectrum[1:].sum()
-    out = {"n_args": n, "spectrum": spectrum, "spectrum_fraction": spectrum / shape if shape > 0 else spectrum * 0,
+    # a function constant up to rounding (a dead net) has no shape: its shares would be those of the rounding noise
+    values, shape = f[reg["mask"]], spectrum[1:].sum()
+    constant = bool(np.ptp(values) <= cfg.flat_tolerance * np.abs(values).max())
+    fraction = np.full_like(spectrum, np.nan) if constant else spectrum / shape if shape > 0 else spectrum * 0
+    out = {"n_args": n, "spectrum": spectrum, "constant": constant, "spectrum_fraction": fraction,
            "basis_centre": centre, "basis_scale": scale,
            "region_cells": int(reg["mask"].sum()), "values": f.astype(np.float32), "mask": reg["mask"],
            "axis": reg["axis"]}
@@ -260,10 +263,20 @@ def _versus_xavier(group: list[dict], xavier: list[dict] | None, l: int) -> dict
     return dict(zip(("vs_xavier_init_ci95", "vs_xavier_init_p", "verdict"), cells))
 
 
+def shaped(records: list[dict]) -> list[dict]:
+    """The functions that are not constant over their region: those a spectrum's shares describe."""
+    return [r for r in records if not r["constant"]]
+
+
 def spectra_rows(records: list[dict]) -> list[dict]:
+    """Shares of power per order l, mean and SD per group, of the functions that are not constant (``n``; the
+    constant ones counted apart, ``n_constant``), with the learned-vs-Xavier tests at l = 1 and 2."""
     rows = []
-    groups = _groups(records)
+    groups = {key: shaped(group) for key, group in _groups(records).items()}
+    constant = {key: len(group) for key, group in _groups([r for r in records if r["constant"]]).items()}
     for (kind, n_args, arch, dataset), group in sorted(groups.items()):
+        if not group:
+            continue
         xavier = groups.get(("xavier-init", n_args, arch, dataset)) if kind == "learned" else None
         frac = np.stack([r["spectrum_fraction"] for r in group])
         raw = np.stack([r["spectrum"] for r in group])
@@ -271,6 +284,7 @@ def spectra_rows(records: list[dict]) -> list[dict]:
         saddle = f"{np.nanmean([r['saddle_share_l2'] for r in group]):.3f}" if n_args == 2 else ""
         for l in range(frac.shape[1]):
             rows.append({"n_args": n_args, "kind": kind, "arch": arch, "dataset": dataset, "l": l, "n": len(group),
+                         "n_constant": constant.get((kind, n_args, arch, dataset), 0),
                          "power_fraction_mean": f"{frac[:, l].mean():.4f}", "power_fraction_sd": f"{sd[l]:.4f}",
                          "power_mean": f"{raw[:, l].mean():.4g}",
                          "peak_l_share": f"{np.mean(frac[:, 1:].argmax(1) + 1 == l):.3f}" if l else "",
@@ -309,7 +323,9 @@ def write_outputs(records: list[dict], out: str, tables: dict[str, str], scale: 
                        "l = 2): the share of P_2 in the saddles x1 x2 and x1^2 - x2^2 (|m| = 2) rather than the "
                        "isotropic bowl |x|^2 (m = 0), mean over functions: only the saddles are a quadrupole. "
                        "vs_xavier_init (learned rows, l = 1 and 2): learned minus xavier-init power_fraction, "
-                       "Welch's 95% interval and p over the functions.",
+                       "Welch's 95% interval and p over the functions. n: functions with a shape; n_constant: "
+                       f"functions whose values vary by at most {cfg.flat_tolerance:g} of max |f| over the region "
+                       "(a dead net), left out: their shares would be those of rounding noise.",
                        (f"Basis: centred on the inputs, scale {cfg.basis_scale} x their RMS spread"
                         if cfg.basis_frame == "inputs" else f"Basis: at the origin, scale {cfg.basis_scale}")
                        + ("; f projected minus its input-weighted mean." if cfg.spectrum_offset == "remove"
