@@ -19,7 +19,7 @@ def _function(kind, arch, curvature, l2):
 def _robust(activation, seed, robust):
     return {"dataset": "mnist", "arch": "cnn", "activation": activation, "seed": seed, "eps": 0.3, "n": 100,
             "robust_accuracy": robust, "clean_accuracy": 0.9, "attacks": ["apgd-ce"], "complete": True,
-            "data_note": ""}
+            "robust_accuracy_after": {"apgd-ce": robust}, "data_note": ""}
 
 
 def test_claims_carry_each_tests_interval_p_and_verdict(tmp_path):

@@ -58,6 +58,8 @@ def table1_rows(results: list[dict]) -> list[dict]:
                "images": runs[0]["n"], "robust_acc": f"{robust[0]:.2f}", "robust_sd": _sd(robust[1], runs),
                "clean_acc": f"{clean[0]:.2f}", "clean_sd": _sd(clean[1], runs),
                "attacks": "+".join(runs[0]["attacks"]) + ("" if runs[0]["complete"] else " (subset)"),
+               "robust_after_each": " / ".join(f"{np.mean([100 * r['robust_accuracy_after'][a] for r in runs]):.2f}"
+                                               for a in runs[0]["attacks"]),
                "increment_vs_relu": "", "increment_ci95": "", "increment_p": "", "verdict": "", "paper_robust_acc": "",
                "paper_increment": ""}
         paper = PAPER.get((dataset, arch), {})
@@ -97,6 +99,8 @@ def write_table1(paths: list[str], out: str, scale: str) -> list[dict]:
     notes = ["robust_acc: accuracy (%) on the evaluated test images under AutoAttack (L-inf, eps as listed), mean "
              "and SD over seeds; increment_vs_relu: 2-arg minus ReLU mean, ± the SD of that difference of means; "
              "increment_ci95 and increment_p: Welch's t-test of that difference over the seeds; "
+             "robust_after_each: robust accuracy (%) after each attack in turn, in the order of attacks, mean over "
+             "seeds (each attack runs on the points still robust, so the steps are what each one adds); "
              "paper: Table 1 of the paper (4 trials, whole test set).",
              "AutoAttack standard version (APGD-CE, APGD-T, FAB-T, Square) via pyautoattack." if complete else
              "NOT the standard AutoAttack: only the attacks listed ran (a cheaper demo evaluation); robust "
