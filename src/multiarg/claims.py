@@ -70,7 +70,7 @@ def adjust_for_the_family(rows: list[dict]) -> str:
     raw = sum(_p(r["p"]) < 0.05 for r in rows)
     after = sum(q < 0.05 for q in adjusted if np.isfinite(q))
     return (f"p_holm: Holm's step-down adjustment over the {tested} claims with a p-value (family-wise error 5%, "
-            f"from the p shown, 3 significant digits): {raw} of them have p < 0.05, {after} keep p_holm < 0.05. "
+            f"from the p shown, 3 significant digits): p < 0.05 in {raw} of them, p_holm < 0.05 in {after}. "
             "A claim significant by p alone may be one of the chance findings expected among this many tests.")
 
 
