@@ -5,7 +5,7 @@ import pytest
 from scipy import stats
 
 from multiarg.analysis import (curvature_sign_test, fit_quadratic, hermite_bessel_basis, null_band,
-                               power_spectrum, sign_counts, solid_harmonic_basis)
+                               power_spectrum, sign_test, solid_harmonic_basis)
 
 
 def grid(bins: int, extent: float, dim: int) -> tuple[np.ndarray, float]:
@@ -129,7 +129,10 @@ def test_flat_fits_get_sign_zero_and_faint_curvature_keeps_its_sign():
 
 
 def test_sign_counts_and_the_all_flat_test():
-    assert sign_counts([-1, 1, 0, -1, 0]) == (2, 1, 2)
+    counted = sign_test([-1, 1, 0, -1, 0])
+    assert (counted["k"], counted["n"] - counted["k"], counted["n_flat"]) == (2, 1, 2)
+    assert counted["p_two_sided"] == curvature_sign_test(2, 3)["p_two_sided"]
+    assert sign_test([0, 0])["n"] == 0
     empty = curvature_sign_test(0, 0)
     assert empty["n"] == 0 and np.isnan(empty["p_two_sided"]) and np.isnan(empty["ci_low"])
     assert all(np.isnan(null_band(0)))

@@ -12,8 +12,8 @@ from multiarg.tables import holm, write_table
 def _function(kind, arch, curvature, l2):
     return {"kind": kind, "n_args": 2, "arch": arch, "dataset": "mnist", "curvature": curvature,
             "curvature_sign": int(np.sign(curvature)), "curvature_other_weighting": curvature,
-            "curvature_sign_other_weighting": int(np.sign(curvature)), "constant": False, "r2": 0.9, "saddle_share_l2": 0.8,
-            "spectrum_fraction": np.array([0.0, 1 - l2, l2]), "spectrum": np.array([1.0, 1 - l2, l2])}
+            "curvature_sign_other_weighting": int(np.sign(curvature)), "constant": False, "r2": 0.9,
+            "saddle_share_l2": 0.8, "spectrum_fraction": np.array([0.0, 1 - l2, l2]), "spectrum": np.array([1.0, 1 - l2, l2])}
 
 
 def _robust(activation, seed, robust):

@@ -32,16 +32,16 @@ def fit_quadratic(x: np.ndarray, f: np.ndarray, w: np.ndarray | None = None, fla
     if np.any(w < 0):
         raise ValueError("weights must be non-negative")
     # Scaling rows by sqrt(w) turns the weighted problem into an ordinary one; zero-weight cells drop out.
-    root = np.sqrt(w)
-    coef, *_ = np.linalg.lstsq(quadratic_design(x) * root[:, None], f * root, rcond=None)
-    resid = f - quadratic_design(x) @ coef
+    root, design = np.sqrt(w), quadratic_design(x)
+    coef, *_ = np.linalg.lstsq(design * root[:, None], f * root, rcond=None)
+    resid = f - design @ coef
     mean = np.sum(w * f) / np.sum(w)
     ss_res, ss_tot = np.sum(w * resid**2), np.sum(w * (f - mean) ** 2)
     # A constant f is fit exactly by c6, so R^2 = 1 there rather than 0/0.
     r2 = 1.0 - ss_res / ss_tot if ss_tot > 0 else 1.0
     c1, c2, c3 = coef[:3]
     curvature = float(c1 * c2 - c3**2 / 4)
-    quad = quadratic_design(x)[:, :3] @ coef[:3]
+    quad = design[:, :3] @ coef[:3]
     spread = np.sqrt(np.sum(w * (quad - np.sum(w * quad) / np.sum(w)) ** 2) / np.sum(w))
     peak = np.max(np.abs(f[w > 0]))
     size = float(spread / peak) if peak > 0 else 0.0
@@ -52,10 +52,12 @@ def fit_quadratic(x: np.ndarray, f: np.ndarray, w: np.ndarray | None = None, fla
 SIGN_NAMES = {-1: "negative", 0: "flat", 1: "positive"}
 
 
-def sign_counts(signs) -> tuple[int, int, int]:
-    """(negative, positive, flat) among curvature signs -1 / +1 / 0."""
+def sign_test(signs) -> dict:
+    """:func:`curvature_sign_test` of curvature signs -1 / 0 / +1: the flat fits (0) are ties, left out of n and
+    counted in ``"n_flat"``."""
     signs = list(signs)
-    return sum(s < 0 for s in signs), sum(s > 0 for s in signs), sum(s == 0 for s in signs)
+    negative, positive = sum(s < 0 for s in signs), sum(s > 0 for s in signs)
+    return {**curvature_sign_test(negative, negative + positive), "n_flat": len(signs) - negative - positive}
 
 
 def curvature_sign_test(k_negative: int, n: int) -> dict:

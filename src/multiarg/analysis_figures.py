@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.gridspec import GridSpec
 
-from .analysis import curvature_sign_test, hermite_bessel_basis, null_band, quadratic_design, sign_counts
+from .analysis import hermite_bessel_basis, null_band, quadratic_design, sign_test
 from .figures import draw_function, plt, save, stamp
 from .nonlinearities import load_records, shaped
 
@@ -45,14 +45,14 @@ def _curvature_panels(ax_cdf, ax_frac, records: list[dict], settings: list[tuple
     for j, setting in enumerate(settings):
         group = _select(records, "learned", 2, setting)
         _ecdf(ax_cdf, group, f"{setting[0]} {setting[1].upper()}")
-        k, k_pos, flat = sign_counts(r["curvature_sign"] for r in group)
-        test = curvature_sign_test(k, k + k_pos)
-        lo, hi = null_band(k + k_pos)
+        test = sign_test(r["curvature_sign"] for r in group)
+        lo, hi = null_band(test["n"])
         ax_frac.fill_between([j - 0.4, j + 0.4], lo, hi, color="0.85", lw=0)
         yerr = [[test["fraction"] - test["ci_low"]], [test["ci_high"] - test["fraction"]]]
         ax_frac.errorbar(j, test["fraction"], yerr=yerr, fmt="o", color="k", capsize=3)
-        ties = f" +{flat} flat" if flat else ""
-        ax_frac.annotate(f"{k}/{k + k_pos}{ties}\np2={test['p_two_sided']:.2g}", (j, 1.02), ha="center", fontsize=6)
+        ties = f" +{test['n_flat']} flat" if test["n_flat"] else ""
+        ax_frac.annotate(f"{test['k']}/{test['n']}{ties}\np2={test['p_two_sided']:.2g}", (j, 1.02), ha="center",
+                         fontsize=6)
     xavier = _select(records, "xavier-init", 2)
     if xavier:
         _ecdf(ax_cdf, xavier, "Xavier init", color="tab:red", ls="--")

@@ -63,11 +63,12 @@ def _p(cell: str) -> float:
 def adjust_for_the_family(rows: list[dict]) -> str:
     """Fill each claim's ``p_holm``: Holm's adjustment over every claim of the table with a p-value, since a
     run tests them all at once. Returns a note counting the claims significant before and after."""
-    adjusted = holm([_p(r["p"]) for r in rows])
+    p = [_p(r["p"]) for r in rows]
+    adjusted = holm(p)
     for r, q in zip(rows, adjusted):
         r["p_holm"] = f"{q:.3g}" if np.isfinite(q) else ""
     tested = sum(np.isfinite(adjusted))
-    raw = sum(_p(r["p"]) < 0.05 for r in rows)
+    raw = sum(x < 0.05 for x in p)
     after = sum(q < 0.05 for q in adjusted if np.isfinite(q))
     return (f"p_holm: Holm's step-down adjustment over the {tested} claims with a p-value (family-wise error 5%, "
             f"from the p shown, 3 significant digits): p < 0.05 in {raw} of them, p_holm < 0.05 in {after}. "

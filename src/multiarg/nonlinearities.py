@@ -18,7 +18,7 @@ import torch
 
 from .activations import load_inner
 from .analysis import (SIGN_NAMES, curvature_sign_test, fit_quadratic, hermite_bessel_basis, null_band, power_by_order,
-                       projections, sign_counts, solid_harmonic_basis)
+                       projections, sign_test, solid_harmonic_basis)
 from .inputs import centers, mass_region
 from .io import load_torch, save_torch
 from .paths import parse_run
@@ -114,7 +114,7 @@ def analyse_function(inner, hist: dict, cfg: AnalysisConfig) -> dict:
         # only the saddles are the paper's quadrupole
         saddle = sum(c**2 for (l, m), c in zip(labels, coeffs) if l == 2 and abs(m) == 2)
         # both weightings, so the curvature tests can show whether the sign depends on the choice
-        fits = {w: fit_quadratic(reg["points"][reg["mask"]], f[reg["mask"]],
+        fits = {w: fit_quadratic(reg["points"][reg["mask"]], values,
                                  reg["density"][reg["mask"]] if w == "density" else None, cfg.flat_tolerance)
                 for w in ("uniform", "density")}
         fit, other = fits[cfg.fit_weighting], fits["density" if cfg.fit_weighting == "uniform" else "uniform"]
@@ -240,11 +240,11 @@ def curvature_rows(records: list[dict]) -> list[dict]:
     for (kind, n_args, arch, dataset), group in sorted(_groups(records).items()):
         if n_args != 2:
             continue
-        k, k_pos, flat = sign_counts(r["curvature_sign"] for r in group)
-        test, positive = curvature_sign_test(k, k + k_pos), curvature_sign_test(k_pos, k + k_pos)
-        lo, hi = null_band(k + k_pos)
-        rows.append({"kind": kind, "arch": arch, "dataset": dataset, "k_negative": k, "n": k + k_pos, "n_flat": flat,
-                     "k_negative_other_weighting": sign_counts(r["curvature_sign_other_weighting"] for r in group)[0],
+        test = sign_test(r["curvature_sign"] for r in group)
+        k, n = test["k"], test["n"]
+        positive, (lo, hi) = curvature_sign_test(n - k, n), null_band(n)
+        rows.append({"kind": kind, "arch": arch, "dataset": dataset, "k_negative": k, "n": n, "n_flat": test["n_flat"],
+                     "k_negative_other_weighting": sum(r["curvature_sign_other_weighting"] < 0 for r in group),
                      "fraction_negative": f"{test['fraction']:.3f}",
                      "ci95_low": f"{test['ci_low']:.3f}", "ci95_high": f"{test['ci_high']:.3f}",
                      "p_one_sided_more_negative": f"{test['p_one_sided']:.3g}",
@@ -272,8 +272,8 @@ def spectra_rows(records: list[dict]) -> list[dict]:
     """Shares of power per order l, mean and SD per group, of the functions that are not constant (``n``; the
     constant ones counted apart, ``n_constant``), with the learned-vs-Xavier tests at l = 1 and 2."""
     rows = []
-    groups = {key: shaped(group) for key, group in _groups(records).items()}
-    constant = {key: len(group) for key, group in _groups([r for r in records if r["constant"]]).items()}
+    every = _groups(records)
+    groups = {key: shaped(group) for key, group in every.items()}
     for (kind, n_args, arch, dataset), group in sorted(groups.items()):
         if not group:
             continue
@@ -284,7 +284,7 @@ def spectra_rows(records: list[dict]) -> list[dict]:
         saddle = f"{np.nanmean([r['saddle_share_l2'] for r in group]):.3f}" if n_args == 2 else ""
         for l in range(frac.shape[1]):
             rows.append({"n_args": n_args, "kind": kind, "arch": arch, "dataset": dataset, "l": l, "n": len(group),
-                         "n_constant": constant.get((kind, n_args, arch, dataset), 0),
+                         "n_constant": len(every[kind, n_args, arch, dataset]) - len(group),
                          "power_fraction_mean": f"{frac[:, l].mean():.4f}", "power_fraction_sd": f"{sd[l]:.4f}",
                          "power_mean": f"{raw[:, l].mean():.4g}",
                          "peak_l_share": f"{np.mean(frac[:, 1:].argmax(1) + 1 == l):.3f}" if l else "",

@@ -15,7 +15,7 @@ import torch
 
 from . import data
 from .activations import load_inner
-from .analysis import curvature_sign_test, sign_counts
+from .analysis import sign_test
 from .inputs import histogram_inputs
 from .io import file_identity, load_torch, save_torch, write_json
 from .nonlinearities import AnalysisConfig, analyse_function
@@ -124,10 +124,9 @@ def _mean_sd(values: list[float], scale: float = 1.0, digits: int = 2) -> tuple[
     return f"{mean:.{digits}f}", f"{sd:.{digits}f}" if len(values) > 1 else "n/a"
 
 
-def _sign_cell(signs) -> str:
-    """"k/n" negative of the curved fits, with the flat ones (ties, left out of n) named."""
-    negative, positive, flat = sign_counts(signs)
-    return f"{negative}/{negative + positive}" + (f" (+{flat} flat)" if flat else "")
+def _sign_cell(test: dict) -> str:
+    """A :func:`sign_test` as "k/n" negative of the curved fits, with the flat ones (ties, left out of n) named."""
+    return f"{test['k']}/{test['n']}" + (f" (+{test['n_flat']} flat)" if test["n_flat"] else "")
 
 
 def rnn_rows(summaries: list[dict]) -> list[dict]:
@@ -145,12 +144,11 @@ def rnn_rows(summaries: list[dict]) -> list[dict]:
                "k_negative": "", "curvature_normalised": "", "initial_k_negative": "", "p_two_sided": "",
                "median_r2": ""}
         if "curvature" in runs[0]:
-            negative, positive, _ = sign_counts(r["curvature_sign"] for r in runs)
-            test = curvature_sign_test(negative, negative + positive)
+            test = sign_test(r["curvature_sign"] for r in runs)
             curv, curv_sd = _mean_sd([r["curvature_normalised"] for r in runs], digits=3)
-            row.update(k_negative=_sign_cell(r["curvature_sign"] for r in runs),
+            row.update(k_negative=_sign_cell(test),
                        curvature_normalised=f"{curv} ± {curv_sd}",
-                       initial_k_negative=_sign_cell(r["initial_curvature_sign"] for r in runs),
+                       initial_k_negative=_sign_cell(sign_test(r["initial_curvature_sign"] for r in runs)),
                        p_two_sided=f"{test['p_two_sided']:.3g}",
                        median_r2=f"{np.median([r['r2'] for r in runs]):.3f}")
         rows.append(row)
