@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from multiarg.analysis import (curvature_sign_test, fit_quadratic, hermite_bessel_basis, null_band,
+from multiarg.analysis import (binomial_test, fit_quadratic, hermite_bessel_basis, null_band,
                                power_spectrum, sign_test, solid_harmonic_basis)
 
 
@@ -131,21 +131,21 @@ def test_flat_fits_get_sign_zero_and_faint_curvature_keeps_its_sign():
 def test_sign_counts_and_the_all_flat_test():
     counted = sign_test([-1, 1, 0, -1, 0])
     assert (counted["k"], counted["n"] - counted["k"], counted["n_flat"]) == (2, 1, 2)
-    assert counted["p_two_sided"] == curvature_sign_test(2, 3)["p_two_sided"]
+    assert counted["p_two_sided"] == binomial_test(2, 3)["p_two_sided"]
     assert sign_test([0, 0])["n"] == 0
-    empty = curvature_sign_test(0, 0)
+    empty = binomial_test(0, 0)
     assert empty["n"] == 0 and np.isnan(empty["p_two_sided"]) and np.isnan(empty["ci_low"])
     assert all(np.isnan(null_band(0)))
     with pytest.raises(ValueError):
-        curvature_sign_test(1, 0)
+        binomial_test(1, 0)
 
 
 # --- binomial test on curvature signs ----------------------------------------------------------
 
-def test_curvature_sign_test_matches_binomtest_for_all_counts():
+def test_binomial_test_matches_binomtest_for_all_counts():
     n = 24
     for k in range(n + 1):
-        r = curvature_sign_test(k, n)
+        r = binomial_test(k, n)
         two, greater = stats.binomtest(k, n, 0.5), stats.binomtest(k, n, 0.5, alternative="greater")
         ci = two.proportion_ci(confidence_level=0.95, method="exact")
         assert r["p_two_sided"] == pytest.approx(two.pvalue, rel=1e-9)
@@ -156,11 +156,11 @@ def test_curvature_sign_test_matches_binomtest_for_all_counts():
 
 def test_paper_counts():
     # Paper: CNN 78% negative, p = 0.007; MLP p = 0.06. Two-sided tests on 24 trials reproduce both.
-    assert curvature_sign_test(19, 24)["p_two_sided"] == pytest.approx(0.00661, abs=5e-5)
-    assert curvature_sign_test(17, 24)["p_two_sided"] == pytest.approx(0.0639, abs=5e-4)
+    assert binomial_test(19, 24)["p_two_sided"] == pytest.approx(0.00661, abs=5e-5)
+    assert binomial_test(17, 24)["p_two_sided"] == pytest.approx(0.0639, abs=5e-4)
     # "78% of 48" is 37.44 trials: k = 37 (77.1%) gives two-sided 2.2e-4 / one-sided 1.1e-4,
     # k = 38 (79.2%) gives 6.2e-5 / 3.1e-5; either way ~1e-4, far below the paper's 0.007.
-    r37, r38 = curvature_sign_test(37, 48), curvature_sign_test(38, 48)
+    r37, r38 = binomial_test(37, 48), binomial_test(38, 48)
     assert r37["p_two_sided"] == pytest.approx(2.22e-4, rel=1e-2)
     assert r37["p_one_sided"] == pytest.approx(1.11e-4, rel=1e-2)
     assert r38["p_two_sided"] == pytest.approx(6.17e-5, rel=1e-2)

@@ -76,8 +76,9 @@ def test_each_architecture_is_scored_against_its_own_reference(tmp_path, cifar10
     rows = cifar10c.write_summary_table(paths, str(tmp_path / "cifar10c.csv"), "TEST")
     mce = {(r["arch"], r["activation"]): r for r in rows if r["corruption"] == "mCE"}
     # mCE per seed: arg2 75% and 125%, ReLU 100% twice: Welch's t on a difference of 0
-    assert mce["cnn", "arg2"]["mce_vs_relu_p"] == "1" and mce["cnn", "arg2"]["verdict"].startswith("not significant")
-    assert mce["mlp", "arg2"]["verdict"].startswith("n/a") and mce["cnn", "relu"]["verdict"] == ""
+    arg2 = mce["cnn", "arg2"]
+    assert arg2["mce_vs_relu_p"] == "1" and arg2["mce_verdict"].startswith("not significant")
+    assert mce["mlp", "arg2"]["mce_verdict"].startswith("n/a") and mce["cnn", "relu"]["mce_verdict"] == ""
     cifar10c.fig9(types.SimpleNamespace(errors=paths, out=str(tmp_path / "fig9.pdf"), scale="TEST"))
     assert (tmp_path / "fig9.png").stat().st_size > 10_000
 
@@ -92,13 +93,34 @@ def test_a_significantly_lower_mce_than_relus_reads_lower(tmp_path, cifar10c_err
     mce = next(r for r in rows if r["activation"] == "arg2" and r["corruption"] == "mCE")
     reference = sum(relu) / len(relu)
     welch = stats.ttest_ind([e / reference for e in arg2], [e / reference for e in relu], equal_var=False)
-    assert mce["verdict"] == "lower mCE than ReLU, Welch p < 0.05"
+    assert mce["mce_verdict"] == "lower mCE than ReLU, Welch p < 0.05"
     assert mce["mce_vs_relu_p"] == f"{welch.pvalue:.3g}" and mce["mce_vs_relu_ci95"].startswith("[-")
     worse = ([cifar10c_errors(tmp_path / "worse", "cnn", "arg2", s, e) for s, e in enumerate((0.50, 0.51, 0.52))]
              + [cifar10c_errors(tmp_path / "worse", "cnn", "relu", s, e) for s, e in enumerate(relu)])
     worse = cifar10c.write_summary_table(worse, str(tmp_path / "w.csv"), "T")
-    assert next(r for r in worse if r["activation"] == "arg2" and r["corruption"] == "mCE")["verdict"] == (
+    assert next(r for r in worse if r["activation"] == "arg2" and r["corruption"] == "mCE")["mce_verdict"] == (
         "higher mCE than ReLU, Welch p < 0.05")
+
+
+def test_the_relative_mce_is_tested_apart_from_the_mce(tmp_path, cifar10c_errors):
+    """Equal corrupted errors but a worse clean error: the mCE ties ReLU's, the relative mCE is far below it."""
+    paths = []
+    for act, clean in (("arg2", (0.35, 0.36, 0.37)), ("relu", (0.20, 0.21, 0.22))):
+        for seed, (corrupted, c) in enumerate(zip((0.40, 0.41, 0.42), clean)):
+            path = cifar10c_errors(tmp_path, "cnn", act, seed, corrupted)
+            run = json.loads(open(path).read())
+            with open(path, "w") as fh:
+                json.dump({**run, "clean": c}, fh)
+            paths.append(path)
+    rows = cifar10c.write_summary_table(paths, str(tmp_path / "cifar10c.csv"), "TEST")
+    mce = next(r for r in rows if r["activation"] == "arg2" and r["corruption"] == "mCE")
+    assert mce["mce_verdict"].startswith("not significant") and float(mce["mce_vs_relu_p"]) == 1
+    # relative CE per seed: (0.40 + i/100 - (0.35 + i/100)) / (0.41 - 0.21) = 25%, against ReLU's 100% +- 5%
+    assert float(mce["relative_ce_pct"]) == pytest.approx(25.0, abs=0.05)
+    assert mce["relative_mce_verdict"] == "lower relative mCE than ReLU, Welch p < 0.05"
+    assert float(mce["relative_mce_vs_relu_p"]) < 1e-3 and mce["relative_mce_vs_relu_ci95"].startswith("[-")
+    relu = next(r for r in rows if r["activation"] == "relu" and r["corruption"] == "mCE")
+    assert relu["relative_mce_verdict"] == relu["mce_verdict"] == ""
 
 
 def test_evaluation_refuses_published_labels_of_another_test_order(prepared, tmp_path):

@@ -81,10 +81,14 @@ def test_the_cifar10c_claim_carries_the_tables_interval_p_and_verdict(tmp_path, 
                         spectra=str(tmp_path / "empty.csv"), summary_values=str(tmp_path / "summary_values.json"),
                         cifar10c=str(tmp_path / "cifar10c.csv"))
     claim = next(r for r in rows if r["claim"].startswith("CIFAR-10-C"))
-    assert claim["verdict"] == mce["verdict"] == "lower mCE than ReLU, Welch p < 0.05"
+    assert claim["verdict"] == mce["mce_verdict"] == "lower mCE than ReLU, Welch p < 0.05"
     assert (claim["p"], claim["interval95"]) == (mce["mce_vs_relu_p"], mce["mce_vs_relu_ci95"])
     assert float(claim["p"]) < 0.05 and claim["interval95"].startswith("[-")
     assert claim["measured"] == f"mCE {mce['ce_pct']}%" and claim["vs_paper"] == "agrees"  # the paper: 91.3%
+    relative = next(r for r in rows if r["claim"] == "CIFAR-10-C: 2-arg CNN relative mCE against ReLU's (100%)")
+    assert (relative["p"], relative["verdict"]) == (mce["relative_mce_vs_relu_p"], mce["relative_mce_verdict"])
+    assert relative["paper"] == "relative mCE 99.5%"
+    assert relative["measured"] == f"relative mCE {mce['relative_ce_pct']}%"
 
 
 def test_a_significantly_worse_2arg_net_is_called_worse_than_the_stronger_baseline():

@@ -108,9 +108,16 @@ def test_tiny_real_mnist_run_writes_every_artefact(tmp_path, mirror):
     assert "cannot both hold" in (results / "tables" / "curvature_tests.md").read_text()
     with open(results / "tables" / "spectra.csv") as fh:
         assert {r["n_args"] for r in csv.DictReader(fh)} == {"2", "3"}
+    with open(results / "tables" / "maturation.csv") as fh:
+        maturation = {(r["kind"], r["n_args"], r["arch"], r["dataset"]): r for r in csv.DictReader(fh)}
+    # two epochs: every run's best epoch comes by epoch 5, so no run can tell and the test says so
+    assert maturation["learned", "2", "mlp", "mnist"]["n_short"] == "2"
+    assert maturation["learned", "2", "all", "all"]["verdict"] == "n/a (no run trained past epoch 5)"
+    assert {k[:2] for k in maturation} == {("learned", "2"), ("learned", "3"), ("xavier-trained", "2")}
     with open(results / "tables" / "claims.csv") as fh:
         claims = [r["claim"] for r in csv.DictReader(fh)]
     assert "learned 2-arg MLP nonlinearities: sign of curvature" in claims
+    assert "learned 2-arg nonlinearities: take their final shape early (Fig. 5)" in claims
     assert any("robust accuracy (AutoAttack)" in c for c in claims)
     assert "mnist MLP: 2-arg performs better (session-III test accuracy)" in claims
     assert load_torch(results / "runs/mnist/mlp/arg2/seed0/session2/model.pt")["train_config"]["augment"] == "crop"
@@ -132,7 +139,8 @@ def test_tiny_real_mnist_run_writes_every_artefact(tmp_path, mirror):
     html = report.read_text()
     for name in ("fig4", "fig5", "fig7", "fig8", "rnn", "compare"):
         assert f"{name}.png" in html
-    for table in ("param_counts", "fits", "curvature_tests", "spectra", "summary", "rnn", "table1", "claims"):
+    for table in ("param_counts", "fits", "curvature_tests", "spectra", "maturation", "summary", "rnn", "table1",
+                  "claims"):
         assert f"{table}.csv" in html
     assert "TEST scale (300 MNIST images" in html and "input_bins_3arg" in html  # captions and the config
 

@@ -14,6 +14,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -132,6 +133,22 @@ def load_inner(record: dict) -> InnerNet:
     inner = InnerNet(record["n_args"], record["hidden"], record["depth"])
     inner.load_state_dict(record["state_dict"])
     return inner
+
+
+def inner_from_state(state: dict) -> InnerNet:
+    """Rebuild an inner net from its state dict alone (shapes give arguments, width and depth), as session II
+    snapshots it."""
+    linear = sorted({k.split(".")[1] for k in state if k.endswith("weight")}, key=int)
+    hidden, n_args = state[f"net.{linear[0]}.weight"].shape
+    inner = InnerNet(n_args, hidden, len(linear) - 1)
+    inner.load_state_dict(state)
+    return inner.eval()
+
+
+@torch.no_grad()
+def values_at(inner: nn.Module, points: np.ndarray) -> np.ndarray:
+    """An inner net's values at ``points`` (``(..., n_args)``), in float64 for the analyses."""
+    return inner(torch.as_tensor(points, dtype=torch.float32)).double().numpy()
 
 
 class MultiArgActivation(nn.Module):

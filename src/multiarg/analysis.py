@@ -53,22 +53,22 @@ SIGN_NAMES = {-1: "negative", 0: "flat", 1: "positive"}
 
 
 def sign_test(signs) -> dict:
-    """:func:`curvature_sign_test` of curvature signs -1 / 0 / +1: the flat fits (0) are ties, left out of n and
+    """:func:`binomial_test` of curvature signs -1 / 0 / +1: the flat fits (0) are ties, left out of n and
     counted in ``"n_flat"``."""
     signs = list(signs)
     negative, positive = sum(s < 0 for s in signs), sum(s > 0 for s in signs)
-    return {**curvature_sign_test(negative, negative + positive), "n_flat": len(signs) - negative - positive}
+    return {**binomial_test(negative, negative + positive), "n_flat": len(signs) - negative - positive}
 
 
-def curvature_sign_test(k_negative: int, n: int) -> dict:
-    """Exact binomial test of k negative curvatures out of n against p = 1/2.
+def binomial_test(k: int, n: int) -> dict:
+    """Exact binomial test of k successes (negative curvatures, runs matured in time) out of n against p = 1/2.
 
     Returns {"k", "n", "fraction", "p_one_sided" (P[X >= k], alternative 'greater'), "p_two_sided",
     "ci_low", "ci_high" (95% Clopper-Pearson)}. Computed from the binomial/beta laws directly; agrees
-    with scipy.stats.binomtest. Flat fits are ties, left out of n as in a sign test; n = 0 (all flat) gives
-    NaN fraction, p and CI.
+    with scipy.stats.binomtest. Ties (flat fits) are left out of n as in a sign test; n = 0 gives NaN
+    fraction, p and CI.
     """
-    k, n = int(k_negative), int(n)
+    k, n = int(k), int(n)
     if not 0 <= k <= n:
         raise ValueError(f"need 0 <= k <= n; got k={k}, n={n}")
     if n == 0:

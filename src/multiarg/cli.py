@@ -177,9 +177,11 @@ def cmd_analyze(args):
 
     cfg = AnalysisConfig(mass=args.mass, fit_weighting=args.fit_weighting, flat_tolerance=args.flat_tolerance,
                          basis_scale=args.basis_scale, basis_frame=args.basis_frame,
-                         spectrum_offset=args.spectrum_offset, l_max=args.l_max)
-    records = analyse_runs(args.models, args.inputs, args.inits, cfg)
-    write_outputs(records, args.out, {"fits": args.fits, "curvature": args.curvature, "spectra": args.spectra},
+                         spectrum_offset=args.spectrum_offset, l_max=args.l_max, maturity_r2=args.maturity_r2,
+                         maturity_epochs=args.maturity_epochs)
+    records = analyse_runs(args.models, args.inputs, args.inits, cfg, args.snapshots)
+    tables = {"fits": args.fits, "curvature": args.curvature, "spectra": args.spectra}
+    write_outputs(records, args.out, {**tables, **({"maturation": args.maturation} if args.maturation else {})},
                   args.scale, cfg)
 
 
@@ -247,7 +249,8 @@ def cmd_summary(args):
 def cmd_claims(args):
     from .claims import write_claims
 
-    write_claims(args.out, args.scale, args.curvature, args.spectra, args.summary_values, args.cifar10c, args.table1)
+    write_claims(args.out, args.scale, args.curvature, args.spectra, args.summary_values, args.cifar10c, args.table1,
+                 args.maturation)
 
 
 def cmd_figure(args):
@@ -265,6 +268,13 @@ def _add_mass(p, helptext: str = "input mass of the analysed region") -> None:
     """``--mass``, the share of inputs held by the region functions are analysed and drawn over (``analysis.mass``;
     the paper's 99%)."""
     p.add_argument("--mass", type=float, default=0.99, help=helptext)
+
+
+def _add_maturity(p) -> None:
+    """How a run counts as matured (``analysis.maturity_r2``, ``analysis.maturity_epochs``)."""
+    p.add_argument("--maturity-r2", type=float, default=0.9,
+                   help="share of the final function's variance that marks a snapshot as matured")
+    p.add_argument("--maturity-epochs", type=int, default=5, help="the epoch by which most runs should have matured")
 
 
 def _add_fit(p) -> None:
@@ -368,21 +378,27 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--metrics", nargs="*", default=[])
         p.add_argument("--epochs", type=_ints, default=(0, 1, 2, 3, 5, 10))
         _add_mass(p, "input mass of the region drawn")
+        if name == "fig5":
+            p.add_argument("--analysis", required=True, help="nonlinearities.pt, for how soon the runs matured")
+            _add_maturity(p)
         p.set_defaults(func=cmd_figure, figure=name)
 
     p = sub.add_parser("analyze", help="quadratic fits, curvature sign tests and spectra of inner nets")
     p.add_argument("--models", nargs="+", required=True, help="session-II model.pt files")
     p.add_argument("--inputs", nargs="+", required=True, help="their inputs.pt histograms")
     p.add_argument("--inits", nargs="*", default=[], help="Xavier session-I records, analysed untrained")
+    p.add_argument("--snapshots", nargs="*", default=[], help="the models' snapshots.pt, for how soon they matured")
     p.add_argument("--out", required=True, help="records for the figures (.pt)")
     for table in ("fits", "curvature", "spectra"):
         p.add_argument(f"--{table}", required=True, help=f"{table} table (CSV; Markdown beside it)")
+    p.add_argument("--maturation", help="maturation table (CSV; Markdown beside it), from --snapshots")
     p.add_argument("--scale", required=True)
     _add_fit(p)
     p.add_argument("--basis-scale", type=float, default=1.0)
     p.add_argument("--basis-frame", choices=("inputs", "origin"), default="inputs")
     p.add_argument("--spectrum-offset", choices=("remove", "keep"), default="remove")
     p.add_argument("--l-max", type=int, default=6)
+    _add_maturity(p)
     p.set_defaults(func=cmd_analyze)
 
     p = sub.add_parser("cifar10c", help="CIFAR-10-C for the scored test images: published or generated")
@@ -465,6 +481,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--summary-values", required=True, help="the summary's per-seed values (JSON)")
     p.add_argument("--cifar10c", help="CIFAR-10-C table (CSV), where it was run")
     p.add_argument("--table1", help="Table 1 (CSV), where it was run")
+    p.add_argument("--maturation", help="maturation table (CSV), where it was made")
     p.add_argument("--out", required=True)
     p.add_argument("--scale", required=True)
     p.set_defaults(func=cmd_claims)

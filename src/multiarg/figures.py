@@ -13,7 +13,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.colors import TwoSlopeNorm  # noqa: E402
 
-from .activations import InnerNet  # noqa: E402
+from .activations import InnerNet, inner_from_state  # noqa: E402
 from .inputs import centers, mass_region  # noqa: E402
 from .io import atomic_path, load_torch  # noqa: E402
 from .paths import parse_run  # noqa: E402
@@ -23,15 +23,6 @@ COLORS = {"arg2": "tab:red", "arg1": "tab:green", "relu": "tab:blue", "arg3": "t
           "dac": "tab:brown"}
 LABELS = {"arg2": "2-arg", "arg1": "1-arg", "relu": "ReLU", "arg3": "3-arg", "arg2-xavier": "2-arg (Xavier init)",
           "gamma": "adaptive γ", "dac": "DAC"}
-
-
-def inner_from_state(state: dict) -> InnerNet:
-    """Rebuild an inner net from its state dict alone (shapes give arguments, width and depth)."""
-    linear = sorted({k.split(".")[1] for k in state if k.endswith("weight")}, key=int)
-    hidden, n_args = state[f"net.{linear[0]}.weight"].shape
-    inner = InnerNet(n_args, hidden, len(linear) - 1)
-    inner.load_state_dict(state)
-    return inner.eval()
 
 
 @torch.no_grad()
@@ -189,12 +180,39 @@ def fig4(args) -> None:
     save(fig, args.out)
 
 
+def _maturity_panel(ax, records: list[dict], threshold: float, horizon: int) -> None:
+    """Median and interquartile range, over the runs of each setting, of the share of the final function's
+    variance that each epoch's snapshot holds (a run past its best epoch counts as 1, as in the table)."""
+    settings = sorted({(r["kind"], r["dataset"], r["arch"]) for r in records})
+    palette = dict(zip(sorted({s[1:] for s in settings}), ("tab:red", "tab:blue", "tab:green", "tab:orange")))
+    for kind, dataset, arch in settings:
+        curves = [r["maturity_r2"] for r in records if (r["kind"], r["dataset"], r["arch"]) == (kind, dataset, arch)
+                  and np.isfinite(r["mature_epoch"])]
+        if not curves:
+            continue
+        last = max(len(c) for c in curves)
+        shares = np.array([[c[min(e, len(c) - 1)] for e in range(last)] for c in curves])
+        q1, median, q3 = np.percentile(shares, [25, 50, 75], axis=0)
+        style = {"color": palette[dataset, arch], "ls": "-" if kind == "learned" else "--"}
+        name = LABELS["arg2" if kind == "learned" else "arg2-xavier"]
+        ax.plot(range(last), median, label=f"{dataset} {arch.upper()}, {name} (n={len(curves)})", **style)
+        ax.fill_between(range(last), q1, q3, color=style["color"], alpha=0.12 if kind == "learned" else 0.06, lw=0)
+    ax.axhline(threshold, color="0.4", lw=0.7, ls=":")
+    ax.axvline(horizon, color="0.4", lw=0.7, ls=":")
+    ax.set_xlabel("session-II epoch (0: the session-I net)", fontsize=8)
+    ax.set_ylabel("share of the final\nfunction's variance", fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.set_ylim(0, 1.02)
+    ax.legend(fontsize=6, loc="lower right", ncol=2)
+
+
 def fig5(args) -> None:
-    """Snapshots of the 2-arg nonlinearity across session-II epochs, one row per initialisation."""
+    """Snapshots of the 2-arg nonlinearity across session-II epochs, one row per initialisation, and under them how
+    soon every analysed run took its final shape (median and quartiles per setting)."""
     rows = sorted(args.snapshots, key=lambda p: parse_run(p)["activation"])
     inputs = {parse_run(p)["activation"]: p for p in args.inputs}
-    fig, axes = plt.subplots(len(rows), len(args.epochs) + 1, figsize=(2 * (len(args.epochs) + 1), 2.2 * len(rows)),
-                             squeeze=False)
+    fig, axes = plt.subplots(len(rows) + 1, len(args.epochs) + 1,
+                             figsize=(2 * (len(args.epochs) + 1), 2.2 * (len(rows) + 1)), squeeze=False)
     notes, titles = set(), []
     for i, path in enumerate(rows):
         info = parse_run(path)
@@ -221,6 +239,17 @@ def fig5(args) -> None:
         axes[i, 0].set_ylabel(LABELS.get(info["activation"], info["activation"]), fontsize=8)
         titles.append(row_title(axes[i, 0], f"{'ab'[i % 2]}  {LABELS.get(info['activation'])}: {info['dataset']} "
                                             f"{info['arch'].upper()} seed {info['seed']}"))
+    grid = axes[-1, 0].get_gridspec()
+    for ax in axes[-1]:
+        ax.remove()
+    wide = fig.add_subplot(grid[-1, :])
+    from .nonlinearities import load_records
+
+    records = [r for r in load_records(args.analysis)["records"] if r["n_args"] == 2 and "maturity_r2" in r]
+    _maturity_panel(wide, records, args.maturity_r2, args.maturity_epochs)
+    titles.append(row_title(wide, f"{'abc'[len(rows)]}  how soon each run takes its final shape: median and "
+                                  f"quartiles over runs; dotted: {args.maturity_r2:g} of the variance, epoch "
+                                  f"{args.maturity_epochs} (maturation table)"))
     layout_under_row_titles(fig, titles)
     stamp(fig, args.scale, notes)
     save(fig, args.out)

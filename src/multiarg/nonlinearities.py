@@ -16,11 +16,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .activations import load_inner
-from .analysis import (SIGN_NAMES, curvature_sign_test, fit_quadratic, hermite_bessel_basis, null_band, power_by_order,
+from .activations import load_inner, values_at
+from .analysis import (SIGN_NAMES, binomial_test, fit_quadratic, hermite_bessel_basis, null_band, power_by_order,
                        projections, sign_test, solid_harmonic_basis)
 from .inputs import centers, mass_region
 from .io import load_torch, save_torch
+from .maturation import mature_epoch, maturation_note, maturation_rows, r2_by_epoch
 from .paths import parse_run
 from .tables import difference_cells, welch_difference, write_table
 
@@ -37,10 +38,15 @@ class AnalysisConfig:
     spectrum_offset: str = "remove"  # project f minus its input-weighted mean, or f as it is
     l_max: int = 6
     flat_tolerance: float = 1e-5  # a fit whose quadratic part is this small next to max |f| is flat: sign 0, a tie
+    maturity_r2: float = 0.9      # a run has matured once a snapshot shares this much of the final function's variance
+    maturity_epochs: int = 5      # ... by this epoch (the paper's "within 1-5 epochs")
 
     def __post_init__(self):
         if not self.flat_tolerance >= 0:
             raise ValueError(f"flat_tolerance must be >= 0, got {self.flat_tolerance}")
+        if not 0 < self.maturity_r2 <= 1 or self.maturity_epochs < 0:
+            raise ValueError(f"need 0 < maturity_r2 <= 1 and maturity_epochs >= 0, got {self.maturity_r2}, "
+                             f"{self.maturity_epochs}")
         for key, allowed in (("fit_weighting", ("uniform", "density")), ("basis_frame", ("inputs", "origin")),
                              ("spectrum_offset", ("remove", "keep"))):
             if getattr(self, key) not in allowed:
@@ -56,11 +62,6 @@ def region(hist: dict, mass: float) -> dict:
     mask = mass_region(hist["counts"], hist["total"], mass).numpy()
     density = np.where(mask, hist["counts"].numpy() / hist["total"] / volume, 0.0)
     return {"axis": axis, "points": points, "mask": mask, "density": density, "volume": volume}
-
-
-@torch.no_grad()
-def evaluate(inner, points: np.ndarray) -> np.ndarray:
-    return inner(torch.as_tensor(points, dtype=torch.float32)).double().numpy()
 
 
 def normalised_curvature(coef: np.ndarray) -> float:
@@ -87,7 +88,7 @@ def basis_frame(reg: dict, cfg: AnalysisConfig) -> tuple[np.ndarray, float]:
 def analyse_function(inner, hist: dict, cfg: AnalysisConfig) -> dict:
     """Quadratic fit (2-arg) and power spectrum (2-/3-arg) of one inner net over one input histogram."""
     reg = region(hist, cfg.mass)
-    f = evaluate(inner, reg["points"])
+    f = values_at(inner, reg["points"])
     if not np.isfinite(f[reg["mask"]]).all():
         raise ValueError("the inner net gives non-finite values on its input region")
     n = hist["n_args"]
@@ -142,26 +143,34 @@ def save_records(records: list[dict], scale: str, out: str | os.PathLike) -> Non
     save_torch({"records": stored, "scale": scale}, out)
 
 
-def _hist_by_run(paths: list[str]) -> dict[tuple, str]:
+def _by_run(paths: list[str]) -> dict[tuple, str]:
     return {tuple(parse_run(p)[k] for k in ("dataset", "arch", "activation", "seed")): p for p in paths}
 
 
-def analyse_runs(models: list[str], inputs: list[str], inits: list[str], cfg: AnalysisConfig) -> list[dict]:
-    """Analyse every session-II model (with its ``inputs.pt``) and every Xavier init record.
+def analyse_runs(models: list[str], inputs: list[str], inits: list[str], cfg: AnalysisConfig,
+                 snapshots: list[str] = ()) -> list[dict]:
+    """Analyse every session-II model (with its ``inputs.pt``, and how it matured where its ``snapshots.pt`` is
+    given) and every Xavier init record.
 
     A model of activation ``argN`` is ``learned``, of ``argN-xavier`` ``xavier-trained``; each init record of
     ``argN-xavier`` is ``xavier-init`` in one dataset x architecture (:func:`xavier_assignment`).
     """
     from .sessions import load_model
 
-    hists = _hist_by_run(inputs)
+    hists, snaps = _by_run(inputs), _by_run(snapshots)
     records = []
     for path in models:
         info = parse_run(path)
         key = (info["dataset"], info["arch"], info["activation"], info["seed"])
         kind = "xavier-trained" if info["activation"].endswith("-xavier") else "learned"
         model, record = load_model(path)
-        result = analyse_function(model.inner, load_torch(hists[key]), cfg)
+        hist = load_torch(hists[key])
+        result = analyse_function(model.inner, hist, cfg)
+        if key in snaps:
+            points = region(hist, cfg.mass)["points"][result["mask"]]
+            r2 = r2_by_epoch(load_torch(snaps[key]), record["best_epoch"], values_at(model.inner, points), points)
+            result.update(best_epoch=record["best_epoch"], maturity_r2=r2,
+                          mature_epoch=mature_epoch(r2, cfg.maturity_r2))
         records.append({**info, "kind": kind, "data_note": record["data_note"], **result})
     for (dataset, arch, learned, seed), init in xavier_assignment([load_torch(p) for p in inits], list(hists)):
         result = analyse_function(load_inner(init), load_torch(hists[dataset, arch, learned, seed]), cfg)
@@ -242,7 +251,7 @@ def curvature_rows(records: list[dict]) -> list[dict]:
             continue
         test = sign_test(r["curvature_sign"] for r in group)
         k, n = test["k"], test["n"]
-        positive, (lo, hi) = curvature_sign_test(n - k, n), null_band(n)
+        positive, (lo, hi) = binomial_test(n - k, n), null_band(n)
         rows.append({"kind": kind, "arch": arch, "dataset": dataset, "k_negative": k, "n": n, "n_flat": test["n_flat"],
                      "k_negative_other_weighting": sum(r["curvature_sign_other_weighting"] < 0 for r in group),
                      "fraction_negative": f"{test['fraction']:.3f}",
@@ -294,8 +303,8 @@ def spectra_rows(records: list[dict]) -> list[dict]:
 
 def paper_check_note() -> str:
     """Why the paper's '78% of 48 trials, p = 0.007' cannot hold as stated, computed here."""
-    t37, t38 = curvature_sign_test(37, 48), curvature_sign_test(38, 48)
-    t19, t17 = curvature_sign_test(19, 24), curvature_sign_test(17, 24)
+    t37, t38 = binomial_test(37, 48), binomial_test(38, 48)
+    t19, t17 = binomial_test(19, 24), binomial_test(17, 24)
     return ("Paper check: the paper reports 78% negative curvatures of 48 CNN trials with p = 0.007. "
             f"37/48 (77%) gives one-sided p = {t37['p_one_sided']:.2g}, two-sided p = {t37['p_two_sided']:.2g}; "
             f"38/48 (79%) gives two-sided p = {t38['p_two_sided']:.2g}, so 78% and p = 0.007 cannot both hold "
@@ -305,7 +314,8 @@ def paper_check_note() -> str:
 
 
 def write_outputs(records: list[dict], out: str, tables: dict[str, str], scale: str, cfg: AnalysisConfig) -> None:
-    """The records (for the figures) and the fits, curvature-test and spectra tables."""
+    """The records (for the figures) and the fits, curvature-test and spectra tables, and the maturation table
+    where ``tables`` names one."""
     save_records(records, scale, out)
     p_note = ("p_one_sided_more_negative: exact binomial P[X >= k] under p = 1/2 (alternative: more negative); "
               "p_one_sided_more_positive: P[X <= k]; p_two_sided: both tails; ci95: Clopper-Pearson; "
@@ -330,3 +340,7 @@ def write_outputs(records: list[dict], out: str, tables: dict[str, str], scale: 
                         if cfg.basis_frame == "inputs" else f"Basis: at the origin, scale {cfg.basis_scale}")
                        + ("; f projected minus its input-weighted mean." if cfg.spectrum_offset == "remove"
                           else "; f projected as it is.")])
+    if "maturation" in tables:
+        write_table(maturation_rows(_groups(records), cfg.maturity_r2, cfg.maturity_epochs), tables["maturation"],
+                    f"How soon the nonlinearities take their final shape ({scale})",
+                    notes=[maturation_note(cfg.maturity_r2, cfg.maturity_epochs)])

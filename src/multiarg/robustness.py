@@ -70,7 +70,7 @@ def _mean_sd(values: Sequence[float]) -> dict[str, float]:
 
 def seed_summary(model_runs: Sequence[Mapping], reference_runs: Sequence[Mapping]) -> dict:
     """CE, relative CE, mCE and relative mCE over seeds, each as {"mean", "sd"} (sd with ddof=1, 0 for one seed);
-    the mCE also keeps its per-seed ``values``.
+    the mCE and relative mCE also keep their per-seed ``values``.
 
     A run is ``{"clean": float, "corrupted": ErrorTable}``, one per training seed. Pairing: the reference is
     the ReLU model's error averaged over its seeds (per corruption, severity and clean), and every model seed
@@ -96,7 +96,8 @@ def seed_summary(model_runs: Sequence[Mapping], reference_runs: Sequence[Mapping
         "ce": {c: _mean_sd([run[c] for run in ce]) for c in ce[0]},
         "relative_ce": {c: _mean_sd([run[c] for run in rce]) for c in rce[0]},
         "mce": {**_mean_sd(mces := [mce(run) for run in ce]), "values": mces},
-        "relative_mce": _mean_sd([np.mean([run[c] for c in defined]) if defined else float("nan") for run in rce]),
+        "relative_mce": {**_mean_sd(rmces := [np.mean([run[c] for c in defined]) if defined else float("nan")
+                                              for run in rce]), "values": rmces},
         "relative_defined": len(defined),
         "n_seeds": len(model_runs), "n_reference_seeds": len(reference_runs),
     }

@@ -6,6 +6,7 @@ rule analyze_nonlinearities:
         fits=report(ANALYSIS_TABLES["fits"], caption="../report/table.rst", category="Tables"),
         curvature=report(ANALYSIS_TABLES["curvature_tests"], caption="../report/table.rst", category="Tables"),
         spectra=report(ANALYSIS_TABLES["spectra"], caption="../report/table.rst", category="Tables"),
+        maturation=report(ANALYSIS_TABLES["maturation"], caption="../report/table.rst", category="Tables"),
         md=[p.replace(".csv", ".md") for p in ANALYSIS_TABLES.values()],
     log:
         "logs/analyze_nonlinearities/analyze_nonlinearities.log",
@@ -20,4 +21,5 @@ rule analyze_nonlinearities:
     shell:
         "python -m multiarg --threads {threads} analyze --out {output.records} --fits {output.fits}"
         " --curvature {output.curvature} --spectra {output.spectra} --models {input.models}"
-        " --inputs {input.inputs} --inits {input.inits} {params.args} > {log} 2>&1"
+        " --inputs {input.inputs} --inits {input.inits} --snapshots {input.snapshots}"
+        " --maturation {output.maturation} {params.args} > {log} 2>&1"

@@ -127,7 +127,8 @@ def get_analyze_args(wildcards):
     a = config["analysis"]
     return cli_args({"scale": SCALE, "mass": a["mass"], "fit_weighting": a["fit_weighting"],
                      "flat_tolerance": a["flat_tolerance"], "basis_scale": a["basis_scale"],
-                     "basis_frame": a["basis_frame"], "spectrum_offset": a["spectrum_offset"], "l_max": a["l_max"]})
+                     "basis_frame": a["basis_frame"], "spectrum_offset": a["spectrum_offset"], "l_max": a["l_max"],
+                     "maturity_r2": a["maturity_r2"], "maturity_epochs": a["maturity_epochs"]})
 
 
 def get_param_table_args(wildcards):
@@ -146,10 +147,11 @@ def runs(template, filename, activations, sessions=(2,), seeds=None):
 
 
 def analysis_inputs():
-    """Session-II models and input histograms of every analysed run, and the untrained Xavier inits."""
+    """Session-II models, input histograms and snapshots of every analysed run, and the untrained Xavier inits."""
     seeds = lambda act: range(TRIALS[act])
     return {"models": runs(S2, "model.pt", ANALYSED, seeds=seeds),
             "inputs": runs(S2, "inputs.pt", ANALYSED, seeds=seeds),
+            "snapshots": runs(S2, "snapshots.pt", ANALYSED, seeds=seeds),
             "inits": [paths.INIT.format(activation=a, seed=s) for a, n in XAVIER_INITS.items() for s in range(n)]}
 
 
@@ -211,7 +213,8 @@ def robustness_targets():
     return targets
 
 
-ANALYSIS_TABLES = {name: f"{paths.TABLES}/{name}.csv" for name in ("fits", "curvature_tests", "spectra")}
+ANALYSIS_TABLES = {name: f"{paths.TABLES}/{name}.csv"
+                   for name in ("fits", "curvature_tests", "spectra", "maturation")}
 
 
 def fig4_inputs():
@@ -268,6 +271,7 @@ def related_targets():
 def claims_inputs():
     """The tables that test the paper's claims; CIFAR-10-C and Table 1 where this config runs them."""
     inputs = {"curvature": ANALYSIS_TABLES["curvature_tests"], "spectra": ANALYSIS_TABLES["spectra"],
+              "maturation": ANALYSIS_TABLES["maturation"],
               "summary_values": f"{paths.TABLES}/summary_values.json"}
     if c10c_errors():
         inputs["cifar10c"] = f"{paths.TABLES}/cifar10c.csv"

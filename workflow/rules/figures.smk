@@ -24,6 +24,7 @@ rule fig4:
 rule fig5:
     input:
         **fig5_inputs(),
+        analysis="results/analysis/nonlinearities.pt",
     output:
         pdf=f"{paths.FIGURES}/fig5.pdf",
         png=report(f"{paths.FIGURES}/fig5.png", caption="../report/fig5.rst", category="Figures"),
@@ -33,6 +34,7 @@ rule fig5:
         scale=SCALE,
         mass=config["analysis"]["mass"],
         epochs=",".join(map(str, config["figures"]["fig5"]["epochs"])),
+        maturity=cli_args({k: config["analysis"][k] for k in ("maturity_r2", "maturity_epochs")}),
     threads: 1
     resources:
         mem_mb=per_attempt(4000),
@@ -41,7 +43,8 @@ rule fig5:
         ENV
     shell:
         "python -m multiarg fig5 --out {output.pdf} --scale {params.scale} --mass {params.mass}"
-        " --epochs {params.epochs} --snapshots {input.snapshots} --inputs {input.inputs} > {log} 2>&1"
+        " --epochs {params.epochs} --snapshots {input.snapshots} --inputs {input.inputs}"
+        " --analysis {input.analysis} {params.maturity} > {log} 2>&1"
 
 
 rule fig7_fig8:

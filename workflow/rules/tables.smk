@@ -37,4 +37,5 @@ rule claims_table:
         ENV
     shell:
         "python -m multiarg claims --out {output.csv} --scale {params.scale} --curvature {input.curvature}"
-        " --spectra {input.spectra} --summary-values {input.summary_values} {params.optional} > {log} 2>&1"
+        " --spectra {input.spectra} --maturation {input.maturation} --summary-values {input.summary_values}"
+        " {params.optional} > {log} 2>&1"
