@@ -16,6 +16,7 @@ from matplotlib.colors import TwoSlopeNorm  # noqa: E402
 from .activations import InnerNet, inner_from_state  # noqa: E402
 from .inputs import centers, mass_region  # noqa: E402
 from .io import atomic_path, load_torch  # noqa: E402
+from .nonlinearities import load_records  # noqa: E402
 from .paths import parse_run  # noqa: E402
 from .train import read_metrics  # noqa: E402
 
@@ -243,8 +244,6 @@ def fig5(args) -> None:
     for ax in axes[-1]:
         ax.remove()
     wide = fig.add_subplot(grid[-1, :])
-    from .nonlinearities import load_records
-
     records = [r for r in load_records(args.analysis)["records"] if r["n_args"] == 2 and "maturity_r2" in r]
     _maturity_panel(wide, records, args.maturity_r2, args.maturity_epochs)
     titles.append(row_title(wide, f"{'abc'[len(rows)]}  how soon each run takes its final shape: median and "

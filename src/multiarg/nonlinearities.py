@@ -169,8 +169,9 @@ def analyse_runs(models: list[str], inputs: list[str], inits: list[str], cfg: An
         if key in snaps:
             points = region(hist, cfg.mass)["points"][result["mask"]]
             r2 = r2_by_epoch(load_torch(snaps[key]), record["best_epoch"], values_at(model.inner, points), points)
+            # a constant function (a dead net) has no shape to take: its shares would be rounding noise's
             result.update(best_epoch=record["best_epoch"], maturity_r2=r2,
-                          mature_epoch=mature_epoch(r2, cfg.maturity_r2))
+                          mature_epoch=float("nan") if result["constant"] else mature_epoch(r2, cfg.maturity_r2))
         records.append({**info, "kind": kind, "data_note": record["data_note"], **result})
     for (dataset, arch, learned, seed), init in xavier_assignment([load_torch(p) for p in inits], list(hists)):
         result = analyse_function(load_inner(init), load_torch(hists[dataset, arch, learned, seed]), cfg)
