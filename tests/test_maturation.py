@@ -78,3 +78,7 @@ def test_rows_give_a_verdict_and_the_median_curve(tmp_path):
     assert claim["measured"] == "9/10 matured by epoch 5; median epoch 2 of a best epoch 8"
     assert claim["vs_paper"] == "agrees"
     assert claim["p"] == f"{stats.binomtest(9, 10).pvalue:.3g}" and claim["interval95"].startswith("[0.55")
+    write_table(maturation_rows({("learned", 2, "all", "all"): [_run(3, 1)] * 4}, 0.9, 5), tmp_path / "short.csv")
+    (short,) = maturation_claims(read_rows(str(tmp_path / "short.csv")))
+    assert (short["p"], short["interval95"], short["vs_paper"]) == ("", "", "")
+    assert short["measured"].startswith("0/0 matured by epoch 5 (+4 whose best epoch came by then, left out)")

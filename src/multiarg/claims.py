@@ -100,9 +100,11 @@ def maturation_claims(rows: list[dict]) -> list[dict]:
     measured = (f"{r['k_mature']}/{r['n']} matured by epoch {r['by_epoch']}"
                 + (f" (+{short} whose best epoch came by then, left out)" if short else "")
                 + f"; median epoch {r['median_mature_epoch']} of a best epoch {r['median_best_epoch']}")
+    tested = r["n"] != "0"  # else no run could fail: no interval, no p
     return [_claim("learned 2-arg nonlinearities: take their final shape early (Fig. 5)",
-                   "mature within 1-5 epochs in general", measured, f"[{r['ci95_low']}, {r['ci95_high']}]",
-                   r["p_two_sided"], r["verdict"], "maturation (binomial, Clopper-Pearson)",
+                   "mature within 1-5 epochs in general", measured,
+                   f"[{r['ci95_low']}, {r['ci95_high']}]" if tested else "", r["p_two_sided"] if tested else "",
+                   r["verdict"], "maturation (binomial, Clopper-Pearson)",
                    against_paper(float(r["fraction_mature"]) - 0.5, r["verdict"], 1))]
 
 
