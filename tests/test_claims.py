@@ -13,7 +13,8 @@ def _function(kind, arch, curvature, l2):
     return {"kind": kind, "n_args": 2, "arch": arch, "dataset": "mnist", "curvature": curvature,
             "curvature_sign": int(np.sign(curvature)), "curvature_other_weighting": curvature,
             "curvature_sign_other_weighting": int(np.sign(curvature)), "constant": False, "r2": 0.9,
-            "saddle_share_l2": 0.8, "spectrum_fraction": np.array([0.0, 1 - l2, l2]), "spectrum": np.array([1.0, 1 - l2, l2])}
+            "saddle_share_l2": 0.8, "spectrum_fraction": np.array([0.0, 1 - l2, l2]),
+            "spectrum": np.array([1.0, 1 - l2, l2])}
 
 
 def _robust(activation, seed, robust):
@@ -139,3 +140,42 @@ def test_a_result_stands_to_the_papers_by_its_side_and_significance():
     assert against_paper(0.2, "", 1) == against_paper(0.2, "n/a (fewer than two seeds)", 1) == ""
     # the verdict decides, not the rounded p beside it: a p of 0.04996 prints as 0.05 in a table
     assert against_paper(-0.1, "mostly negative (XOR-like), two-sided p < 0.05", -1) == "agrees"
+
+
+def test_session_three_is_tested_against_session_two_paired_by_seed():
+    from scipy import stats
+
+    from multiarg.claims import retraining_claims
+    from multiarg.tables import paired_difference
+
+    second = [97.0, 96.0, 97.5, 96.5]
+    values = {("mnist", "mlp", "arg2"): {"test_acc": [s + d for s, d in zip(second, (0.3, 0.1, -0.2, 0.2))],
+                                         "session2_acc": second},
+              ("mnist", "cnn", "arg2"): {"test_acc": [s - 1.0 - 0.1 * i for i, s in enumerate(second)],
+                                         "session2_acc": second},
+              ("mnist", "mlp", "relu"): {"test_acc": [90.0, 91.0], "session2_acc": [90.0, 91.0]}}
+    rows = {r["claim"].split(":")[0]: r for r in retraining_claims(values)}
+    assert set(rows) == {"mnist MLP", "mnist CNN"}  # 2-arg only
+    mlp, cnn = rows["mnist MLP"], rows["mnist CNN"]
+    # paired: the seeds' spread (0.5 to 1.5 points) drops out, as it would not in Welch's test
+    paired = stats.ttest_rel(values["mnist", "mlp", "arg2"]["test_acc"], second)
+    assert mlp["p"] == f"{paired.pvalue:.3g}" and mlp["verdict"] == "not significant (paired t p >= 0.05)"
+    assert mlp["vs_paper"] == "agrees (not significant, as in the paper)"
+    assert cnn["verdict"] == "session III lower, paired t p < 0.05" and cnn["vs_paper"] == "contradicts"
+    assert cnn["measured"] == "session III 95.60%, session II 96.75% (n = 4 seeds)"
+    interval = paired_difference(values["mnist", "cnn", "arg2"]["test_acc"], second)
+    assert cnn["interval95"] == f"[{interval['ci_low']:+.2f}, {interval['ci_high']:+.2f}]"
+    assert paired_difference([1.0], [2.0]) is None
+
+
+def test_session_three_capped_shorter_than_session_two_is_not_set_against_it(tmp_path):
+    values = {("mnist", "mlp", "arg2"): {"test_acc": [90.0, 91.0], "session2_acc": [97.0, 98.0]}}
+    write_values(values, str(tmp_path / "values.json"))
+    write_table([], str(tmp_path / "empty.csv"))
+    tables = {t: str(tmp_path / "empty.csv") for t in ("curvature", "spectra")}
+    fair = write_claims(str(tmp_path / "fair.csv"), "T", **tables, summary_values=str(tmp_path / "values.json"),
+                        session_epochs=(8, 8))
+    assert [r["claim"].split(",")[0] for r in fair] == ["mnist MLP: retrained on the frozen 2-arg nonlinearity"]
+    short = write_claims(str(tmp_path / "short.csv"), "T", **tables, summary_values=str(tmp_path / "values.json"),
+                         session_epochs=(40, 1))
+    assert short == [] and "(maximum epochs: session II 40, session III 1)" in (tmp_path / "short.md").read_text()

@@ -98,3 +98,20 @@ def test_collect_reads_runs_at_their_best_epoch(tmp_path):
         pytest.approx(75.0)]  # a run shorter than the window averages what it has
     assert ("mnist", "mlp", "dac") not in values  # parameter rows alone do not make a run
     assert values["mnist", "rnn-rows", "tanh"] == {"test_acc": [50.0], "sec_per_epoch": [7.0], "params": [500]}
+
+
+def test_session_two_and_three_accuracies_pair_up_by_seed_whatever_the_order_given(tmp_path):
+    paths = {}
+    for seed, acc in ((2, 0.6), (10, 0.9)):
+        for session in (2, 3):
+            run = tmp_path / f"results/runs/mnist/mlp/arg2/seed{seed}/session{session}"
+            run.mkdir(parents=True)
+            write_metrics([_row(1, 0.9, acc + 0.01 * session, 2.0)], run / "metrics.csv")
+            save_torch({"best_epoch": 1}, run / "model.pt")
+            paths[seed, session] = str(run / "model.pt")
+    table = tmp_path / "params.csv"
+    table.write_text("dataset,arch,activation,params_exact\nmnist,mlp,arg2,100\n")
+    values = collect([paths[2, 3], paths[10, 3]], [paths[2, 2].replace("model.pt", "metrics.csv")], str(table),
+                     session2_models=[paths[10, 2], paths[2, 2]])  # seed 10 first: numeric, not listed, order
+    assert values["mnist", "mlp", "arg2"]["test_acc"] == [pytest.approx(63.0), pytest.approx(93.0)]
+    assert values["mnist", "mlp", "arg2"]["session2_acc"] == [pytest.approx(62.0), pytest.approx(92.0)]

@@ -118,6 +118,7 @@ def test_tiny_real_mnist_run_writes_every_artefact(tmp_path, mirror):
         claims = [r["claim"] for r in csv.DictReader(fh)]
     assert "learned 2-arg MLP nonlinearities: sign of curvature" in claims
     assert "learned 2-arg nonlinearities: take their final shape early (Fig. 5)" in claims
+    assert "mnist MLP: retrained on the frozen 2-arg nonlinearity, session III reaches session II's accuracy" in claims
     assert any("robust accuracy (AutoAttack)" in c for c in claims)
     assert "mnist MLP: 2-arg performs better (session-III test accuracy)" in claims
     assert load_torch(results / "runs/mnist/mlp/arg2/seed0/session2/model.pt")["train_config"]["augment"] == "crop"

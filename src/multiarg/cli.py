@@ -241,7 +241,7 @@ def cmd_summary(args):
     from .comparison import collect, rank_rows, write_summary, write_values
 
     values = collect(args.models, args.metrics, args.param_table, args.cifar10c, args.autoattack, args.rnn,
-                     args.early_epochs)
+                     args.early_epochs, args.session2_models)
     write_summary(rank_rows(values), args.out, args.scale)
     write_values(values, args.values)
 
@@ -250,7 +250,7 @@ def cmd_claims(args):
     from .claims import write_claims
 
     write_claims(args.out, args.scale, args.curvature, args.spectra, args.summary_values, args.cifar10c, args.table1,
-                 args.maturation)
+                 args.maturation, args.session_epochs)
 
 
 def cmd_figure(args):
@@ -465,6 +465,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("summary", help="every activation ranked on accuracy, learning speed, robustness and time")
     p.add_argument("--models", nargs="+", required=True, help="session-III model.pt (metrics.csv beside them)")
     p.add_argument("--metrics", nargs="+", required=True, help="session-II metrics.csv (seconds per epoch)")
+    p.add_argument("--session2-models", nargs="*", default=[],
+                   help="session-II model.pt of the same runs (metrics.csv beside them), paired with session III")
     p.add_argument("--param-table", required=True)
     p.add_argument("--cifar10c", nargs="*", default=[])
     p.add_argument("--autoattack", nargs="*", default=[])
@@ -482,6 +484,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cifar10c", help="CIFAR-10-C table (CSV), where it was run")
     p.add_argument("--table1", help="Table 1 (CSV), where it was run")
     p.add_argument("--maturation", help="maturation table (CSV), where it was made")
+    p.add_argument("--session-epochs", type=int, nargs=2, metavar=("II", "III"),
+                   help="the sessions' maximum epochs: session III is set against II only if it may train as long")
     p.add_argument("--out", required=True)
     p.add_argument("--scale", required=True)
     p.set_defaults(func=cmd_claims)

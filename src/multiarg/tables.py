@@ -19,20 +19,34 @@ def mean_sd(values) -> tuple[float, float]:
 def welch_difference(a, b, level: float = 0.95) -> dict | None:
     """mean(a) - mean(b) of two independent groups of per-seed numbers, with its standard error, Welch's
     ``level`` confidence interval and two-sided p; None unless both groups have two or more values."""
-    from scipy import stats
-
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if min(len(a), len(b)) < 2:
         return None
-    diff = float(a.mean() - b.mean())
     va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
     se = float(np.sqrt(va + vb))
+    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1)) if se else 1.0
+    return _t_test(float(a.mean() - b.mean()), se, df, level)
+
+
+def _t_test(diff: float, se: float, df: float, level: float) -> dict:
+    """A difference with its standard error as Student's t interval and two-sided p (``df`` degrees of freedom);
+    a zero standard error gives a point interval and p 1 (no difference) or 0."""
+    from scipy import stats
+
     if se == 0:
         return {"diff": diff, "se": 0.0, "ci_low": diff, "ci_high": diff, "p": 1.0 if diff == 0 else 0.0}
-    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
     half = float(stats.t.ppf((1 + level) / 2, df)) * se
     return {"diff": diff, "se": se, "ci_low": diff - half, "ci_high": diff + half,
             "p": float(2 * stats.t.sf(abs(diff) / se, df))}
+
+
+def paired_difference(a, b, level: float = 0.95) -> dict | None:
+    """mean(a - b) of paired per-seed numbers (``a[i]`` and ``b[i]`` from one seed), with its standard error, the
+    paired t ``level`` confidence interval and two-sided p; None with fewer than two pairs."""
+    d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    if len(d) < 2:
+        return None
+    return _t_test(float(d.mean()), float(d.std(ddof=1) / np.sqrt(len(d))), len(d) - 1, level)
 
 
 def holm(p_values: list[float]) -> list[float]:
@@ -48,16 +62,17 @@ def holm(p_values: list[float]) -> list[float]:
 
 
 def difference_cells(test: dict | None, positive: str, negative: str, digits: int = 2,
-                     scale: float = 1.0) -> tuple[str, str, str]:
-    """A :func:`welch_difference` as table cells: its interval (times ``scale``, to ``digits`` decimals), its p, and
-    a verdict, ``positive`` or ``negative`` by the sign of a significant difference, else not significant."""
+                     scale: float = 1.0, name: str = "Welch") -> tuple[str, str, str]:
+    """A :func:`welch_difference` (or a test ``name``d otherwise) as table cells: its interval (times ``scale``, to
+    ``digits`` decimals), its p, and a verdict, ``positive`` or ``negative`` by the sign of a significant
+    difference, else not significant."""
     if test is None:
         return "", "", "n/a (fewer than two seeds)"
     if not np.isfinite(test["p"]):  # a NaN p would otherwise read as p < 0.05
         return "", "", "n/a (a value is not finite)"
     interval = f"[{scale * test['ci_low']:+.{digits}f}, {scale * test['ci_high']:+.{digits}f}]"
-    verdict = ("not significant (Welch p >= 0.05)" if test["p"] >= 0.05
-               else f"{positive if test['diff'] > 0 else negative}, Welch p < 0.05")
+    verdict = (f"not significant ({name} p >= 0.05)" if test["p"] >= 0.05
+               else f"{positive if test['diff'] > 0 else negative}, {name} p < 0.05")
     return interval, f"{test['p']:.3g}", verdict
 
 

@@ -252,10 +252,11 @@ def get_rnn_args(wildcards):
 
 
 def summary_inputs():
-    """Everything the summary ranks: session-III models (test accuracy), session-II metrics (time), parameter
-    counts, and where they run, CIFAR-10-C errors, AutoAttack results and the recurrent runs."""
+    """Everything the summary ranks: session-III models (test accuracy), session-II metrics (time) and models (the
+    accuracy session III is paired with), parameter counts, and where they run, CIFAR-10-C errors, AutoAttack
+    results and the recurrent runs."""
     inputs = {"models": runs(S3, "model.pt", CURVES), "metrics": runs(S2, "metrics.csv", CURVES),
-              "params": f"{paths.TABLES}/param_counts.csv"}
+              "session2_models": runs(S2, "model.pt", CURVES), "params": f"{paths.TABLES}/param_counts.csv"}
     optional = {"cifar10c": c10c_errors(), "autoattack": autoattack_results(),
                 "rnn": rnn_summaries() if "mnist" in DATASETS else []}
     return {**inputs, **{k: v for k, v in optional.items() if v}}

@@ -98,7 +98,8 @@ rule summary_table:
         ENV
     shell:
         "python -m multiarg summary --out {output.csv} --scale {params.scale} --models {input.models}"
-        " --values {output.values} --metrics {input.metrics} --param-table {input.params}"
+        " --values {output.values} --metrics {input.metrics} --session2-models {input.session2_models}"
+        " --param-table {input.params}"
         " --early-epochs {params.early_epochs}"
         " {params.optional} > {log} 2>&1"
 

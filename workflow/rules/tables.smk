@@ -26,6 +26,7 @@ rule claims_table:
         "logs/claims_table/claims_table.log",
     params:
         scale=SCALE,
+        epochs=f"{config['train']['session2_epochs']} {config['train']['session3_epochs']}",
         optional=lambda wildcards, input: " ".join(
             f"--{k} {input[k]}" for k in ("cifar10c", "table1") if input.get(k)
         ),
@@ -38,4 +39,5 @@ rule claims_table:
     shell:
         "python -m multiarg claims --out {output.csv} --scale {params.scale} --curvature {input.curvature}"
         " --spectra {input.spectra} --maturation {input.maturation} --summary-values {input.summary_values}"
+        " --session-epochs {params.epochs}"
         " {params.optional} > {log} 2>&1"
