@@ -243,13 +243,28 @@ def fits_rows(records: list[dict]) -> list[dict]:
     return rows
 
 
+def _quadratic_versus_xavier(group: list[dict], xavier: list[dict] | None) -> dict:
+    """Fig. 7e and 5b: Xavier-initialised nets are "far from the regular quadratic patterns" of learned ones and
+    "evolve to display" them, as a Welch test of the quadratic fit's R² (this group minus xavier-init), flat fits
+    (planes, fitted exactly) left out."""
+    shaped = lambda rs: [r["r2"] for r in rs if r["curvature_sign"]]  # noqa: E731
+    cells = ("", "", "") if not xavier else difference_cells(
+        welch_difference(shaped(group), shaped(xavier)), "more quadratic than xavier-init",
+        "less quadratic than xavier-init", digits=3)
+    return {"r2_mean": f"{np.mean(shaped(group)):.3f}" if shaped(group) else "",
+            **dict(zip(("r2_vs_xavier_init_ci95", "r2_vs_xavier_init_p", "r2_verdict"), cells))}
+
+
 def curvature_rows(records: list[dict]) -> list[dict]:
     """Binomial tests of the number of negative curvatures against 1/2, per group; flat fits are ties, counted
-    apart (``n_flat``) and left out of n."""
+    apart (``n_flat``) and left out of n. Beside them, how close to a quadratic the group's functions are against
+    the Xavier-initialised ones of the same setting."""
     rows = []
-    for (kind, n_args, arch, dataset), group in sorted(_groups(records).items()):
+    groups = _groups(records)
+    for (kind, n_args, arch, dataset), group in sorted(groups.items()):
         if n_args != 2:
             continue
+        xavier = groups.get(("xavier-init", n_args, arch, dataset)) if kind != "xavier-init" else None
         test = sign_test(r["curvature_sign"] for r in group)
         k, n = test["k"], test["n"]
         positive, (lo, hi) = binomial_test(n - k, n), null_band(n)
@@ -260,7 +275,8 @@ def curvature_rows(records: list[dict]) -> list[dict]:
                      "p_one_sided_more_negative": f"{test['p_one_sided']:.3g}",
                      "p_one_sided_more_positive": f"{positive['p_one_sided']:.3g}",
                      "p_two_sided": f"{test['p_two_sided']:.3g}", "null95_low": f"{lo:.3f}", "null95_high": f"{hi:.3f}",
-                     "median_r2": f"{np.median([r['r2'] for r in group]):.3f}", "verdict": _verdict(test)})
+                     "median_r2": f"{np.median([r['r2'] for r in group]):.3f}", "verdict": _verdict(test),
+                     **_quadratic_versus_xavier(group, xavier)})
     return rows
 
 
@@ -324,7 +340,9 @@ def write_outputs(records: list[dict], out: str, tables: dict[str, str], scale: 
               "k_negative_other_weighting: k with the quadratic fitted under the other weighting "
               "(density-weighted if the fits are uniform, and vice versa). n_flat: fits whose quadratic part is at "
               f"most {cfg.flat_tolerance:g} of max |f| over the region (constant or affine functions, whose "
-              "curvature sign is rounding noise): ties, left out of n.")
+              "curvature sign is rounding noise): ties, left out of n. r2_mean: the quadratic fits' mean R² (flat "
+              "fits left out); r2_vs_xavier_init: this group's minus the xavier-init group's of the same setting, "
+              "Welch's 95% interval and p, and its verdict.")
     write_table(fits_rows(records), tables["fits"], f"Quadratic fits of 2-arg nonlinearities ({scale})")
     write_table(curvature_rows(records), tables["curvature"], f"Curvature sign tests ({scale})",
                 notes=[p_note, paper_check_note()])
