@@ -14,11 +14,10 @@ import argparse
 import json
 from pathlib import Path
 
-from multiarg.io import write_text
 from multiarg.precision import ERROR_BOUNDS, TENSORS
+from readme_block import write_block
 
 RESULTS = Path(__file__).resolve().parent / "results"
-README = RESULTS.parent.parent / "README.md"
 MARKERS = ("<!-- performance-table: begin (python bench/performance.py --readme) -->",
            "<!-- performance-table: end -->")
 TFLOPS_TARGET, STEP_TARGET, MEMORY_TARGET, HOURS_TARGET, QUICK_TARGET_S = 150.0, 2.0, 2.0, 6.0, 480.0
@@ -150,22 +149,6 @@ def table(device: str, results: Path = RESULTS) -> str:
     return text + (f"\nRecords made on: {', '.join(made_on)}.\n" if made_on else "")
 
 
-def _between_markers(content: str) -> tuple[int, int]:
-    return content.index(MARKERS[0]) + len(MARKERS[0]) + 1, content.index(MARKERS[1])
-
-
-def write_readme(text: str, readme: Path = README) -> None:
-    content = readme.read_text()
-    begin, end = _between_markers(content)
-    write_text(content[:begin] + text + content[end:], readme)
-
-
-def readme_table(readme: Path = README) -> str:
-    content = readme.read_text()
-    begin, end = _between_markers(content)
-    return content[begin:end]
-
-
 def main(argv=None) -> str:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="cuda", help="whose records: cuda or cpu (the files' suffix)")
@@ -173,7 +156,7 @@ def main(argv=None) -> str:
     args = p.parse_args(argv)
     text = table(args.device)
     if args.readme:
-        write_readme(text)
+        write_block(text, MARKERS)
     print(text, end="")
     return text
 

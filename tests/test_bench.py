@@ -488,7 +488,9 @@ def test_mps_is_chosen_only_if_it_ran_every_variant_faster_at_the_most_processes
 
 def test_the_readmes_performance_table_is_what_the_committed_records_give():
     performance = pytest.importorskip("performance")
-    assert performance.readme_table() == performance.table("cuda")
+    from readme_block import read_block
+
+    assert read_block(performance.MARKERS) == performance.table("cuda")
 
 
 def _record(tmp_path, name, content):
@@ -568,3 +570,29 @@ def test_compare_fits_counts_sign_changes_per_kind_and_medians_by_the_second_run
     assert learned["curvature"] == {"negative": (1, -0.4, -0.5),
                                     "positive": (2, pytest.approx(0.0), pytest.approx(0.3))}
     assert "1: negative -> positive" in compare_fits.markdown(result, "a", "b")
+
+
+def test_the_readmes_claims_overview_is_what_the_committed_accounts_give():
+    overview = pytest.importorskip("claims_overview")
+    from readme_block import read_block
+
+    assert read_block(overview.MARKERS) == overview.table()
+
+
+def test_the_claims_overview_sets_each_runs_verdict_side_by_side(tmp_path):
+    overview = pytest.importorskip("claims_overview")
+    from multiarg.tables import write_table
+
+    def claim(name, vs, p, p_holm=""):
+        return {"claim": name, "vs_paper": vs, "p": p, "p_holm": p_holm}
+
+    write_table([claim("curvature", "contradicts", "0.00661", "0.0727"),
+                 claim("session III", "agrees (not significant, as in the paper); leans the other way", "0.2")],
+                tmp_path / "mnist-run" / "tables" / "claims.csv")
+    write_table([claim("curvature", "not shown (not significant here)", "0.5"), claim("robust", "", "")],
+                tmp_path / "demo-run" / "tables" / "claims.csv")
+    lines = overview.table(tmp_path).splitlines()
+    assert lines[0] == "| claim | `mnist-run` | `demo-run` |"  # the demo last
+    assert lines[2] == "| curvature | **contradicts**, p = 0.00661 (Holm 0.0727) | not shown, p = 0.5 |"
+    assert lines[3] == "| session III | agrees (n.s.; leans the other way), p = 0.2 | — |"
+    assert lines[4] == "| robust | — | n/a |"
