@@ -13,7 +13,7 @@ import argparse
 import csv
 from pathlib import Path
 
-from readme_block import write_block
+from readme_block import emit
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MARKERS = ("<!-- claims-overview: begin (python bench/claims_overview.py --readme) -->",
@@ -53,12 +53,7 @@ def table(results: Path = RESULTS) -> str:
 def main(argv=None) -> str:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--readme", action="store_true", help="write the table into README.md between its markers")
-    args = p.parse_args(argv)
-    text = table()
-    if args.readme:
-        write_block(text, MARKERS)
-    print(text, end="")
-    return text
+    return emit(table(), MARKERS, p.parse_args(argv).readme)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 
 from multiarg.precision import ERROR_BOUNDS, TENSORS
-from readme_block import write_block
+from readme_block import emit
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MARKERS = ("<!-- performance-table: begin (python bench/performance.py --readme) -->",
@@ -154,11 +154,7 @@ def main(argv=None) -> str:
     p.add_argument("--device", default="cuda", help="whose records: cuda or cpu (the files' suffix)")
     p.add_argument("--readme", action="store_true", help="write the table into README.md between its markers")
     args = p.parse_args(argv)
-    text = table(args.device)
-    if args.readme:
-        write_block(text, MARKERS)
-    print(text, end="")
-    return text
+    return emit(table(args.device), MARKERS, args.readme)
 
 
 if __name__ == "__main__":

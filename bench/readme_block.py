@@ -19,6 +19,14 @@ def write_block(text: str, markers: tuple[str, str], readme: Path = README) -> N
     write_text(content[:begin] + text + content[end:], readme)
 
 
+def emit(text: str, markers: tuple[str, str], to_readme: bool) -> str:
+    """Print ``text``, and write it into README.md between ``markers`` too if ``to_readme``."""
+    if to_readme:
+        write_block(text, markers)
+    print(text, end="")
+    return text
+
+
 def read_block(markers: tuple[str, str], readme: Path = README) -> str:
     content = readme.read_text()
     begin, end = _span(content, markers)
