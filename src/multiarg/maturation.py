@@ -71,8 +71,8 @@ def maturation_rows(groups: dict[tuple, list[dict]], threshold: float, horizon: 
         curves = [r["maturity_r2"] for r in group if np.isfinite(r["mature_epoch"])]
         medians = [np.median([c[min(e, len(c) - 1)] for c in curves]) for e in range(horizon + 1)] if curves else []
         rows.append({"kind": kind, "n_args": n_args, "arch": arch, "dataset": dataset, "by_epoch": horizon,
-                     "k_mature": test["k"],
-                     "n": test["n"], "n_short": test["n_short"], "n_constant": test["n_constant"],
+                     "k_mature": test["k"], "n": test["n"], "n_short": test["n_short"],
+                     "n_constant": test["n_constant"],
                      "fraction_mature": f"{test['fraction']:.3f}", "ci95_low": f"{test['ci_low']:.3f}",
                      "ci95_high": f"{test['ci_high']:.3f}", "p_two_sided": f"{test['p_two_sided']:.3g}",
                      "median_mature_epoch": f"{test['median_mature_epoch']:g}",
