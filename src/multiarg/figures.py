@@ -16,6 +16,7 @@ from matplotlib.colors import TwoSlopeNorm  # noqa: E402
 from .activations import InnerNet, inner_from_state  # noqa: E402
 from .inputs import centers, mass_region  # noqa: E402
 from .io import atomic_path, load_torch  # noqa: E402
+from .maturation import shares_by_epoch  # noqa: E402
 from .nonlinearities import load_records  # noqa: E402
 from .paths import parse_run  # noqa: E402
 from .train import read_metrics  # noqa: E402
@@ -187,17 +188,15 @@ def _maturity_panel(ax, records: list[dict], threshold: float, horizon: int) -> 
     settings = sorted({(r["kind"], r["dataset"], r["arch"]) for r in records})
     palette = dict(zip(sorted({s[1:] for s in settings}), ("tab:red", "tab:blue", "tab:green", "tab:orange")))
     for kind, dataset, arch in settings:
-        curves = [r["maturity_r2"] for r in records if (r["kind"], r["dataset"], r["arch"]) == (kind, dataset, arch)
-                  and np.isfinite(r["mature_epoch"])]
-        if not curves:
+        shares = shares_by_epoch([r for r in records if (r["kind"], r["dataset"], r["arch"]) == (kind, dataset, arch)])
+        if not len(shares):
             continue
-        last = max(len(c) for c in curves)
-        shares = np.array([[c[min(e, len(c) - 1)] for e in range(last)] for c in curves])
+        epochs = range(shares.shape[1])
         q1, median, q3 = np.percentile(shares, [25, 50, 75], axis=0)
         style = {"color": palette[dataset, arch], "ls": "-" if kind == "learned" else "--"}
         name = LABELS["arg2" if kind == "learned" else "arg2-xavier"]
-        ax.plot(range(last), median, label=f"{dataset} {arch.upper()}, {name} (n={len(curves)})", **style)
-        ax.fill_between(range(last), q1, q3, color=style["color"], alpha=0.12 if kind == "learned" else 0.06, lw=0)
+        ax.plot(epochs, median, label=f"{dataset} {arch.upper()}, {name} (n={len(shares)})", **style)
+        ax.fill_between(epochs, q1, q3, color=style["color"], alpha=0.12 if kind == "learned" else 0.06, lw=0)
     ax.axhline(threshold, color="0.4", lw=0.7, ls=":")
     ax.axvline(horizon, color="0.4", lw=0.7, ls=":")
     ax.set_xlabel("session-II epoch (0: the session-I net)", fontsize=8)

@@ -37,6 +37,14 @@ def mature_epoch(r2: np.ndarray, threshold: float) -> float:
     return float(reached[0]) if len(reached) else float("nan")
 
 
+def shares_by_epoch(records: list[dict], epochs: int | None = None) -> np.ndarray:
+    """``(runs, epochs)``: each run's share at epochs 0..epochs-1 (default: to the latest best epoch), a run past
+    its best epoch counting as there (1), over the runs with a shape (a constant final function has none)."""
+    curves = [r["maturity_r2"] for r in records if np.isfinite(r["mature_epoch"])]
+    epochs = max((len(c) for c in curves), default=0) if epochs is None else epochs
+    return np.array([[c[min(e, len(c) - 1)] for e in range(epochs)] for c in curves]).reshape(len(curves), epochs)
+
+
 def maturation_test(records: list[dict], horizon: int) -> dict:
     """Binomial test against 1/2 of the runs matured by epoch ``horizon``, among those whose best epoch came after
     it; a run that stopped improving by then (``n_short``) has matured by then whatever it learned, so it cannot
@@ -68,8 +76,8 @@ def maturation_rows(groups: dict[tuple, list[dict]], threshold: float, horizon: 
         if not group:
             continue
         test = maturation_test(group, horizon)
-        curves = [r["maturity_r2"] for r in group if np.isfinite(r["mature_epoch"])]
-        medians = [np.median([c[min(e, len(c) - 1)] for c in curves]) for e in range(horizon + 1)] if curves else []
+        shares = shares_by_epoch(group, horizon + 1)
+        medians = np.median(shares, axis=0) if len(shares) else []
         rows.append({"kind": kind, "n_args": n_args, "arch": arch, "dataset": dataset, "by_epoch": horizon,
                      "k_mature": test["k"], "n": test["n"], "n_short": test["n_short"],
                      "n_constant": test["n_constant"],
