@@ -27,7 +27,8 @@ def accounts(results: Path = RESULTS) -> list[Path]:
 
 
 def cell(row: dict) -> str:
-    """``vs_paper`` in short, with p (and Holm's p where p < 0.05): what a reader scans the table for."""
+    """``vs_paper`` in short, with p (and Holm's p where p < 0.05), and where the paper's own number lies outside
+    the run's 95% interval, that number: what a reader scans the table for."""
     vs = row["vs_paper"]
     if not vs:
         return "n/a"
@@ -35,7 +36,9 @@ def cell(row: dict) -> str:
              if vs.startswith("agrees (not significant") else "not shown" if vs.startswith("not shown") else vs)
     label = f"**{label}**" if label == "contradicts" else label
     p = float(row["p"])
-    return f"{label}, p = {row['p']}" + (f" (Holm {row['p_holm']})" if p < 0.05 else "")
+    outside = row.get("paper_in_ci95") == "outside"
+    outside = f"; paper's {row['paper_value']} outside the 95% interval" if outside else ""
+    return f"{label}, p = {row['p']}" + (f" (Holm {row['p_holm']})" if p < 0.05 else "") + outside
 
 
 def table(results: Path = RESULTS) -> str:

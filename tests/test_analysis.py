@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from multiarg.analysis import (binomial_test, fit_quadratic, hermite_bessel_basis, null_band,
+from multiarg.analysis import (binomial_power, binomial_test, fit_quadratic, hermite_bessel_basis, null_band,
                                power_spectrum, sign_test, solid_harmonic_basis)
 
 
@@ -164,6 +164,16 @@ def test_paper_counts():
     assert r37["p_two_sided"] == pytest.approx(2.22e-4, rel=1e-2)
     assert r37["p_one_sided"] == pytest.approx(1.11e-4, rel=1e-2)
     assert r38["p_two_sided"] == pytest.approx(6.17e-5, rel=1e-2)
+
+
+def test_binomial_power_sums_the_rejection_region_scipy_finds():
+    for n, fraction in ((24, 0.78), (24, 7 / 24), (10, 0.9), (7, 0.5)):
+        region = [k for k in range(n + 1) if stats.binomtest(k, n, 0.5).pvalue < 0.05]
+        assert binomial_power(n, fraction) == pytest.approx(stats.binom.pmf(region, n, fraction).sum(), rel=1e-12)
+    assert binomial_power(24, 0.5) <= 0.05  # exact and discrete, so at most its level under the null
+    assert binomial_power(5, 1.0) == 0.0  # 5/5 gives p = 0.0625: five trials can never show it
+    assert binomial_power(24, 0.6) < binomial_power(24, 0.7) < binomial_power(24, 0.8)
+    assert np.isnan(binomial_power(0, 0.78))
 
 
 def test_null_band_for_24_trials():

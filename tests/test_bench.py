@@ -583,16 +583,19 @@ def test_the_claims_overview_sets_each_runs_verdict_side_by_side(tmp_path):
     overview = pytest.importorskip("claims_overview")
     from multiarg.tables import write_table
 
-    def claim(name, vs, p, p_holm=""):
-        return {"claim": name, "vs_paper": vs, "p": p, "p_holm": p_holm}
+    def claim(name, vs, p, p_holm="", paper_value="", where=""):
+        return {"claim": name, "vs_paper": vs, "p": p, "p_holm": p_holm, "paper_value": paper_value,
+                "paper_in_ci95": where}
 
-    write_table([claim("curvature", "contradicts", "0.00661", "0.0727"),
+    write_table([claim("curvature", "contradicts", "0.00661", "0.0727", "0.2917", "outside"),
                  claim("session III", "agrees (not significant, as in the paper); leans the other way", "0.2")],
                 tmp_path / "mnist-run" / "tables" / "claims.csv")
-    write_table([claim("curvature", "not shown (not significant here)", "0.5"), claim("robust", "", "")],
+    write_table([claim("curvature", "not shown (not significant here)", "0.5", "", "0.2917", "inside"),
+                 claim("robust", "", "")],
                 tmp_path / "demo-run" / "tables" / "claims.csv")
     lines = overview.table(tmp_path).splitlines()
     assert lines[0] == "| claim | `mnist-run` | `demo-run` |"  # the demo last
-    assert lines[2] == "| curvature | **contradicts**, p = 0.00661 (Holm 0.0727) | not shown, p = 0.5 |"
+    assert lines[2] == ("| curvature | **contradicts**, p = 0.00661 (Holm 0.0727); paper's 0.2917 outside the 95% "
+                        "interval | not shown, p = 0.5 |")
     assert lines[3] == "| session III | agrees (n.s.; leans the other way), p = 0.2 | — |"
     assert lines[4] == "| robust | — | n/a |"

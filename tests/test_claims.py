@@ -50,6 +50,9 @@ def test_claims_carry_each_tests_interval_p_and_verdict(tmp_path):
     # the paper's MLP leaned positive without significance; significantly positive here is on its side
     assert mlp["verdict"].startswith("mostly positive") and mlp["vs_paper"] == "agrees"
     assert mlp["measured"] == "0/10 negative (+2 flat, left out)"
+    # the paper's fractions, on the interval's scale, and how likely a run of this n was to show them
+    assert (cnn["paper_value"], cnn["paper_in_ci95"], cnn["power_at_paper"]) == ("0.78", "inside", "0.49")
+    assert (mlp["paper_value"], mlp["paper_in_ci95"]) == ("0.2917", "inside")  # the interval is [0, 0.308]
     l2 = by["2-arg spectra, learned vs Xavier-initialised: share of power at l = 2"]
     assert l2["verdict"] == "learned more at l = 2, Welch p < 0.05" and l2["interval95"].startswith("[+")
     l1 = by["2-arg spectra, learned vs Xavier-initialised: share of power at l = 1"]
@@ -65,6 +68,7 @@ def test_claims_carry_each_tests_interval_p_and_verdict(tmp_path):
     assert not any("RNN" in c for c in by)  # the paper claims nothing of its recurrent suggestion
     robust = by["mnist CNN: 2-arg minus ReLU robust accuracy (AutoAttack)"]
     assert robust["verdict"] == "2-arg more robust, Welch p < 0.05" and robust["vs_paper"] == "agrees"
+    assert (robust["paper_value"], robust["paper_in_ci95"]) == ("39.92", "inside")  # the interval: [+37.77, +42.23]
     assert not any("CIFAR-10-C" in c for c in by)  # not run: no claim, rather than an empty one
     assert "The paper's claims" in (tmp_path / "claims.md").read_text()
 
@@ -86,6 +90,9 @@ def test_the_cifar10c_claim_carries_the_tables_interval_p_and_verdict(tmp_path, 
     assert (claim["p"], claim["interval95"]) == (mce["mce_vs_relu_p"], mce["mce_vs_relu_ci95"])
     assert float(claim["p"]) < 0.05 and claim["interval95"].startswith("[-")
     assert claim["measured"] == f"mCE {mce['ce_pct']}%" and claim["vs_paper"] == "agrees"  # the paper: 91.3%
+    # on the interval's scale (mCE less 100) the paper's -8.7 lies above the whole interval: a larger effect here
+    assert (claim["paper_value"], claim["paper_in_ci95"]) == ("-8.7", "outside")
+    assert float(claim["interval95"].strip("[]").split(",")[1]) < -8.7
     relative = next(r for r in rows if r["claim"] == "CIFAR-10-C: 2-arg CNN relative mCE against ReLU's (100%)")
     assert (relative["p"], relative["verdict"]) == (mce["relative_mce_vs_relu_p"], mce["relative_mce_verdict"])
     assert relative["paper"] == "relative mCE 99.5%"

@@ -85,6 +85,16 @@ def binomial_test(k: int, n: int) -> dict:
             "ci_low": float(lo), "ci_high": float(hi)}
 
 
+def binomial_power(n: int, fraction: float, alpha: float = 0.05) -> float:
+    """Chance that :func:`binomial_test` on n trials finds p_two_sided < alpha when each trial succeeds with
+    probability ``fraction``: how likely a run of this size was to show an effect that large."""
+    if n == 0 or not 0 <= fraction <= 1:
+        return float("nan")
+    k = np.arange(n + 1)
+    rejects = [binomial_test(int(i), n)["p_two_sided"] < alpha for i in k]
+    return float(stats.binom.pmf(k[rejects], n, fraction).sum())
+
+
 def null_band(n: int, level: float = 0.95) -> tuple[float, float]:
     """Central `level` interval of the fraction k/n under Binomial(n, 1/2) (for Fig. 7g's null band).
 

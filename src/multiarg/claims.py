@@ -7,12 +7,14 @@ import csv
 
 import numpy as np
 
+from .analysis import binomial_power
 from .comparison import read_values
 from .tables import difference_cells, holm, paired_difference, welch_difference, write_table
 
-# per architecture: the paper's words, the side of 1/2 it puts the fraction negative on, and whether it called it
-# significant
-PAPER_CURVATURE = {"cnn": ("78% negative, p = 0.007", 1, True), "mlp": ("mostly positive, p = 0.06", -1, False)}
+# per architecture: the paper's words, the side of 1/2 it puts the fraction negative on, whether it called it
+# significant, and the fraction it reports; for the MLP, the one its p on 24 trials implies (7 of 24 give 0.064)
+PAPER_CURVATURE = {"cnn": ("78% negative, p = 0.007", 1, True, 0.78),
+                   "mlp": ("mostly positive, p = 0.06", -1, False, 7 / 24)}
 PAPER_ARCHS, PAPER_BASELINES = ("mlp", "cnn"), ("relu", "arg1")
 VERSUS_BASELINES = {  # metric: claim, the paper's words, and how a significant difference reads either way
     "early_acc": ("learns faster (early test accuracy)", "learns faster than ReLU and 1-arg (Fig. 4d)", "faster",
@@ -47,10 +49,25 @@ def against_paper(estimate: float, verdict: str, expected: int, paper_significan
     return "agrees" if np.sign(estimate) == expected else "contradicts"
 
 
+def _interval(cell: str) -> tuple[float, float] | None:
+    try:
+        low, high = (float(x) for x in cell.strip("[]").split(","))
+    except ValueError:  # "", "n/a"
+        return None
+    return low, high
+
+
 def _claim(claim: str, paper: str, measured: str, interval: str, p: str, verdict: str, source: str,
-           vs_paper: str) -> dict:
+           vs_paper: str, paper_value: float = float("nan"), power: float = float("nan")) -> dict:
+    """One row; ``paper_value`` is the paper's number on ``interval``'s scale where it gives one, and ``power``
+    the chance this run's test had of showing an effect that large."""
+    bounds = _interval(interval)
+    where = ("" if bounds is None or not np.isfinite(paper_value)
+             else "inside" if bounds[0] <= paper_value <= bounds[1] else "outside")
     return {"claim": claim, "paper": paper, "measured": measured, "interval95": interval, "p": p, "p_holm": "",
-            "verdict": verdict, "vs_paper": vs_paper, "source": source}
+            "verdict": verdict, "vs_paper": vs_paper,
+            "paper_value": f"{paper_value:.4g}" if np.isfinite(paper_value) else "", "paper_in_ci95": where,
+            "power_at_paper": f"{power:.2f}" if np.isfinite(power) else "", "source": source}
 
 
 def _p(cell: str) -> float:
@@ -77,7 +94,7 @@ def adjust_for_the_family(rows: list[dict]) -> str:
 
 def curvature_claims(rows: list[dict]) -> list[dict]:
     out = []
-    for arch, (paper, expected, significant) in PAPER_CURVATURE.items():
+    for arch, (paper, expected, significant, fraction) in PAPER_CURVATURE.items():
         r = _find(rows, kind="learned", arch=arch, dataset="all")
         if r:
             k, n, flat = int(r["k_negative"]), int(r["n"]), int(r["n_flat"])
@@ -86,7 +103,8 @@ def curvature_claims(rows: list[dict]) -> list[dict]:
             out.append(_claim(f"learned 2-arg {arch.upper()} nonlinearities: sign of curvature", paper,
                               measured, f"[{r['ci95_low']}, {r['ci95_high']}]",
                               r["p_two_sided"], r["verdict"], "curvature_tests (binomial, Clopper-Pearson)",
-                              against_paper(more_negative, r["verdict"], expected, significant)))
+                              against_paper(more_negative, r["verdict"], expected, significant),
+                              fraction, binomial_power(n, fraction)))
     return out
 
 
@@ -192,13 +210,14 @@ def corruption_claims(rows: list[dict]) -> list[dict]:
     if not r:
         return []
     out = []
-    for metric, paper, value in (("mce", "mCE 91.3%", "ce_pct"), ("relative_mce", "relative mCE 99.5%",
-                                                                   "relative_ce_pct")):
-        name, verdict = paper.rsplit(" ", 1)[0], r[f"{metric}_verdict"]
+    for metric, name, paper, value in (("mce", "mCE", 91.3, "ce_pct"),
+                                       ("relative_mce", "relative mCE", 99.5, "relative_ce_pct")):
+        verdict = r[f"{metric}_verdict"]
         if verdict:
-            out.append(_claim(f"CIFAR-10-C: 2-arg CNN {name} against ReLU's (100%)", paper, f"{name} {r[value]}%",
-                              r[f"{metric}_vs_relu_ci95"], r[f"{metric}_vs_relu_p"], verdict, "cifar10c (Welch)",
-                              against_paper(float(r[value]) - 100.0, verdict, -1)))
+            out.append(_claim(f"CIFAR-10-C: 2-arg CNN {name} against ReLU's (100%)", f"{name} {paper}%",
+                              f"{name} {r[value]}%", r[f"{metric}_vs_relu_ci95"], r[f"{metric}_vs_relu_p"], verdict,
+                              "cifar10c (Welch)", against_paper(float(r[value]) - 100.0, verdict, -1),
+                              paper - 100.0))
     return out
 
 
@@ -209,7 +228,8 @@ def robustness_claims(rows: list[dict]) -> list[dict]:
                    r["verdict"], "table1 (Welch)",
                    against_paper(float(r["increment_vs_relu"].split()[0]), r["verdict"],
                                  int(np.sign(float(r["paper_increment"]))))
-                   if r["paper_increment"] and r["increment_vs_relu"] else "")
+                   if r["paper_increment"] and r["increment_vs_relu"] else "",
+                   float(r["paper_increment"]) if r["paper_increment"] else float("nan"))
             for r in rows if r["activation"] == "arg2"]
 
 
@@ -236,6 +256,12 @@ def write_claims(out: str, scale: str, curvature: str, spectra: str, summary_val
                        "vs_paper: agrees (significant, on the paper's side), contradicts (significant, on the other "
                        "side), or not shown (not significant here, where the paper reports an effect); the paper's "
                        "MLP curvature, which it calls not significant, agrees when it is not significant here either.",
+                       "paper_value: the paper's number on interval95's scale, where it reports one (the fraction "
+                       "negative, 0.78 for CNNs and for MLPs 7/24, which its p = 0.06 on 24 trials implies; mCE and "
+                       "relative mCE less 100; Table 1's increment); paper_in_ci95: whether the interval holds it "
+                       "(outside: this run's result differs from the paper's in size, whatever vs_paper says of its "
+                       "direction); power_at_paper: for the binomial tests, the chance a run of this n finds p < "
+                       "0.05 if the paper's fraction were the truth, so a 'not shown' with low power says little.",
                        "'Learns faster' and 'performs better' test 2-arg against the stronger (by mean) of ReLU and "
                        "1-arg in each setting, the paper's baselines; the summary ranks every design, related ones "
                        "included.", *unfair])
