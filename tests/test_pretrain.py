@@ -4,6 +4,7 @@ import torch
 from scipy import stats
 
 from multiarg.activations import load_inner
+from multiarg.analysis import fit_quadratic
 from multiarg.pretrain import MapConfig, PretrainConfig, grid_axis, make_initial_inner, plane_r2, random_map
 
 
@@ -47,6 +48,24 @@ def test_the_papers_blur_leaves_a_map_close_to_a_plane(n_args):
 
     assert median_r2(3.0) > 0.95
     assert median_r2(0.5) < 0.4
+
+
+def test_the_blurs_boundary_mode_sets_which_way_the_maps_curve():
+    # with reflecting edges the heavy blur keeps the two ramps and their product, a saddle, so session I starts
+    # nearly every 2-arg net XOR-like; zero padding bends most maps into a bowl or a cap instead
+    # (bench/start_curvature.py measures this at full resolution, and what session II does to it)
+    axis = grid_axis(MapConfig(resolution=8))
+    points = np.stack(np.meshgrid(axis, axis, indexing="ij"), axis=-1)
+    disk = (points**2).sum(-1) <= 4
+
+    def negative(boundary):
+        cfg = MapConfig(boundary=boundary, resolution=8)
+        return np.mean([fit_quadratic(points[disk], random_map(2, cfg, seed)[1][disk])["sign"] < 0
+                        for seed in range(200)])
+
+    assert negative("reflect") > 0.9
+    assert negative("constant") < 0.35
+    assert 0.35 < negative("wrap") < 0.65
 
 
 def test_grid_axis_tiles_the_cells_symmetrically():

@@ -1,0 +1,95 @@
+"""Which way session I's starting functions curve, and what session II does to that.
+
+The curvature tests count learned 2-arg functions against 1/2, as the paper does, which takes session II to start
+from functions with no lean either way. It starts from session I's nets, fitted to blurred random maps, and the
+sign of those maps' quadratic part depends on the blur's boundary mode, which the paper does not give. Measured
+here, without training anything:
+
+  maps: the share of session-I targets whose quadratic fit over the disk |x| <= radius curves negatively (a
+        saddle), per boundary mode and blur width, over seeds 0 .. draws-1;
+  runs: in each workflow run folder, every learned 2-arg session-II net beside its own session-I net, both fitted
+        over the learned net's input region as the curvature tests fit them (analysis defaults of config.yaml):
+        the signs before and after, and McNemar's exact test of the changes (the discordant pairs against 1/2).
+
+    python bench/start_curvature.py --runs cifar10-cnn=RUN_DIR mnist-mlp=RUN_DIR ...
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+from common import environment, write
+from torch import device
+
+from multiarg.activations import load_inner
+from multiarg.analysis import binomial_test, fit_quadratic
+from multiarg.io import load_torch
+from multiarg.nonlinearities import AnalysisConfig, analyse_function
+from multiarg.pretrain import MapConfig, grid_axis, random_map
+from multiarg.sessions import load_model
+
+BOUNDARIES = ("reflect", "mirror", "nearest", "constant", "wrap")  # scipy.ndimage's modes
+
+
+def map_shares(sigmas: list[float], radius: float, draws: int) -> list[dict]:
+    """Share of session-I target maps curving negatively over the disk, per boundary mode and blur width."""
+    axis = grid_axis(MapConfig())
+    points = np.stack(np.meshgrid(axis, axis, indexing="ij"), axis=-1)
+    disk = (points**2).sum(-1) <= radius**2
+    rows = []
+    for boundary in BOUNDARIES:
+        for sigma in sigmas:
+            cfg = MapConfig(sigma=sigma, boundary=boundary)
+            signs = [fit_quadratic(points[disk], random_map(2, cfg, seed)[1][disk])["sign"] for seed in range(draws)]
+            rows.append({"boundary": boundary, "sigma_cells": sigma, "radius": radius, "draws": draws,
+                         "fraction_negative": float(np.mean(np.array(signs) < 0))})
+    return rows
+
+
+def run_changes(label: str, folder: Path) -> dict:
+    """Every learned 2-arg session-II net of a run folder against its session-I net, over its own input region."""
+    cfg, by_seed = AnalysisConfig(), []
+    for model_path in sorted(folder.glob("results/runs/*/*/arg2/seed*/session2/model.pt")):
+        run = model_path.parent
+        hist = load_torch(run / "inputs.pt")
+        seed = int(run.parent.name.removeprefix("seed"))
+        start = analyse_function(load_inner(load_torch(folder / f"results/init/arg2/seed{seed}.pt")), hist, cfg)
+        learned = analyse_function(load_model(str(model_path))[0].inner, hist, cfg)
+        by_seed.append({"setting": f"{run.parents[3].name}/{run.parents[2].name}", "seed": seed,
+                        "start_sign": start["curvature_sign"], "learned_sign": learned["curvature_sign"],
+                        "start_curvature_normalised": round(start["curvature_normalised"], 4),
+                        "learned_curvature_normalised": round(learned["curvature_normalised"], 4)})
+    if not by_seed:
+        raise SystemExit(f"{folder}: no learned 2-arg session-II nets under results/runs")
+    pairs = [(r["start_sign"], r["learned_sign"]) for r in by_seed]
+    to_positive, to_negative = pairs.count((-1, 1)), pairs.count((1, -1))
+    mcnemar = binomial_test(to_negative, to_positive + to_negative)
+    return {"label": label, "folder": str(folder), "n": len(pairs),
+            "start_negative": sum(a < 0 for a, _ in pairs), "learned_negative": sum(b < 0 for _, b in pairs),
+            "negative_to_positive": to_positive, "positive_to_negative": to_negative,
+            "mcnemar_p_two_sided": mcnemar["p_two_sided"], "by_seed": by_seed}
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--runs", nargs="*", default=[], metavar="LABEL=FOLDER", help="workflow run folders")
+    p.add_argument("--sigmas", type=float, nargs="+", default=[3.0, 1.0], help="blur widths, in cells")
+    p.add_argument("--radius", type=float, default=2.0, help="disk the maps are fitted over")
+    p.add_argument("--draws", type=int, default=1000)
+    p.add_argument("--out")
+    args = p.parse_args(argv)
+    runs = [run_changes(label, Path(folder)) for label, folder in (r.split("=", 1) for r in args.runs)]
+    result = {**environment(device("cpu")), "maps": map_shares(args.sigmas, args.radius, args.draws), "runs": runs}
+    for row in result["maps"]:
+        print(f"maps  {row['boundary']:>8} sigma {row['sigma_cells']:g}: {row['fraction_negative']:.3f} negative")
+    for r in runs:
+        print(f"runs  {r['label']}: start {r['start_negative']}/{r['n']} negative, learned {r['learned_negative']}/"
+              f"{r['n']}; changes - to + {r['negative_to_positive']}, + to - {r['positive_to_negative']}, "
+              f"McNemar p = {r['mcnemar_p_two_sided']:.3g}")
+    print(f"wrote {write(result, 'start_curvature-cpu', args.out)}")
+    return result
+
+
+if __name__ == "__main__":
+    main()
