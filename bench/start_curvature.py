@@ -9,7 +9,8 @@ here, without training anything:
         saddle), per boundary mode and blur width, over seeds 0 .. draws-1;
   runs: in each workflow run folder, every learned 2-arg session-II net beside its own session-I net, both fitted
         over the learned net's input region as the curvature tests fit them (analysis defaults of config.yaml):
-        the signs before and after, and McNemar's exact test of the changes (the discordant pairs against 1/2).
+        the signs before and after, and McNemar's exact test of the changes (the discordant pairs against 1/2);
+        with --epoch, the session-II net as it was after that epoch (its snapshot) in place of the best one.
 
     python bench/start_curvature.py --runs cifar10-cnn=RUN_DIR mnist-mlp=RUN_DIR ...
 """
@@ -22,7 +23,7 @@ import numpy as np
 from common import environment, write
 from torch import device
 
-from multiarg.activations import load_inner
+from multiarg.activations import inner_from_state, load_inner
 from multiarg.analysis import binomial_test, fit_quadratic
 from multiarg.io import load_torch
 from multiarg.nonlinearities import AnalysisConfig, analyse_function
@@ -47,7 +48,15 @@ def map_shares(sigmas: list[float], radius: float, draws: int) -> list[dict]:
     return rows
 
 
-def run_changes(label: str, folder: Path) -> dict:
+def session2_inner(run: Path, epoch: int | None):
+    """The run's best inner net, or its snapshot after ``epoch``."""
+    if epoch is None:
+        return load_model(str(run / "model.pt"))[0].inner
+    snapshots = load_torch(run / "snapshots.pt")
+    return inner_from_state(dict(zip(snapshots["epochs"], snapshots["snapshots"]))[epoch])
+
+
+def run_changes(label: str, folder: Path, epoch: int | None = None) -> dict:
     """Every learned 2-arg session-II net of a run folder against its session-I net, over its own input region."""
     cfg, by_seed = AnalysisConfig(), []
     for model_path in sorted(folder.glob("results/runs/*/*/arg2/seed*/session2/model.pt")):
@@ -55,7 +64,7 @@ def run_changes(label: str, folder: Path) -> dict:
         hist = load_torch(run / "inputs.pt")
         seed = int(run.parent.name.removeprefix("seed"))
         start = analyse_function(load_inner(load_torch(folder / f"results/init/arg2/seed{seed}.pt")), hist, cfg)
-        learned = analyse_function(load_model(str(model_path))[0].inner, hist, cfg)
+        learned = analyse_function(session2_inner(run, epoch), hist, cfg)
         by_seed.append({"setting": f"{run.parents[3].name}/{run.parents[2].name}", "seed": seed,
                         "start_sign": start["curvature_sign"], "learned_sign": learned["curvature_sign"],
                         "start_curvature_normalised": round(start["curvature_normalised"], 4),
@@ -65,7 +74,7 @@ def run_changes(label: str, folder: Path) -> dict:
     pairs = [(r["start_sign"], r["learned_sign"]) for r in by_seed]
     to_positive, to_negative = pairs.count((-1, 1)), pairs.count((1, -1))
     mcnemar = binomial_test(to_negative, to_positive + to_negative)
-    return {"label": label, "folder": str(folder), "n": len(pairs),
+    return {"label": label, "folder": str(folder), "epoch": epoch if epoch is not None else "best", "n": len(pairs),
             "start_negative": sum(a < 0 for a, _ in pairs), "learned_negative": sum(b < 0 for _, b in pairs),
             "negative_to_positive": to_positive, "positive_to_negative": to_negative,
             "mcnemar_p_two_sided": mcnemar["p_two_sided"], "by_seed": by_seed}
@@ -77,9 +86,10 @@ def main(argv=None) -> dict:
     p.add_argument("--sigmas", type=float, nargs="+", default=[3.0, 1.0], help="blur widths, in cells")
     p.add_argument("--radius", type=float, default=2.0, help="disk the maps are fitted over")
     p.add_argument("--draws", type=int, default=1000)
+    p.add_argument("--epoch", type=int, help="compare each run's session-II snapshot after this epoch (default: best)")
     p.add_argument("--out")
     args = p.parse_args(argv)
-    runs = [run_changes(label, Path(folder)) for label, folder in (r.split("=", 1) for r in args.runs)]
+    runs = [run_changes(label, Path(folder), args.epoch) for label, folder in (r.split("=", 1) for r in args.runs)]
     result = {**environment(device("cpu")), "maps": map_shares(args.sigmas, args.radius, args.draws), "runs": runs}
     for row in result["maps"]:
         print(f"maps  {row['boundary']:>8} sigma {row['sigma_cells']:g}: {row['fraction_negative']:.3f} negative")
