@@ -36,9 +36,10 @@ def cell(row: dict) -> str:
              if vs.startswith("agrees (not significant") else "not shown" if vs.startswith("not shown") else vs)
     label = f"**{label}**" if label == "contradicts" else label
     p = float(row["p"])
-    outside = row.get("paper_in_ci95") == "outside"
-    outside = f"; paper's {row['paper_value']} outside the 95% interval" if outside else ""
-    return f"{label}, p = {row['p']}" + (f" (Holm {row['p_holm']})" if p < 0.05 else "") + outside
+    holm = f" (Holm {row['p_holm']})" if p < 0.05 else ""
+    size = (f"; paper's {row['paper_value']} outside the 95% interval" if row.get("paper_in_ci95") == "outside"
+            else "")
+    return f"{label}, p = {row['p']}{holm}{size}"
 
 
 def table(results: Path = RESULTS) -> str:

@@ -248,10 +248,11 @@ def _quadratic_versus_xavier(group: list[dict], xavier: list[dict] | None) -> di
     "evolve to display" them, as a Welch test of the quadratic fit's R² (this group minus xavier-init), flat fits
     (planes, fitted exactly) left out."""
     curved_r2 = lambda rs: [r["r2"] for r in rs if r["curvature_sign"]]  # noqa: E731
+    r2 = curved_r2(group)
     cells = ("", "", "") if not xavier else difference_cells(
-        welch_difference(curved_r2(group), curved_r2(xavier)), "more quadratic than xavier-init",
+        welch_difference(r2, curved_r2(xavier)), "more quadratic than xavier-init",
         "less quadratic than xavier-init", digits=3)
-    return {"r2_mean": f"{np.mean(curved_r2(group)):.3f}" if curved_r2(group) else "",
+    return {"r2_mean": f"{np.mean(r2):.3f}" if r2 else "",
             **dict(zip(("r2_vs_xavier_init_ci95", "r2_vs_xavier_init_p", "r2_verdict"), cells))}
 
 
