@@ -89,6 +89,8 @@ def main(argv=None) -> dict:
     p.add_argument("--epoch", type=int, help="compare each run's session-II snapshot after this epoch (default: best)")
     p.add_argument("--out")
     args = p.parse_args(argv)
+    if any("=" not in r for r in args.runs):
+        p.error("each of --runs is LABEL=FOLDER, e.g. cifar10-cnn=/path/to/run")
     runs = [run_changes(label, Path(folder), args.epoch) for label, folder in (r.split("=", 1) for r in args.runs)]
     result = {**environment(device("cpu")), "maps": map_shares(args.sigmas, args.radius, args.draws), "runs": runs}
     for row in result["maps"]:
