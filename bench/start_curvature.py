@@ -10,7 +10,9 @@ here, without training anything:
   runs: in each workflow run folder, every learned 2-arg session-II net beside its own session-I net, both fitted
         over the learned net's input region as the curvature tests fit them (analysis defaults of config.yaml):
         the signs before and after, and McNemar's exact test of the changes (the discordant pairs against 1/2);
-        with --epoch, the session-II net as it was after that epoch (its snapshot) in place of the best one.
+        with --epoch, the session-II net as it was after that epoch (its snapshot) in place of the best one. (The
+        workflow's curvature_tests table now tests the best epoch's nets against their starts in every run; this
+        reads run folders made before it did, and other epochs.)
 
     python bench/start_curvature.py --runs cifar10-cnn=RUN_DIR mnist-mlp=RUN_DIR ...
 """
@@ -24,7 +26,7 @@ from common import environment, write
 from torch import device
 
 from multiarg.activations import inner_from_state, load_inner
-from multiarg.analysis import binomial_test, fit_quadratic
+from multiarg.analysis import fit_quadratic, sign_changes
 from multiarg.io import load_torch
 from multiarg.nonlinearities import AnalysisConfig, analyse_function
 from multiarg.pretrain import MapConfig, grid_axis, random_map
@@ -71,12 +73,11 @@ def run_changes(label: str, folder: Path, epoch: int | None = None) -> dict:
                         "learned_curvature_normalised": round(learned["curvature_normalised"], 4)})
     if not by_seed:
         raise SystemExit(f"{folder}: no learned 2-arg session-II nets under results/runs")
-    pairs = [(r["start_sign"], r["learned_sign"]) for r in by_seed]
-    to_positive, to_negative = pairs.count((-1, 1)), pairs.count((1, -1))
-    mcnemar = binomial_test(to_negative, to_positive + to_negative)
-    return {"label": label, "folder": str(folder), "epoch": epoch if epoch is not None else "best", "n": len(pairs),
-            "start_negative": sum(a < 0 for a, _ in pairs), "learned_negative": sum(b < 0 for _, b in pairs),
-            "negative_to_positive": to_positive, "positive_to_negative": to_negative,
+    start, learned = ([r[f"{when}_sign"] for r in by_seed] for when in ("start", "learned"))
+    mcnemar = sign_changes(start, learned)
+    return {"label": label, "folder": str(folder), "epoch": epoch if epoch is not None else "best", "n": len(by_seed),
+            "start_negative": sum(s < 0 for s in start), "learned_negative": sum(s < 0 for s in learned),
+            "negative_to_positive": mcnemar["to_positive"], "positive_to_negative": mcnemar["to_negative"],
             "mcnemar_p_two_sided": mcnemar["p_two_sided"], "by_seed": by_seed}
 
 

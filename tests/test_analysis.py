@@ -5,7 +5,7 @@ import pytest
 from scipy import stats
 
 from multiarg.analysis import (binomial_power, binomial_test, fit_quadratic, hermite_bessel_basis, null_band,
-                               power_spectrum, sign_test, solid_harmonic_basis)
+                               power_spectrum, sign_changes, sign_test, solid_harmonic_basis)
 
 
 def grid(bins: int, extent: float, dim: int) -> tuple[np.ndarray, float]:
@@ -138,6 +138,18 @@ def test_sign_counts_and_the_all_flat_test():
     assert all(np.isnan(null_band(0)))
     with pytest.raises(ValueError):
         binomial_test(1, 0)
+
+
+def test_sign_changes_test_the_discordant_pairs_and_leave_flat_ones_out():
+    start = [-1, -1, -1, 1, 1, 1, 1, 1, 0, -1]
+    end = [-1, 1, -1, -1, -1, -1, -1, 1, -1, 0]
+    changes = sign_changes(start, end)
+    assert (changes["to_negative"], changes["to_positive"], changes["k"], changes["n"]) == (4, 1, 4, 5)
+    assert changes["p_two_sided"] == pytest.approx(stats.binomtest(4, 5).pvalue, rel=1e-9)
+    unchanged = sign_changes([-1, 1], [-1, 1])
+    assert unchanged["n"] == 0 and np.isnan(unchanged["p_two_sided"])
+    with pytest.raises(ValueError):
+        sign_changes([-1, 1], [1])
 
 
 # --- binomial test on curvature signs ----------------------------------------------------------

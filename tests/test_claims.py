@@ -208,3 +208,23 @@ def test_how_quadratic_learned_and_trained_xavier_nets_are_against_untrained_one
     same = rows["Xavier-initialised 2-arg nets"]
     assert same["verdict"] == "not significant (Welch p >= 0.05)"
     assert same["vs_paper"] == "not shown (not significant here)"
+
+
+def test_a_curvature_kept_from_session_one_is_not_shown_to_be_learned():
+    """The CNN's learned nets are all negative, but so were their starts: nothing changed, so the claim that
+    session II learned the sign is not shown; the MLP's turned positive, the paper's side for the MLP."""
+    from multiarg.claims import start_claims
+
+    def pair(arch, seed, before, after):
+        run = {"activation": "arg2", "seed": seed, "curvature_normalised": 0.0}
+        return [{**_function("start", arch, before, 0.5), **run}, {**_function("learned", arch, after, 0.5), **run}]
+
+    functions = ([r for s in range(10) for r in pair("cnn", s, -1.0, -1.0)] + pair("cnn", 10, 1.0, -1.0)
+                 + pair("cnn", 11, -1.0, 1.0) + [r for s in range(8) for r in pair("mlp", s, -1.0, 1.0)])
+    rows = {r["claim"].split(":")[0]: r for r in start_claims(curvature_rows(functions))}
+    cnn, mlp = rows["learned 2-arg CNN nonlinearities"], rows["learned 2-arg MLP nonlinearities"]
+    assert cnn["measured"].startswith("11 -> 11 negative; 1 turned negative, 1 positive")
+    assert (cnn["interval95"], cnn["p"]) == ("[0.013, 0.987]", "1")
+    assert cnn["vs_paper"] == "not shown (not significant here)"
+    assert mlp["verdict"] == "turned positive, McNemar p < 0.05" and mlp["vs_paper"] == "agrees"
+    assert start_claims(curvature_rows([_function("learned", "cnn", -1.0, 0.5)])) == []  # no starts, no claim

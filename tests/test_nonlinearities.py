@@ -163,6 +163,32 @@ def test_curvature_rows_count_and_test_per_group_and_pooled():
     assert rows["cnn", "mnist"]["n"] == 12 and rows["all", "all"]["n"] == 24
 
 
+def test_learned_rows_test_the_change_from_each_nets_own_start():
+    """Each learned function is paired with its own session-I start by setting and seed, never with another's."""
+    def pair(dataset, seed, before, after):
+        common = {"dataset": dataset, "activation": "arg2", "seed": seed}
+        return [{**_record("cnn", dataset, before, "start"), **common, "curvature_normalised": before / 4},
+                {**_record("cnn", dataset, after, "learned"), **common, "curvature_normalised": after / 4}]
+
+    # mnist: 6 starts negative, 3 positive; 3 turn negative, 1 turns positive. cifar10: nothing changes
+    flips = [(-1.0, -1.0)] * 5 + [(-1.0, 1.0)] + [(1.0, -1.0)] * 3
+    records = [r for s, (a, b) in enumerate(flips) for r in pair("mnist", s, a, b)]
+    records += [r for s in range(4) for r in pair("cifar10", s, 1.0, 1.0)]
+    rows = {(r["kind"], r["dataset"]): r for r in curvature_rows(records)}
+    mnist = rows["learned", "mnist"]
+    assert (mnist["k_negative_at_start"], mnist["k_negative"], mnist["to_negative"], mnist["to_positive"]) == (
+        6, 8, 3, 1)
+    assert mnist["change_p"] == f"{stats.binomtest(3, 4).pvalue:.3g}"
+    assert mnist["change_verdict"] == "not significant (McNemar p >= 0.05)"
+    shift = stats.ttest_rel([b / 4 for _, b in flips], [a / 4 for a, _ in flips])
+    assert mnist["curvature_change_p"] == f"{shift.pvalue:.3g}"
+    assert rows["learned", "cifar10"]["change_verdict"] == "n/a (no sign changed)"
+    assert rows["learned", "all"]["to_negative"] == 3 and rows["start", "all"]["k_negative"] == 6
+    assert rows["start", "mnist"]["change_verdict"] == ""  # the starts are not tested against themselves
+    many = curvature_rows([r for s in range(8) for r in pair("mnist", s, 1.0, -1.0)])
+    assert {r["change_verdict"] for r in many if r["kind"] == "learned"} == {"turned negative, McNemar p < 0.05"}
+
+
 def test_flat_fits_are_ties_left_out_of_n():
     records = ([_record("mlp", "mnist", -1.0)] * 5 + [_record("mlp", "mnist", 1e-33)] * 3
                + [_record("mlp", "mnist", 1.0)] + [_record("mlp", "mnist", 0.0, kind="xavier-init")] * 2)

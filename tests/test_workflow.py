@@ -105,6 +105,9 @@ def test_tiny_real_mnist_run_writes_every_artefact(tmp_path, mirror):
     with open(results / "tables" / "curvature_tests.csv") as fh:
         tests = {(r["kind"], r["arch"], r["dataset"]): r for r in csv.DictReader(fh)}
     assert tests["learned", "mlp", "mnist"]["n"] == "2" and tests["xavier-init", "mlp", "mnist"]["n"] == "1"
+    starts = tests["start", "mlp", "mnist"]  # the learned nets' own session-I nets, over the same regions
+    assert int(starts["n"]) + int(starts["n_flat"]) == 2
+    assert tests["learned", "mlp", "mnist"]["k_negative_at_start"] == starts["k_negative"]
     assert "cannot both hold" in (results / "tables" / "curvature_tests.md").read_text()
     with open(results / "tables" / "spectra.csv") as fh:
         assert {r["n_args"] for r in csv.DictReader(fh)} == {"2", "3"}
@@ -117,6 +120,7 @@ def test_tiny_real_mnist_run_writes_every_artefact(tmp_path, mirror):
     with open(results / "tables" / "claims.csv") as fh:
         claims = [r["claim"] for r in csv.DictReader(fh)]
     assert "learned 2-arg MLP nonlinearities: sign of curvature" in claims
+    assert "learned 2-arg MLP nonlinearities: curvature sign learned in session II, not kept from session I" in claims
     assert "learned 2-arg nonlinearities: take their final shape early (Fig. 5)" in claims
     assert "mnist MLP: retrained on the frozen 2-arg nonlinearity, session III reaches session II's accuracy" in claims
     assert any("robust accuracy (AutoAttack)" in c for c in claims)

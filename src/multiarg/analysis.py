@@ -60,6 +60,18 @@ def sign_test(signs) -> dict:
     return {**binomial_test(negative, negative + positive), "n_flat": len(signs) - negative - positive}
 
 
+def sign_changes(start, end) -> dict:
+    """McNemar's exact test of paired curvature signs, each function before (``start``) and after (``end``)
+    training: of the pairs whose sign changed between negative and positive, the share that turned negative,
+    :func:`binomial_test`-ed against 1/2. A flat fit (0) on either side is a tie, as in :func:`sign_test`.
+    Returns its fields plus "to_negative" and "to_positive", the changes each way."""
+    pairs = list(zip(start, end, strict=True))
+    to_negative = sum(a > 0 > b for a, b in pairs)
+    to_positive = sum(a < 0 < b for a, b in pairs)
+    return {**binomial_test(to_negative, to_negative + to_positive), "to_negative": to_negative,
+            "to_positive": to_positive}
+
+
 def binomial_test(k: int, n: int) -> dict:
     """Exact binomial test of k successes (negative curvatures, runs matured in time) out of n against p = 1/2.
 

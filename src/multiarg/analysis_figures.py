@@ -8,7 +8,8 @@ from .analysis import hermite_bessel_basis, null_band, quadratic_design, sign_te
 from .figures import draw_function, plt, save, stamp
 from .nonlinearities import load_records, shaped
 
-KIND_STYLE = {"learned": ("k", "learned"), "xavier-init": ("tab:red", "Xavier init"),
+KIND_STYLE = {"learned": ("k", "learned"), "start": ("tab:purple", "their session-I starts"),
+              "xavier-init": ("tab:red", "Xavier init"),
               "xavier-trained": ("tab:orange", "Xavier init, after session II")}
 
 
@@ -53,9 +54,15 @@ def _curvature_panels(ax_cdf, ax_frac, records: list[dict], settings: list[tuple
         ties = f" +{test['n_flat']} flat" if test["n_flat"] else ""
         ax_frac.annotate(f"{test['k']}/{test['n']}{ties}\np2={test['p_two_sided']:.2g}", (j, 1.02), ha="center",
                          fontsize=6)
-    xavier = _select(records, "xavier-init", 2)
-    if xavier:
-        _ecdf(ax_cdf, xavier, "Xavier init", color="tab:red", ls="--")
+    # where the same nets stood before session II, so that a fraction inherited from session I shows as such
+    starts = [(j, sign_test(r["curvature_sign"] for r in _select(records, "start", 2, setting)))
+              for j, setting in enumerate(settings)]
+    if shown := [(j + 0.2, test["fraction"]) for j, test in starts if test["n"]]:
+        ax_frac.plot(*zip(*shown), "o", mfc="none", color=KIND_STYLE["start"][0], ms=5, ls="none",
+                     label="their session-I starts")
+    for kind, ls in (("start", ":"), ("xavier-init", "--")):
+        if group := _select(records, kind, 2):
+            _ecdf(ax_cdf, group, KIND_STYLE[kind][1], color=KIND_STYLE[kind][0], ls=ls)
     ax_cdf.axvline(0, color="0.6", lw=0.6)
     ax_cdf.set_xlabel("normalised curvature det A / tr A²\n(< 0: XOR-like)")
     ax_cdf.set_ylabel("CDF")
@@ -64,10 +71,13 @@ def _curvature_panels(ax_cdf, ax_frac, records: list[dict], settings: list[tuple
     ax_frac.set_xticks(range(len(settings)), [f"{d}\n{a.upper()}" for d, a in settings], fontsize=7)
     ax_frac.set_ylim(0, 1.15)
     ax_frac.set_ylabel("fraction negative curvature\n(95% CI; grey: binomial null 95%)")
+    if ax_frac.get_legend_handles_labels()[0]:
+        ax_frac.legend(fontsize=6, loc="lower right")
 
 
 def fig7(args) -> None:
-    """(a-d) learned functions beside their best-fit quadratics, (e) Xavier inits, (f) CDF, (g) fraction."""
+    """(a-d) learned functions beside their best-fit quadratics, (e) Xavier inits, (f) CDF, (g) fraction; f and g
+    also show the learned nets' session-I starts where the records hold them."""
     data = load_records(args.analysis)
     records, settings = data["records"], _settings(data["records"])
     n_ex = args.examples

@@ -179,7 +179,7 @@ def cmd_analyze(args):
                          basis_scale=args.basis_scale, basis_frame=args.basis_frame,
                          spectrum_offset=args.spectrum_offset, l_max=args.l_max, maturity_r2=args.maturity_r2,
                          maturity_epochs=args.maturity_epochs)
-    records = analyse_runs(args.models, args.inputs, args.inits, cfg, args.snapshots)
+    records = analyse_runs(args.models, args.inputs, args.inits, cfg, args.snapshots, args.starts)
     tables = {"fits": args.fits, "curvature": args.curvature, "spectra": args.spectra}
     write_outputs(records, args.out, {**tables, **({"maturation": args.maturation} if args.maturation else {})},
                   args.scale, cfg)
@@ -388,6 +388,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--inputs", nargs="+", required=True, help="their inputs.pt histograms")
     p.add_argument("--inits", nargs="*", default=[], help="Xavier session-I records, analysed untrained")
     p.add_argument("--snapshots", nargs="*", default=[], help="the models' snapshots.pt, for how soon they matured")
+    p.add_argument("--starts", nargs="*", default=[],
+                   help="session-I records of the learned models' seeds, analysed as where they started")
     p.add_argument("--out", required=True, help="records for the figures (.pt)")
     for table in ("fits", "curvature", "spectra"):
         p.add_argument(f"--{table}", required=True, help=f"{table} table (CSV; Markdown beside it)")

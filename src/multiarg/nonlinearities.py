@@ -2,9 +2,10 @@
 cells of its measured input histogram, restricted to the region holding 99% of the inputs, and
 summarised by its best-fit quadratic (2-arg) and its power spectrum (2- and 3-arg).
 
-Populations (``kind``): ``learned`` (session-II inner nets of argN), ``xavier-init`` (Xavier-initialised inner nets
-before any training, each analysed in one setting over the inputs of a learned network there) and
-``xavier-trained`` (the arg2-xavier control after session II, over its own inputs).
+Populations (``kind``): ``learned`` (session-II inner nets of argN), ``start`` (each learned net's own session-I
+net, over the learned net's inputs, so that the two pair up), ``xavier-init`` (Xavier-initialised inner nets before
+any training, each analysed in one setting over the inputs of a learned network there) and ``xavier-trained`` (the
+arg2-xavier control after session II, over its own inputs).
 """
 from __future__ import annotations
 
@@ -18,12 +19,12 @@ import torch
 
 from .activations import load_inner, values_at
 from .analysis import (SIGN_NAMES, binomial_test, fit_quadratic, hermite_bessel_basis, null_band, power_by_order,
-                       projections, sign_test, solid_harmonic_basis)
+                       projections, sign_changes, sign_test, solid_harmonic_basis)
 from .inputs import centers, mass_region
 from .io import load_torch, save_torch
 from .maturation import mature_epoch, maturation_note, maturation_rows, r2_by_epoch
 from .paths import parse_run
-from .tables import difference_cells, welch_difference, write_table
+from .tables import difference_cells, paired_difference, welch_difference, write_table
 
 log = logging.getLogger(__name__)
 
@@ -148,16 +149,24 @@ def _by_run(paths: list[str]) -> dict[tuple, str]:
 
 
 def analyse_runs(models: list[str], inputs: list[str], inits: list[str], cfg: AnalysisConfig,
-                 snapshots: list[str] = ()) -> list[dict]:
+                 snapshots: list[str] = (), starts: list[str] = ()) -> list[dict]:
     """Analyse every session-II model (with its ``inputs.pt``, and how it matured where its ``snapshots.pt`` is
-    given) and every Xavier init record.
+    given), every Xavier init record and every learned model's session-I start among ``starts``.
 
     A model of activation ``argN`` is ``learned``, of ``argN-xavier`` ``xavier-trained``; each init record of
-    ``argN-xavier`` is ``xavier-init`` in one dataset x architecture (:func:`xavier_assignment`).
+    ``argN-xavier`` is ``xavier-init`` in one dataset x architecture (:func:`xavier_assignment`); the session-I
+    record of ``argN`` and a learned model's seed is that model's ``start``, analysed over the model's inputs.
     """
     from .sessions import load_model
 
     hists, snaps = _by_run(inputs), _by_run(snapshots)
+    begun = {}
+    for path in starts:
+        start = load_torch(path)
+        key = (f"arg{int(start['n_args'])}", start["seed"])
+        if key in begun:
+            raise ValueError(f"two session-I starts for {key[0]} seed {key[1]}, the second {path}")
+        begun[key] = start
     records = []
     for path in models:
         info = parse_run(path)
@@ -173,6 +182,9 @@ def analyse_runs(models: list[str], inputs: list[str], inits: list[str], cfg: An
             result.update(best_epoch=record["best_epoch"], maturity_r2=r2,
                           mature_epoch=float("nan") if result["constant"] else mature_epoch(r2, cfg.maturity_r2))
         records.append({**info, "kind": kind, "data_note": record["data_note"], **result})
+        if kind == "learned" and (start := begun.get((info["activation"], info["seed"]))):
+            records.append({**info, "session": 0, "kind": "start", "data_note": record["data_note"],
+                            **analyse_function(load_inner(start), hist, cfg)})
     for (dataset, arch, learned, seed), init in xavier_assignment([load_torch(p) for p in inits], list(hists)):
         result = analyse_function(load_inner(init), load_torch(hists[dataset, arch, learned, seed]), cfg)
         records.append({"dataset": dataset, "arch": arch, "activation": f"{learned}-xavier", "seed": init["seed"],
@@ -256,16 +268,50 @@ def _quadratic_versus_xavier(group: list[dict], xavier: list[dict] | None) -> di
             **dict(zip(("r2_vs_xavier_init_ci95", "r2_vs_xavier_init_p", "r2_verdict"), cells))}
 
 
+def _run_key(r: dict) -> tuple:
+    return r["dataset"], r["arch"], r["activation"], r["seed"]
+
+
+def _change_verdict(test: dict) -> str:
+    if test["n"] == 0:
+        return "n/a (no sign changed)"
+    if test["p_two_sided"] >= 0.05:
+        return "not significant (McNemar p >= 0.05)"
+    return f"turned {'negative' if test['fraction'] > 0.5 else 'positive'}, McNemar p < 0.05"
+
+
+def _versus_start(group: list[dict], starts: list[dict] | None) -> dict:
+    """Whether session II changed the curvature its nets started with: each learned function paired with its own
+    session-I start over the same region, McNemar's test of the sign changes and a paired t of the normalised
+    curvature (learned minus start)."""
+    keys = ("k_negative_at_start", "to_negative", "to_positive", "change_ci95", "change_p", "change_verdict",
+            "curvature_change_ci95", "curvature_change_p", "curvature_change_verdict")
+    begun = {_run_key(r): r for r in starts or []}
+    pairs = [(begun[_run_key(r)], r) for r in group if _run_key(r) in begun] if begun else []
+    if not pairs:
+        return dict.fromkeys(keys, "")
+    test = sign_changes(*zip(*[(a["curvature_sign"], b["curvature_sign"]) for a, b in pairs]))
+    shift = paired_difference([b["curvature_normalised"] for a, b in pairs],
+                              [a["curvature_normalised"] for a, b in pairs])
+    interval = f"[{test['ci_low']:.3f}, {test['ci_high']:.3f}]" if test["n"] else ""
+    return dict(zip(keys, (sum(a["curvature_sign"] < 0 for a, _ in pairs), test["to_negative"], test["to_positive"],
+                           interval, f"{test['p_two_sided']:.3g}" if test["n"] else "", _change_verdict(test),
+                           *difference_cells(shift, "more elliptic than at the start",
+                                             "more XOR-like than at the start", digits=3, name="paired t"))))
+
+
 def curvature_rows(records: list[dict]) -> list[dict]:
     """Binomial tests of the number of negative curvatures against 1/2, per group; flat fits are ties, counted
     apart (``n_flat``) and left out of n. Beside them, how close to a quadratic the group's functions are against
-    the Xavier-initialised ones of the same setting."""
+    the Xavier-initialised ones of the same setting, and for learned functions how far session II moved them from
+    their session-I starts."""
     rows = []
     groups = _groups(records)
     for (kind, n_args, arch, dataset), group in sorted(groups.items()):
         if n_args != 2:
             continue
         xavier = groups.get(("xavier-init", n_args, arch, dataset)) if kind != "xavier-init" else None
+        starts = groups.get(("start", n_args, arch, dataset)) if kind == "learned" else None
         test = sign_test(r["curvature_sign"] for r in group)
         k, n = test["k"], test["n"]
         positive, (lo, hi) = binomial_test(n - k, n), null_band(n)
@@ -277,7 +323,7 @@ def curvature_rows(records: list[dict]) -> list[dict]:
                      "p_one_sided_more_positive": f"{positive['p_one_sided']:.3g}",
                      "p_two_sided": f"{test['p_two_sided']:.3g}", "null95_low": f"{lo:.3f}", "null95_high": f"{hi:.3f}",
                      "median_r2": f"{np.median([r['r2'] for r in group]):.3f}", "verdict": _verdict(test),
-                     **_quadratic_versus_xavier(group, xavier)})
+                     **_quadratic_versus_xavier(group, xavier), **_versus_start(group, starts)})
     return rows
 
 
@@ -343,7 +389,13 @@ def write_outputs(records: list[dict], out: str, tables: dict[str, str], scale: 
               f"most {cfg.flat_tolerance:g} of max |f| over the region (constant or affine functions, whose "
               "curvature sign is rounding noise): ties, left out of n. r2_mean: the quadratic fits' mean R² (flat "
               "fits left out); r2_vs_xavier_init: this group's minus the xavier-init group's of the same setting, "
-              "Welch's 95% interval and p, and its verdict.")
+              "Welch's 95% interval and p, and its verdict. Learned rows against the start rows (each learned net's "
+              "own session-I net, fitted over the learned net's region): k_negative_at_start, to_negative and "
+              "to_positive (pairs whose sign changed each way between negative and positive; a flat fit on either "
+              "side is a tie), change: McNemar's exact test of to_negative against 1/2 among the changes "
+              "(Clopper-Pearson ci95 of their share turned negative), curvature_change: learned minus start "
+              "normalised curvature, paired t. A learned group no more negative than its starts did not learn "
+              "its sign in session II.")
     write_table(fits_rows(records), tables["fits"], f"Quadratic fits of 2-arg nonlinearities ({scale})")
     write_table(curvature_rows(records), tables["curvature"], f"Curvature sign tests ({scale})",
                 notes=[p_note, paper_check_note()])

@@ -21,5 +21,5 @@ rule analyze_nonlinearities:
     shell:
         "python -m multiarg --threads {threads} analyze --out {output.records} --fits {output.fits}"
         " --curvature {output.curvature} --spectra {output.spectra} --models {input.models}"
-        " --inputs {input.inputs} --inits {input.inits} --snapshots {input.snapshots}"
+        " --inputs {input.inputs} --inits {input.inits} --snapshots {input.snapshots} --starts {input.starts}"
         " --maturation {output.maturation} {params.args} > {log} 2>&1"

@@ -147,12 +147,15 @@ def runs(template, filename, activations, sessions=(2,), seeds=None):
 
 
 def analysis_inputs():
-    """Session-II models, input histograms and snapshots of every analysed run, and the untrained Xavier inits."""
+    """Session-II models, input histograms and snapshots of every analysed run, the untrained Xavier inits, and
+    the session-I nets the learned runs started from."""
     seeds = lambda act: range(TRIALS[act])
     return {"models": runs(S2, "model.pt", ANALYSED, seeds=seeds),
             "inputs": runs(S2, "inputs.pt", ANALYSED, seeds=seeds),
             "snapshots": runs(S2, "snapshots.pt", ANALYSED, seeds=seeds),
-            "inits": [paths.INIT.format(activation=a, seed=s) for a, n in XAVIER_INITS.items() for s in range(n)]}
+            "inits": [paths.INIT.format(activation=a, seed=s) for a, n in XAVIER_INITS.items() for s in range(n)],
+            "starts": [paths.INIT.format(activation=a, seed=s) for a in ("arg2", "arg3") if a in ANALYSED
+                       for s in range(TRIALS[a])]}
 
 
 C10C = config["robustness"]["cifar10c"]
