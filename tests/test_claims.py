@@ -228,3 +228,23 @@ def test_a_curvature_kept_from_session_one_is_not_shown_to_be_learned():
     assert cnn["vs_paper"] == "not shown (not significant here)"
     assert mlp["verdict"] == "turned positive, McNemar p < 0.05" and mlp["vs_paper"] == "agrees"
     assert start_claims(curvature_rows([_function("learned", "cnn", -1.0, 0.5)])) == []  # no starts, no claim
+
+
+def test_spectra_claims_set_learned_functions_against_xavier_and_their_own_starts(tmp_path):
+    from multiarg.claims import read_rows, spectra_claims
+
+    def function(kind, seed, l2):
+        return {**_function(kind, "cnn", -1.0, l2), "activation": "arg2", "seed": seed}
+
+    functions = ([function("start", s, 0.5 + 0.01 * s) for s in range(6)]
+                 + [function("learned", s, 0.4 + 0.012 * s) for s in range(6)]  # each lower than its start
+                 + [function("xavier-init", s, 0.2 + 0.01 * s) for s in range(6)])
+    write_table(spectra_rows(functions), tmp_path / "spectra.csv")  # as the claims step reads it
+    rows = {r["claim"]: r for r in spectra_claims(read_rows(tmp_path / "spectra.csv"))}
+    start = rows["2-arg spectra, learned vs their session-I starts: share of power at l = 2"]
+    assert start["paper"] == "learned: more power at l = 2 (quadrupole) (implied: learned in session II)"
+    assert start["measured"] == "learned 0.4300 (n = 6), starts 0.5250 (n = 6)"
+    assert start["verdict"].startswith("less at l = 2 than at the start") and start["vs_paper"] == "contradicts"
+    xavier = rows["2-arg spectra, learned vs Xavier-initialised: share of power at l = 2"]
+    assert xavier["vs_paper"] == "agrees" and xavier["source"] == "spectra (Welch)"
+    assert len(rows) == 4  # l = 1 and 2 against each; no 3-arg functions, no 3-arg claims

@@ -260,6 +260,22 @@ def test_spectra_rows_test_learned_against_xavier_init_at_l1_and_l2():
     assert rows["learned", "mnist", 0]["verdict"] == rows["xavier-init", "mnist", 2]["verdict"] == ""
 
 
+def test_spectra_rows_test_learned_against_their_own_starts_paired():
+    def rec(kind, seed, l2):
+        return {**_record("cnn", "mnist", -1.0, kind), "activation": "arg2", "seed": seed,
+                "spectrum_fraction": np.array([0.0, 1 - l2, l2])}
+
+    before, after = [0.30, 0.20, 0.25, 0.40], [0.35, 0.24, 0.31, 0.44]  # each up by 0.04-0.06
+    records = [rec("start", s, v) for s, v in enumerate(before)] + [rec("learned", s, v) for s, v in enumerate(after)]
+    records.append(rec("learned", 9, 0.9))  # no start of its own: left out of the pairs
+    rows = {(r["kind"], r["dataset"], r["l"]): r for r in spectra_rows(records)}
+    paired = stats.ttest_rel(after, before)
+    assert rows["learned", "mnist", 2]["vs_start_p"] == f"{paired.pvalue:.3g}"
+    assert rows["learned", "mnist", 2]["vs_start_verdict"] == "more at l = 2 than at the start, paired t p < 0.05"
+    assert rows["learned", "mnist", 1]["vs_start_verdict"] == "less at l = 1 than at the start, paired t p < 0.05"
+    assert rows["learned", "mnist", 0]["vs_start_verdict"] == rows["start", "mnist", 2]["vs_start_verdict"] == ""
+
+
 def test_each_xavier_init_is_analysed_in_one_setting_only():
     """Pooled over settings, the xavier-init group must hold distinct networks: the 8 inits of 4 settings with
     2 each go out in seed blocks, each over the inputs of a learned run of its own setting."""

@@ -268,8 +268,11 @@ def _quadratic_versus_xavier(group: list[dict], xavier: list[dict] | None) -> di
             **dict(zip(("r2_vs_xavier_init_ci95", "r2_vs_xavier_init_p", "r2_verdict"), cells))}
 
 
-def _run_key(r: dict) -> tuple:
-    return r["dataset"], r["arch"], r["activation"], r["seed"]
+def _with_starts(group: list[dict], starts: list[dict] | None) -> list[tuple[dict, dict]]:
+    """(start, learned) for every learned function of ``group`` whose own session-I start is among ``starts``."""
+    key = lambda r: (r["dataset"], r["arch"], r["activation"], r["seed"])  # noqa: E731
+    begun = {key(r): r for r in starts or []}
+    return [(begun[key(r)], r) for r in group if key(r) in begun] if begun else []
 
 
 def _change_verdict(test: dict) -> str:
@@ -280,14 +283,13 @@ def _change_verdict(test: dict) -> str:
     return f"turned {'negative' if test['fraction'] > 0.5 else 'positive'}, McNemar p < 0.05"
 
 
-def _versus_start(group: list[dict], starts: list[dict] | None) -> dict:
+def _curvature_versus_start(group: list[dict], starts: list[dict] | None) -> dict:
     """Whether session II changed the curvature its nets started with: each learned function paired with its own
     session-I start over the same region, McNemar's test of the sign changes and a paired t of the normalised
     curvature (learned minus start)."""
     keys = ("k_negative_at_start", "to_negative", "to_positive", "change_ci95", "change_p", "change_verdict",
             "curvature_change_ci95", "curvature_change_p", "curvature_change_verdict")
-    begun = {_run_key(r): r for r in starts or []}
-    pairs = [(begun[_run_key(r)], r) for r in group if _run_key(r) in begun] if begun else []
+    pairs = _with_starts(group, starts)
     if not pairs:
         return dict.fromkeys(keys, "")
     test = sign_changes(*zip(*[(a["curvature_sign"], b["curvature_sign"]) for a, b in pairs]))
@@ -323,7 +325,7 @@ def curvature_rows(records: list[dict]) -> list[dict]:
                      "p_one_sided_more_positive": f"{positive['p_one_sided']:.3g}",
                      "p_two_sided": f"{test['p_two_sided']:.3g}", "null95_low": f"{lo:.3f}", "null95_high": f"{hi:.3f}",
                      "median_r2": f"{np.median([r['r2'] for r in group]):.3f}", "verdict": _verdict(test),
-                     **_quadratic_versus_xavier(group, xavier), **_versus_start(group, starts)})
+                     **_quadratic_versus_xavier(group, xavier), **_curvature_versus_start(group, starts)})
     return rows
 
 
@@ -334,6 +336,17 @@ def _versus_xavier(group: list[dict], xavier: list[dict] | None, l: int) -> dict
         welch_difference([r["spectrum_fraction"][l] for r in group], [r["spectrum_fraction"][l] for r in xavier]),
         f"learned more at l = {l}", f"learned less at l = {l}", digits=3)
     return dict(zip(("vs_xavier_init_ci95", "vs_xavier_init_p", "verdict"), cells))
+
+
+def _spectrum_versus_start(group: list[dict], starts: list[dict] | None, l: int) -> dict:
+    """Whether session II moved the share of power at l from where each function's session-I start had it: a
+    paired t of the share (learned minus start) over the functions both of which have a shape."""
+    pairs = _with_starts(group, starts) if l in (1, 2) else []
+    shares = [[r["spectrum_fraction"][l] for r in side] for side in zip(*pairs)]  # [starts, learned]
+    cells = ("", "", "") if not pairs else difference_cells(
+        paired_difference(shares[1], shares[0]), f"more at l = {l} than at the start",
+        f"less at l = {l} than at the start", digits=3, name="paired t")
+    return dict(zip(("vs_start_ci95", "vs_start_p", "vs_start_verdict"), cells))
 
 
 def shaped(records: list[dict]) -> list[dict]:
@@ -351,6 +364,7 @@ def spectra_rows(records: list[dict]) -> list[dict]:
         if not group:
             continue
         xavier = groups.get(("xavier-init", n_args, arch, dataset)) if kind == "learned" else None
+        starts = groups.get(("start", n_args, arch, dataset)) if kind == "learned" else None
         frac = np.stack([r["spectrum_fraction"] for r in group])
         raw = np.stack([r["spectrum"] for r in group])
         sd = frac.std(0, ddof=1) if len(group) > 1 else np.zeros(frac.shape[1])
@@ -361,7 +375,8 @@ def spectra_rows(records: list[dict]) -> list[dict]:
                          "power_fraction_mean": f"{frac[:, l].mean():.4f}", "power_fraction_sd": f"{sd[l]:.4f}",
                          "power_mean": f"{raw[:, l].mean():.4g}",
                          "peak_l_share": f"{np.mean(frac[:, 1:].argmax(1) + 1 == l):.3f}" if l else "",
-                         "saddle_share_mean": saddle if l == 2 else "", **_versus_xavier(group, xavier, l)})
+                         "saddle_share_mean": saddle if l == 2 else "", **_versus_xavier(group, xavier, l),
+                         **_spectrum_versus_start(group, starts, l)})
     return rows
 
 
@@ -405,7 +420,8 @@ def write_outputs(records: list[dict], out: str, tables: dict[str, str], scale: 
                        "l = 2): the share of P_2 in the saddles x1 x2 and x1^2 - x2^2 (|m| = 2) rather than the "
                        "isotropic bowl |x|^2 (m = 0), mean over functions: only the saddles are a quadrupole. "
                        "vs_xavier_init (learned rows, l = 1 and 2): learned minus xavier-init power_fraction, "
-                       "Welch's 95% interval and p over the functions. n: functions with a shape; n_constant: "
+                       "Welch's 95% interval and p over the functions; vs_start: learned minus its own session-I "
+                       "start's power_fraction (the start rows), paired t over the functions. n: functions with a shape; n_constant: "
                        f"functions whose values vary by at most {cfg.flat_tolerance:g} of max |f| over the region "
                        "(a dead net), left out: their shares would be those of rounding noise.",
                        (f"Basis: centred on the inputs, scale {cfg.basis_scale} x their RMS spread"
