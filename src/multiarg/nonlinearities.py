@@ -421,9 +421,9 @@ def write_outputs(records: list[dict], out: str, tables: dict[str, str], scale: 
                        "isotropic bowl |x|^2 (m = 0), mean over functions: only the saddles are a quadrupole. "
                        "vs_xavier_init (learned rows, l = 1 and 2): learned minus xavier-init power_fraction, "
                        "Welch's 95% interval and p over the functions; vs_start: learned minus its own session-I "
-                       "start's power_fraction (the start rows), paired t over the functions. n: functions with a shape; n_constant: "
-                       f"functions whose values vary by at most {cfg.flat_tolerance:g} of max |f| over the region "
-                       "(a dead net), left out: their shares would be those of rounding noise.",
+                       "start's power_fraction (the start rows), paired t over the functions. n: functions with a "
+                       f"shape; n_constant: functions whose values vary by at most {cfg.flat_tolerance:g} of max |f| "
+                       "over the region (a dead net), left out: their shares would be those of rounding noise.",
                        (f"Basis: centred on the inputs, scale {cfg.basis_scale} x their RMS spread"
                         if cfg.basis_frame == "inputs" else f"Basis: at the origin, scale {cfg.basis_scale}")
                        + ("; f projected minus its input-weighted mean." if cfg.spectrum_offset == "remove"
