@@ -599,3 +599,27 @@ def test_the_claims_overview_sets_each_runs_verdict_side_by_side(tmp_path):
                         "interval | not shown, p = 0.5 |")
     assert lines[3] == "| session III | agrees (n.s.; leans the other way), p = 0.2 | — |"
     assert lines[4] == "| robust | — | n/a |"
+
+
+def test_pooled_curvature_sums_distinct_datasets_and_refuses_one_counted_twice(tmp_path):
+    pool_curvature = pytest.importorskip("pool_curvature")
+    from multiarg.analysis import binomial_test
+    from multiarg.tables import write_table
+
+    def row(kind, dataset, k, n, to=("", "")):
+        return {"kind": kind, "arch": "cnn", "dataset": dataset, "k_negative": k, "n": n, "n_flat": 0,
+                "to_negative": to[0], "to_positive": to[1]}
+
+    write_table([row("learned", "cifar10", 22, 24), row("learned", "all", 22, 24), row("xavier-init", "cifar10", 2, 6)],
+                tmp_path / "old" / "tables" / "curvature_tests.csv")  # made before the start rows existed
+    write_table([row("learned", "mnist", 15, 24, (4, 1)), row("start", "mnist", 12, 24), row("learned", "all", 15, 24)],
+                tmp_path / "new" / "tables" / "curvature_tests.csv")
+    result = pool_curvature.main([str(tmp_path / "old"), str(tmp_path / "new"), "--out", str(tmp_path / "p.json")])
+    assert (result["learned"]["k"], result["learned"]["n"]) == (37, 48)
+    assert result["learned"]["p_two_sided"] == binomial_test(37, 48)["p_two_sided"]
+    assert result["start"]["datasets"] == ["mnist"] and result["start"]["k"] == 12
+    assert (result["changes"]["to_negative"], result["changes"]["to_positive"]) == (4, 1)
+    assert json.loads((tmp_path / "p.json").read_text())["datasets"] == {"cifar10": str(tmp_path / "old"),
+                                                                         "mnist": str(tmp_path / "new")}
+    with pytest.raises(SystemExit, match="cnn on mnist is in both"):
+        pool_curvature.main([str(tmp_path / "new"), str(tmp_path / "new"), "--out", str(tmp_path / "q.json")])

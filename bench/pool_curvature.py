@@ -1,0 +1,73 @@
+"""Pool the curvature sign tests of several committed runs, as the paper pools its CNN trials over MNIST and CIFAR-10
+(48 = 2 x 24) for one binomial test.
+
+Each account's `tables/curvature_tests.csv` gives, per dataset, the learned functions' count of negative curvatures
+(and, in runs made since the test existed, their session-I starts' count and the sign changes between the two).
+Runs are pooled per architecture over distinct datasets only: two accounts of one dataset x architecture would count
+related networks twice, and are refused.
+
+    python bench/pool_curvature.py --arch cnn bench/results/cifar10-cnn-narrow-cpu bench/results/mnist-cnn-narrow-cpu
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+from pathlib import Path
+
+from common import environment, write
+from torch import device
+
+from multiarg.analysis import binomial_test
+
+
+def _rows(account: Path, arch: str) -> list[dict]:
+    with open(account / "tables" / "curvature_tests.csv") as fh:
+        return [r for r in csv.DictReader(fh) if r["arch"] == arch and r["dataset"] != "all"]
+
+
+def pool(accounts: list[Path], arch: str) -> dict:
+    """Summed counts of the learned functions and of their starts, with the binomial and McNemar tests on them."""
+    by_dataset, learned, starts = {}, [], []
+    for account in accounts:
+        for r in _rows(account, arch):
+            if r["kind"] not in ("learned", "start"):
+                continue
+            if r["kind"] == "learned":
+                if r["dataset"] in by_dataset:
+                    raise SystemExit(f"{arch} on {r['dataset']} is in both {by_dataset[r['dataset']]} and {account}")
+                by_dataset[r["dataset"]] = str(account)
+            (learned if r["kind"] == "learned" else starts).append(r)
+    if not learned:
+        raise SystemExit(f"no learned {arch} rows in {', '.join(map(str, accounts))}")
+    total = lambda rows, key: sum(int(r[key]) for r in rows)  # noqa: E731
+    test = binomial_test(total(learned, "k_negative"), total(learned, "n"))
+    paired = [r for r in learned if r.get("to_negative", "") != ""]
+    changes = binomial_test(total(paired, "to_negative"), total(paired, "to_negative") + total(paired, "to_positive"))
+    return {"arch": arch, "datasets": by_dataset, "learned": {**test, "n_flat": total(learned, "n_flat")},
+            "start": {**binomial_test(total(starts, "k_negative"), total(starts, "n")),
+                      "datasets": sorted(r["dataset"] for r in starts)},
+            "changes": {"datasets": sorted(r["dataset"] for r in paired), "to_negative": total(paired, "to_negative"),
+                        "to_positive": total(paired, "to_positive"), "mcnemar_p_two_sided": changes["p_two_sided"]}}
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("accounts", nargs="+", type=Path, help="committed run accounts (bench/results/<name>)")
+    p.add_argument("--arch", default="cnn")
+    p.add_argument("--out")
+    args = p.parse_args(argv)
+    pooled = pool(args.accounts, args.arch)
+    learned, start, changes = pooled["learned"], pooled["start"], pooled["changes"]
+    print(f"learned {args.arch}: {learned['k']}/{learned['n']} negative ({learned['fraction']:.3f}, 95% "
+          f"[{learned['ci_low']:.3f}, {learned['ci_high']:.3f}]), two-sided p = {learned['p_two_sided']:.3g}")
+    if start["n"]:
+        print(f"their starts ({', '.join(start['datasets'])}): {start['k']}/{start['n']} negative; changes + to - "
+              f"{changes['to_negative']}, - to + {changes['to_positive']}, McNemar p = "
+              f"{changes['mcnemar_p_two_sided']:.3g}")
+    result = {**environment(device("cpu")), "accounts": [str(a) for a in args.accounts], **pooled}
+    print(f"wrote {write(result, f'pool_curvature-{args.arch}-cpu', args.out)}")
+    return result
+
+
+if __name__ == "__main__":
+    main()
