@@ -144,8 +144,13 @@ def save_records(records: list[dict], scale: str, out: str | os.PathLike) -> Non
     save_torch({"records": stored, "scale": scale}, out)
 
 
+def _run_key(run: dict) -> tuple:
+    """What names one network: its ``(dataset, arch, activation, seed)``."""
+    return run["dataset"], run["arch"], run["activation"], run["seed"]
+
+
 def _by_run(paths: list[str]) -> dict[tuple, str]:
-    return {tuple(parse_run(p)[k] for k in ("dataset", "arch", "activation", "seed")): p for p in paths}
+    return {_run_key(parse_run(p)): p for p in paths}
 
 
 def analyse_runs(models: list[str], inputs: list[str], inits: list[str], cfg: AnalysisConfig,
@@ -170,7 +175,7 @@ def analyse_runs(models: list[str], inputs: list[str], inits: list[str], cfg: An
     records = []
     for path in models:
         info = parse_run(path)
-        key = (info["dataset"], info["arch"], info["activation"], info["seed"])
+        key = _run_key(info)
         kind = "xavier-trained" if info["activation"].endswith("-xavier") else "learned"
         model, record = load_model(path)
         hist = load_torch(hists[key])
@@ -270,9 +275,8 @@ def _quadratic_versus_xavier(group: list[dict], xavier: list[dict] | None) -> di
 
 def _with_starts(group: list[dict], starts: list[dict] | None) -> list[tuple[dict, dict]]:
     """(start, learned) for every learned function of ``group`` whose own session-I start is among ``starts``."""
-    key = lambda r: (r["dataset"], r["arch"], r["activation"], r["seed"])  # noqa: E731
-    begun = {key(r): r for r in starts or []}
-    return [(begun[key(r)], r) for r in group if key(r) in begun] if begun else []
+    begun = {_run_key(r): r for r in starts or []}
+    return [(begun[_run_key(r)], r) for r in group if _run_key(r) in begun] if begun else []
 
 
 def _change_verdict(test: dict) -> str:
