@@ -18,7 +18,7 @@ from multiarg.cli import model_config
 from multiarg.config import load_config as load_config_files
 from multiarg.io import write_text
 from multiarg.models import OuterNet
-from multiarg.runtime import tf32_ops
+from multiarg.runtime import cpu_model, tf32_ops
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -155,10 +155,11 @@ def environment(dev: torch.device) -> dict:
         triton_version = triton.__version__
     except ImportError:
         triton_version = None
-    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or platform.machine()
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else cpu_model()
     return {"command": " ".join(["python", *sys.argv]), "device": name, "torch": torch.__version__,
             "triton": triton_version, "cuda": torch.version.cuda if dev.type == "cuda" else None,
             "python": platform.python_version(), "cpu_threads": torch.get_num_threads(),
+            "cpu_kernels": torch.backends.cpu.get_cpu_capability(),
             "triton_interpreter": os.environ.get("TRITON_INTERPRET") == "1", "tf32": tf32_ops()}
 
 

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from multiarg.io import load_torch
 
@@ -83,8 +84,10 @@ def test_one_target_builds_without_naming_cores(tmp_path):
 @pytest.mark.e2e
 def test_tiny_real_mnist_run_writes_every_artefact(tmp_path, mirror):
     tiny = REPO / "tests" / "configs" / "tiny.yaml"
-    result = snakemake("--cores", "2", "all", "--configfile", str(REPO / "config.yaml"), str(tiny), cwd=tmp_path,
-                       env={"MULTIARG_DATA_MIRROR": str(mirror)})
+    # pinned where the CPU has the set, so that the job server's forks are seen to run with it
+    isa = "avx2" if torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512") else "auto"
+    result = snakemake("--cores", "2", "all", "--configfile", str(REPO / "config.yaml"), str(tiny),
+                       "--config", f"cpu_isa={isa}", cwd=tmp_path, env={"MULTIARG_DATA_MIRROR": str(mirror)})
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     results = tmp_path / "results"
     for name in ("fig4", "fig5", "fig7", "fig8", "rnn", "compare"):
@@ -129,14 +132,22 @@ def test_tiny_real_mnist_run_writes_every_artefact(tmp_path, mirror):
     with open(results / "runs/mnist/mlp/arg2/seed1/session3/metrics.csv") as fh:
         assert len(list(csv.DictReader(fh))) == 2
     log = (tmp_path / "logs" / "train_session2" / "mnist" / "mlp" / "arg2" / "seed0.log").read_text()
-    step = "python -m multiarg --inner-kernel eager --compile none --tf32 conv --threads 1 train --session 2 --data"
-    assert f"command: {step}" in log
+    step = (f"python -m multiarg --inner-kernel eager --compile none --tf32 conv --cpu-isa {isa} --threads 1 train"
+            " --session 2 --data")
+    assert log.startswith("multiarg: forked by the job server") and f"command: {step}" in log
+    assert isa == "auto" or "PyTorch kernels AVX2" in log
     _check_run_summary(tmp_path, tiny)
     moved = tmp_path / "mirror-elsewhere"  # the same data read from another path does not rerun the DAG
     moved.symlink_to(mirror)
-    again = snakemake("-n", "--cores", "2", "all", "--configfile", str(REPO / "config.yaml"), str(tiny), cwd=tmp_path,
-                      env={"MULTIARG_DATA_MIRROR": str(moved)})
+    again = snakemake("-n", "--cores", "2", "all", "--configfile", str(REPO / "config.yaml"), str(tiny),
+                      "--config", f"cpu_isa={isa}", cwd=tmp_path, env={"MULTIARG_DATA_MIRROR": str(moved)})
     assert "Nothing to be done" in again.stdout + again.stderr
+    if isa != "auto":  # unpinning the instruction set reruns the steps that compute numbers, not the data
+        unpinned = snakemake("-n", "--cores", "2", "all", "--configfile", str(REPO / "config.yaml"), str(tiny),
+                             cwd=tmp_path, env={"MULTIARG_DATA_MIRROR": str(mirror)})
+        counts = dict(re.findall(r"^(\w+)\s+(\d+)$", unpinned.stdout, re.M))
+        assert {"pretrain_inner", "train_session2", "analyze_nonlinearities"} <= set(counts), unpinned.stdout[-2000:]
+        assert "prepare_data" not in counts
     report = tmp_path / "report.html"
     built = snakemake("--report", str(report), "--configfile", str(REPO / "config.yaml"), str(tiny), cwd=tmp_path,
                       env={"MULTIARG_DATA_MIRROR": str(mirror)})

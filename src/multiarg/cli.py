@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from .activations import KERNELS, set_kernel
-from .runtime import TF32_OPS, set_tf32
+from .runtime import CPU_ISAS, TF32_OPS, cpu_model, pin_cpu_isa, set_tf32
 from .train import COMPILE_MODES, set_compile
 
 
@@ -305,6 +305,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tf32", type=_tf32, default="conv",
                         help="CUDA float32 operations allowed to round to TF32: conv, matmul, both comma-separated, "
                              "or none (default conv, PyTorch's own)")
+    parser.add_argument("--cpu-isa", default="auto", choices=tuple(CPU_ISAS),
+                        help="the CPU instruction set PyTorch's kernels may use (auto: the CPU's best); pinned, it "
+                             "does not vary with the CPU, and its float sums with it")
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -511,10 +514,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    try:
+        pin_cpu_isa(args.cpu_isa, sys.argv[1:] if argv is None else None)
+    except RuntimeError as err:
+        raise SystemExit(f"multiarg: {err}") from None
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # first in the job's log: the step as a command to rerun by hand
     logging.info("command: python -m multiarg %s", shlex.join(sys.argv[1:] if argv is None else argv))
+    logging.info("cpu: %s, PyTorch kernels %s", cpu_model(), torch.backends.cpu.get_cpu_capability())
     if args.threads:
         torch.set_num_threads(args.threads)
     set_kernel(args.inner_kernel)

@@ -2,6 +2,10 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import platform
+import sys
+from pathlib import Path
 
 import torch
 
@@ -46,3 +50,43 @@ def tf32_ops() -> list[str]:
         flags = tuple(backend.fp32_precision == "tf32"
                       for backend in (torch.backends.cudnn.conv, torch.backends.cuda.matmul))
     return [op for op, on in zip(TF32_OPS, flags) if on]
+
+
+# The instruction set bounds the kernels ATen, oneDNN and MKL pick, and their float sums differ with it: on one CPU,
+# one CNN training job ended 36 ways under 36 settings of the three (bench/results/cpu_isa-cpu.json). Pinning all
+# three keeps the set from varying with the CPU (other differences between CPU models may remain); "auto" leaves
+# each library to its CPU's best.
+CPU_ISAS = {
+    "auto": {},
+    "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_CBWR": "AVX2"},
+    "avx512": {"ATEN_CPU_CAPABILITY": "avx512", "ONEDNN_MAX_CPU_ISA": "AVX512_CORE", "MKL_CBWR": "AVX512"},
+}
+
+
+def pin_cpu_isa(isa: str, argv: list[str] | None) -> None:
+    """Make this process compute with the CPU instruction set ``isa`` (a key of :data:`CPU_ISAS`).
+
+    The libraries read their variables once, when first used, so a process started without them is replaced by a
+    fresh ``python -m multiarg *argv`` that has them (``argv`` None: called in-process, where that is an error).
+    Raises when the CPU lacks the set."""
+    wanted = CPU_ISAS[isa]
+    if any(os.environ.get(k) != v for k, v in wanted.items()):
+        if argv is None:
+            raise RuntimeError(f"cpu_isa {isa!r} needs {wanted} in the environment before PyTorch starts")
+        env = {**os.environ, **wanted}
+        env.pop("MULTIARG_JOB_SERVER", None)  # its forks share the server's variables, which lack these
+        os.execve(sys.executable, [sys.executable, "-m", "multiarg", *argv], env)
+    have = torch.backends.cpu.get_cpu_capability()
+    if wanted and have.lower() != wanted["ATEN_CPU_CAPABILITY"]:
+        raise RuntimeError(f"cpu_isa {isa!r}: this CPU ({cpu_model()}) runs PyTorch's {have} kernels at best")
+
+
+def cpu_model() -> str:
+    """The CPU's model name (Linux), or what ``platform`` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()

@@ -11,6 +11,7 @@ rule analyze_nonlinearities:
     log:
         "logs/analyze_nonlinearities/analyze_nonlinearities.log",
     params:
+        isa=CPU_ISA,
         args=get_analyze_args,
     threads: 1
     resources:
@@ -19,7 +20,7 @@ rule analyze_nonlinearities:
     conda:
         ENV
     shell:
-        "python -m multiarg --threads {threads} analyze --out {output.records} --fits {output.fits}"
+        "python -m multiarg --threads {threads} {params.isa} analyze --out {output.records} --fits {output.fits}"
         " --curvature {output.curvature} --spectra {output.spectra} --models {input.models}"
         " --inputs {input.inputs} --inits {input.inits} --snapshots {input.snapshots} --starts {input.starts}"
         " --maturation {output.maturation} {params.args} > {log} 2>&1"

@@ -5,6 +5,7 @@ import shlex
 from multiarg import jobserver, paths
 from multiarg.activations import ActivationSpec
 from multiarg.config import cli_options, pretrain_options, read_config_file, validate_config
+from multiarg.runtime import CPU_ISAS
 
 for _file in workflow.configfiles:  # Snakemake's own reading keeps the last of a repeated key without a word
     read_config_file(_file)
@@ -14,6 +15,10 @@ validate_config(config, os.path.join(workflow.basedir, "workflow", "schemas", "c
 # prepared files' checksums say what the data is).
 if config["data"]["mirror"]:
     os.environ.setdefault("MULTIARG_DATA_MIRROR", str(config["data"]["mirror"]))
+# Every step, and the job server its local jobs fork from, starts with the instruction set pinned (`cpu_isa`); the
+# steps that compute numbers take it as an option too, so that changing it reruns them.
+os.environ.update(CPU_ISAS[config["cpu_isa"]])
+CPU_ISA = f"--cpu-isa {config['cpu_isa']}"
 
 SCALE = shlex.quote(config["scale"])  # the label every table and figure is stamped with, quoted for the shell
 DATASETS = config["data"]["datasets"]
@@ -36,10 +41,10 @@ SESSION3 = [a for a in ACTIVATIONS if not a.endswith("-xavier")]
 COMPARED = ("arg2", "arg1", "relu", "gamma", "dac")  # the paper's models and the related designs
 CURVES = [a for a in COMPARED if a in ACTIVATIONS]  # Fig. 4d
 ENV = "../../envs/multiarg.yaml"
-# Steps that run networks take the inner-net kernel, the compile mode and the TF32 setting (as `params.step`);
-# changing one reruns only those.
+# Steps that run networks take the inner-net kernel, the compile mode, the TF32 setting and the CPU instruction set
+# (as `params.step`); changing one reruns only those.
 MODEL_STEP = (f"python -m multiarg --inner-kernel {config['inner_kernel']} --compile {config['compile']}"
-              f" --tf32 {','.join(config['tf32']) or 'none'}")
+              f" --tf32 {','.join(config['tf32']) or 'none'} {CPU_ISA}")
 S2 = paths.RUN.replace("{session}", "2")
 S3 = paths.RUN.replace("{session}", "3")
 

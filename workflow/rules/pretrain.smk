@@ -6,6 +6,7 @@ rule pretrain_inner:
     wildcard_constraints:
         activation=_alternatives(LEARNED),
     params:
+        isa=CPU_ISA,
         args=get_pretrain_args,
     threads: 1
     resources:
@@ -14,5 +15,5 @@ rule pretrain_inner:
     conda:
         ENV
     shell:
-        "python -m multiarg --threads {threads} pretrain --activation {wildcards.activation}"
+        "python -m multiarg --threads {threads} {params.isa} pretrain --activation {wildcards.activation}"
         " --seed {wildcards.seed} --out {output} {params.args} > {log} 2>&1"
