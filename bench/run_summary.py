@@ -97,6 +97,16 @@ def benchmarks(workdir: Path, since: float | None = None) -> dict:
     return rules
 
 
+def job_cpus(workdir: Path, since: float | None = None) -> dict:
+    """How many of the job logs written since ``since`` name each CPU and kernel set (``multiarg.cli`` logs both):
+    the run's own hardware, which the summarising process's need not be."""
+    found = Counter()
+    for path in (workdir / "logs").glob("**/*.log"):
+        if since is None or path.stat().st_mtime >= since:
+            found.update(re.findall(r" INFO root: cpu: (.+)$", path.read_text(errors="replace"), re.M)[:1])
+    return dict(found)
+
+
 def forked_rss_mb(log: Path) -> float | None:
     """The peak RSS a forked job reported at its end (``multiarg.jobserver``), or None if it ran as its own process."""
     found = re.findall(rf"{re.escape(jobserver.USAGE)} ([0-9.]+) MB", log.read_text()) if log.exists() else []
@@ -169,7 +179,9 @@ def markdown(summary: dict, workdir: Path, copied: bool) -> str:
              f"- jobs: {done} finished, {failed} failed, {sum(run['planned'].values())} planned",
              f"- device: {summary['environment']['device']}; torch {summary['environment']['torch']}, triton "
              f"{summary['environment']['triton']}, Snakemake {run['snakemake']}, Python "
-             f"{summary['environment']['python']}", "",
+             f"{summary['environment']['python']}",
+             "- jobs ran on: " + ("; ".join(f"{cpu} ({n} jobs)" for cpu, n in summary["job_cpus"].items())
+                                  or "not in their logs (jobs before the logs named it)"), "",
              "| rule | jobs | forked | total s | longest s | max RSS MB |", "|---|---|---|---|---|---|"]
     lines += [f"| {rule} | {r['jobs']} | {r['forked']} | {r['seconds_total']:.1f} | {r['seconds_max']:.1f} | "
               f"{r['max_rss_mb']:.0f} |" for rule, r in sorted(summary["benchmarks"].items())]
@@ -201,7 +213,7 @@ def main(argv=None) -> dict:
     run = parse_log(log.read_text())
     summary = {"scale": load_config(args.configfile)["scale"], "configfile": args.configfile,
                "environment": environment(device()), "run": run, "benchmarks": benchmarks(workdir, run_start(run)),
-               "outputs": outputs(workdir)}
+               "job_cpus": job_cpus(workdir, run_start(run)), "outputs": outputs(workdir)}
     if args.estimate:
         summary["estimate"] = against_estimate(summary["benchmarks"], json.loads(Path(args.estimate).read_text()))
     out.mkdir(parents=True, exist_ok=True)

@@ -195,6 +195,10 @@ def _check_run_summary(workdir, configfile):
     assert row["measured_over_predicted"] == pytest.approx(measured / 3.6)
     assert row["unmodelled_s_per_job"] == pytest.approx((measured - 3.6) / trained["jobs"])
     assert "CPU threads each job its own," in text
+    # every job's log names its CPU and kernels: one kind here
+    logs = [p for p in (workdir / "logs").glob("**/*.log") if "benchmarks" not in p.parts and p.name != "jobserver.log"]
+    ((cpu, jobs),) = summary["job_cpus"].items()
+    assert "PyTorch kernels" in cpu and jobs == len(logs) and f"- jobs ran on: {cpu} ({jobs} jobs)" in text
     assert "## Against the estimate" in text and f"| train_session2 | {trained['jobs']} | 3.6 |" in text
     assert "start-up of 2.0 s (training) or 1.5 s (evaluation) and its data loading: mnist 0.25 s" in text
 
