@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from multiarg.jobserver import ENV as JOB_SERVER
 from multiarg.runtime import CPU_ISAS, pin_cpu_isa
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -17,7 +18,7 @@ PINNED = {k for isa in CPU_ISAS.values() for k in isa}
 
 
 def _clean_env() -> dict:
-    return {k: v for k, v in os.environ.items() if k not in PINNED and k != "MULTIARG_JOB_SERVER"}
+    return {k: v for k, v in os.environ.items() if k not in PINNED and k != JOB_SERVER}
 
 
 def test_in_process_a_pin_the_environment_lacks_is_an_error_and_auto_changes_nothing(monkeypatch):

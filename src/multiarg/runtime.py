@@ -9,6 +9,8 @@ from pathlib import Path
 
 import torch
 
+from .jobserver import ENV as JOB_SERVER
+
 
 def derive_seed(*parts: object) -> int:
     """A stable 31-bit seed from any parts, e.g. ``derive_seed(seed, "session", 2)``."""
@@ -74,7 +76,7 @@ def pin_cpu_isa(isa: str, argv: list[str] | None) -> None:
         if argv is None:
             raise RuntimeError(f"cpu_isa {isa!r} needs {wanted} in the environment before PyTorch starts")
         env = {**os.environ, **wanted}
-        env.pop("MULTIARG_JOB_SERVER", None)  # its forks share the server's variables, which lack these
+        env.pop(JOB_SERVER, None)  # its forks share the server's variables, which lack these
         os.execve(sys.executable, [sys.executable, "-m", "multiarg", *argv], env)
     have = torch.backends.cpu.get_cpu_capability()
     if wanted and have.lower() != wanted["ATEN_CPU_CAPABILITY"]:
