@@ -11,7 +11,8 @@ Reads the newest Snakemake log under ``WORKDIR/.snakemake/log`` (or ``--log``), 
 table of the run) to ``--out``. With ``--estimate``, each rule the estimator times is set beside its prediction: a
 check of the cost model on a real run, and the time per job it does not model (writing results, checkpoints and
 logs, the scheduler's own time, jobs contending for the machine). Device and versions are this interpreter's: run it
-with the Python that ran the workflow (its ``.venv``).
+with the Python that ran the workflow (its ``.venv``). With ``--keep-run``, an account whose tables newer code
+remade from the same run keeps its record of the run and takes the new outputs.
 """
 from __future__ import annotations
 
@@ -181,8 +182,11 @@ def markdown(summary: dict, workdir: Path, copied: bool) -> str:
              f"{summary['environment']['triton']}, Snakemake {run['snakemake']}, Python "
              f"{summary['environment']['python']}",
              "- jobs ran on: " + ("; ".join(f"{cpu} ({n} jobs)" for cpu, n in summary["job_cpus"].items())
-                                  or "not in their logs (jobs before the logs named it)"), "",
-             "| rule | jobs | forked | total s | longest s | max RSS MB |", "|---|---|---|---|---|---|"]
+                                  or "not in their logs (jobs before the logs named it)")]
+    if "outputs_reread" in summary:
+        lines += [f"- outputs re-read on {summary['outputs_reread']}, after newer code remade tables from this run's "
+                  "results (`--keep-run`): the run itself is as recorded above"]
+    lines += ["", "| rule | jobs | forked | total s | longest s | max RSS MB |", "|---|---|---|---|---|---|"]
     lines += [f"| {rule} | {r['jobs']} | {r['forked']} | {r['seconds_total']:.1f} | {r['seconds_max']:.1f} | "
               f"{r['max_rss_mb']:.0f} |" for rule, r in sorted(summary["benchmarks"].items())]
     if any(r["forked"] for r in summary["benchmarks"].values()):
@@ -199,6 +203,15 @@ def markdown(summary: dict, workdir: Path, copied: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
+def new_summary(workdir: Path, log: Path, configfile: str | None) -> dict:
+    """A run's record from its Snakemake ``log``, benchmark files and job logs, and its outputs."""
+    run = parse_log(log.read_text())
+    start = run_start(run)
+    return {"scale": load_config(configfile)["scale"], "configfile": configfile, "environment": environment(device()),
+            "run": run, "benchmarks": benchmarks(workdir, start), "job_cpus": job_cpus(workdir, start),
+            "outputs": outputs(workdir)}
+
+
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--workdir", default=".", help="where the workflow ran (holds .snakemake, logs and results)")
@@ -206,14 +219,19 @@ def main(argv=None) -> dict:
     p.add_argument("--configfile", default=None, help="the run's --configfile over config.yaml, for its scale")
     p.add_argument("--copy", action="store_true", help="copy the PNG figures and the tables into --out")
     p.add_argument("--estimate", default=None, help="a bench/estimate_cost.py JSON to set each rule's time beside")
+    p.add_argument("--keep-run", action="store_true",
+                   help="keep --out's record of the run (its command, times, jobs and environment) and re-read only "
+                        "the outputs: for an account whose tables newer code remade from the same run")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
     workdir, out = Path(args.workdir), Path(args.out)
-    log = Path(args.log) if args.log else newest_log(workdir)
-    run = parse_log(log.read_text())
-    summary = {"scale": load_config(args.configfile)["scale"], "configfile": args.configfile,
-               "environment": environment(device()), "run": run, "benchmarks": benchmarks(workdir, run_start(run)),
-               "job_cpus": job_cpus(workdir, run_start(run)), "outputs": outputs(workdir)}
+    if args.keep_run:
+        summary = json.loads((out / "summary.json").read_text())
+        summary.setdefault("job_cpus", job_cpus(workdir, run_start(summary["run"])))  # accounts older than it
+        summary["outputs"], summary["outputs_reread"] = outputs(workdir), datetime.now().isoformat(timespec="seconds")
+    else:
+        summary = new_summary(workdir, Path(args.log) if args.log else newest_log(workdir), args.configfile)
+    run = summary["run"]
     if args.estimate:
         summary["estimate"] = against_estimate(summary["benchmarks"], json.loads(Path(args.estimate).read_text()))
     out.mkdir(parents=True, exist_ok=True)

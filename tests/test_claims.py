@@ -1,6 +1,7 @@
 """The claims table reads each claim's test from the tables the pipeline writes."""
 import numpy as np
 import pytest
+from scipy import stats
 
 from multiarg.claims import write_claims
 from multiarg.comparison import write_values
@@ -150,8 +151,6 @@ def test_a_result_stands_to_the_papers_by_its_side_and_significance():
 
 
 def test_session_three_is_tested_against_session_two_paired_by_seed():
-    from scipy import stats
-
     from multiarg.claims import retraining_claims
     from multiarg.tables import paired_difference
 
@@ -189,8 +188,6 @@ def test_session_three_capped_shorter_than_session_two_is_not_set_against_it(tmp
 
 
 def test_how_quadratic_learned_and_trained_xavier_nets_are_against_untrained_ones():
-    from scipy import stats
-
     from multiarg.claims import quadratic_claims
 
     learned = [0.95 + 0.005 * s for s in range(6)]
@@ -216,17 +213,27 @@ def test_a_curvature_kept_from_session_one_is_not_shown_to_be_learned():
     from multiarg.claims import start_claims
 
     def pair(arch, seed, before, after):
-        run = {"activation": "arg2", "seed": seed, "curvature_normalised": 0.0}
-        return [{**_function("start", arch, before, 0.5), **run}, {**_function("learned", arch, after, 0.5), **run}]
+        run = {"activation": "arg2", "seed": seed}
+        return [{**_function("start", arch, before, 0.5), **run, "curvature_normalised": before / 2},
+                {**_function("learned", arch, after, 0.5), **run, "curvature_normalised": after / 2 + seed / 100}]
 
     functions = ([r for s in range(10) for r in pair("cnn", s, -1.0, -1.0)] + pair("cnn", 10, 1.0, -1.0)
                  + pair("cnn", 11, -1.0, 1.0) + [r for s in range(8) for r in pair("mlp", s, -1.0, 1.0)])
-    rows = {r["claim"].split(":")[0]: r for r in start_claims(curvature_rows(functions))}
-    cnn, mlp = rows["learned 2-arg CNN nonlinearities"], rows["learned 2-arg MLP nonlinearities"]
-    assert cnn["measured"].startswith("11 -> 11 negative; 1 turned negative, 1 positive")
+    rows = {r["claim"]: r for r in start_claims(curvature_rows(functions))}
+    cnn = rows["learned 2-arg CNN nonlinearities: curvature sign learned in session II, not kept from session I"]
+    assert cnn["measured"] == "11 -> 11 negative; 1 turned negative, 1 positive"
     assert (cnn["interval95"], cnn["p"]) == ("[0.013, 0.987]", "1")
     assert cnn["vs_paper"] == "not shown (not significant here)"
+    mlp = rows["learned 2-arg MLP nonlinearities: curvature sign learned in session II, not kept from session I"]
     assert mlp["verdict"] == "turned positive, McNemar p < 0.05" and mlp["vs_paper"] == "agrees"
+    # the paired t of the normalised curvature: the CNN's changes (s/100, and -1 + 0.1, +1 + 0.11) average 0.055
+    cnn_t = rows["learned 2-arg CNN nonlinearities: session II moves the curvature towards negative (XOR-like)"]
+    t = stats.ttest_1samp([s / 100 for s in range(10)] + [-0.9, 1.11], 0.0)
+    assert cnn_t["measured"] == "normalised curvature, learned minus start: +0.055 on average"
+    assert cnn_t["p"] == f"{t.pvalue:.3g}" and cnn_t["vs_paper"] == "not shown (not significant here)"
+    mlp_t = rows["learned 2-arg MLP nonlinearities: session II moves the curvature towards positive (elliptic)"]
+    assert mlp_t["verdict"] == "more elliptic than at the start, paired t p < 0.05" and mlp_t["vs_paper"] == "agrees"
+    assert mlp_t["interval95"].startswith("[+1.0")  # each moved by 1 + s/100, s < 8
     assert start_claims(curvature_rows([_function("learned", "cnn", -1.0, 0.5)])) == []  # no starts, no claim
 
 

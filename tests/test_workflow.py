@@ -201,6 +201,21 @@ def _check_run_summary(workdir, configfile):
     assert "PyTorch kernels" in cpu and jobs == len(logs) and f"- jobs ran on: {cpu} ({jobs} jobs)" in text
     assert "## Against the estimate" in text and f"| train_session2 | {trained['jobs']} | 3.6 |" in text
     assert "start-up of 2.0 s (training) or 1.5 s (evaluation) and its data loading: mnist 0.25 s" in text
+    # a table remade by newer code from the same run: the account keeps its record of the run and takes the table
+    remade = workdir / "results" / "tables" / "remade.md"
+    remade.write_text("# A remade table\n")
+    try:
+        subprocess.run([sys.executable, str(REPO / "bench" / "run_summary.py"), "--workdir", str(workdir), "--copy",
+                        "--keep-run", "--out", str(out)], check=True, capture_output=True)
+    finally:
+        remade.unlink()
+    kept = json.loads((out / "summary.json").read_text())
+    assert kept.pop("outputs")["tables"]["remade.md"]["bytes"] == 17 and (out / "tables" / "remade.md").exists()
+    reread = f"- outputs re-read on {kept.pop('outputs_reread')}, after newer code remade tables"
+    assert kept == {k: v for k, v in summary.items() if k != "outputs"}
+    section, remade_text = "\n## remade.md\n\n### A remade table\n", (out / "summary.md").read_text()
+    assert reread in remade_text and section in remade_text
+    assert re.sub(r"\n- outputs re-read on .*", "", remade_text.replace(section, "\n")) == text
 
 
 def network_rules_run_on(workdir: Path, mirror: Path, kernel: str) -> None:

@@ -110,7 +110,9 @@ def curvature_claims(rows: list[dict]) -> list[dict]:
 
 def start_claims(rows: list[dict]) -> list[dict]:
     """The paper calls the curvature learned, which needs session II to have moved it from where session I left
-    it, towards the paper's side: McNemar's test of each learned function's sign against its own start's."""
+    it, towards the paper's side. Two tests of each learned function against its own start: McNemar's of the
+    signs, which only counts the functions that crossed zero, and a paired t of the normalised curvature, which
+    also sees those that moved without crossing."""
     out = []
     for arch, (_, expected, _, _) in PAPER_CURVATURE.items():
         r = _find(rows, kind="learned", arch=arch, dataset="all")
@@ -118,16 +120,22 @@ def start_claims(rows: list[dict]) -> list[dict]:
             continue
         changed = int(r["to_negative"]) + int(r["to_positive"])
         side = "negative (XOR-like)" if expected > 0 else "positive (elliptic)"
-        shift = r["curvature_change_ci95"]
-        measured = (f"{r['k_negative_at_start']} -> {r['k_negative']} negative; {r['to_negative']} turned negative, "
-                    f"{r['to_positive']} positive" + (f"; normalised curvature changed by {shift} (95%, paired t "
-                                                      f"p = {r['curvature_change_p']})" if shift else ""))
-        out.append(_claim(f"learned 2-arg {arch.upper()} nonlinearities: curvature sign learned in session II, not "
-                          "kept from session I", f"the shapes are learned (implied; the paper does not compare the "
-                          f"session-I starts), towards {side}", measured, r["change_ci95"], r["change_p"],
+        paper = f"the shapes are learned (implied; the paper does not compare the session-I starts), towards {side}"
+        claim = f"learned 2-arg {arch.upper()} nonlinearities: "
+        out.append(_claim(claim + "curvature sign learned in session II, not kept from session I", paper,
+                          f"{r['k_negative_at_start']} -> {r['k_negative']} negative; {r['to_negative']} turned "
+                          f"negative, {r['to_positive']} positive", r["change_ci95"], r["change_p"],
                           r["change_verdict"], "curvature_tests (learned vs start, McNemar)",
                           against_paper(int(r["to_negative"]) / changed - 0.5 if changed else float("nan"),
                                         r["change_verdict"], expected)))
+        shift = _interval(r["curvature_change_ci95"])
+        if shift:
+            mean = (shift[0] + shift[1]) / 2  # the paired t interval is symmetric about the mean change
+            out.append(_claim(claim + f"session II moves the curvature towards {side}", paper,
+                              f"normalised curvature, learned minus start: {mean:+.3f} on average",
+                              r["curvature_change_ci95"], r["curvature_change_p"], r["curvature_change_verdict"],
+                              "curvature_tests (learned minus start, paired t)",
+                              against_paper(-mean, r["curvature_change_verdict"], expected)))
     return out
 
 
