@@ -3,7 +3,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from multiarg.analysis_figures import _ecdf, fig8
-from multiarg.figures import layout_under_row_titles, plt, row_title, stamp
+from multiarg.figures import layout_under_row_titles, mean_band, plt, row_title, stamp
 from multiarg.nonlinearities import AnalysisConfig, analyse_function, save_records
 from test_nonlinearities import gaussian_hist
 
@@ -91,4 +91,17 @@ def test_the_curvature_cdf_rises_from_zero_at_the_smallest_value():
     x, y = line.get_data()
     assert list(x) == [-0.2, -0.2, 0.1, 0.3] and list(y) == [0, 1 / 3, 2 / 3, 1]
     assert line.get_drawstyle() == "steps-post" and line.get_label() == "three (n=3)"
+    plt.close(fig)
+
+
+def test_the_accuracy_band_is_the_sd_of_the_runs_going_and_absent_where_one_is_left():
+    fig, ax = plt.subplots()
+    mean_band(ax, [np.array([10.0, 20.0, 30.0]), np.array([14.0, 26.0])], "k", "two runs")
+    mean_band(ax, [np.array([50.0, 60.0])], "r", "one run")
+    (band,) = ax.collections  # the lone run draws its mean, and no band
+    x, y = band.get_paths()[0].vertices.T
+    assert set(x) == {1.0, 2.0}  # epoch 3 has one run left
+    sd = np.std([[10, 20], [14, 26]], 0, ddof=1)
+    assert np.allclose(sorted(set(y)), sorted({12 - sd[0], 12 + sd[0], 23 - sd[1], 23 + sd[1]}))
+    assert [list(line.get_ydata()) for line in ax.lines] == [[12.0, 23.0, 30.0], [50.0, 60.0]]
     plt.close(fig)

@@ -213,9 +213,9 @@ def _check_run_summary(workdir, configfile):
     assert kept.pop("outputs")["tables"]["remade.md"]["bytes"] == 17 and (out / "tables" / "remade.md").exists()
     reread = f"- outputs re-read on {kept.pop('outputs_reread')}, after newer code remade tables"
     assert kept == {k: v for k, v in summary.items() if k != "outputs"}
-    section, remade_text = "\n## remade.md\n\n### A remade table\n", (out / "summary.md").read_text()
+    section, remade_text = "\n\n## remade.md\n\n### A remade table", (out / "summary.md").read_text()
     assert reread in remade_text and section in remade_text
-    assert re.sub(r"\n- outputs re-read on .*", "", remade_text.replace(section, "\n")) == text
+    assert re.sub(r"\n- outputs re-read on .*", "", remade_text.replace(section, "")) == text
 
 
 def network_rules_run_on(workdir: Path, mirror: Path, kernel: str) -> None:

@@ -109,15 +109,17 @@ def _by_run(paths: list[str]) -> dict[tuple, str]:
 
 def mean_band(ax, runs: list[np.ndarray], color: str, label: str | None, offset: int = 0) -> None:
     """Mean +- sample SD over ``runs`` (of unequal length: each epoch averages the runs still going), epochs
-    numbered from ``offset + 1``."""
+    numbered from ``offset + 1``; the band only where two or more runs are going, as one has no SD."""
     acc = np.full((len(runs), max(len(r) for r in runs)), np.nan)
     for i, r in enumerate(runs):
         acc[i, :len(r)] = r
     mean = np.nanmean(acc, 0)
-    sd = np.nanstd(acc, 0, ddof=1) if len(runs) > 1 else np.zeros(acc.shape[1])
     x = np.arange(1, acc.shape[1] + 1) + offset
     ax.plot(x, mean, color=color, lw=1, label=label, marker="o" if len(x) == 1 else None, ms=3)  # a 1-epoch run
-    ax.fill_between(x, mean - sd, mean + sd, color=color, alpha=0.25, lw=0)
+    spread = np.isfinite(acc).sum(0) > 1
+    if spread.any():
+        sd = np.nanstd(acc[:, spread], 0, ddof=1)
+        ax.fill_between(x[spread], mean[spread] - sd, mean[spread] + sd, color=color, alpha=0.25, lw=0)
 
 
 def _accuracy_panel(ax, metrics: list[str], dataset: str, arch: str) -> None:
