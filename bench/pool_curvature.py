@@ -2,7 +2,8 @@
 (48 = 2 x 24) for one binomial test.
 
 Each account's `tables/curvature_tests.csv` gives, per dataset, the learned functions' count of negative curvatures
-(and, in runs made since the test existed, their session-I starts' count and the sign changes between the two).
+(and, in runs made since the test existed, their session-I starts' count and the sign changes between the two), and
+its `tables/fits.csv` each function's normalised curvature, for a paired t of learned minus start over the pooled pairs.
 Runs are pooled per architecture over distinct datasets only: two accounts of one dataset x architecture would count
 related networks twice, and are refused.
 
@@ -18,6 +19,7 @@ from common import environment, write
 from torch import device
 
 from multiarg.analysis import binomial_test
+from multiarg.tables import paired_difference
 
 
 def _rows(account: Path, arch: str) -> list[dict]:
@@ -25,8 +27,18 @@ def _rows(account: Path, arch: str) -> list[dict]:
         return [r for r in csv.DictReader(fh) if r["arch"] == arch and r["dataset"] != "all"]
 
 
+def curvature_pairs(account: Path, arch: str) -> list[tuple[float, float]]:
+    """(start, learned) normalised curvature of each learned 2-arg function whose session-I start the account fitted."""
+    with open(account / "tables" / "fits.csv") as fh:
+        fits = [r for r in csv.DictReader(fh) if r["arch"] == arch]
+    starts = {(r["dataset"], r["seed"]): float(r["curvature_normalised"]) for r in fits if r["kind"] == "start"}
+    return [(starts[r["dataset"], r["seed"]], float(r["curvature_normalised"])) for r in fits
+            if r["kind"] == "learned" and (r["dataset"], r["seed"]) in starts]
+
+
 def pool(accounts: list[Path], arch: str) -> dict:
-    """Summed counts of the learned functions and of their starts, with the binomial and McNemar tests on them."""
+    """Summed counts of the learned functions and of their starts, with the binomial and McNemar tests on them, and
+    the paired t of the normalised curvature's change over every (start, learned) pair."""
     by_dataset, learned, starts = {}, [], []
     for account in accounts:
         for r in _rows(account, arch):
@@ -43,11 +55,14 @@ def pool(accounts: list[Path], arch: str) -> dict:
     test = binomial_test(total(learned, "k_negative"), total(learned, "n"))
     paired = [r for r in learned if r.get("to_negative", "") != ""]
     changes = binomial_test(total(paired, "to_negative"), total(paired, "to_negative") + total(paired, "to_positive"))
+    pairs = [pair for account in accounts for pair in curvature_pairs(account, arch)]
+    shift = paired_difference([learned for _, learned in pairs], [start for start, _ in pairs])
     return {"arch": arch, "datasets": by_dataset, "learned": {**test, "n_flat": total(learned, "n_flat")},
             "start": {**binomial_test(total(starts, "k_negative"), total(starts, "n")),
                       "datasets": sorted(r["dataset"] for r in starts)},
             "changes": {"datasets": sorted(r["dataset"] for r in paired), "to_negative": total(paired, "to_negative"),
-                        "to_positive": total(paired, "to_positive"), "mcnemar_p_two_sided": changes["p_two_sided"]}}
+                        "to_positive": total(paired, "to_positive"), "mcnemar_p_two_sided": changes["p_two_sided"]},
+            "curvature_change": {"pairs": len(pairs), **(shift or {})}}
 
 
 def main(argv=None) -> dict:
@@ -64,6 +79,10 @@ def main(argv=None) -> dict:
         print(f"their starts ({', '.join(start['datasets'])}): {start['k']}/{start['n']} negative; changes + to - "
               f"{changes['to_negative']}, - to + {changes['to_positive']}, McNemar p = "
               f"{changes['mcnemar_p_two_sided']:.3g}")
+    shift = pooled["curvature_change"]
+    if "p" in shift:
+        print(f"normalised curvature, learned minus start, over {shift['pairs']} pairs: {shift['diff']:+.3f} (95% "
+              f"[{shift['ci_low']:+.3f}, {shift['ci_high']:+.3f}]), paired t p = {shift['p']:.3g}")
     result = {**environment(device("cpu")), "accounts": [str(a) for a in args.accounts], **pooled}
     print(f"wrote {write(result, f'pool_curvature-{args.arch}-cpu', args.out)}")
     return result

@@ -603,6 +603,8 @@ def test_the_claims_overview_sets_each_runs_verdict_side_by_side(tmp_path):
 
 def test_pooled_curvature_sums_distinct_datasets_and_refuses_one_counted_twice(tmp_path):
     pool_curvature = pytest.importorskip("pool_curvature")
+    from scipy import stats
+
     from multiarg.analysis import binomial_test
     from multiarg.tables import write_table
 
@@ -610,15 +612,26 @@ def test_pooled_curvature_sums_distinct_datasets_and_refuses_one_counted_twice(t
         return {"kind": kind, "arch": "cnn", "dataset": dataset, "k_negative": k, "n": n, "n_flat": 0,
                 "to_negative": to[0], "to_positive": to[1]}
 
+    def fit(kind, dataset, seed, curvature):
+        return {"kind": kind, "dataset": dataset, "arch": "cnn", "seed": seed, "curvature_normalised": curvature}
+
     write_table([row("learned", "cifar10", 22, 24), row("learned", "all", 22, 24), row("xavier-init", "cifar10", 2, 6)],
                 tmp_path / "old" / "tables" / "curvature_tests.csv")  # made before the start rows existed
+    write_table([fit("learned", "cifar10", s, -0.5) for s in range(3)], tmp_path / "old" / "tables" / "fits.csv")
     write_table([row("learned", "mnist", 15, 24, (4, 1)), row("start", "mnist", 12, 24), row("learned", "all", 15, 24)],
                 tmp_path / "new" / "tables" / "curvature_tests.csv")
+    moved = [0.1, 0.3, 0.2]  # learned minus start, per seed
+    write_table([fit("start", "mnist", s, -0.5) for s in range(3)] + [fit("xavier-init", "mnist", 0, 0.9)]
+                + [fit("learned", "mnist", s, -0.5 + d) for s, d in enumerate(moved)],
+                tmp_path / "new" / "tables" / "fits.csv")
     result = pool_curvature.main([str(tmp_path / "old"), str(tmp_path / "new"), "--out", str(tmp_path / "p.json")])
     assert (result["learned"]["k"], result["learned"]["n"]) == (37, 48)
     assert result["learned"]["p_two_sided"] == binomial_test(37, 48)["p_two_sided"]
     assert result["start"]["datasets"] == ["mnist"] and result["start"]["k"] == 12
     assert (result["changes"]["to_negative"], result["changes"]["to_positive"]) == (4, 1)
+    t = stats.ttest_1samp(moved, 0.0)  # only the new account's learned functions have starts to pair with
+    shift = result["curvature_change"]
+    assert shift["pairs"] == 3 and shift["diff"] == pytest.approx(0.2) and shift["p"] == pytest.approx(t.pvalue)
     assert json.loads((tmp_path / "p.json").read_text())["datasets"] == {"cifar10": str(tmp_path / "old"),
                                                                          "mnist": str(tmp_path / "new")}
     with pytest.raises(SystemExit, match="cnn on mnist is in both"):
