@@ -9,16 +9,19 @@ here, without training anything:
         saddle), per boundary mode and blur width, over seeds 0 .. draws-1;
   runs: in each workflow run folder, every learned 2-arg session-II net beside its own session-I net, both fitted
         over the learned net's input region as the curvature tests fit them (analysis defaults of config.yaml):
-        the signs before and after, and McNemar's exact test of the changes (the discordant pairs against 1/2);
-        with --epoch, the session-II net as it was after that epoch (its snapshot) in place of the best one. (The
-        workflow's curvature_tests table now tests the best epoch's nets against their starts in every run; this
-        reads run folders made before it did, and other epochs.)
+        the signs before and after, McNemar's exact test of the changes (the discordant pairs against 1/2), and a
+        paired t of the normalised curvature (learned minus start); with --epoch, the session-II net as it was after
+        that epoch (its snapshot) in place of the best one. (The workflow's curvature_tests table now tests the best
+        epoch's nets against their starts in every run; this reads run folders made before it did, and other epochs.)
 
     python bench/start_curvature.py --runs cifar10-cnn=RUN_DIR mnist-mlp=RUN_DIR ...
+    python bench/start_curvature.py --from RECORD --out FILE   # the tests again from a record's per-seed fits
 """
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +33,7 @@ from multiarg.analysis import fit_quadratic, sign_changes
 from multiarg.io import load_torch
 from multiarg.nonlinearities import AnalysisConfig, analyse_function
 from multiarg.pretrain import MapConfig, grid_axis, random_map
+from multiarg.tables import paired_difference
 from multiarg.sessions import load_model
 
 BOUNDARIES = ("reflect", "mirror", "nearest", "constant", "wrap")  # scipy.ndimage's modes
@@ -73,12 +77,21 @@ def run_changes(label: str, folder: Path, epoch: int | None = None) -> dict:
                         "learned_curvature_normalised": round(learned["curvature_normalised"], 4)})
     if not by_seed:
         raise SystemExit(f"{folder}: no learned 2-arg session-II nets under results/runs")
+    return tested({"label": label, "folder": str(folder), "epoch": epoch if epoch is not None else "best",
+                   "by_seed": by_seed})
+
+
+def tested(run: dict) -> dict:
+    """A run's ``by_seed`` fits with their counts, McNemar's test of the sign changes and the paired t of the
+    normalised curvature (learned minus start)."""
+    by_seed = run["by_seed"]
     start, learned = ([r[f"{when}_sign"] for r in by_seed] for when in ("start", "learned"))
     mcnemar = sign_changes(start, learned)
-    return {"label": label, "folder": str(folder), "epoch": epoch if epoch is not None else "best", "n": len(by_seed),
+    shift = paired_difference(*([r[f"{when}_curvature_normalised"] for r in by_seed] for when in ("learned", "start")))
+    return {"label": run["label"], "folder": run["folder"], "epoch": run.get("epoch", "best"), "n": len(by_seed),
             "start_negative": sum(s < 0 for s in start), "learned_negative": sum(s < 0 for s in learned),
             "negative_to_positive": mcnemar["to_positive"], "positive_to_negative": mcnemar["to_negative"],
-            "mcnemar_p_two_sided": mcnemar["p_two_sided"], "by_seed": by_seed}
+            "mcnemar_p_two_sided": mcnemar["p_two_sided"], "curvature_change": shift, "by_seed": by_seed}
 
 
 def main(argv=None) -> dict:
@@ -88,18 +101,31 @@ def main(argv=None) -> dict:
     p.add_argument("--radius", type=float, default=2.0, help="disk the maps are fitted over")
     p.add_argument("--draws", type=int, default=1000)
     p.add_argument("--epoch", type=int, help="compare each run's session-II snapshot after this epoch (default: best)")
+    p.add_argument("--from", dest="record", help="test again the runs of this record, from its per-seed fits (with "
+                                                  "--out; reads no run folder, redraws no map)")
     p.add_argument("--out")
     args = p.parse_args(argv)
     if any("=" not in r for r in args.runs):
         p.error("each of --runs is LABEL=FOLDER, e.g. cifar10-cnn=/path/to/run")
-    runs = [run_changes(label, Path(folder), args.epoch) for label, folder in (r.split("=", 1) for r in args.runs)]
-    result = {**environment(device("cpu")), "maps": map_shares(args.sigmas, args.radius, args.draws), "runs": runs}
+    if args.record:
+        if not args.out or args.runs:
+            p.error("--from takes --out, and the record's own runs")
+        record = json.loads(Path(args.record).read_text())
+        # the fits and maps are the record's measurement, however often they were tested again since
+        result = {**record, "command": " ".join(["python", *sys.argv]),
+                  "measured_by": record.get("measured_by", record["command"]),
+                  "runs": [tested(run) for run in record["runs"]]}
+    else:
+        runs = [run_changes(label, Path(folder), args.epoch) for label, folder in (r.split("=", 1) for r in args.runs)]
+        result = {**environment(device("cpu")), "maps": map_shares(args.sigmas, args.radius, args.draws), "runs": runs}
     for row in result["maps"]:
         print(f"maps  {row['boundary']:>8} sigma {row['sigma_cells']:g}: {row['fraction_negative']:.3f} negative")
-    for r in runs:
+    for r in result["runs"]:
+        shift = r["curvature_change"]
         print(f"runs  {r['label']}: start {r['start_negative']}/{r['n']} negative, learned {r['learned_negative']}/"
               f"{r['n']}; changes - to + {r['negative_to_positive']}, + to - {r['positive_to_negative']}, "
-              f"McNemar p = {r['mcnemar_p_two_sided']:.3g}")
+              f"McNemar p = {r['mcnemar_p_two_sided']:.3g}"
+              + (f"; normalised curvature {shift['diff']:+.3f}, paired t p = {shift['p']:.3g}" if shift else ""))
     print(f"wrote {write(result, 'start_curvature-cpu', args.out)}")
     return result
 

@@ -6,6 +6,7 @@ import sys
 from functools import partial
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -636,3 +637,26 @@ def test_pooled_curvature_sums_distinct_datasets_and_refuses_one_counted_twice(t
                                                                          "mnist": str(tmp_path / "new")}
     with pytest.raises(SystemExit, match="cnn on mnist is in both"):
         pool_curvature.main([str(tmp_path / "new"), str(tmp_path / "new"), "--out", str(tmp_path / "q.json")])
+
+
+def test_start_curvature_tests_a_records_fits_again_without_its_run_folders(tmp_path):
+    start_curvature = pytest.importorskip("start_curvature")
+    from scipy import stats
+
+    starts, learned = [-0.5, -0.4, 0.2, -0.3], [-0.2, -0.3, -0.1, 0.3]  # 1 of each sign change, all moving up but one
+    by_seed = [{"setting": "mnist/mlp", "seed": s, "start_sign": int(np.sign(a)), "learned_sign": int(np.sign(b)),
+                "start_curvature_normalised": a, "learned_curvature_normalised": b}
+               for s, (a, b) in enumerate(zip(starts, learned))]
+    record = {"command": "python bench/start_curvature.py --runs r=/gone",
+              "maps": [{"boundary": "wrap", "sigma_cells": 3.0, "fraction_negative": 0.5}],
+              "runs": [{"label": "r", "folder": "/gone", "by_seed": by_seed}]}  # made before runs kept their epoch
+    (tmp_path / "old.json").write_text(json.dumps(record))
+    result = start_curvature.main(["--from", str(tmp_path / "old.json"), "--out", str(tmp_path / "new.json")])
+    (run,) = result["runs"]
+    assert (run["start_negative"], run["learned_negative"], run["epoch"]) == (3, 3, "best")
+    assert (run["negative_to_positive"], run["positive_to_negative"], run["mcnemar_p_two_sided"]) == (1, 1, 1.0)
+    t = stats.ttest_rel(learned, starts)
+    shift = run["curvature_change"]
+    assert shift["diff"] == pytest.approx(0.175) and shift["p"] == pytest.approx(t.pvalue)
+    assert result["maps"] == record["maps"] and result["measured_by"] == record["command"]
+    assert json.loads((tmp_path / "new.json").read_text())["command"].startswith("python ")
