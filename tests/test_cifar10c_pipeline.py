@@ -161,3 +161,18 @@ def test_evaluation_refuses_a_benchmark_of_other_images(prepared, tmp_path):
                               test_limit=10, split_seed=1)
     with pytest.raises(DataError, match="download needs the exact CIFAR-10 test set"):
         cifar10c.prepare(prepared, c_dir, seed=0, source="download", test_limit=None, split_seed=0)
+
+
+def test_fig9_reads_n_a_for_an_undefined_relative_mce_and_keeps_its_legend_off_the_bars(tmp_path, cifar10c_errors):
+    from multiarg.figures import COLORS, plt
+
+    paths = [cifar10c_errors(tmp_path, "cnn", act, 0, error) for act, error in (("relu", 0.4), ("arg2", 0.3))]
+    summary = {act: s for (_, act), s in cifar10c.summarise(paths).items()}
+    summary["arg2"]["relative_mce"]["mean"] = float("nan")  # as where ReLU's corrupted error never exceeds its clean
+    fig, ax = plt.subplots()
+    cifar10c._ce_panel(ax, summary, COLORS, "cnn")
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["arg2: mCE 75.0%, rel. mCE n/a (n=1)", "relu: mCE 100.0%, rel. mCE 100.0% (n=1)"]
+    fig.canvas.draw()
+    assert ax.get_legend().get_window_extent().x0 > ax.get_window_extent().x1
+    plt.close(fig)

@@ -126,11 +126,12 @@ def _ce_panel(ax, summary: dict[str, dict], colors: dict, arch: str) -> None:
         s = summary[act]
         mean = [100 * s["ce"][c]["mean"] for c in CORRUPTIONS]
         sd = [100 * s["ce"][c]["sd"] for c in CORRUPTIONS]
+        relative = 100 * s["relative_mce"]["mean"]  # NaN where ReLU's corrupted error never exceeds its clean error
         ax.bar(x + (i - (len(models) - 1) / 2) * width, mean, width, yerr=sd, color=colors[act], capsize=1.5,
-               label=f"{act}: mCE {100 * s['mce']['mean']:.1f}%, rel. mCE {100 * s['relative_mce']['mean']:.1f}% "
-                     f"(n={s['n_seeds']})")
+               label=f"{act}: mCE {100 * s['mce']['mean']:.1f}%, rel. mCE "
+                     f"{f'{relative:.1f}%' if np.isfinite(relative) else 'n/a'} (n={s['n_seeds']})")
         ax.axhline(100 * s["mce"]["mean"], color=colors[act], ls="--", lw=0.8)
-        ax.axhline(100 * s["relative_mce"]["mean"], color=colors[act], ls=":", lw=0.8)
+        ax.axhline(relative, color=colors[act], ls=":", lw=0.8)
     start = 0
     for category, names in CORRUPTIONS_BY_CATEGORY.items():
         ax.axvline(start + len(names) - 0.5, color="0.8", lw=0.6)
@@ -142,7 +143,9 @@ def _ce_panel(ax, summary: dict[str, dict], colors: dict, arch: str) -> None:
     ax.set_ylim(0, 1.15 * max(top, 100))
     ax.set_xticks(x, [c.replace("_", " ") for c in CORRUPTIONS], rotation=40, ha="right", fontsize=7)
     ax.set_ylabel(f"{arch.upper()}: corruption error CE (% of ReLU)")
-    ax.legend(fontsize=7, loc="lower right", title="dashed: mCE, dotted: relative mCE", title_fontsize=7)
+    # beside the panel: inside, it would hide the bars of the last corruptions
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.005, 1), title="dashed: mCE, dotted: relative mCE",
+              title_fontsize=7)
 
 
 def fig9(args) -> None:
