@@ -226,6 +226,9 @@ def main(argv=None) -> dict:
     args = p.parse_args(argv)
     workdir, out = Path(args.workdir), Path(args.out)
     if args.keep_run:
+        if args.log or args.configfile or not (out / "summary.json").is_file():
+            p.error(f"--keep-run takes the run's record from {out / 'summary.json'}, which must exist, and no --log "
+                    "or --configfile")
         summary = json.loads((out / "summary.json").read_text())
         summary.setdefault("job_cpus", job_cpus(workdir, run_start(summary["run"])))  # accounts older than it
         summary["outputs"], summary["outputs_reread"] = outputs(workdir), datetime.now().isoformat(timespec="seconds")

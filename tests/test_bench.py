@@ -383,6 +383,17 @@ def test_a_run_that_benchmarked_no_estimated_rule_is_summarised_without_ratios()
     assert run_summary._estimate_lines(against)[-1] == "| total |  | 0.0 | 0.0 | — |  |"
 
 
+def test_keep_run_needs_the_account_it_keeps(tmp_path, capsys):
+    run_summary = pytest.importorskip("run_summary")
+    with pytest.raises(SystemExit):
+        run_summary.main(["--workdir", str(tmp_path), "--keep-run", "--out", str(tmp_path / "none")])
+    assert f"--keep-run takes the run's record from {tmp_path / 'none' / 'summary.json'}" in capsys.readouterr().err
+    (tmp_path / "summary.json").write_text("{}")
+    with pytest.raises(SystemExit):  # a record to keep, but a run to read as well
+        run_summary.main(["--workdir", str(tmp_path), "--keep-run", "--configfile", "x.yaml", "--out", str(tmp_path)])
+    assert "and no --log or --configfile" in capsys.readouterr().err
+
+
 @pytest.mark.e2e
 def test_workflow_ab_runs_the_workflow_both_ways_and_finds_the_same_numbers(tmp_path, mirror, monkeypatch):
     import torch
