@@ -3,7 +3,10 @@
 
 Each account's `tables/curvature_tests.csv` gives, per dataset, the learned functions' count of negative curvatures
 (and, in runs made since the test existed, their session-I starts' count and the sign changes between the two), and
-its `tables/fits.csv` each function's normalised curvature, for a paired t of learned minus start over the pooled pairs.
+its `tables/fits.csv` each function's normalised curvature, for a paired t of learned minus start over the pooled pairs
+and a line fitted through them, learned on start: a slope of 1 is a sign kept from session I and moved by a constant, a
+slope of 0 a curvature that session II sets whatever the start, and the intercept is where a start with no curvature
+ends.
 Runs are pooled per architecture over distinct datasets only: two accounts of one dataset x architecture would count
 related networks twice, and are refused.
 
@@ -19,7 +22,7 @@ from common import environment, write
 from torch import device
 
 from multiarg.analysis import binomial_test
-from multiarg.tables import paired_difference
+from multiarg.tables import paired_difference, regression
 
 
 def _rows(account: Path, arch: str) -> list[dict]:
@@ -38,7 +41,8 @@ def curvature_pairs(account: Path, arch: str) -> list[tuple[float, float]]:
 
 def pool(accounts: list[Path], arch: str) -> dict:
     """Summed counts of the learned functions and of their starts, with the binomial and McNemar tests on them, and
-    the paired t of the normalised curvature's change over every (start, learned) pair."""
+    the paired t of the normalised curvature's change and the line of learned on start over every (start, learned)
+    pair."""
     by_dataset, learned, starts = {}, [], []
     for account in accounts:
         for r in _rows(account, arch):
@@ -62,7 +66,8 @@ def pool(accounts: list[Path], arch: str) -> dict:
                       "datasets": sorted(r["dataset"] for r in starts)},
             "changes": {"datasets": sorted(r["dataset"] for r in paired), "to_negative": total(paired, "to_negative"),
                         "to_positive": total(paired, "to_positive"), "mcnemar_p_two_sided": changes["p_two_sided"]},
-            "curvature_change": {"pairs": len(pairs), **(shift or {})}}
+            "curvature_change": {"pairs": len(pairs), **(shift or {})},
+            "start_dependence": regression([start for start, _ in pairs], [learned for _, learned in pairs])}
 
 
 def main(argv=None) -> dict:
@@ -83,6 +88,13 @@ def main(argv=None) -> dict:
     if "p" in shift:
         print(f"normalised curvature, learned minus start, over {shift['pairs']} pairs: {shift['diff']:+.3f} (95% "
               f"[{shift['ci_low']:+.3f}, {shift['ci_high']:+.3f}]), paired t p = {shift['p']:.3g}")
+    line = pooled["start_dependence"]
+    if line:
+        slope, intercept = line["slope"], line["intercept"]
+        print(f"learned on start normalised curvature: slope {slope['estimate']:+.2f} (95% [{slope['ci_low']:+.2f}, "
+              f"{slope['ci_high']:+.2f}], p = {slope['p']:.3g} against 0, {line['slope_p_vs_one']:.3g} against 1; "
+              f"r = {line['r']:.2f}); a start of zero curvature ends at {intercept['estimate']:+.3f} (95% "
+              f"[{intercept['ci_low']:+.3f}, {intercept['ci_high']:+.3f}], p = {intercept['p']:.3g})")
     result = {**environment(device("cpu")), "accounts": [str(a) for a in args.accounts], **pooled}
     print(f"wrote {write(result, f'pool_curvature-{args.arch}-cpu', args.out)}")
     return result

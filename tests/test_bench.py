@@ -632,9 +632,9 @@ def test_pooled_curvature_sums_distinct_datasets_and_refuses_one_counted_twice(t
     write_table([fit("learned", "cifar10", s, -0.5) for s in range(3)], tmp_path / "old" / "tables" / "fits.csv")
     write_table([row("learned", "mnist", 15, 24, (4, 1)), row("start", "mnist", 12, 24), row("learned", "all", 15, 24)],
                 tmp_path / "new" / "tables" / "curvature_tests.csv")
-    moved = [0.1, 0.3, 0.2]  # learned minus start, per seed
-    write_table([fit("start", "mnist", s, -0.5) for s in range(3)] + [fit("xavier-init", "mnist", 0, 0.9)]
-                + [fit("learned", "mnist", s, -0.5 + d) for s, d in enumerate(moved)],
+    starts, moved = [-0.5, -0.2, 0.1], [0.1, 0.3, 0.2]  # moved: learned minus start, per seed
+    write_table([fit("start", "mnist", s, c) for s, c in enumerate(starts)] + [fit("xavier-init", "mnist", 0, 0.9)]
+                + [fit("learned", "mnist", s, c + d) for s, (c, d) in enumerate(zip(starts, moved))],
                 tmp_path / "new" / "tables" / "fits.csv")
     result = pool_curvature.main([str(tmp_path / "old"), str(tmp_path / "new"), "--out", str(tmp_path / "p.json")])
     assert (result["learned"]["k"], result["learned"]["n"]) == (37, 48)
@@ -644,6 +644,9 @@ def test_pooled_curvature_sums_distinct_datasets_and_refuses_one_counted_twice(t
     t = stats.ttest_1samp(moved, 0.0)  # only the new account's learned functions have starts to pair with
     shift = result["curvature_change"]
     assert shift["pairs"] == 3 and shift["diff"] == pytest.approx(0.2) and shift["p"] == pytest.approx(t.pvalue)
+    line = stats.linregress(starts, np.add(starts, moved))
+    assert result["start_dependence"]["slope"]["estimate"] == pytest.approx(line.slope)
+    assert result["start_dependence"]["intercept"]["estimate"] == pytest.approx(line.intercept)
     assert json.loads((tmp_path / "p.json").read_text())["datasets"] == {"cifar10": str(tmp_path / "old"),
                                                                          "mnist": str(tmp_path / "new")}
     with pytest.raises(SystemExit, match="cnn on mnist is in both"):

@@ -7,7 +7,7 @@ from multiarg.claims import write_claims
 from multiarg.comparison import write_values
 from multiarg.nonlinearities import curvature_rows, spectra_rows
 from multiarg.robust_table import table1_rows
-from multiarg.tables import holm, write_table
+from multiarg.tables import holm, regression, write_table
 
 
 def _function(kind, arch, curvature, l2, r2=0.9):
@@ -118,6 +118,24 @@ def test_holm_steps_down_and_leaves_missing_p_out_of_the_family():
     assert np.isnan(adjusted[0]) and adjusted[1:] == pytest.approx([0.02, 0.6])
     assert holm([0.5, 0.6]) == [1.0, 1.0]
     assert holm([]) == []
+
+
+def test_regression_tests_the_slope_against_0_and_1_and_the_intercept_against_0():
+    from scipy import stats
+
+    x = np.array([-0.6, -0.4, -0.3, -0.1, 0.0, 0.2, 0.5])
+    y = 0.3 * x - 0.1 + np.array([0.05, -0.04, 0.02, -0.03, 0.01, 0.04, -0.05])
+    line = regression(x, y)
+    fit = stats.linregress(x, y)
+    assert line["n"] == 7 and line["r"] == pytest.approx(fit.rvalue)
+    assert line["slope"]["estimate"] == pytest.approx(fit.slope) and line["slope"]["p"] == pytest.approx(fit.pvalue)
+    assert line["slope"]["ci_low"] < 0.3 < line["slope"]["ci_high"] < 1
+    # y - x on x has slope - 1 with the same standard error, so scipy's p of that line is the slope's p against 1
+    assert line["slope_p_vs_one"] == pytest.approx(stats.linregress(x, y - x).pvalue)
+    t = fit.intercept / fit.intercept_stderr
+    assert line["intercept"]["estimate"] == pytest.approx(-0.1, abs=0.03)
+    assert line["intercept"]["p"] == pytest.approx(2 * stats.t.sf(abs(t), 5))
+    assert regression([0.1, 0.2], [1.0, 2.0]) is None and regression([0.3] * 4, [1.0, 2.0, 3.0, 4.0]) is None
 
 
 def test_claims_are_adjusted_as_one_family(tmp_path):

@@ -49,6 +49,25 @@ def paired_difference(a, b, level: float = 0.95) -> dict | None:
     return _t_test(float(d.mean()), float(d.std(ddof=1) / np.sqrt(len(d))), len(d) - 1, level)
 
 
+def regression(x, y, level: float = 0.95) -> dict | None:
+    """Least-squares line of y on x: its slope and intercept, each with Student's ``level`` interval and two-sided p
+    against 0 (n - 2 degrees of freedom), the slope's p against 1 as well, and Pearson's r; None with fewer than
+    three points or a constant x."""
+    from scipy import stats
+
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if len(x) < 3 or np.ptp(x) == 0:
+        return None
+    fit, df = stats.linregress(x, y), len(x) - 2
+
+    def tested(value: float, se: float) -> dict:
+        return {("estimate" if k == "diff" else k): v for k, v in _t_test(value, se, df, level).items()}
+
+    return {"n": len(x), "r": float(fit.rvalue), "slope": tested(float(fit.slope), float(fit.stderr)),
+            "slope_p_vs_one": _t_test(float(fit.slope) - 1, float(fit.stderr), df, level)["p"],
+            "intercept": tested(float(fit.intercept), float(fit.intercept_stderr))}
+
+
 def holm(p_values: list[float]) -> list[float]:
     """Holm's step-down adjustment of a family of p-values (family-wise error control, any dependence); NaN stays
     NaN and does not count towards the family's size."""
