@@ -10,7 +10,8 @@ here, without training anything:
   runs: in each workflow run folder, every learned 2-arg session-II net beside its own session-I net, both fitted
         over the learned net's input region as the curvature tests fit them (analysis defaults of config.yaml):
         the signs before and after, McNemar's exact test of the changes (the discordant pairs against 1/2), and a
-        paired t of the normalised curvature (learned minus start); with --epoch, the session-II net as it was after
+        paired t of the normalised curvature (learned minus start) and the line of learned on start
+        (multiarg.tables.regression); with --epoch, the session-II net as it was after
         that epoch (its snapshot) in place of the best one. (The workflow's curvature_tests table now tests the best
         epoch's nets against their starts in every run; this reads run folders made before it did, and other epochs.)
 
@@ -33,7 +34,7 @@ from multiarg.analysis import fit_quadratic, sign_changes
 from multiarg.io import load_torch
 from multiarg.nonlinearities import AnalysisConfig, analyse_function
 from multiarg.pretrain import MapConfig, grid_axis, random_map
-from multiarg.tables import paired_difference
+from multiarg.tables import paired_difference, regression
 from multiarg.sessions import load_model
 
 BOUNDARIES = ("reflect", "mirror", "nearest", "constant", "wrap")  # scipy.ndimage's modes
@@ -83,15 +84,17 @@ def run_changes(label: str, folder: Path, epoch: int | None = None) -> dict:
 
 def tested(run: dict) -> dict:
     """A run's ``by_seed`` fits with their counts, McNemar's test of the sign changes and the paired t of the
-    normalised curvature (learned minus start)."""
+    normalised curvature (learned minus start), and the line of learned on start normalised curvature."""
     by_seed = run["by_seed"]
     start, learned = ([r[f"{when}_sign"] for r in by_seed] for when in ("start", "learned"))
     mcnemar = sign_changes(start, learned)
-    shift = paired_difference(*([r[f"{when}_curvature_normalised"] for r in by_seed] for when in ("learned", "start")))
+    curvature = {when: [r[f"{when}_curvature_normalised"] for r in by_seed] for when in ("start", "learned")}
+    shift = paired_difference(curvature["learned"], curvature["start"])
     return {"label": run["label"], "folder": run["folder"], "epoch": run.get("epoch", "best"), "n": len(by_seed),
             "start_negative": sum(s < 0 for s in start), "learned_negative": sum(s < 0 for s in learned),
             "negative_to_positive": mcnemar["to_positive"], "positive_to_negative": mcnemar["to_negative"],
-            "mcnemar_p_two_sided": mcnemar["p_two_sided"], "curvature_change": shift, "by_seed": by_seed}
+            "mcnemar_p_two_sided": mcnemar["p_two_sided"], "curvature_change": shift,
+            "start_dependence": regression(curvature["start"], curvature["learned"]), "by_seed": by_seed}
 
 
 def main(argv=None) -> dict:
@@ -125,7 +128,9 @@ def main(argv=None) -> dict:
         print(f"runs  {r['label']}: start {r['start_negative']}/{r['n']} negative, learned {r['learned_negative']}/"
               f"{r['n']}; changes - to + {r['negative_to_positive']}, + to - {r['positive_to_negative']}, "
               f"McNemar p = {r['mcnemar_p_two_sided']:.3g}"
-              + (f"; normalised curvature {shift['diff']:+.3f}, paired t p = {shift['p']:.3g}" if shift else ""))
+              + (f"; normalised curvature {shift['diff']:+.3f}, paired t p = {shift['p']:.3g}" if shift else "")
+              + (f"; learned on start: slope {line['slope']['estimate']:+.2f} (p = {line['slope_p_vs_one']:.3g} "
+                 f"against 1), intercept {line['intercept']['estimate']:+.3f}" if (line := r["start_dependence"]) else ""))
     print(f"wrote {write(result, 'start_curvature-cpu', args.out)}")
     return result
 

@@ -672,5 +672,6 @@ def test_start_curvature_tests_a_records_fits_again_without_its_run_folders(tmp_
     t = stats.ttest_rel(learned, starts)
     shift = run["curvature_change"]
     assert shift["diff"] == pytest.approx(0.175) and shift["p"] == pytest.approx(t.pvalue)
+    assert run["start_dependence"]["slope"]["estimate"] == pytest.approx(stats.linregress(starts, learned).slope)
     assert result["maps"] == record["maps"] and result["measured_by"] == record["command"]
     assert json.loads((tmp_path / "new.json").read_text())["command"].startswith("python ")
