@@ -124,13 +124,13 @@ def main(argv=None) -> dict:
     for row in result["maps"]:
         print(f"maps  {row['boundary']:>8} sigma {row['sigma_cells']:g}: {row['fraction_negative']:.3f} negative")
     for r in result["runs"]:
-        shift = r["curvature_change"]
+        shift, line = r["curvature_change"], r["start_dependence"]
         print(f"runs  {r['label']}: start {r['start_negative']}/{r['n']} negative, learned {r['learned_negative']}/"
               f"{r['n']}; changes - to + {r['negative_to_positive']}, + to - {r['positive_to_negative']}, "
               f"McNemar p = {r['mcnemar_p_two_sided']:.3g}"
               + (f"; normalised curvature {shift['diff']:+.3f}, paired t p = {shift['p']:.3g}" if shift else "")
               + (f"; learned on start: slope {line['slope']['estimate']:+.2f} (p = {line['slope_p_vs_one']:.3g} "
-                 f"against 1), intercept {line['intercept']['estimate']:+.3f}" if (line := r["start_dependence"]) else ""))
+                 f"against 1), intercept {line['intercept']['estimate']:+.3f}" if line else ""))
     print(f"wrote {write(result, 'start_curvature-cpu', args.out)}")
     return result
 
