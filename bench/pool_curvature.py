@@ -21,10 +21,8 @@ from pathlib import Path
 from common import environment, write
 from torch import device
 
-from multiarg.analysis import SIGN_NAMES, binomial_test
+from multiarg.analysis import binomial_test
 from multiarg.tables import paired_difference, regression
-
-SIGN_VALUES = {name: value for value, name in SIGN_NAMES.items()}
 
 
 def _rows(account: Path, arch: str) -> list[dict]:
@@ -32,21 +30,13 @@ def _rows(account: Path, arch: str) -> list[dict]:
         return [r for r in csv.DictReader(fh) if r["arch"] == arch and r["dataset"] != "all"]
 
 
-def trials(account: Path, arch: str) -> dict[tuple[str, str], dict[str, tuple[int, float]]]:
-    """Per (dataset, seed), the curvature sign and normalised curvature of the learned 2-arg function and, where the
-    account fitted it, of its session-I start: ``{"learned": (sign, curvature), "start": ...}``."""
-    with open(account / "tables" / "fits.csv") as fh:
-        fits = [r for r in csv.DictReader(fh) if r["arch"] == arch and r["kind"] in ("learned", "start")]
-    out = {}
-    for r in fits:
-        out.setdefault((r["dataset"], r["seed"]), {})[r["kind"]] = (SIGN_VALUES[r["sign"]],
-                                                                     float(r["curvature_normalised"]))
-    return out
-
-
 def curvature_pairs(account: Path, arch: str) -> list[tuple[float, float]]:
     """(start, learned) normalised curvature of each learned 2-arg function whose session-I start the account fitted."""
-    return [(t["start"][1], t["learned"][1]) for t in trials(account, arch).values() if len(t) == 2]
+    with open(account / "tables" / "fits.csv") as fh:
+        fits = [r for r in csv.DictReader(fh) if r["arch"] == arch]
+    starts = {(r["dataset"], r["seed"]): float(r["curvature_normalised"]) for r in fits if r["kind"] == "start"}
+    return [(starts[r["dataset"], r["seed"]], float(r["curvature_normalised"])) for r in fits
+            if r["kind"] == "learned" and (r["dataset"], r["seed"]) in starts]
 
 
 def pool(accounts: list[Path], arch: str) -> dict:

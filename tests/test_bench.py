@@ -569,6 +569,8 @@ def test_performance_judges_each_target_from_its_record(tmp_path):
 
 def test_compare_fits_counts_sign_changes_per_kind_and_medians_by_the_second_runs_sign(tmp_path):
     compare_fits = pytest.importorskip("compare_fits")
+    from scipy import stats
+
     head = "kind,dataset,arch,seed,curvature_normalised,sign\n"
     (tmp_path / "a.csv").write_text(head + "learned,mnist,mlp,0,-0.4,negative\nlearned,mnist,mlp,1,-0.1,negative\n"
                                     "learned,mnist,mlp,2,0.1,positive\nxavier-init,mnist,mlp,0,0.3,positive\n")
@@ -581,7 +583,13 @@ def test_compare_fits_counts_sign_changes_per_kind_and_medians_by_the_second_run
     assert (learned["n"], learned["same_sign"], learned["changes"]) == (3, 2, [(1, "negative", "positive")])
     assert learned["curvature"] == {"negative": (1, -0.4, -0.5),
                                     "positive": (2, pytest.approx(0.0), pytest.approx(0.3))}
+    assert (learned["to_negative"], learned["to_positive"], learned["mcnemar_p_two_sided"]) == (0, 1, 1.0)
+    moved = learned["curvature_difference"]  # second minus first, seeds 0, 1, 2: -0.1, +0.3, +0.3
+    assert moved["diff"] == pytest.approx(0.5 / 3) and moved["p"] == pytest.approx(
+        stats.ttest_rel([-0.5, 0.2, 0.4], [-0.4, -0.1, 0.1]).pvalue)
     assert "1: negative -> positive" in compare_fits.markdown(result, "a", "b")
+    out = compare_fits.main([str(tmp_path / "a.csv"), str(tmp_path / "b.csv"), "--out", str(tmp_path / "c.json")])
+    assert json.loads((tmp_path / "c.json").read_text())["learned"]["same_sign"] == out["learned"]["same_sign"] == 2
 
 
 def test_the_readmes_claims_overview_is_what_the_committed_accounts_give():
@@ -613,12 +621,6 @@ def test_the_claims_overview_sets_each_runs_verdict_side_by_side(tmp_path):
     assert lines[4] == "| robust | — | n/a |"
 
 
-def _fit(kind, dataset, seed, curvature, arch="cnn"):
-    """A row of a run's tables/fits.csv, as far as the curvature scripts read it."""
-    return {"kind": kind, "dataset": dataset, "arch": arch, "seed": seed, "curvature_normalised": curvature,
-            "sign": {-1: "negative", 0: "flat", 1: "positive"}[int(np.sign(curvature))]}
-
-
 def test_pooled_curvature_sums_distinct_datasets_and_refuses_one_counted_twice(tmp_path):
     pool_curvature = pytest.importorskip("pool_curvature")
     from scipy import stats
@@ -630,14 +632,17 @@ def test_pooled_curvature_sums_distinct_datasets_and_refuses_one_counted_twice(t
         return {"kind": kind, "arch": "cnn", "dataset": dataset, "k_negative": k, "n": n, "n_flat": 0,
                 "to_negative": to[0], "to_positive": to[1]}
 
+    def fit(kind, dataset, seed, curvature):
+        return {"kind": kind, "dataset": dataset, "arch": "cnn", "seed": seed, "curvature_normalised": curvature}
+
     write_table([row("learned", "cifar10", 22, 24), row("learned", "all", 22, 24), row("xavier-init", "cifar10", 2, 6)],
                 tmp_path / "old" / "tables" / "curvature_tests.csv")  # made before the start rows existed
-    write_table([_fit("learned", "cifar10", s, -0.5) for s in range(3)], tmp_path / "old" / "tables" / "fits.csv")
+    write_table([fit("learned", "cifar10", s, -0.5) for s in range(3)], tmp_path / "old" / "tables" / "fits.csv")
     write_table([row("learned", "mnist", 15, 24, (4, 1)), row("start", "mnist", 12, 24), row("learned", "all", 15, 24)],
                 tmp_path / "new" / "tables" / "curvature_tests.csv")
     starts, moved = [-0.5, -0.2, 0.1], [0.1, 0.3, 0.2]  # moved: learned minus start, per seed
-    write_table([_fit("start", "mnist", s, c) for s, c in enumerate(starts)] + [_fit("xavier-init", "mnist", 0, 0.9)]
-                + [_fit("learned", "mnist", s, c + d) for s, (c, d) in enumerate(zip(starts, moved))],
+    write_table([fit("start", "mnist", s, c) for s, c in enumerate(starts)] + [fit("xavier-init", "mnist", 0, 0.9)]
+                + [fit("learned", "mnist", s, c + d) for s, (c, d) in enumerate(zip(starts, moved))],
                 tmp_path / "new" / "tables" / "fits.csv")
     result = pool_curvature.main([str(tmp_path / "old"), str(tmp_path / "new"), "--out", str(tmp_path / "p.json")])
     assert (result["learned"]["k"], result["learned"]["n"]) == (37, 48)
@@ -654,34 +659,6 @@ def test_pooled_curvature_sums_distinct_datasets_and_refuses_one_counted_twice(t
                                                                          "mnist": str(tmp_path / "new")}
     with pytest.raises(SystemExit, match="cnn on mnist is in both"):
         pool_curvature.main([str(tmp_path / "new"), str(tmp_path / "new"), "--out", str(tmp_path / "q.json")])
-
-
-def test_compared_runs_pair_each_trial_with_the_same_seeds_trial(tmp_path):
-    compare_curvature = pytest.importorskip("compare_curvature")
-    from scipy import stats
-
-    from multiarg.tables import write_table
-
-    starts = {"reflect": [-0.5, -0.4, -0.45, -0.3], "wrap": [0.2, -0.4, 0.1, 0.3]}
-    learned = {"reflect": [-0.3, -0.2, -0.25, 0.1], "wrap": [0.1, -0.3, 0.2, 0.15]}
-    for run in starts:
-        rows = [_fit("start", "cifar10", s, c, "mlp") for s, c in enumerate(starts[run])]
-        rows += [_fit("learned", "cifar10", s, c, "mlp") for s, c in enumerate(learned[run])]
-        write_table(rows + [_fit("xavier-init", "cifar10", 0, 0.4, "mlp")], tmp_path / run / "tables" / "fits.csv")
-    result = compare_curvature.main(["--arch", "mlp", str(tmp_path / "reflect"), str(tmp_path / "wrap"),
-                                     "--out", str(tmp_path / "c.json")])
-    start, end = result["start"], result["learned"]
-    assert start["trials"] == end["trials"] == 4 and start["datasets"] == ["cifar10"]
-    assert start["negative"] == [4, 1] and end["negative"] == [3, 1]
-    assert (end["positive_to_negative"], end["negative_to_positive"]) == (0, 2)  # seeds 0 and 2
-    assert end["mcnemar_p_two_sided"] == pytest.approx(0.5)
-    moved, t = np.subtract(learned["wrap"], learned["reflect"]), stats.ttest_rel(learned["wrap"], learned["reflect"])
-    assert end["curvature_difference"]["diff"] == pytest.approx(moved.mean())
-    assert end["curvature_difference"]["p"] == pytest.approx(t.pvalue)
-    write_table([_fit("learned", "cifar10", 0, 0.2, "mlp")], tmp_path / "one" / "tables" / "fits.csv")
-    with pytest.raises(SystemExit, match="fewer than two mlp trials with a start fit"):
-        compare_curvature.main(["--arch", "mlp", str(tmp_path / "reflect"), str(tmp_path / "one"),
-                                "--out", str(tmp_path / "d.json")])
 
 
 def test_start_curvature_tests_a_records_fits_again_without_its_run_folders(tmp_path):
