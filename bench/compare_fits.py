@@ -40,16 +40,17 @@ def compare(first: dict[tuple, dict], second: dict[tuple, dict]) -> dict[str, di
     out: dict[str, dict] = {}
     for key in sorted(first.keys() & second.keys(), key=lambda k: (k[0], k[1], k[2], int(k[3]))):
         a, b = first[key], second[key]
-        kind = out.setdefault(key[0], {"n": 0, "same_sign": 0, "changes": [], "curvature": {}})
+        kind = out.setdefault(key[0], {"n": 0, "same_sign": 0, "changes": [], "curvature": {}, "pairs": []})
         kind["n"] += 1
+        kind["pairs"].append((a, b))
         if a["sign"] == b["sign"]:
             kind["same_sign"] += 1
         else:
             kind["changes"].append((int(key[3]), a["sign"], b["sign"]))
         kind["curvature"].setdefault(b["sign"], []).append(
             (float(a["curvature_normalised"]), float(b["curvature_normalised"])))
-    for kind, r in out.items():
-        pairs = [(first[k], second[k]) for k in first.keys() & second.keys() if k[0] == kind]
+    for r in out.values():
+        pairs = r.pop("pairs")
         test = sign_changes(*zip(*[(SIGN_VALUES[a["sign"]], SIGN_VALUES[b["sign"]]) for a, b in pairs]))
         r.update(to_negative=test["to_negative"], to_positive=test["to_positive"],
                  mcnemar_p_two_sided=test["p_two_sided"],

@@ -4,9 +4,8 @@
 Each account's `tables/curvature_tests.csv` gives, per dataset, the learned functions' count of negative curvatures
 (and, in runs made since the test existed, their session-I starts' count and the sign changes between the two), and
 its `tables/fits.csv` each function's normalised curvature, for a paired t of learned minus start over the pooled pairs
-and a line fitted through them, learned on start: a slope of 1 is a sign kept from session I and moved by a constant, a
-slope of 0 a curvature that session II sets whatever the start, and the intercept is where a start with no curvature
-ends.
+and a line fitted through them, learned on start (a slope of 1: a curvature kept from session I and moved by a
+constant; 0: a curvature that session II sets whatever the start; the intercept: where a start with no curvature ends).
 Runs are pooled per architecture over distinct datasets only: two accounts of one dataset x architecture would count
 related networks twice, and are refused.
 

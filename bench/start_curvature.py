@@ -9,11 +9,11 @@ here, without training anything:
         saddle), per boundary mode and blur width, over seeds 0 .. draws-1;
   runs: in each workflow run folder, every learned 2-arg session-II net beside its own session-I net, both fitted
         over the learned net's input region as the curvature tests fit them (analysis defaults of config.yaml):
-        the signs before and after, McNemar's exact test of the changes (the discordant pairs against 1/2), and a
-        paired t of the normalised curvature (learned minus start) and the line of learned on start
-        (multiarg.tables.regression); with --epoch, the session-II net as it was after
-        that epoch (its snapshot) in place of the best one. (The workflow's curvature_tests table now tests the best
-        epoch's nets against their starts in every run; this reads run folders made before it did, and other epochs.)
+        the signs before and after, McNemar's exact test of the changes (the discordant pairs against 1/2), a
+        paired t of the normalised curvature (learned minus start) and the line of learned on start normalised
+        curvature (multiarg.tables.regression); with --epoch, the session-II net as it was after that epoch (its
+        snapshot) in place of the best one. (The workflow's curvature_tests table now tests the best epoch's nets
+        against their starts in every run; this reads run folders made before it did, and other epochs.)
 
     python bench/start_curvature.py --runs cifar10-cnn=RUN_DIR mnist-mlp=RUN_DIR ...
     python bench/start_curvature.py --from RECORD --out FILE   # the tests again from a record's per-seed fits
