@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from multiarg.analysis import (binomial_power, binomial_test, fit_quadratic, hermite_bessel_basis, null_band,
-                               power_spectrum, sign_changes, sign_test, solid_harmonic_basis)
+from multiarg.analysis import (binomial_power, binomial_test, count_contrast, fit_quadratic, hermite_bessel_basis,
+                               null_band, power_spectrum, sign_changes, sign_test, solid_harmonic_basis)
 
 
 def grid(bins: int, extent: float, dim: int) -> tuple[np.ndarray, float]:
@@ -176,6 +176,20 @@ def test_paper_counts():
     assert r37["p_two_sided"] == pytest.approx(2.22e-4, rel=1e-2)
     assert r37["p_one_sided"] == pytest.approx(1.11e-4, rel=1e-2)
     assert r38["p_two_sided"] == pytest.approx(6.17e-5, rel=1e-2)
+
+
+def test_count_contrast_is_fishers_test_with_the_conditional_odds_ratio():
+    test = count_contrast(16, 24, 19, 48)
+    assert test["p_two_sided"] == pytest.approx(stats.fisher_exact([[16, 8], [19, 29]]).pvalue)
+    assert (test["fraction_first"], test["fraction_second"]) == (16 / 24, 19 / 48)
+    # the conditional estimate sits near, not at, the sample odds ratio, inside its exact interval
+    assert test["ci_low"] < test["odds_ratio"] < test["ci_high"] and test["odds_ratio"] == pytest.approx(
+        16 / 8 * 29 / 19, rel=0.05)
+    same = count_contrast(5, 10, 5, 10)
+    assert same["p_two_sided"] == 1.0 and same["odds_ratio"] == pytest.approx(1.0)
+    assert math.isnan(count_contrast(0, 0, 3, 4)["p_two_sided"])
+    with pytest.raises(ValueError, match="0 <= k <= n"):
+        count_contrast(5, 4, 1, 2)
 
 
 def test_binomial_power_sums_the_rejection_region_scipy_finds():

@@ -621,6 +621,17 @@ def test_the_claims_overview_sets_each_runs_verdict_side_by_side(tmp_path):
     assert lines[4] == "| robust | — | n/a |"
 
 
+def _curvature_row(kind, dataset, k, n, to=("", ""), arch="cnn"):
+    """A row of an account's tables/curvature_tests.csv."""
+    return {"kind": kind, "arch": arch, "dataset": dataset, "k_negative": k, "n": n, "n_flat": 0,
+            "to_negative": to[0], "to_positive": to[1]}
+
+
+def _fit_row(kind, dataset, seed, curvature, arch="cnn"):
+    """A row of an account's tables/fits.csv."""
+    return {"kind": kind, "dataset": dataset, "arch": arch, "seed": seed, "curvature_normalised": curvature}
+
+
 def test_pooled_curvature_sums_distinct_datasets_and_refuses_one_counted_twice(tmp_path):
     pool_curvature = pytest.importorskip("pool_curvature")
     from scipy import stats
@@ -628,13 +639,7 @@ def test_pooled_curvature_sums_distinct_datasets_and_refuses_one_counted_twice(t
     from multiarg.analysis import binomial_test
     from multiarg.tables import write_table
 
-    def row(kind, dataset, k, n, to=("", "")):
-        return {"kind": kind, "arch": "cnn", "dataset": dataset, "k_negative": k, "n": n, "n_flat": 0,
-                "to_negative": to[0], "to_positive": to[1]}
-
-    def fit(kind, dataset, seed, curvature):
-        return {"kind": kind, "dataset": dataset, "arch": "cnn", "seed": seed, "curvature_normalised": curvature}
-
+    row, fit = _curvature_row, _fit_row
     write_table([row("learned", "cifar10", 22, 24), row("learned", "all", 22, 24), row("xavier-init", "cifar10", 2, 6)],
                 tmp_path / "old" / "tables" / "curvature_tests.csv")  # made before the start rows existed
     write_table([fit("learned", "cifar10", s, -0.5) for s in range(3)], tmp_path / "old" / "tables" / "fits.csv")
@@ -659,6 +664,36 @@ def test_pooled_curvature_sums_distinct_datasets_and_refuses_one_counted_twice(t
                                                                          "mnist": str(tmp_path / "new")}
     with pytest.raises(SystemExit, match="cnn on mnist is in both"):
         pool_curvature.main([str(tmp_path / "new"), str(tmp_path / "new"), "--out", str(tmp_path / "q.json")])
+
+
+def test_contrast_curvature_tests_two_pools_counts_curvatures_and_lines(tmp_path):
+    contrast_curvature = pytest.importorskip("contrast_curvature")
+    from scipy import stats
+
+    from multiarg.tables import line_difference, write_table
+
+    starts = [-0.4, -0.1, 0.2, 0.3, -0.2]
+    learned = {"cnn": [s - 0.2 for s in starts], "mlp": [0.5 * s + 0.1 for s in starts]}
+    learned["cnn"][0] += 0.05  # not a perfect line: a residual variance to test with
+    for arch, k, n in (("cnn", 20, 24), ("mlp", 8, 24)):
+        rows = [_curvature_row("learned", "mnist", k, n, (0, 1), arch),
+                _curvature_row("start", "mnist", 12, 24, arch=arch)]
+        write_table(rows, tmp_path / arch / "tables" / "curvature_tests.csv")
+        write_table([_fit_row("start", "mnist", i, c, arch) for i, c in enumerate(starts)]
+                    + [_fit_row("learned", "mnist", i, c, arch) for i, c in enumerate(learned[arch])],
+                    tmp_path / arch / "tables" / "fits.csv")
+    result = contrast_curvature.main(["--pool", "cnn", str(tmp_path / "cnn"), "--pool", "mlp", str(tmp_path / "mlp"),
+                                      "--out", str(tmp_path / "c.json")])
+    fisher = stats.fisher_exact([[20, 4], [8, 16]])
+    assert result["learned"]["p_two_sided"] == pytest.approx(fisher.pvalue)
+    assert result["learned"]["ci_low"] > 1 and result["start"]["p_two_sided"] == 1.0
+    assert result["learned"]["curvature_difference"]["diff"] == pytest.approx(
+        np.mean(learned["cnn"]) - np.mean(learned["mlp"]))
+    assert result["start"]["curvature_difference"]["diff"] == 0.0
+    assert result["lines"] == line_difference(starts, learned["cnn"], starts, learned["mlp"])
+    assert [p["learned"]["k"] for p in json.loads((tmp_path / "c.json").read_text())["pools"]] == [20, 8]
+    with pytest.raises(SystemExit):
+        contrast_curvature.main(["--pool", "cnn", str(tmp_path / "cnn"), "--out", str(tmp_path / "d.json")])
 
 
 def test_start_curvature_tests_a_records_fits_again_without_its_run_folders(tmp_path):

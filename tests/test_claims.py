@@ -7,7 +7,7 @@ from multiarg.claims import write_claims
 from multiarg.comparison import write_values
 from multiarg.nonlinearities import curvature_rows, spectra_rows
 from multiarg.robust_table import table1_rows
-from multiarg.tables import holm, regression, write_table
+from multiarg.tables import holm, line_difference, regression, write_table
 
 
 def _function(kind, arch, curvature, l2, r2=0.9):
@@ -138,6 +138,28 @@ def test_regression_tests_the_slope_against_0_and_1_and_the_intercept_against_0(
     assert regression([0.1, 0.2], [1.0, 2.0]) is None and regression([0.3] * 4, [1.0, 2.0, 3.0, 4.0]) is None
 
 
+def test_line_difference_compares_two_groups_lines_with_one_residual_variance():
+    from scipy import stats
+
+    x1, x2 = np.array([-0.5, -0.3, -0.1, 0.1, 0.4]), np.array([-0.4, -0.2, 0.0, 0.3, 0.5, 0.6])
+    y1 = 0.6 * x1 + 0.1 + np.array([0.03, -0.02, 0.04, -0.05, 0.01])
+    y2 = 0.2 * x2 - 0.2 + np.array([-0.01, 0.04, -0.03, 0.02, -0.04, 0.03])
+    d = line_difference(x1, y1, x2, y2)
+    a, b = stats.linregress(x1, y1), stats.linregress(x2, y2)
+    assert d["n"] == [5, 6]
+    assert d["intercept"]["diff"] == pytest.approx(b.intercept - a.intercept)
+    assert d["slope"]["diff"] == pytest.approx(b.slope - a.slope)
+    # each line's own standard errors, rescaled from its residual variance to the pooled one (5 + 6 - 4 df)
+    rss = [np.sum((y - (f.intercept + f.slope * x)) ** 2) for x, y, f in ((x1, y1, a), (x2, y2, b))]
+    pooled = sum(rss) / 7
+    for part, err in (("intercept", "intercept_stderr"), ("slope", "stderr")):
+        se = np.sqrt(sum(getattr(f, err) ** 2 / (r / (len(x) - 2)) for f, r, x in zip((a, b), rss, (x1, x2))) * pooled)
+        assert d[part]["se"] == pytest.approx(se)
+        assert d[part]["p"] == pytest.approx(2 * stats.t.sf(abs(d[part]["diff"]) / se, 7))
+    assert d["intercept"]["ci_high"] < 0 and d["intercept"]["p"] < 0.001  # 0.1 against -0.2, noise a few hundredths
+    assert line_difference(x1[:2], y1[:2], x2, y2) is None and line_difference([1.0] * 3, [1, 2, 3], x2, y2) is None
+
+
 def test_claims_are_adjusted_as_one_family(tmp_path):
     functions = ([_function("learned", "cnn", -1.0, 0.7) for _ in range(10)]
                  + [_function("learned", "mlp", -1.0, 0.7) for _ in range(6)] + [_function("learned", "mlp", 1.0, 0.7)])
@@ -146,10 +168,31 @@ def test_claims_are_adjusted_as_one_family(tmp_path):
     rows = write_claims(str(tmp_path / "claims.csv"), "TEST", curvature=str(tmp_path / "curvature.csv"),
                         spectra="", summary_values=str(tmp_path / "values.json"))
     p = {r["claim"].split(":")[0]: (float(r["p"]), float(r["p_holm"])) for r in rows}
-    # 10/10 (p = 0.00195) and 6/7 (p = 0.125): the smaller doubled, the larger kept
+    # 10/10 (p = 0.00195), 6/7 (p = 0.125) and the two against each other (Fisher p = 0.41): the smallest tripled,
+    # the next doubled, the largest kept
     cnn, mlp = p["learned 2-arg CNN nonlinearities"], p["learned 2-arg MLP nonlinearities"]
-    assert cnn[1] == pytest.approx(2 * cnn[0], rel=1e-2) and mlp[1] == mlp[0]
-    assert "over the 2 claims with a p-value" in (tmp_path / "claims.md").read_text()
+    both = p["learned 2-arg nonlinearities"]
+    assert cnn[1] == pytest.approx(3 * cnn[0], rel=1e-2) and mlp[1] == 2 * mlp[0] and both[1] == both[0]
+    assert "over the 3 claims with a p-value" in (tmp_path / "claims.md").read_text()
+
+
+def test_the_cnn_and_mlp_counts_are_tested_against_each_other_where_a_run_has_both():
+    from scipy import stats
+
+    from multiarg.claims import architecture_claims
+
+    functions = ([_function("learned", "cnn", -1.0, 0.7) for _ in range(18)] + [_function("learned", "cnn", 1.0, 0.7)]
+                 + [_function("learned", "mlp", -1.0, 0.7) for _ in range(5)]
+                 + [_function("learned", "mlp", 1.0, 0.7) for _ in range(12)])
+    (claim,) = architecture_claims(curvature_rows(functions))
+    assert claim["measured"].startswith("CNN 18/19, MLP 5/17 negative")
+    assert float(claim["p"]) == pytest.approx(stats.fisher_exact([[18, 1], [5, 12]]).pvalue, rel=1e-3)
+    assert claim["verdict"] == "CNN more often negative, Fisher p < 0.05" and claim["vs_paper"] == "agrees"
+    assert float(claim["paper_value"]) == pytest.approx(0.78 / 0.22 * 17 / 7, rel=1e-3)
+    assert claim["paper_in_ci95"] == "inside"
+    swapped = [{**f, "arch": "mlp" if f["arch"] == "cnn" else "cnn"} for f in functions]
+    assert architecture_claims(curvature_rows(swapped))[0]["vs_paper"] == "contradicts"
+    assert architecture_claims(curvature_rows([f for f in functions if f["arch"] == "cnn"])) == []
 
 
 def test_a_result_stands_to_the_papers_by_its_side_and_significance():

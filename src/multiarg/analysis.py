@@ -97,6 +97,26 @@ def binomial_test(k: int, n: int) -> dict:
             "ci_low": float(lo), "ci_high": float(hi)}
 
 
+def count_contrast(k1: int, n1: int, k2: int, n2: int) -> dict:
+    """Fisher's exact test of two counts (k1 of n1 negative curvatures against k2 of n2), with the conditional
+    maximum-likelihood odds ratio (the first group's odds over the second's) and its exact 95% interval.
+
+    Returns {"fraction_first", "fraction_second", "odds_ratio", "ci_low", "ci_high", "p_two_sided"}; NaN where
+    either group is empty."""
+    from scipy.stats.contingency import odds_ratio
+
+    if not (0 <= k1 <= n1 and 0 <= k2 <= n2):
+        raise ValueError(f"need 0 <= k <= n; got {k1}/{n1} and {k2}/{n2}")
+    if 0 in (n1, n2):
+        return dict.fromkeys(("fraction_first", "fraction_second", "odds_ratio", "ci_low", "ci_high", "p_two_sided"),
+                             float("nan"))
+    table = [[k1, n1 - k1], [k2, n2 - k2]]
+    ratio = odds_ratio(table)
+    low, high = ratio.confidence_interval(0.95)
+    return {"fraction_first": k1 / n1, "fraction_second": k2 / n2, "odds_ratio": float(ratio.statistic),
+            "ci_low": float(low), "ci_high": float(high), "p_two_sided": float(stats.fisher_exact(table).pvalue)}
+
+
 def binomial_power(n: int, fraction: float, alpha: float = 0.05) -> float:
     """Chance that :func:`binomial_test` on n trials finds p_two_sided < alpha when each trial succeeds with
     probability ``fraction``: how likely a run of this size was to show an effect that large."""

@@ -7,7 +7,7 @@ import csv
 
 import numpy as np
 
-from .analysis import binomial_power
+from .analysis import binomial_power, count_contrast
 from .comparison import read_values
 from .tables import difference_cells, holm, paired_difference, welch_difference, write_table
 
@@ -106,6 +106,26 @@ def curvature_claims(rows: list[dict]) -> list[dict]:
                               against_paper(more_negative, r["verdict"], expected, significant),
                               fraction, binomial_power(n, fraction)))
     return out
+
+
+def architecture_claims(rows: list[dict]) -> list[dict]:
+    """The paper sets its CNN nonlinearities (78% negative) against its MLP ones (7 of 24) without testing the
+    difference: Fisher's exact test of the two counts, where a run has both."""
+    cnn, mlp = (_find(rows, kind="learned", arch=arch, dataset="all") for arch in ("cnn", "mlp"))
+    if not (cnn and mlp and int(cnn["n"]) and int(mlp["n"])):
+        return []
+    (k1, n1), (k2, n2) = ((int(r["k_negative"]), int(r["n"])) for r in (cnn, mlp))
+    test = count_contrast(k1, n1, k2, n2)
+    verdict = ("not significant (Fisher p >= 0.05)" if test["p_two_sided"] >= 0.05
+               else f"{'CNN' if test['odds_ratio'] > 1 else 'MLP'} more often negative, Fisher p < 0.05")
+    cnn_paper, mlp_paper = (PAPER_CURVATURE[arch][3] for arch in ("cnn", "mlp"))
+    return [_claim("learned 2-arg nonlinearities: the CNN's more often negative (XOR-like) than the MLP's",
+                   "78% of CNN and 7 of 24 MLP nonlinearities negative (the difference not tested)",
+                   f"CNN {k1}/{n1}, MLP {k2}/{n2} negative; odds ratio {test['odds_ratio']:.3g}",
+                   f"[{test['ci_low']:.3g}, {test['ci_high']:.3g}]", f"{test['p_two_sided']:.3g}", verdict,
+                   "curvature_tests (Fisher's exact test; conditional odds ratio, CNN over MLP)",
+                   against_paper(test["odds_ratio"] - 1, verdict, 1),
+                   cnn_paper / (1 - cnn_paper) * (1 - mlp_paper) / mlp_paper)]
 
 
 def start_claims(rows: list[dict]) -> list[dict]:
@@ -280,7 +300,8 @@ def write_claims(out: str, scale: str, curvature: str, spectra: str, summary_val
     values = read_values(summary_values)
     fair = session_epochs is None or session_epochs[1] >= session_epochs[0]
     curvature_rows = read_rows(curvature)
-    rows = (curvature_claims(curvature_rows) + start_claims(curvature_rows) + quadratic_claims(curvature_rows)
+    rows = (curvature_claims(curvature_rows) + architecture_claims(curvature_rows) + start_claims(curvature_rows)
+            + quadratic_claims(curvature_rows)
             + maturation_claims(read_rows(maturation)) + spectra_claims(read_rows(spectra)) + baseline_claims(values)
             + (retraining_claims(values) if fair else []) + corruption_claims(read_rows(cifar10c))
             + robustness_claims(read_rows(table1)))
