@@ -29,8 +29,11 @@ from multiarg.tables import line_difference, welch_difference
 def contrast(pools: list[tuple[str, list[Path]]]) -> dict:
     """Both pools as :func:`pool_curvature.pool` gives them, and the tests between them (first against second)."""
     pooled = [pool(accounts, arch) for arch, accounts in pools]
-    pairs = [[pair for account in accounts for pair in curvature_pairs(account, arch)] for arch, accounts in pools]
-    (starts1, learned1), (starts2, learned2) = ([[p[i] for p in group] for i in (0, 1)] for group in pairs)
+    pairs = [curvature_pairs(accounts, arch) for arch, accounts in pools]
+    if not all(pairs):
+        raise SystemExit("each pool needs accounts with session-I start fits (runs made since the start test: "
+                         "tables/fits.csv rows of kind 'start')")
+    (starts1, learned1), (starts2, learned2) = (zip(*group) for group in pairs)
     first, second = pooled
     return {"pools": [{"accounts": [str(a) for a in accounts], **p} for (_, accounts), p in zip(pools, pooled)],
             **{when: {**count_contrast(first[when]["k"], first[when]["n"], second[when]["k"], second[when]["n"]),

@@ -29,13 +29,17 @@ def _rows(account: Path, arch: str) -> list[dict]:
         return [r for r in csv.DictReader(fh) if r["arch"] == arch and r["dataset"] != "all"]
 
 
-def curvature_pairs(account: Path, arch: str) -> list[tuple[float, float]]:
-    """(start, learned) normalised curvature of each learned 2-arg function whose session-I start the account fitted."""
-    with open(account / "tables" / "fits.csv") as fh:
-        fits = [r for r in csv.DictReader(fh) if r["arch"] == arch]
-    starts = {(r["dataset"], r["seed"]): float(r["curvature_normalised"]) for r in fits if r["kind"] == "start"}
-    return [(starts[r["dataset"], r["seed"]], float(r["curvature_normalised"])) for r in fits
-            if r["kind"] == "learned" and (r["dataset"], r["seed"]) in starts]
+def curvature_pairs(accounts: list[Path], arch: str) -> list[tuple[float, float]]:
+    """(start, learned) normalised curvature of each learned 2-arg function whose session-I start its account
+    fitted, over all the accounts."""
+    pairs = []
+    for account in accounts:
+        with open(account / "tables" / "fits.csv") as fh:
+            fits = [r for r in csv.DictReader(fh) if r["arch"] == arch]
+        starts = {(r["dataset"], r["seed"]): float(r["curvature_normalised"]) for r in fits if r["kind"] == "start"}
+        pairs += [(starts[r["dataset"], r["seed"]], float(r["curvature_normalised"])) for r in fits
+                  if r["kind"] == "learned" and (r["dataset"], r["seed"]) in starts]
+    return pairs
 
 
 def pool(accounts: list[Path], arch: str) -> dict:
@@ -58,7 +62,7 @@ def pool(accounts: list[Path], arch: str) -> dict:
     test = binomial_test(total(learned, "k_negative"), total(learned, "n"))
     paired = [r for r in learned if r.get("to_negative", "") != ""]
     changes = binomial_test(total(paired, "to_negative"), total(paired, "to_negative") + total(paired, "to_positive"))
-    pairs = [pair for account in accounts for pair in curvature_pairs(account, arch)]
+    pairs = curvature_pairs(accounts, arch)
     shift = paired_difference([learned for _, learned in pairs], [start for start, _ in pairs])
     return {"arch": arch, "datasets": by_dataset, "learned": {**test, "n_flat": total(learned, "n_flat")},
             "start": {**binomial_test(total(starts, "k_negative"), total(starts, "n")),

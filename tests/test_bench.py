@@ -694,6 +694,10 @@ def test_contrast_curvature_tests_two_pools_counts_curvatures_and_lines(tmp_path
     assert [p["learned"]["k"] for p in json.loads((tmp_path / "c.json").read_text())["pools"]] == [20, 8]
     with pytest.raises(SystemExit):
         contrast_curvature.main(["--pool", "cnn", str(tmp_path / "cnn"), "--out", str(tmp_path / "d.json")])
+    write_table([_curvature_row("learned", "cifar10", 20, 24)], tmp_path / "old" / "tables" / "curvature_tests.csv")
+    write_table([_fit_row("learned", "cifar10", 0, -0.5)], tmp_path / "old" / "tables" / "fits.csv")
+    with pytest.raises(SystemExit, match="session-I start fits"):  # an account made before the start test
+        contrast_curvature.contrast([("cnn", [tmp_path / "old"]), ("mlp", [tmp_path / "mlp"])])
 
 
 def test_start_curvature_tests_a_records_fits_again_without_its_run_folders(tmp_path):
