@@ -114,7 +114,7 @@ def _map_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--cells", type=int, default=5)
     g.add_argument("--sigma", type=float, default=3.0)
     g.add_argument("--resolution", type=int, default=16)
-    g.add_argument("--boundary", default="reflect")
+    g.add_argument("--boundary", default="wrap")
     g.add_argument("--rescale", type=_bool, default=True)
 
 

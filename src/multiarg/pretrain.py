@@ -19,7 +19,7 @@ class MapConfig:
     cells: int = 5
     sigma: float = 3.0
     resolution: int = 16  # grid points per cell
-    boundary: str = "reflect"  # scipy.ndimage mode at the map's edge
+    boundary: str = "wrap"  # scipy.ndimage mode at the map's edge; other modes bend the maps one way
     rescale: bool = True  # min-max the blurred map back onto [-1, 1]
 
     @property
