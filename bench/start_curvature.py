@@ -6,7 +6,9 @@ sign of those maps' quadratic part depends on the blur's boundary mode, which th
 here, without training anything:
 
   maps: the share of session-I targets whose quadratic fit over the disk |x| <= radius curves negatively (a
-        saddle), per boundary mode and blur width, over seeds 0 .. draws-1;
+        saddle), per boundary mode and blur width, over seeds 0 .. draws-1, and the medians of how close to a
+        plane they are (multiarg.pretrain.plane_r2) and of the share of their variance that is interaction rather
+        than a sum of one function per argument (interaction_share), both over the whole map;
   runs: in each workflow run folder, every learned 2-arg session-II net beside its own session-I net, both fitted
         over the learned net's input region as the curvature tests fit them (analysis defaults of config.yaml):
         the signs before and after, McNemar's exact test of the changes (the discordant pairs against 1/2), a
@@ -33,15 +35,16 @@ from multiarg.activations import inner_from_state, load_inner
 from multiarg.analysis import fit_quadratic, sign_changes
 from multiarg.io import load_torch
 from multiarg.nonlinearities import AnalysisConfig, analyse_function
-from multiarg.pretrain import MapConfig, grid_axis, random_map
+from multiarg.pretrain import MapConfig, grid_axis, interaction_share, plane_r2, random_map
 from multiarg.tables import paired_difference, regression
 from multiarg.sessions import load_model
 
 BOUNDARIES = ("reflect", "mirror", "nearest", "constant", "wrap")  # scipy.ndimage's modes
 
 
-def map_shares(sigmas: list[float], radius: float, draws: int) -> list[dict]:
-    """Share of session-I target maps curving negatively over the disk, per boundary mode and blur width."""
+def map_statistics(sigmas: list[float], radius: float, draws: int) -> list[dict]:
+    """Share of session-I target maps curving negatively over the disk, and their median plane R² and interaction
+    share, per boundary mode and blur width."""
     axis = grid_axis(MapConfig())
     points = np.stack(np.meshgrid(axis, axis, indexing="ij"), axis=-1)
     disk = (points**2).sum(-1) <= radius**2
@@ -49,9 +52,13 @@ def map_shares(sigmas: list[float], radius: float, draws: int) -> list[dict]:
     for boundary in BOUNDARIES:
         for sigma in sigmas:
             cfg = MapConfig(sigma=sigma, boundary=boundary)
-            signs = [fit_quadratic(points[disk], random_map(2, cfg, seed)[1][disk])["sign"] for seed in range(draws)]
+            targets = [random_map(2, cfg, seed)[1] for seed in range(draws)]
+            signs = [fit_quadratic(points[disk], target[disk])["sign"] for target in targets]
+            plane, interaction = (float(np.median([f(t) for t in targets]))
+                                  for f in (lambda t: plane_r2(t, cfg), interaction_share))
             rows.append({"boundary": boundary, "sigma_cells": sigma, "radius": radius, "draws": draws,
-                         "fraction_negative": float(np.mean(np.array(signs) < 0))})
+                         "fraction_negative": float(np.mean(np.array(signs) < 0)),
+                         "plane_r2_median": plane, "interaction_share_median": interaction})
     return rows
 
 
@@ -120,9 +127,12 @@ def main(argv=None) -> dict:
                   "runs": [tested(run) for run in record["runs"]]}
     else:
         runs = [run_changes(label, Path(folder), args.epoch) for label, folder in (r.split("=", 1) for r in args.runs)]
-        result = {**environment(device("cpu")), "maps": map_shares(args.sigmas, args.radius, args.draws), "runs": runs}
+        result = {**environment(device("cpu")), "maps": map_statistics(args.sigmas, args.radius, args.draws), "runs": runs}
     for row in result["maps"]:
-        print(f"maps  {row['boundary']:>8} sigma {row['sigma_cells']:g}: {row['fraction_negative']:.3f} negative")
+        # records made before the medians were measured lack them
+        print(f"maps  {row['boundary']:>8} sigma {row['sigma_cells']:g}: {row['fraction_negative']:.3f} negative"
+              + (f", plane R² {row['plane_r2_median']:.3f}, interaction share {row['interaction_share_median']:.3g}"
+                 if "plane_r2_median" in row else ""))
     for r in result["runs"]:
         shift, line = r["curvature_change"], r["start_dependence"]
         print(f"runs  {r['label']}: start {r['start_negative']}/{r['n']} negative, learned {r['learned_negative']}/"

@@ -700,6 +700,15 @@ def test_contrast_curvature_tests_two_pools_counts_curvatures_and_lines(tmp_path
         contrast_curvature.contrast([("cnn", [tmp_path / "old"]), ("mlp", [tmp_path / "mlp"])])
 
 
+def test_start_curvature_describes_the_maps_of_every_edge_mode():
+    start_curvature = pytest.importorskip("start_curvature")
+    rows = {r["boundary"]: r for r in start_curvature.map_statistics([3.0], radius=2.0, draws=6)}
+    assert set(rows) == set(start_curvature.BOUNDARIES)
+    assert all(0 <= r["fraction_negative"] <= 1 and 0 <= r["plane_r2_median"] <= 1 for r in rows.values())
+    assert rows["wrap"]["plane_r2_median"] < 0.5 < 0.95 < rows["reflect"]["plane_r2_median"]
+    assert rows["wrap"]["interaction_share_median"] < 1e-4 < rows["reflect"]["interaction_share_median"]
+
+
 def test_start_curvature_tests_a_records_fits_again_without_its_run_folders(tmp_path):
     start_curvature = pytest.importorskip("start_curvature")
     from scipy import stats

@@ -5,7 +5,8 @@ from scipy import stats
 
 from multiarg.activations import load_inner
 from multiarg.analysis import fit_quadratic
-from multiarg.pretrain import MapConfig, PretrainConfig, grid_axis, make_initial_inner, plane_r2, random_map
+from multiarg.pretrain import (MapConfig, PretrainConfig, grid_axis, interaction_share, make_initial_inner, plane_r2,
+                               random_map)
 
 
 def _total_variation(a):
@@ -50,6 +51,23 @@ def test_the_papers_blur_leaves_a_ramp_with_reflecting_edges_not_wrapped_ones(n_
     assert median_r2(3.0, "reflect") > 0.95
     assert median_r2(3.0, "wrap") < 0.5
     assert median_r2(0.5, "reflect") < 0.4
+
+
+def test_interaction_share_tells_sums_of_one_function_per_argument_from_products():
+    x = np.linspace(-1, 1, 41)
+    a, b = np.meshgrid(x, x, indexing="ij")
+    assert interaction_share(np.sin(3 * a) + b**2) == pytest.approx(0, abs=1e-12)
+    assert interaction_share(a * b) == pytest.approx(1)
+    assert interaction_share(a * b + a) == pytest.approx(np.var(a * b) / np.var(a * b + a))
+
+
+def test_wrapped_edges_leave_the_papers_blur_a_sum_of_one_function_per_argument():
+    # sigma = 3 cells over a 5-cell period keeps one Fourier mode per axis; their products are damped far more
+    def median_share(boundary):
+        cfg = MapConfig(boundary=boundary, resolution=8)
+        return np.median([interaction_share(random_map(2, cfg, seed)[1]) for seed in range(50)])
+
+    assert median_share("wrap") < 1e-4 < 1e-3 < median_share("reflect")
 
 
 def test_the_blurs_boundary_mode_sets_which_way_the_maps_curve():

@@ -50,6 +50,16 @@ def plane_r2(target: np.ndarray, cfg: MapConfig) -> float:
     return float(1 - residual @ residual / ((y - y.mean()) @ (y - y.mean())))
 
 
+def interaction_share(target: np.ndarray) -> float:
+    """Share of a map's variance that no sum of one function per argument explains: 0 for an additive map, 1 for
+    a pure interaction such as the centred product of two centred ramps."""
+    centred = target - target.mean()
+    additive = sum(centred.mean(axis=tuple(a for a in range(centred.ndim) if a != axis), keepdims=True)
+                   for axis in range(centred.ndim))
+    residual = centred - additive
+    return float((residual**2).sum() / max((centred**2).sum(), 1e-300))
+
+
 def grid_axis(cfg: MapConfig) -> np.ndarray:
     """Cell-centre coordinates of the fine grid along one axis."""
     n = cfg.cells * cfg.resolution
