@@ -127,7 +127,8 @@ def main(argv=None) -> dict:
                   "runs": [tested(run) for run in record["runs"]]}
     else:
         runs = [run_changes(label, Path(folder), args.epoch) for label, folder in (r.split("=", 1) for r in args.runs)]
-        result = {**environment(device("cpu")), "maps": map_statistics(args.sigmas, args.radius, args.draws), "runs": runs}
+        maps = map_statistics(args.sigmas, args.radius, args.draws)
+        result = {**environment(device("cpu")), "maps": maps, "runs": runs}
     for row in result["maps"]:
         # records made before the medians were measured lack them
         print(f"maps  {row['boundary']:>8} sigma {row['sigma_cells']:g}: {row['fraction_negative']:.3f} negative"
