@@ -40,17 +40,19 @@ def test_sigma_three_cells_flattens_the_map_without_rescaling(boundary):
     assert np.median(stds) < 0.1 * np.sqrt(1 / 3)
 
 
+def _median_over_maps(statistic, boundary: str, n_args: int = 2, sigma: float = 3.0) -> float:
+    """Median of ``statistic(map, cfg)`` over 50 blurred maps, 8 grid points per cell."""
+    cfg = MapConfig(sigma=sigma, resolution=8, boundary=boundary)
+    return np.median([statistic(random_map(n_args, cfg, seed)[1], cfg) for seed in range(50)])
+
+
 @pytest.mark.parametrize("n_args", [1, 2])
 def test_the_papers_blur_leaves_a_ramp_with_reflecting_edges_not_wrapped_ones(n_args):
     # sigma = 3 cells keeps little but the map's lowest mode: with reflecting edges a ramp, with wrapped ones a
     # period across the map, which no plane fits; half a cell keeps the rough map the paper's motivation asks for
-    def median_r2(sigma, boundary):
-        cfg = MapConfig(sigma=sigma, resolution=8, boundary=boundary)
-        return np.median([plane_r2(random_map(n_args, cfg, seed)[1], cfg) for seed in range(50)])
-
-    assert median_r2(3.0, "reflect") > 0.95
-    assert median_r2(3.0, "wrap") < 0.5
-    assert median_r2(0.5, "reflect") < 0.4
+    assert _median_over_maps(plane_r2, "reflect", n_args) > 0.95
+    assert _median_over_maps(plane_r2, "wrap", n_args) < 0.5
+    assert _median_over_maps(plane_r2, "reflect", n_args, sigma=0.5) < 0.4
 
 
 def test_interaction_share_tells_sums_of_one_function_per_argument_from_products():
@@ -63,11 +65,10 @@ def test_interaction_share_tells_sums_of_one_function_per_argument_from_products
 
 def test_wrapped_edges_leave_the_papers_blur_a_sum_of_one_function_per_argument():
     # sigma = 3 cells over a 5-cell period keeps one Fourier mode per axis; their products are damped far more
-    def median_share(boundary):
-        cfg = MapConfig(boundary=boundary, resolution=8)
-        return np.median([interaction_share(random_map(2, cfg, seed)[1]) for seed in range(50)])
+    def share(target, _cfg):
+        return interaction_share(target)
 
-    assert median_share("wrap") < 1e-4 < 1e-3 < median_share("reflect")
+    assert _median_over_maps(share, "wrap") < 1e-4 < 1e-3 < _median_over_maps(share, "reflect")
 
 
 def test_the_blurs_boundary_mode_sets_which_way_the_maps_curve():
