@@ -1,4 +1,5 @@
 import copy
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -57,7 +58,7 @@ def test_every_config_key_is_described():
 def test_shipped_configs_are_valid():
     validate_config(PAPER, SCHEMA)
     for extra in (REPO / "workflow" / "configs").glob("*.yaml"):
-        validate_config(_merge(PAPER, yaml.safe_load(extra.read_text())), SCHEMA)
+        validate_config(load_config(REPO / "config.yaml", extra), SCHEMA)
 
 
 @pytest.mark.parametrize("change,message", [
@@ -128,6 +129,48 @@ def test_config_files_merge_as_snakemake_merges_them(tmp_path):
     assert load_config(first, second) == {"train": {"lr": 0.01, "epochs": [3]}, "seeds": [2], "keep": 1,
                                           "new": {"a": 1}}
     for overlay in (REPO / "workflow" / "configs").glob("*.yaml"):
+        chain = [read_config_file(overlay)]  # the file, then what it extends, and so on
+        while "extends" in chain[-1]:
+            chain.append(read_config_file(overlay.parent / chain[-1].pop("extends")))
         expected = read_config_file(REPO / "config.yaml")
-        update_config(expected, read_config_file(overlay))
+        for layer in reversed(chain):
+            update_config(expected, layer)
         assert load_config(REPO / "config.yaml", overlay) == expected, overlay.name
+
+
+def test_a_config_file_extends_the_file_it_names_under_its_own_keys(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "base.yaml").write_text("train: {lr: 0.01, epochs: [1, 2]}\nseeds: [0, 1]\nscale: base\n")
+    (tmp_path / "sub" / "mid.yaml").write_text("extends: ../base.yaml\ntrain: {epochs: [3]}\nscale: mid\n")
+    top = tmp_path / "sub" / "top.yaml"
+    top.write_text("extends: mid.yaml\nseeds: [4]\n")
+    assert load_config(top) == {"train": {"lr": 0.01, "epochs": [3]}, "seeds": [4], "scale": "mid"}
+    assert load_config(tmp_path / "base.yaml", top)["scale"] == "mid"  # a later file wins over an earlier one
+
+
+@pytest.mark.parametrize("files,message", [
+    ({"a.yaml": "extends: b.yaml\n", "b.yaml": "extends: a.yaml\n"}, "config files extend each other in a loop"),
+    ({"a.yaml": "extends: gone.yaml\n"}, "extends: no config file"),
+    ({"a.yaml": "extends: [b.yaml, c.yaml]\n"}, "extends must be the path of one config file"),
+    ({"a.yaml": "extends: b.yaml\n", "b.yaml": "seeds: [0]\nseeds: [1]\n"}, "'seeds' on lines 1 and 2"),
+])
+def test_a_bad_extends_is_refused(tmp_path, files, message):
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(tmp_path / "a.yaml")
+
+
+def test_snakemake_reads_an_extending_config_as_load_config_does(tmp_path):
+    """Snakemake does not know ``extends``; the workflow reads such a file again, with ``--config`` over it."""
+    variant = tmp_path / "variant.yaml"
+    variant.write_text(f"extends: {REPO / 'workflow' / 'configs' / 'demo.yaml'}\ntrain: {{session2_epochs: 2}}\n")
+    target = "results/runs/mnist/mlp/relu/seed0/session2/model.pt"
+    result = subprocess.run([sys.executable, "-m", "snakemake", "-n", "-p", "--cores", "1", "--forceall",
+                             "--configfile", str(variant), "--config", "inner_kernel=chunked", "--", target],
+                            cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    command = next(line for line in result.stdout.splitlines() if "train --session 2" in line)
+    assert "--max-epochs 2 " in command  # the variant's
+    assert "--batch-size 32 " in command and "--train-limit 400 " in command  # the demo's, under it
+    assert "--inner-kernel chunked " in command  # --config's, over both

@@ -7,6 +7,9 @@ import jsonschema
 import yaml
 
 
+EXTENDS = "extends"  # the key naming the config file a config file is merged over
+
+
 class ConfigError(ValueError):
     """The configuration does not match the schema or is inconsistent."""
 
@@ -63,12 +66,34 @@ def merge_config(base: dict, overlay: dict) -> dict:
     return base
 
 
+def resolve_config_file(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict:
+    """A configuration file with the file it ``extends`` (a path relative to it, itself resolved so) merged under
+    its own keys, so that a variant of a study names only what it changes."""
+    path = Path(path).resolve()
+    if path in _chain:
+        raise ConfigError("config files extend each other in a loop: " + " -> ".join(map(str, _chain + (path,))))
+    own = read_config_file(path)
+    base = own.pop(EXTENDS, None)
+    if base is None:
+        return own
+    if not isinstance(base, str):
+        raise ConfigError(f"{path}: {EXTENDS} must be the path of one config file, not {base!r}")
+    if not (path.parent / base).is_file():
+        raise ConfigError(f"{path}: {EXTENDS}: no config file {path.parent / base}")
+    return merge_config(resolve_config_file(path.parent / base, _chain + (path,)), own)
+
+
+def extends_another(path: str | Path) -> bool:
+    """Whether the configuration file at ``path`` names a file it extends, which Snakemake alone would not read."""
+    return EXTENDS in read_config_file(path)
+
+
 def load_config(*paths: str | Path) -> dict:
-    """The configuration ``snakemake --configfile PATHS...`` sees: each file merged over those before it. Written
-    here rather than borrowed from Snakemake, which the GPU machine's benchmarks run without."""
+    """The configuration ``snakemake --configfile PATHS...`` sees: each file, with what it extends, merged over those
+    before it. Written here rather than borrowed from Snakemake, which the GPU machine's benchmarks run without."""
     config: dict = {}
     for path in paths:
-        merge_config(config, read_config_file(path))
+        merge_config(config, resolve_config_file(path))
     return config
 
 

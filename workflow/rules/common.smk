@@ -4,11 +4,19 @@ import shlex
 
 from multiarg import jobserver, paths
 from multiarg.activations import ActivationSpec
-from multiarg.config import cli_options, pretrain_options, read_config_file, validate_config
+from multiarg.config import (cli_options, extends_another, load_config, merge_config, pretrain_options,
+                             validate_config)
 from multiarg.runtime import CPU_ISAS
 
-for _file in workflow.configfiles:  # Snakemake's own reading keeps the last of a repeated key without a word
-    read_config_file(_file)
+# Snakemake's own reading keeps the last of a repeated key without a word (extends_another reads each file ours
+# way), and knows nothing of `extends`: where a config file extends another, the configuration is read again as
+# multiarg.config reads it, config.yaml (the `configfile:` directive, read after the --configfiles) first and
+# --config's keys last.
+if any([extends_another(f) for f in workflow.configfiles]):
+    _directive = workflow.configfiles[len(workflow.overwrite_configfiles):]
+    _read = load_config(*_directive, *workflow.overwrite_configfiles)
+    config.clear()
+    config.update(merge_config(_read, dict(workflow.config_settings.config)))
 validate_config(config, os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml"))
 # The data mirror reaches prepare_data through the environment (MULTIARG_DATA_MIRROR, which wins over data.mirror),
 # not as a parameter, since where the same data is read from must not make Snakemake rerun the whole DAG (the
