@@ -161,16 +161,27 @@ def test_a_bad_extends_is_refused(tmp_path, files, message):
         load_config(tmp_path / "a.yaml")
 
 
-def test_snakemake_reads_an_extending_config_as_load_config_does(tmp_path):
-    """Snakemake does not know ``extends``; the workflow reads such a file again, with ``--config`` over it."""
-    variant = tmp_path / "variant.yaml"
-    variant.write_text(f"extends: {REPO / 'workflow' / 'configs' / 'demo.yaml'}\ntrain: {{session2_epochs: 2}}\n")
-    target = "results/runs/mnist/mlp/relu/seed0/session2/model.pt"
-    result = subprocess.run([sys.executable, "-m", "snakemake", "-n", "-p", "--cores", "1", "--forceall",
-                             "--configfile", str(variant), "--config", "inner_kernel=chunked", "--", target],
-                            cwd=REPO, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr[-3000:]
-    command = next(line for line in result.stdout.splitlines() if "train --session 2" in line)
-    assert "--max-epochs 2 " in command  # the variant's
-    assert "--batch-size 32 " in command and "--train-limit 400 " in command  # the demo's, under it
-    assert "--inner-kernel chunked " in command  # --config's, over both
+def test_snakemake_reads_an_extending_config_as_the_whole_file_it_stands_for(tmp_path):
+    """Snakemake does not know ``extends``; the workflow reads such a file again, ``--config`` over it, in the order
+    Snakemake reads a whole file, since the order in which a mapping's keys come reaches some commands."""
+    from multiarg.config import merge_config
+
+    demo = REPO / "workflow" / "configs" / "demo.yaml"
+    change = {"train": {"session2_epochs": 2}, "pretrain": {"boundary": "reflect"}}
+    variant, whole = tmp_path / "variant.yaml", tmp_path / "whole.yaml"
+    variant.write_text(f"extends: {demo}\n" + yaml.safe_dump(change))
+    whole.write_text(yaml.safe_dump(merge_config(read_config_file(demo), change), sort_keys=False))
+    targets = ["results/runs/mnist/mlp/relu/seed0/session2/model.pt", "results/init/arg2/seed0.pt"]
+    commands = []
+    for configfile in (variant, whole):
+        result = subprocess.run([sys.executable, "-m", "snakemake", "-n", "-p", "--cores", "1", "--forceall",
+                                 "--configfile", str(configfile), "--config", "inner_kernel=chunked", "--", *targets],
+                                cwd=REPO, capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr[-3000:]
+        commands.append(sorted(line for line in result.stdout.splitlines() if "python -m multiarg" in line))
+    assert commands[0] == commands[1] and len(commands[0]) == 3  # preparing the data, session I and session II
+    train = next(line for line in commands[0] if "train --session 2" in line)
+    assert "--max-epochs 2 " in train  # the variant's
+    assert "--batch-size 32 " in train and "--train-limit 400 " in train  # the demo's, under it
+    assert "--inner-kernel chunked " in train  # --config's, over both
+    assert "--steps 500 --boundary reflect --cells 5 " in next(line for line in commands[0] if "pretrain" in line)

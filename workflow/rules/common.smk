@@ -1,3 +1,4 @@
+import copy
 import os
 import re
 import shlex
@@ -9,14 +10,16 @@ from multiarg.config import (cli_options, extends_another, load_config, merge_co
 from multiarg.runtime import CPU_ISAS
 
 # Snakemake's own reading keeps the last of a repeated key without a word (extends_another reads each file ours
-# way), and knows nothing of `extends`: where a config file extends another, the configuration is read again as
-# multiarg.config reads it, config.yaml (the `configfile:` directive, read after the --configfiles) first and
-# --config's keys last.
+# way), and knows nothing of `extends`: where a config file extends another, the configuration is read again, the
+# way Snakemake builds it: what the command line gives (the --configfiles with what they extend, then --config),
+# config.yaml (the `configfile:` directive) over that, and what the command line gives over both. The order matters
+# beyond the values: a mapping's key order reaches the commands that render one whole (session I's options), and
+# with them the params Snakemake compares to decide what to rerun.
 if any([extends_another(f) for f in workflow.configfiles]):
-    _directive = workflow.configfiles[len(workflow.overwrite_configfiles):]
-    _read = load_config(*_directive, *workflow.overwrite_configfiles)
+    _given = merge_config(load_config(*workflow.overwrite_configfiles), dict(workflow.config_settings.config))
+    _directive = load_config(*workflow.configfiles[len(workflow.overwrite_configfiles):])
     config.clear()
-    config.update(merge_config(_read, dict(workflow.config_settings.config)))
+    config.update(merge_config(merge_config(copy.deepcopy(_given), _directive), _given))
 validate_config(config, os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml"))
 # The data mirror reaches prepare_data through the environment (MULTIARG_DATA_MIRROR, which wins over data.mirror),
 # not as a parameter, since where the same data is read from must not make Snakemake rerun the whole DAG (the
