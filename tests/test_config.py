@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from multiarg.config import ConfigError, load_config, read_config_file, validate_config
+from multiarg.config import ConfigError, load_config, merge_config, read_config_file, validate_config
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
@@ -164,8 +164,6 @@ def test_a_bad_extends_is_refused(tmp_path, files, message):
 def test_snakemake_reads_an_extending_config_as_the_whole_file_it_stands_for(tmp_path):
     """Snakemake does not know ``extends``; the workflow reads such a file again, ``--config`` over it, in the order
     Snakemake reads a whole file, since the order in which a mapping's keys come reaches some commands."""
-    from multiarg.config import merge_config
-
     demo = REPO / "workflow" / "configs" / "demo.yaml"
     change = {"train": {"session2_epochs": 2}, "pretrain": {"boundary": "reflect"}}
     variant, whole = tmp_path / "variant.yaml", tmp_path / "whole.yaml"
