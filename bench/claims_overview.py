@@ -2,10 +2,9 @@
 claim, how its result stands to the paper's and its p. Reads only the committed tables; measures nothing.
 
     python bench/claims_overview.py            # the Markdown table
-    python bench/claims_overview.py --readme   # write it into README.md between its markers
+    python bench/claims_overview.py --write    # write it into FINDINGS.md between its markers
 
-tests/test_bench.py checks that README.md holds what this prints, so the README's overview cannot drift from the
-accounts.
+tests/test_bench.py checks that FINDINGS.md holds what this prints, so its overview cannot drift from the accounts.
 """
 from __future__ import annotations
 
@@ -13,10 +12,10 @@ import argparse
 import csv
 from pathlib import Path
 
-from readme_block import emit
+from readme_block import FINDINGS, emit
 
 RESULTS = Path(__file__).resolve().parent / "results"
-MARKERS = ("<!-- claims-overview: begin (python bench/claims_overview.py --readme) -->",
+MARKERS = ("<!-- claims-overview: begin (python bench/claims_overview.py --write) -->",
            "<!-- claims-overview: end -->")
 
 
@@ -56,8 +55,8 @@ def table(results: Path = RESULTS) -> str:
 
 def main(argv=None) -> str:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--readme", action="store_true", help="write the table into README.md between its markers")
-    return emit(table(), MARKERS, p.parse_args(argv).readme)
+    p.add_argument("--write", action="store_true", help="write the table into FINDINGS.md between its markers")
+    return emit(table(), MARKERS, p.parse_args(argv).write, FINDINGS)
 
 
 if __name__ == "__main__":

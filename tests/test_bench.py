@@ -592,11 +592,11 @@ def test_compare_fits_counts_sign_changes_per_kind_and_medians_by_the_second_run
     assert json.loads((tmp_path / "c.json").read_text())["learned"]["same_sign"] == out["learned"]["same_sign"] == 2
 
 
-def test_the_readmes_claims_overview_is_what_the_committed_accounts_give():
+def test_the_findings_claims_overview_is_what_the_committed_accounts_give():
     overview = pytest.importorskip("claims_overview")
-    from readme_block import read_block
+    from readme_block import FINDINGS, read_block
 
-    assert read_block(overview.MARKERS) == overview.table()
+    assert read_block(overview.MARKERS, FINDINGS) == overview.table()
 
 
 def test_the_claims_overview_sets_each_runs_verdict_side_by_side(tmp_path):
