@@ -1,22 +1,29 @@
-"""The paper's claims across the committed run accounts (bench/results/*/tables/claims.csv): in every run that tests a
-claim, how its result stands to the paper's and its p. Reads only the committed tables; measures nothing.
+"""The committed run accounts (bench/results/*/): an index of them (config and command-line overrides, session-I
+edges, jobs, wall time, curvature counts), and the paper's claims across them (their tables/claims.csv): in every run that tests a
+claim, how its result stands to the paper's and its p. Reads only the committed accounts; measures nothing.
 
-    python bench/claims_overview.py            # the Markdown table
-    python bench/claims_overview.py --write    # write it into FINDINGS.md between its markers
+    python bench/claims_overview.py            # both Markdown tables
+    python bench/claims_overview.py --write    # write them into FINDINGS.md between their markers
 
-tests/test_bench.py checks that FINDINGS.md holds what this prints, so its overview cannot drift from the accounts.
+tests/test_bench.py checks that FINDINGS.md holds what this prints, so its tables cannot drift from the accounts.
 """
 from __future__ import annotations
 
 import argparse
 import csv
+import json
 from pathlib import Path
 
 from readme_block import FINDINGS, emit
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from multiarg.config import load_config
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
 MARKERS = ("<!-- claims-overview: begin (python bench/claims_overview.py --write) -->",
            "<!-- claims-overview: end -->")
+INDEX_MARKERS = ("<!-- accounts-index: begin (python bench/claims_overview.py --write) -->",
+                 "<!-- accounts-index: end -->")
 
 
 def accounts(results: Path = RESULTS) -> list[Path]:
@@ -41,11 +48,49 @@ def cell(row: dict) -> str:
     return f"{label}, p = {row['p']}{holm}{size}"
 
 
-def table(results: Path = RESULTS) -> str:
-    runs = {}
+def _rows(account: Path, table_name: str) -> list[dict]:
+    with open(account / "tables" / f"{table_name}.csv") as fh:
+        return list(csv.DictReader(fh))
+
+
+def curvature_counts(account: Path) -> str:
+    """The learned 2-arg nets' negative curvatures per architecture, after their session-I starts' where the run
+    fitted those: ``MLP 21 → 17/24``."""
+    parts = []
+    for arch in ("mlp", "cnn"):
+        rows = {r["kind"]: r for r in _rows(account, "curvature_tests") if (r["arch"], r["dataset"]) == (arch, "all")}
+        if "learned" in rows:
+            start = f"{rows['start']['k_negative']} → " if "start" in rows else ""
+            parts.append(f"{arch.upper()} {start}{rows['learned']['k_negative']}/{rows['learned']['n']}")
+    return "; ".join(parts) or "—"
+
+
+def overrides_of(command: str) -> list[str]:
+    """The ``KEY=VALUE`` settings a Snakemake command line gives after ``--config``."""
+    words = command.split()
+    given = words[words.index("--config") + 1:] if "--config" in words else []
+    return [w for w in given[:next((i for i, w in enumerate(given) if w.startswith("-")), len(given))] if "=" in w]
+
+
+def index(results: Path = RESULTS) -> str:
+    """One line per account: what ran it and what its 2-arg nets' curvature came to. The edge mode is its config's
+    as the repository resolves it now (each config whose account predates the change of default pins its own)."""
+    lines = ["| account | config | `--config` | session-I edges | jobs | wall time | 2-arg nets negative (starts → "
+             "learned) |", "|---" * 7 + "|"]
     for account in accounts(results):
-        with open(account / "tables" / "claims.csv") as fh:
-            runs[account.name] = {r["claim"]: r for r in csv.DictReader(fh)}
+        summary = json.loads((account / "summary.json").read_text())
+        run, configfile = summary["run"], summary["configfile"]
+        edges = load_config(ROOT / "config.yaml", ROOT / configfile)["pretrain"]["boundary"]
+        jobs = f"{sum(run['finished'].values())}" + ("" if run["complete"] else " (incomplete)")
+        overrides = " ".join(f"`{o}`" for o in overrides_of(run["command"])) or "—"
+        lines.append(f"| [`{account.name}`](bench/results/{account.name}/summary.md) | `{Path(configfile).name}` | "
+                     f"{overrides} | {edges} | {jobs} | {run['elapsed_seconds'] / 60:.0f} min | "
+                     f"{curvature_counts(account)} |")
+    return "\n".join(lines) + "\n"
+
+
+def table(results: Path = RESULTS) -> str:
+    runs = {account.name: {r["claim"]: r for r in _rows(account, "claims")} for account in accounts(results)}
     claims = list(dict.fromkeys(c for rows in runs.values() for c in rows))
     lines = ["| claim | " + " | ".join(f"`{name}`" for name in runs) + " |", "|---" * (len(runs) + 1) + "|"]
     lines += [f"| {claim} | " + " | ".join(cell(rows[claim]) if claim in rows else "—" for rows in runs.values())
@@ -55,8 +100,9 @@ def table(results: Path = RESULTS) -> str:
 
 def main(argv=None) -> str:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--write", action="store_true", help="write the table into FINDINGS.md between its markers")
-    return emit(table(), MARKERS, p.parse_args(argv).write, FINDINGS)
+    p.add_argument("--write", action="store_true", help="write the tables into FINDINGS.md between their markers")
+    write = p.parse_args(argv).write
+    return emit(index(), INDEX_MARKERS, write, FINDINGS) + emit(table(), MARKERS, write, FINDINGS)
 
 
 if __name__ == "__main__":
