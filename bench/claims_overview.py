@@ -1,6 +1,7 @@
 """The committed run accounts (bench/results/*/): an index of them (config and command-line overrides, session-I
-edges, jobs, wall time, curvature counts), and the paper's claims across them (their tables/claims.csv): in every run that tests a
-claim, how its result stands to the paper's and its p. Reads only the committed accounts; measures nothing.
+edges, jobs, wall time, curvature counts), and the paper's claims across them (their tables/claims.csv): in every run
+that tests a claim, how its result stands to the paper's and its p. Reads only the committed accounts; measures
+nothing.
 
     python bench/claims_overview.py            # both Markdown tables
     python bench/claims_overview.py --write    # write them into FINDINGS.md between their markers
