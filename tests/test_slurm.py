@@ -170,8 +170,11 @@ def test_slurm_profile_runs_a_slice_of_the_dag_through_sbatch(mirror, cluster, t
     env = {**os.environ, "MULTIARG_DATA_MIRROR": str(mirror), "MULTIARG_SLURM_GPUS": "0",
            # the jobs' shell commands call `python -m multiarg`: the environment running these tests
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    # the tiny config through a file that extends it, so that the jobs sbatch runs read `extends` too
+    tiny = tmp_path / "tiny-extended.yaml"
+    tiny.write_text(f"extends: {REPO / 'tests' / 'configs' / 'tiny.yaml'}\n")
     cmd = [sys.executable, "-m", "snakemake", "--profile", "slurm", *TARGETS, "--directory", str(tmp_path),
-           "--configfile", str(REPO / "config.yaml"), str(REPO / "tests" / "configs" / "tiny.yaml"),
+           "--configfile", str(REPO / "config.yaml"), str(tiny),
            # one SLURM job may use every CPU of the node; poll from 2 s on instead of 20 s
            "--cores", str(cpus), "--slurm-init-seconds-before-status-checks", "2",
            "--slurm-keep-successful-logs"]
