@@ -14,10 +14,13 @@ here, without training anything:
         the signs before and after, McNemar's exact test of the changes (the discordant pairs against 1/2), a
         paired t of the normalised curvature (learned minus start) and the line of learned on start normalised
         curvature (multiarg.tables.regression); with --epoch, the session-II net as it was after that epoch (its
-        snapshot) in place of the best one. (The workflow's curvature_tests table now tests the best epoch's nets
-        against their starts in every run; this reads run folders made before it did, and other epochs.)
+        snapshot) in place of the best one, and with --since, the net after that session-II epoch in place of the
+        session-I one, to see which epoch made a change. (The workflow's curvature_tests table now tests the best
+        epoch's nets against their starts in every run; this reads run folders made before it did, and other
+        epochs.)
 
     python bench/start_curvature.py --runs cifar10-cnn=RUN_DIR mnist-mlp=RUN_DIR ...
+    python bench/start_curvature.py --runs cifar10-cnn=RUN_DIR --epoch 2 --since 1   # what the second epoch did
     python bench/start_curvature.py --from RECORD --out FILE   # the tests again from a record's per-seed fits
 """
 from __future__ import annotations
@@ -69,14 +72,17 @@ def session2_inner(run: Path, epoch: int | None):
     return inner_from_state(dict(zip(snapshots["epochs"], snapshots["snapshots"]))[epoch])
 
 
-def run_changes(label: str, folder: Path, epoch: int | None = None) -> dict:
-    """Every learned 2-arg session-II net of a run folder against its session-I net, over its own input region."""
+def run_changes(label: str, folder: Path, epoch: int | None = None, since: int | None = None) -> dict:
+    """Every learned 2-arg session-II net of a run folder against its session-I net (or its snapshot after epoch
+    ``since``), over its own input region."""
     cfg, by_seed = AnalysisConfig(), []
     for model_path in sorted(folder.glob("results/runs/*/*/arg2/seed*/session2/model.pt")):
         run = model_path.parent
         hist = load_torch(run / "inputs.pt")
         seed = int(run.parent.name.removeprefix("seed"))
-        start = analyse_function(load_inner(load_torch(folder / f"results/init/arg2/seed{seed}.pt")), hist, cfg)
+        first = (load_inner(load_torch(folder / f"results/init/arg2/seed{seed}.pt")) if since is None
+                 else session2_inner(run, since))
+        start = analyse_function(first, hist, cfg)
         learned = analyse_function(session2_inner(run, epoch), hist, cfg)
         by_seed.append({"setting": f"{run.parents[3].name}/{run.parents[2].name}", "seed": seed,
                         "start_sign": start["curvature_sign"], "learned_sign": learned["curvature_sign"],
@@ -85,7 +91,7 @@ def run_changes(label: str, folder: Path, epoch: int | None = None) -> dict:
     if not by_seed:
         raise SystemExit(f"{folder}: no learned 2-arg session-II nets under results/runs")
     return tested({"label": label, "folder": str(folder), "epoch": epoch if epoch is not None else "best",
-                   "by_seed": by_seed})
+                   "since": since if since is not None else "session I", "by_seed": by_seed})
 
 
 def tested(run: dict) -> dict:
@@ -96,7 +102,8 @@ def tested(run: dict) -> dict:
     mcnemar = sign_changes(start, learned)
     curvature = {when: [r[f"{when}_curvature_normalised"] for r in by_seed] for when in ("start", "learned")}
     shift = paired_difference(curvature["learned"], curvature["start"])
-    return {"label": run["label"], "folder": run["folder"], "epoch": run.get("epoch", "best"), "n": len(by_seed),
+    return {"label": run["label"], "folder": run["folder"], "epoch": run.get("epoch", "best"),
+            "since": run.get("since", "session I"), "n": len(by_seed),
             "start_negative": sum(s < 0 for s in start), "learned_negative": sum(s < 0 for s in learned),
             "negative_to_positive": mcnemar["to_positive"], "positive_to_negative": mcnemar["to_negative"],
             "mcnemar_p_two_sided": mcnemar["p_two_sided"], "curvature_change": shift,
@@ -110,6 +117,7 @@ def main(argv=None) -> dict:
     p.add_argument("--radius", type=float, default=2.0, help="disk the maps are fitted over")
     p.add_argument("--draws", type=int, default=1000)
     p.add_argument("--epoch", type=int, help="compare each run's session-II snapshot after this epoch (default: best)")
+    p.add_argument("--since", type=int, help="against its snapshot after this session-II epoch (default: session I)")
     p.add_argument("--from", dest="record", help="test again the runs of this record, from its per-seed fits (with "
                                                   "--out; reads no run folder, redraws no map)")
     p.add_argument("--out")
@@ -125,7 +133,8 @@ def main(argv=None) -> dict:
                   "measured_by": record.get("measured_by", record["command"]),
                   "runs": [tested(run) for run in record["runs"]]}
     else:
-        runs = [run_changes(label, Path(folder), args.epoch) for label, folder in (r.split("=", 1) for r in args.runs)]
+        runs = [run_changes(label, Path(folder), args.epoch, args.since)
+                for label, folder in (r.split("=", 1) for r in args.runs)]
         maps = map_statistics(args.sigmas, args.radius, args.draws)
         result = {**environment(device("cpu")), "maps": maps, "runs": runs}
     for row in result["maps"]:
@@ -135,7 +144,8 @@ def main(argv=None) -> dict:
                  if "plane_r2_median" in row else ""))
     for r in result["runs"]:
         shift, line = r["curvature_change"], r["start_dependence"]
-        print(f"runs  {r['label']}: start {r['start_negative']}/{r['n']} negative, learned {r['learned_negative']}/"
+        print(f"runs  {r['label']}: start ({r.get('since', 'session I')}) {r['start_negative']}/{r['n']} negative, "
+              f"learned ({r['epoch']}) {r['learned_negative']}/"
               f"{r['n']}; changes - to + {r['negative_to_positive']}, + to - {r['positive_to_negative']}, "
               f"McNemar p = {r['mcnemar_p_two_sided']:.3g}"
               + (f"; normalised curvature {shift['diff']:+.3f}, paired t p = {shift['p']:.3g}" if shift else "")
