@@ -144,7 +144,7 @@ def main(argv=None) -> dict:
                  if "plane_r2_median" in row else ""))
     for r in result["runs"]:
         shift, line = r["curvature_change"], r["start_dependence"]
-        print(f"runs  {r['label']}: start ({r.get('since', 'session I')}) {r['start_negative']}/{r['n']} negative, "
+        print(f"runs  {r['label']}: start ({r['since']}) {r['start_negative']}/{r['n']} negative, "
               f"learned ({r['epoch']}) {r['learned_negative']}/"
               f"{r['n']}; changes - to + {r['negative_to_positive']}, + to - {r['positive_to_negative']}, "
               f"McNemar p = {r['mcnemar_p_two_sided']:.3g}"

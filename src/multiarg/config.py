@@ -83,11 +83,6 @@ def resolve_config_file(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict
     return merge_config(resolve_config_file(path.parent / base, _chain + (path,)), own)
 
 
-def extends_another(path: str | Path) -> bool:
-    """Whether the configuration file at ``path`` names a file it extends, which Snakemake alone would not read."""
-    return EXTENDS in read_config_file(path)
-
-
 def load_config(*paths: str | Path) -> dict:
     """The configuration ``snakemake --configfile PATHS...`` sees: each file, with what it extends, merged over those
     before it. Written here rather than borrowed from Snakemake, which the GPU machine's benchmarks run without."""

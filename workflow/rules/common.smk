@@ -5,17 +5,18 @@ import shlex
 
 from multiarg import jobserver, paths
 from multiarg.activations import ActivationSpec
-from multiarg.config import (cli_options, extends_another, load_config, merge_config, pretrain_options,
+from multiarg.config import (EXTENDS, cli_options, load_config, merge_config, pretrain_options, read_config_file,
                              validate_config)
 from multiarg.runtime import CPU_ISAS
 
-# Snakemake's own reading keeps the last of a repeated key without a word (extends_another reads each file ours
-# way), and knows nothing of `extends`: where a config file extends another, the configuration is read again, the
-# way Snakemake builds it: what the command line gives (the --configfiles with what they extend, then --config),
-# config.yaml (the `configfile:` directive) over that, and what the command line gives over both. The order matters
-# beyond the values: a mapping's key order reaches the commands that render one whole (session I's options), and
-# with them the params Snakemake compares to decide what to rerun.
-if any([extends_another(f) for f in workflow.configfiles]):
+for _file in workflow.configfiles:  # Snakemake's own reading keeps the last of a repeated key without a word
+    read_config_file(_file)
+# Snakemake knows nothing of `extends`, and keeps the key where a config file names one: the configuration is then
+# read again, the way Snakemake builds it: what the command line gives (the --configfiles with what they extend, then
+# --config), config.yaml (the `configfile:` directive) over that, and what the command line gives over both. The order
+# matters beyond the values: a mapping's key order reaches the commands that render one whole (session I's options),
+# and with them the params Snakemake compares to decide what to rerun.
+if EXTENDS in config:
     _given = merge_config(load_config(*workflow.overwrite_configfiles), dict(workflow.config_settings.config))
     _directive = load_config(*workflow.configfiles[len(workflow.overwrite_configfiles):])
     config.clear()
