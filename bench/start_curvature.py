@@ -90,8 +90,7 @@ def run_changes(label: str, folder: Path, epoch: int | None = None, since: int |
                         "learned_curvature_normalised": round(learned["curvature_normalised"], 4)})
     if not by_seed:
         raise SystemExit(f"{folder}: no learned 2-arg session-II nets under results/runs")
-    return tested({"label": label, "folder": str(folder), "epoch": epoch if epoch is not None else "best",
-                   "since": since if since is not None else "session I", "by_seed": by_seed})
+    return tested({"label": label, "folder": str(folder), "epoch": epoch, "since": since, "by_seed": by_seed})
 
 
 def tested(run: dict) -> dict:
@@ -102,8 +101,10 @@ def tested(run: dict) -> dict:
     mcnemar = sign_changes(start, learned)
     curvature = {when: [r[f"{when}_curvature_normalised"] for r in by_seed] for when in ("start", "learned")}
     shift = paired_difference(curvature["learned"], curvature["start"])
-    return {"label": run["label"], "folder": run["folder"], "epoch": run.get("epoch", "best"),
-            "since": run.get("since", "session I"), "n": len(by_seed),
+    # a run from a folder gives None, and a record made before --epoch or --since has no key: the default either way
+    return {"label": run["label"], "folder": run["folder"],
+            "epoch": "best" if run.get("epoch") is None else run["epoch"],
+            "since": "session I" if run.get("since") is None else run["since"], "n": len(by_seed),
             "start_negative": sum(s < 0 for s in start), "learned_negative": sum(s < 0 for s in learned),
             "negative_to_positive": mcnemar["to_positive"], "positive_to_negative": mcnemar["to_negative"],
             "mcnemar_p_two_sided": mcnemar["p_two_sided"], "curvature_change": shift,
