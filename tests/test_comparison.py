@@ -4,7 +4,8 @@ import json
 import pytest
 from scipy import stats
 
-from multiarg.comparison import collect, rank_rows
+from multiarg.comparison import collect, rank_rows, versus_relu_rows
+from multiarg.tables import holm
 from multiarg.io import save_torch
 from multiarg.train import write_metrics
 
@@ -115,3 +116,29 @@ def test_session_two_and_three_accuracies_pair_up_by_seed_whatever_the_order_giv
                      session2_models=[paths[10, 2], paths[2, 2]])  # seed 10 first: numeric, not listed, order
     assert values["mnist", "mlp", "arg2"]["test_acc"] == [pytest.approx(63.0), pytest.approx(93.0)]
     assert values["mnist", "mlp", "arg2"]["session2_acc"] == [pytest.approx(62.0), pytest.approx(92.0)]
+
+
+def test_every_design_against_relu_with_welch_and_holm_over_the_table():
+    values = {("mnist", "mlp", "arg2"): {"test_acc": [90.0, 92.0, 91.0], "mce": [80.0, 82.0]},
+              ("mnist", "mlp", "relu"): {"test_acc": [85.0, 87.0, 86.0], "mce": [100.0, 101.0]},
+              ("mnist", "mlp", "gamma"): {"test_acc": [85.5, 86.5, 86.0]},
+              ("mnist", "mlp", "dac"): {"test_acc": [70.0]},
+              ("cifar10", "cnn", "arg1"): {"test_acc": [50.0, 51.0]}}  # no ReLU in its setting: no row
+    rows = {(r["activation"], r["metric"]): r for r in versus_relu_rows(values)}
+    assert set(rows) == {("arg2", "test_acc"), ("arg2", "mce"), ("gamma", "test_acc"), ("dac", "test_acc")}
+    welch = stats.ttest_ind([90, 92, 91], [85, 87, 86], equal_var=False)
+    r = rows["arg2", "test_acc"]
+    assert (r["diff"], r["seeds"], r["relu_seeds"]) == ("+5.00", 3, 3)
+    assert float(r["p"]) == pytest.approx(welch.pvalue, rel=1e-3)
+    low, high = stats.t.interval(0.95, welch.df, loc=5.0, scale=5.0 / welch.statistic)
+    assert r["ci95"] == f"[{low:+.2f}, {high:+.2f}]"
+    # three comparisons have a p; the smallest is multiplied by 3, the next by 2 (step-down), as holm() does
+    ps = {k: float(rows[k]["p"]) for k in (("arg2", "test_acc"), ("arg2", "mce"), ("gamma", "test_acc"))}
+    assert [float(rows[k]["p_holm"]) for k in ps] == pytest.approx(holm(list(ps.values())), rel=1e-2)
+    assert rows["arg2", "test_acc"]["verdict"].startswith("arg2 better than relu")
+    # a lower mCE is better: arg2's is 19.5 points below ReLU's
+    assert rows["arg2", "mce"]["diff"] == "-19.50" and rows["arg2", "mce"]["verdict"].startswith("arg2 better")
+    assert rows["gamma", "test_acc"]["verdict"].startswith("not significant (Holm-adjusted Welch")
+    # one seed: the difference of the values, no test
+    assert rows["dac", "test_acc"]["diff"] == "-16.00" and rows["dac", "test_acc"]["p"] == ""
+    assert rows["dac", "test_acc"]["verdict"].startswith("n/a")

@@ -102,6 +102,11 @@ def test_tiny_real_mnist_run_writes_every_artefact(tmp_path, mirror):
     assert {a for arch, a in summary if arch == "mlp"} == {"arg2", "arg1", "relu", "gamma", "dac"}
     assert {a for arch, a in summary if arch == "rnn-rows"} == {"arg2", "arg1", "relu", "tanh", "gamma"}
     assert summary["mlp", "dac"]["robust_acc"] and summary["mlp", "gamma"]["test_acc_rank"] in "12345"
+    with open(results / "tables" / "versus_relu.csv") as fh:
+        versus = {(r["arch"], r["activation"], r["metric"]): r for r in csv.DictReader(fh)}
+    assert {a for arch, a, m in versus if arch == "mlp" and m == "test_acc"} == {"arg2", "arg1", "gamma", "dac"}
+    assert float(versus["mlp", "dac", "test_acc"]["diff"]) == pytest.approx(
+        float(summary["mlp", "dac"]["test_acc"]) - float(summary["mlp", "relu"]["test_acc"]), abs=0.011)
     with open(results / "tables" / "rnn.csv") as fh:
         rnn = {r["activation"]: r for r in csv.DictReader(fh)}
     assert rnn["arg2"]["k_negative"].endswith("/2") and int(rnn["relu"]["units"]) > int(rnn["arg2"]["units"])

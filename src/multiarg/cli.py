@@ -238,11 +238,12 @@ def cmd_rnn_table(args):
 
 
 def cmd_summary(args):
-    from .comparison import collect, rank_rows, write_summary, write_values
+    from .comparison import collect, rank_rows, versus_relu_rows, write_summary, write_values, write_versus_relu
 
     values = collect(args.models, args.metrics, args.param_table, args.cifar10c, args.autoattack, args.rnn,
                      args.early_epochs, args.session2_models)
     write_summary(rank_rows(values), args.out, args.scale)
+    write_versus_relu(versus_relu_rows(values), args.versus_relu, args.scale)
     write_values(values, args.values)
 
 
@@ -479,6 +480,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--early-epochs", type=int, default=10, help="session-II epochs that early accuracy averages")
     p.add_argument("--out", required=True)
     p.add_argument("--values", required=True, help="JSON of the per-seed values behind the table")
+    p.add_argument("--versus-relu", required=True, help="CSV (and a Markdown copy) of every design against ReLU")
     p.add_argument("--scale", required=True)
     p.set_defaults(func=cmd_summary)
 

@@ -82,6 +82,8 @@ rule summary_table:
         csv=report(f"{paths.TABLES}/summary.csv", caption="../report/table.rst", category="Tables"),
         md=f"{paths.TABLES}/summary.md",
         values=f"{paths.TABLES}/summary_values.json",
+        versus_relu=report(f"{paths.TABLES}/versus_relu.csv", caption="../report/table.rst", category="Tables"),
+        versus_relu_md=f"{paths.TABLES}/versus_relu.md",
     log:
         "logs/summary_table/summary_table.log",
     params:
@@ -99,6 +101,7 @@ rule summary_table:
     shell:
         "python -m multiarg summary --out {output.csv} --scale {params.scale} --models {input.models}"
         " --values {output.values} --metrics {input.metrics} --session2-models {input.session2_models}"
+        " --versus-relu {output.versus_relu}"
         " --param-table {input.params}"
         " --early-epochs {params.early_epochs}"
         " {params.optional} > {log} 2>&1"
