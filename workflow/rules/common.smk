@@ -283,7 +283,7 @@ def summary_inputs():
 
 
 def related_targets():
-    targets = [f"{paths.TABLES}/summary.csv"] + figure("compare")
+    targets = [f"{paths.TABLES}/summary.csv", f"{paths.TABLES}/versus_relu.csv"] + figure("compare")
     if RNN["activations"] and "mnist" in DATASETS:
         targets += [f"{paths.TABLES}/rnn.csv"] + figure("rnn")
     return targets
