@@ -31,7 +31,7 @@ from estimate_cost import timing_threads
 
 from multiarg import jobserver
 
-OUTPUTS = {"figures": ("*.png", "*.pdf"), "tables": ("*.csv", "*.md", "*.tex")}
+OUTPUTS = {"figures": ("*.png", "*.pdf"), "tables": ("*.csv", "*.md", "*.tex", "*.json")}
 
 
 def newest_log(workdir: Path) -> Path:
@@ -217,7 +217,8 @@ def main(argv=None) -> dict:
     p.add_argument("--workdir", default=".", help="where the workflow ran (holds .snakemake, logs and results)")
     p.add_argument("--log", default=None, help="the Snakemake log to read (default: the newest)")
     p.add_argument("--configfile", default=None, help="the run's --configfile over config.yaml, for its scale")
-    p.add_argument("--copy", action="store_true", help="copy the PNG figures and the tables into --out")
+    p.add_argument("--copy", action="store_true",
+                   help="copy the PNG figures and the tables (with the summary's per-seed values) into --out")
     p.add_argument("--estimate", default=None, help="a bench/estimate_cost.py JSON to set each rule's time beside")
     p.add_argument("--keep-run", action="store_true",
                    help="keep --out's record of the run (its command, times, jobs and environment) and re-read only "
