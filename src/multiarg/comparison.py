@@ -138,8 +138,10 @@ def versus_relu_rows(values: dict[tuple, dict[str, list[float]]]) -> list[dict]:
     rests. The claims set 2-arg against the stronger baseline alone; this is each design's own test."""
     tests = []
     for (dataset, arch, act), v in sorted(values.items()):
+        if act == "relu":
+            continue
         relu = values.get((dataset, arch, "relu"), {})
-        for metric in (m for m in QUALITY if act != "relu"):
+        for metric in QUALITY:
             a, r = v.get(metric), relu.get(metric)
             if a and r and np.isfinite(a).all() and np.isfinite(r).all():
                 tests.append(((dataset, arch, act, metric, a, r), welch_difference(a, r)))
