@@ -5,8 +5,8 @@ import pytest
 from scipy import stats
 
 from multiarg.comparison import collect, rank_rows, versus_relu_rows
-from multiarg.tables import holm
 from multiarg.io import save_torch
+from multiarg.tables import holm
 from multiarg.train import write_metrics
 
 
