@@ -8,7 +8,7 @@ import csv
 import numpy as np
 
 from .analysis import binomial_power, count_contrast
-from .comparison import read_values
+from .comparison import finite, read_values
 from .tables import difference_cells, holm, paired_difference, welch_difference, write_table
 
 # per architecture: the paper's words, the side of 1/2 it puts the fraction negative on, whether it called it
@@ -228,8 +228,8 @@ def baseline_claims(values: dict[tuple, dict[str, list[float]]]) -> list[dict]:
     out = []
     for metric, (claim, paper, ahead, behind) in VERSUS_BASELINES.items():
         for dataset, arch in sorted({(d, a) for d, a, _ in values if a in PAPER_ARCHS}):
-            got = {act: v[metric] for act in ("arg2", *PAPER_BASELINES)
-                   if (v := values.get((dataset, arch, act), {})).get(metric) and np.isfinite(v[metric]).all()}
+            got = {act: v for act in ("arg2", *PAPER_BASELINES)
+                   if (v := finite(values.get((dataset, arch, act), {}), metric))}
             rivals = [a for a in PAPER_BASELINES if a in got]
             if "arg2" not in got or not rivals:
                 continue

@@ -23,6 +23,13 @@ METRICS = {"test_acc": True, "early_acc": True, "robust_acc": True, "mce": False
 QUALITY = ("test_acc", "early_acc", "robust_acc", "mce")
 
 
+def finite(values: dict[str, list[float]], metric: str) -> list[float]:
+    """A model's per-seed values of ``metric``, or none (an empty list) where it has none or one is not finite (a
+    failed evaluation), so that no test or rank reads it."""
+    v = values.get(metric) or []
+    return v if np.isfinite(v).all() else []
+
+
 def _best_accuracy(model_paths: list[str]) -> dict[tuple, list[float]]:
     """Test accuracy (%) at each run's best-validation epoch, by (dataset, arch, activation), in seed order: two
     sessions' lists pair up by seed, session III of seed s having retrained on session II's nonlinearity of seed s."""
@@ -97,7 +104,7 @@ def rank_rows(values: dict[tuple, dict[str, list[float]]]) -> list[dict]:
     """One row per (dataset, arch, activation): mean, SD over seeds and rank of each metric, and the mean rank."""
     settings = defaultdict(dict)
     for (dataset, arch, act), v in values.items():
-        settings[dataset, arch][act] = {m: mean_sd(v[m]) for m in METRICS if v.get(m) and np.isfinite(v[m]).all()}
+        settings[dataset, arch][act] = {m: mean_sd(v[m]) for m in METRICS if finite(v, m)}
     rows = []
     for (dataset, arch), acts in sorted(settings.items()):
         ranks, versus_best = defaultdict(dict), defaultdict(dict)
@@ -142,8 +149,8 @@ def versus_relu_rows(values: dict[tuple, dict[str, list[float]]]) -> list[dict]:
             continue
         relu = values.get((dataset, arch, "relu"), {})
         for metric in QUALITY:
-            a, r = v.get(metric), relu.get(metric)
-            if a and r and np.isfinite(a).all() and np.isfinite(r).all():
+            a, r = finite(v, metric), finite(relu, metric)
+            if a and r:
                 tests.append(((dataset, arch, act, metric, a, r), welch_difference(a, r)))
     adjusted = holm([t["p"] if t else np.nan for _, t in tests])
     rows = []
