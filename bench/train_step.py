@@ -57,7 +57,7 @@ def variant_names(activation: str, dev: torch.device) -> list[str]:
         kernels = KERNELS
     elif spec.learned:
         kernels = ("eager", "chunked")
-    elif spec.name == "dac" and fused_dac.supported(probe):
+    elif spec.design == "dac" and fused_dac.supported(probe):
         kernels = ("eager", "fused-fp32")
     else:
         kernels = ("eager",)

@@ -12,11 +12,15 @@ from multiarg.fused_dac import Tiles
 
 
 def test_parse_names():
-    assert ActivationSpec.parse("relu") == ActivationSpec("relu", 1, False, None)
-    assert ActivationSpec.parse("arg2") == ActivationSpec("arg2", 2, True, "pretrained")
+    assert ActivationSpec.parse("relu") == ActivationSpec("relu", 1, False, None, "relu")
+    assert ActivationSpec.parse("arg2") == ActivationSpec("arg2", 2, True, "pretrained", "arg2")
     assert ActivationSpec.parse("arg3-xavier").init == "xavier"
-    with pytest.raises(ValueError, match="unknown activation"):
-        ActivationSpec.parse("gelu")
+    assert ActivationSpec.parse("arg3-xavier").design == "arg3-xavier"
+    assert ActivationSpec.parse("dac-flops") == ActivationSpec("dac-flops", 1, False, None, "dac", "flops")
+    assert ActivationSpec.parse("arg1-flops") == ActivationSpec("arg1-flops", 1, True, "pretrained", "arg1", "flops")
+    for name in ("gelu", "arg2-xavier-flops", "relu-xavier", "relu-flops-flops"):
+        with pytest.raises(ValueError, match="unknown activation"):
+            ActivationSpec.parse(name)
 
 
 def test_unit_c_receives_slices_c_and_C_plus_c():

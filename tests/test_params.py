@@ -77,6 +77,27 @@ def test_matched_widths_minimise_the_mismatch(arch, shape, widths, baseline):
     assert mismatch(beta) / target < 0.01
 
 
+@pytest.mark.parametrize("arch,shape,widths", [CASES[0], CASES[2]])
+@pytest.mark.parametrize("baseline", ["relu-flops", "arg1-flops", "dac-flops"])
+def test_flop_matched_widths_minimise_the_flop_mismatch(arch, shape, widths, baseline):
+    """A -flops baseline equalises forward FLOPs, not parameters: the ReLU one is wider than the parameter-matched
+    ReLU (2-arg spends its inner net's FLOPs at every unit), the 1-arg one narrower than the parameter-matched 1-arg
+    (which evaluates twice as many inner nets as 2-arg)."""
+    ref = ModelConfig(arch, "arg2", shape, 10, widths)
+    matched, beta = matched_widths(ref, baseline)
+
+    def mismatch(b):
+        widths_b = tuple(math.floor(math.sqrt(2) * h) + b for h in widths)
+        return abs(forward_flops(ref.replace(activation=baseline, widths=widths_b)) - forward_flops(ref))
+
+    assert mismatch(beta) <= min(mismatch(beta - 1), mismatch(beta + 1))
+    assert mismatch(beta) / forward_flops(ref) < 0.02
+    by_params = matched_widths(ref, baseline.removesuffix("-flops"))[0]
+    assert (matched > by_params) if baseline != "arg1-flops" else (matched < by_params)
+    flops = ref.replace(activation=baseline, widths=matched)
+    assert count_parameters(OuterNet(flops)) == exact_param_count(flops)
+
+
 def test_matched_widths_reach_any_beta():
     """Wide layers need DAC widths far below sqrt(2) h (about -0.4 h): the match must not stop at a fixed bound."""
     ref = ModelConfig("mlp", "arg2", (1, 28, 28), 10, (256, 256, 256))

@@ -25,27 +25,33 @@ FIXED = ("relu", "gamma", "dac")  # one-argument designs without an inner net (s
 KERNELS = ("eager", "chunked", *(f"fused-{mode}" for mode in MODES))  # see multiarg.chunked, multiarg.fused
 _kernel = "eager"
 _fell_back = False  # whether a layer ran eager since set_kernel chose another kernel
-_NAME = re.compile(r"^(?:relu|gamma|dac|arg(?P<n>[1-9])(?:-(?P<init>xavier))?)$")
+_NAME = re.compile(r"^(?P<design>relu|gamma|dac|arg(?P<n>[1-9])(?:-(?P<init>xavier))?)(?:-(?P<budget>flops))?$")
 
 
 @dataclass(frozen=True)
 class ActivationSpec:
     """What an activation name stands for: ``relu``; ``gamma`` (adaptive family) and ``dac``
-    (dendrite-activated connections) from the related work; ``argN`` / ``argN-xavier`` (learned inner net)."""
+    (dendrite-activated connections) from the related work; ``argN`` / ``argN-xavier`` (learned inner net).
+    A ``-flops`` suffix (``relu-flops``, ``arg1-flops``) names the same design as a baseline matched to the reference
+    in forward FLOPs instead of parameters."""
 
     name: str
     n_args: int  # pre-activations per unit (1 for ReLU)
     learned: bool
     init: str | None  # "pretrained" (session I) or "xavier"; None for ReLU
+    design: str  # the name without the matching budget: what is built and, for argN, pretrained
+    budget: str = "params"  # what a matched baseline of this name equalises: "params" or "flops"
 
     @classmethod
     def parse(cls, name: str) -> "ActivationSpec":
         m = _NAME.match(name)
-        if not m:
-            raise ValueError(f"unknown activation {name!r}: expected relu, gamma, dac, argN or argN-xavier")
-        if name in FIXED:
-            return cls(name, 1, False, None)
-        return cls(name, int(m["n"]), True, m["init"] or "pretrained")
+        if not m or (m["init"] and m["budget"]):  # a Xavier control is the reference's own size, never matched
+            raise ValueError(f"unknown activation {name!r}: expected relu, gamma, dac, argN or argN-xavier, "
+                             "or relu, gamma, dac or argN with -flops")
+        design, budget = m["design"], m["budget"] or "params"
+        if design in FIXED:
+            return cls(name, 1, False, None, design, budget)
+        return cls(name, int(m["n"]), True, m["init"] or "pretrained", design, budget)
 
 
 class InnerNet(nn.Module):

@@ -129,6 +129,11 @@ def _consistency(config: dict) -> list[str]:
     for act in config["matching"]["matched"] + [config["matching"]["reference"]]:
         if act not in acts:
             problems.append(f"matching: {act!r} is not among activations {acts}")
+    for act in acts:
+        if act.endswith("-flops") and act not in config["matching"]["matched"]:
+            problems.append(f"matching.matched: {act!r} names a FLOP-matched baseline, so it must be matched")
+    if config["matching"]["reference"].endswith("-flops"):
+        problems.append("matching.reference: the reference is what others are matched to; it cannot be -flops")
     fig5 = config["figures"]["fig5"]
     for key, allowed in (("dataset", config["data"]["datasets"]), ("arch", config["archs"]),
                          ("seed", config["seeds"])):

@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from matplotlib.colors import TwoSlopeNorm  # noqa: E402
+from matplotlib.colors import TwoSlopeNorm, to_rgb  # noqa: E402
 
 from .activations import InnerNet, inner_from_state  # noqa: E402
 from .inputs import centers, mass_region  # noqa: E402
@@ -21,10 +21,13 @@ from .nonlinearities import load_records  # noqa: E402
 from .paths import parse_run  # noqa: E402
 from .train import read_metrics  # noqa: E402
 
-COLORS = {"arg2": "tab:red", "arg1": "tab:green", "relu": "tab:blue", "arg3": "tab:purple", "gamma": "tab:olive",
-          "dac": "tab:brown"}
-LABELS = {"arg2": "2-arg", "arg1": "1-arg", "relu": "ReLU", "arg3": "3-arg", "arg2-xavier": "2-arg (Xavier init)",
-          "gamma": "adaptive γ", "dac": "DAC"}
+_DESIGNS = {"arg2": ("tab:red", "2-arg"), "arg1": ("tab:green", "1-arg"), "relu": ("tab:blue", "ReLU"),
+            "arg3": ("tab:purple", "3-arg"), "gamma": ("tab:olive", "adaptive γ"), "dac": ("tab:brown", "DAC")}
+# A FLOP-matched baseline (relu-flops) follows its design, in a lighter shade of its colour.
+COLORS = {k: v for a, (c, _) in _DESIGNS.items()
+          for k, v in ((a, c), (f"{a}-flops", tuple(1 - 0.5 * (1 - x) for x in to_rgb(c))))}
+LABELS = {k: v for a, (_, name) in _DESIGNS.items() for k, v in ((a, name), (f"{a}-flops", f"{name}, FLOP-matched"))}
+LABELS["arg2-xavier"] = "2-arg (Xavier init)"
 
 
 @torch.no_grad()

@@ -89,10 +89,10 @@ class Standardize(nn.Module):
 def _activation(spec, inner: InnerNet | None, units: int) -> nn.Module:
     if spec.learned:
         return MultiArgActivation(inner, dim=1)
-    if spec.name == "gamma":
+    if spec.design == "gamma":
         return AdaptiveActivation(units, dim=1)
     # DAC's nonlinearity sits in its connections; the unit's own output activation is left out
-    return nn.Identity() if spec.name == "dac" else nn.ReLU()
+    return nn.Identity() if spec.design == "dac" else nn.ReLU()
 
 
 class OuterNet(nn.Module):
@@ -121,7 +121,7 @@ class OuterNet(nn.Module):
         fan_in = channels if cfg.arch == "cnn" else channels * size * size
         for i, units in enumerate(cfg.widths):
             pre = spec.n_args * units
-            dac = spec.name == "dac"
+            dac = spec.design == "dac"
             # a DAC layer drops its own inputs (the previous block's dropout), see dendritic.DACLinear
             dropped = {"dropout": cfg.dropout if i else 0.0} if dac else {}
             if cfg.arch == "mlp":

@@ -1,8 +1,9 @@
-"""Exact parameter counts, the paper's approximate formula, and parameter-matched baseline widths."""
+"""Exact parameter counts, the paper's approximate formula, forward FLOPs, and matched baseline widths."""
 from __future__ import annotations
 
 import math
 
+from .activations import ActivationSpec
 from .models import ModelConfig
 
 
@@ -34,8 +35,8 @@ def _hidden_layers(cfg: ModelConfig) -> tuple[list[tuple[int, int, int, int]], i
 def exact_param_count(cfg: ModelConfig) -> int:
     """Closed-form count of :class:`~multiarg.models.OuterNet` parameters (tests check it against torch)."""
     layers, flat = _hidden_layers(cfg)
-    per_weight = 2 if cfg.spec.name == "dac" else 1  # DAC: a dendrite bias per connection
-    per_unit = 1 + (2 if cfg.layernorm else 0) + (2 if cfg.spec.name == "gamma" else 0)  # bias, LayerNorm, n and s
+    per_weight = 2 if cfg.spec.design == "dac" else 1  # DAC: a dendrite bias per connection
+    per_unit = 1 + (2 if cfg.layernorm else 0) + (2 if cfg.spec.design == "gamma" else 0)  # bias, LayerNorm, n and s
     total = sum(fan_in * pre * per_weight + pre * per_unit for fan_in, pre, _, _ in layers)
     total += flat * cfg.n_classes + cfg.n_classes
     if cfg.spec.learned:
@@ -48,7 +49,7 @@ def forward_flops(cfg: ModelConfig) -> int:
     and relu on every connection (2 more), and the inner net at every unit and location. Elementwise work
     (LayerNorm, ReLU, gamma, pooling, biases) is left out, as in ``torch.utils.flop_counter``."""
     layers, flat = _hidden_layers(cfg)
-    per_connection = 4 if cfg.spec.name == "dac" else 2
+    per_connection = 4 if cfg.spec.design == "dac" else 2
     total = sum(per_connection * fan_in * pre * locations for fan_in, pre, _, locations in layers)
     total += 2 * flat * cfg.n_classes
     if cfg.spec.learned:
@@ -69,18 +70,20 @@ def paper_mlp_param_count(x: int, widths: tuple[int, ...], y: int, n: int, inner
 
 
 def matched_widths(reference: ModelConfig, activation: str) -> tuple[tuple[int, ...], int]:
-    """Widths ``floor(sqrt(n) h_l) + beta`` for ``activation`` whose exact count is closest to ``reference``.
+    """Widths ``floor(sqrt(n) h_l) + beta`` for ``activation`` whose exact parameter count (for a ``-flops`` name:
+    :func:`forward_flops`) is closest to ``reference``'s.
 
     ``n`` is the reference's argument count; one integer ``beta`` is shared by all layers and the
     smallest ``|beta|`` wins ties. Every width stays at least 1. Returns ``(widths, beta)``.
     """
-    target = exact_param_count(reference)
+    measure = forward_flops if ActivationSpec.parse(activation).budget == "flops" else exact_param_count
+    target = measure(reference)
     base = [math.floor(math.sqrt(reference.spec.n_args) * h) for h in reference.widths]
 
     def count(beta: int) -> int:
-        return exact_param_count(reference.replace(activation=activation, widths=tuple(b + beta for b in base)))
+        return measure(reference.replace(activation=activation, widths=tuple(b + beta for b in base)))
 
-    # The count rises with beta, so bisect for the first beta reaching the target: no range to outgrow (DAC
+    # Both measures rise with beta, so bisect for the first beta reaching the target: no range to outgrow (DAC
     # needs beta near -0.4 h, past any fixed bound once layers are wide).
     lo, hi = 1 - min(base), 1
     while count(hi) < target:

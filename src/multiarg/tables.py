@@ -150,7 +150,7 @@ def parameter_table(args, out: Path) -> list[dict]:
                 (channels, size, _), _classes = SHAPES[dataset]
                 formula = (paper_mlp_param_count(channels * size * size, cfg.widths, cfg.n_classes, cfg.spec.n_args,
                                                  inner=cfg.spec.learned)
-                           if arch == "mlp" and activation not in ("gamma", "dac") else "")  # the paper's models only
+                           if arch == "mlp" and cfg.spec.design not in ("gamma", "dac") else "")  # the paper's models
                 rows.append({"dataset": dataset, "arch": arch, "activation": activation,
                              "widths": "/".join(map(str, cfg.widths)), "beta": beta, "params_exact": count,
                              "reference": args.match_to, "reference_params_exact": ref_count,
@@ -160,5 +160,6 @@ def parameter_table(args, out: Path) -> list[dict]:
     write_table(rows, out, "Parameter counts (exact, from the built networks' formula) and matched widths",
                 notes=["mflops_forward: MFLOPs of one image's forward pass, 2 per multiply-add, inner-net evaluations "
                        "and DAC's per-connection add and relu included, elementwise work (LayerNorm, ReLU, pooling) "
-                       "left out; parameter matching equalises parameters, not FLOPs."])
+                       "left out; parameter matching equalises parameters, not FLOPs (a -flops baseline equalises "
+                       "mflops_forward instead)."])
     return rows

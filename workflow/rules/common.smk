@@ -46,12 +46,16 @@ XAVIER_INITS = {a: n * len(DATASETS) * len(ARCHS) for a, n in (("arg2-xavier", T
                                                                ("arg3-xavier", TRIALS["arg3"]))}
 RNN = config["rnn"]
 RNN_LEARNED = [a for a in RNN["activations"] if a.startswith("arg")]  # need a session-I inner net
-ALL_ACTIVATIONS = list(dict.fromkeys(ACTIVATIONS + ANALYSED + [a for a, n in XAVIER_INITS.items() if n] + RNN_LEARNED))
-LEARNED = [a for a in ALL_ACTIVATIONS if ActivationSpec.parse(a).learned]
+_NAMED = list(dict.fromkeys(ACTIVATIONS + ANALYSED + [a for a, n in XAVIER_INITS.items() if n] + RNN_LEARNED))
+LEARNED = [a for a in _NAMED if ActivationSpec.parse(a).learned]
+# A FLOP-matched argN (argN-flops) starts from argN's session-I net: the inner net is the same, only the widths differ.
+PRETRAINED = list(dict.fromkeys(ActivationSpec.parse(a).design for a in LEARNED))
+ALL_ACTIVATIONS = list(dict.fromkeys(_NAMED + PRETRAINED))
 # Session III retrains on a learned nonlinearity; the Xavier controls stop after session II.
 SESSION3 = [a for a in ACTIVATIONS if not a.endswith("-xavier")]
 COMPARED = ("arg2", "arg1", "relu", "gamma", "dac")  # the paper's models and the related designs
-CURVES = [a for a in COMPARED if a in ACTIVATIONS]  # Fig. 4d
+# Fig. 4d and the summary: each compared design, followed by its FLOP-matched variant where one is trained
+CURVES = [a for design in COMPARED for a in ACTIVATIONS if ActivationSpec.parse(a).design == design]
 ENV = "../../envs/multiarg.yaml"
 # Steps that run networks take the inner-net kernel, the compile mode, the TF32 setting and the CPU instruction set
 # (as `params.step`); changing one reruns only those.
@@ -125,7 +129,7 @@ def get_train_args(wildcards, patience=None, train_limit=None):
 def get_init(wildcards):
     """Session II of a learned activation starts from its session-I inner net."""
     if wildcards.activation in LEARNED:
-        return paths.INIT.format(activation=wildcards.activation, seed=wildcards.seed)
+        return paths.INIT.format(activation=ActivationSpec.parse(wildcards.activation).design, seed=wildcards.seed)
     return []
 
 
@@ -177,7 +181,6 @@ def analysis_inputs():
 
 C10C = config["robustness"]["cifar10c"]
 C10C_DIR = "results/data/cifar10c"
-C10C_ACTIVATIONS = [a for a in COMPARED if a in ACTIVATIONS]
 
 
 def c10c_test_limit():
@@ -189,7 +192,7 @@ def c10c_errors():
     if "cifar10" not in DATASETS:
         return []
     return [f"{S3}/cifar10c_errors.json".format(dataset="cifar10", arch=a, activation=act, seed=s)
-            for a in C10C["archs"] if a in ARCHS for act in C10C_ACTIVATIONS for s in SEEDS]
+            for a in C10C["archs"] if a in ARCHS for act in CURVES for s in SEEDS]
 
 
 ADV = config["robustness"]["adversarial"]

@@ -4,7 +4,7 @@ rule pretrain_inner:
     log:
         "logs/pretrain_inner/{activation}/seed{seed}.log",
     wildcard_constraints:
-        activation=_alternatives(LEARNED),
+        activation=_alternatives(PRETRAINED),
     params:
         isa=CPU_ISA,
         args=get_pretrain_args,
