@@ -4,7 +4,7 @@ import json
 import pytest
 from scipy import stats
 
-from multiarg.comparison import collect, rank_rows, versus_relu_rows
+from multiarg.comparison import collect, rank_rows, versus_rows
 from multiarg.io import save_torch
 from multiarg.tables import holm
 from multiarg.train import write_metrics
@@ -124,7 +124,7 @@ def test_every_design_against_relu_with_welch_and_holm_over_the_table():
               ("mnist", "mlp", "gamma"): {"test_acc": [85.5, 86.5, 86.0]},
               ("mnist", "mlp", "dac"): {"test_acc": [70.0]},
               ("cifar10", "cnn", "arg1"): {"test_acc": [50.0, 51.0]}}  # no ReLU in its setting: no row
-    rows = {(r["activation"], r["metric"]): r for r in versus_relu_rows(values)}
+    rows = {(r["activation"], r["metric"]): r for r in versus_rows(values)}
     assert set(rows) == {("arg2", "test_acc"), ("arg2", "mce"), ("gamma", "test_acc"), ("dac", "test_acc")}
     welch = stats.ttest_ind([90, 92, 91], [85, 87, 86], equal_var=False)
     r = rows["arg2", "test_acc"]
@@ -142,3 +142,9 @@ def test_every_design_against_relu_with_welch_and_holm_over_the_table():
     # one seed: the difference of the values, no test
     assert rows["dac", "test_acc"]["diff"] == "-16.00" and rows["dac", "test_acc"]["p"] == ""
     assert rows["dac", "test_acc"]["verdict"].startswith("n/a")
+    # against the matching reference instead: the same test from the other side, its own columns and family
+    rows = {(r["activation"], r["metric"]): r for r in versus_rows(values, "arg2")}
+    assert set(rows) == {("relu", "test_acc"), ("relu", "mce"), ("gamma", "test_acc"), ("dac", "test_acc")}
+    r = rows["relu", "test_acc"]
+    assert (r["diff"], r["arg2_seeds"], r["arg2_mean"]) == ("-5.00", 3, "91.00") and "relu_seeds" not in r
+    assert float(r["p"]) == pytest.approx(welch.pvalue, rel=1e-3) and r["verdict"].startswith("relu worse than arg2")

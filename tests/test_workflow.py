@@ -63,6 +63,20 @@ def test_an_xavier_init_depends_only_on_what_it_uses(tmp_path):
     assert "--cells 5" in xavier and "--inner-hidden 64" in xavier
 
 
+def test_a_flop_matched_learned_baseline_starts_from_its_designs_session_I_net(tmp_path):
+    """arg1-flops differs from arg1 only in its widths, so it takes arg1's session-I net, and is matched."""
+    result = snakemake("-n", "-p", "--cores", "1", "results/runs/cifar10/mlp/arg1-flops/seed0/session2/model.pt",
+                       "--configfile", str(REPO / "config.yaml"),
+                       str(REPO / "workflow" / "configs" / "cifar10-mlp-flops-wrap.yaml"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    train = next(line for line in lines if "train --session 2" in line)
+    assert "--activation arg1-flops " in train and "--init results/init/arg1/seed0.pt" in train
+    assert "--match-to arg2" in train
+    assert any("pretrain --activation arg1 " in line for line in lines)
+    assert not any("pretrain --activation arg1-flops" in line for line in lines)
+
+
 def test_only_fig7_takes_the_number_of_examples(tmp_path):
     """Snakemake reruns a job whose params changed, so Fig. 8 must not carry Fig. 7's ``examples``."""
     result = snakemake("-n", "-p", "--cores", "1", "--forceall", "results/figures/fig7.pdf", "results/figures/fig8.pdf",
@@ -95,18 +109,32 @@ def test_tiny_real_mnist_run_writes_every_artefact(tmp_path, mirror):
             assert (results / "figures" / f"{name}.{ext}").stat().st_size > 10_000
     with open(results / "tables" / "param_counts.csv") as fh:
         rows = {r["activation"]: r for r in csv.DictReader(fh)}
-    assert set(rows) == {"arg2", "arg1", "relu", "arg2-xavier", "arg3", "gamma", "dac"}
+    assert set(rows) == {"arg2", "arg1", "relu", "arg2-xavier", "arg3", "gamma", "dac", "relu-flops", "arg1-flops"}
     assert all(abs(float(rows[a]["mismatch_pct"])) < 5 for a in ("relu", "gamma", "dac"))
+    with open(results / "tables" / "param_counts.csv") as fh:
+        mlp = {r["activation"]: r for r in csv.DictReader(fh) if r["arch"] == "mlp"}
+    flops = {a: float(mlp[a]["mflops_forward"]) for a in ("arg2", "relu", "relu-flops", "arg1-flops")}
+    assert all(abs(flops[a] / flops["arg2"] - 1) < 0.05 for a in ("relu-flops", "arg1-flops"))
+    assert flops["relu"] < flops["arg2"]  # so FLOP-matching widens ReLU past parameter-matching
+    assert int(mlp["relu-flops"]["params_exact"]) > int(mlp["relu"]["params_exact"])
     with open(results / "tables" / "summary.csv") as fh:
         summary = {(r["arch"], r["activation"]): r for r in csv.DictReader(fh)}
-    assert {a for arch, a in summary if arch == "mlp"} == {"arg2", "arg1", "relu", "gamma", "dac"}
+    assert {a for arch, a in summary if arch == "mlp"} == {"arg2", "arg1", "relu", "gamma", "dac", "relu-flops",
+                                                            "arg1-flops"}
     assert {a for arch, a in summary if arch == "rnn-rows"} == {"arg2", "arg1", "relu", "tanh", "gamma"}
-    assert summary["mlp", "dac"]["robust_acc"] and summary["mlp", "gamma"]["test_acc_rank"] in "12345"
+    assert summary["mlp", "dac"]["robust_acc"] and 1 <= int(summary["mlp", "gamma"]["test_acc_rank"]) <= 7
     with open(results / "tables" / "versus_relu.csv") as fh:
         versus = {(r["arch"], r["activation"], r["metric"]): r for r in csv.DictReader(fh)}
-    assert {a for arch, a, m in versus if arch == "mlp" and m == "test_acc"} == {"arg2", "arg1", "gamma", "dac"}
+    assert {a for arch, a, m in versus if arch == "mlp" and m == "test_acc"} == {"arg2", "arg1", "gamma", "dac",
+                                                                                "relu-flops", "arg1-flops"}
     assert float(versus["mlp", "dac", "test_acc"]["diff"]) == pytest.approx(
         float(summary["mlp", "dac"]["test_acc"]) - float(summary["mlp", "relu"]["test_acc"]), abs=0.011)
+    with open(results / "tables" / "versus_reference.csv") as fh:
+        versus = {(r["arch"], r["activation"], r["metric"]): r for r in csv.DictReader(fh)}
+    assert {a for arch, a, m in versus if arch == "mlp" and m == "test_acc"} == {"arg1", "relu", "gamma", "dac",
+                                                                                "relu-flops", "arg1-flops"}
+    assert float(versus["mlp", "relu-flops", "test_acc"]["diff"]) == pytest.approx(
+        float(summary["mlp", "relu-flops"]["test_acc"]) - float(summary["mlp", "arg2"]["test_acc"]), abs=0.011)
     with open(results / "tables" / "rnn.csv") as fh:
         rnn = {r["activation"]: r for r in csv.DictReader(fh)}
     assert rnn["arg2"]["k_negative"].endswith("/2") and int(rnn["relu"]["units"]) > int(rnn["arg2"]["units"])

@@ -238,12 +238,14 @@ def cmd_rnn_table(args):
 
 
 def cmd_summary(args):
-    from .comparison import collect, rank_rows, versus_relu_rows, write_summary, write_values, write_versus_relu
+    from .comparison import collect, rank_rows, versus_rows, write_summary, write_values, write_versus
 
     values = collect(args.models, args.metrics, args.param_table, args.cifar10c, args.autoattack, args.rnn,
                      args.early_epochs, args.session2_models)
     write_summary(rank_rows(values), args.out, args.scale)
-    write_versus_relu(versus_relu_rows(values), args.versus_relu, args.scale)
+    write_versus(versus_rows(values), args.versus_relu, args.scale)
+    if args.versus_reference:
+        write_versus(versus_rows(values, args.reference), args.versus_reference, args.scale, args.reference)
     write_values(values, args.values)
 
 
@@ -481,6 +483,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--values", required=True, help="JSON of the per-seed values behind the table")
     p.add_argument("--versus-relu", required=True, help="CSV (and a Markdown copy) of every design against ReLU")
+    p.add_argument("--versus-reference", help="CSV (and a Markdown copy) of every design against --reference")
+    p.add_argument("--reference", default="arg2", help="the model the baselines are matched to")
     p.add_argument("--scale", required=True)
     p.set_defaults(func=cmd_summary)
 

@@ -139,42 +139,44 @@ def rank_rows(values: dict[tuple, dict[str, list[float]]]) -> list[dict]:
     return rows
 
 
-def versus_relu_rows(values: dict[tuple, dict[str, list[float]]]) -> list[dict]:
-    """Every design against ReLU in its setting, one row per quality metric: the difference of the means over seeds,
-    Welch's 95% interval and p, and Holm's adjustment over every comparison of the table, on which the verdict
-    rests. The claims set 2-arg against the stronger baseline alone; this is each design's own test."""
+def versus_rows(values: dict[tuple, dict[str, list[float]]], reference: str = "relu") -> list[dict]:
+    """Every other design against ``reference`` in its setting, one row per quality metric: the difference of the
+    means over seeds, Welch's 95% interval and p, and Holm's adjustment over every comparison of the table, on which
+    the verdict rests. The claims set 2-arg against the stronger baseline alone; this is each design's own test."""
     tests = []
     for (dataset, arch, act), v in sorted(values.items()):
-        if act == "relu":
+        if act == reference:
             continue
-        relu = values.get((dataset, arch, "relu"), {})
+        ref = values.get((dataset, arch, reference), {})
         for metric in QUALITY:
-            a, r = finite(v, metric), finite(relu, metric)
+            a, r = finite(v, metric), finite(ref, metric)
             if a and r:
                 tests.append(((dataset, arch, act, metric, a, r), welch_difference(a, r)))
     adjusted = holm([t["p"] if t else np.nan for _, t in tests])
     rows = []
     for ((dataset, arch, act, metric, a, r), test), q in zip(tests, adjusted):
-        better, worse = f"{act} better than relu", f"{act} worse than relu"
+        better, worse = f"{act} better than {reference}", f"{act} worse than {reference}"
         interval, p, _ = difference_cells(test, better, worse)
         ahead = (better, worse) if METRICS[metric] else (worse, better)
         verdict = difference_cells(test and {**test, "p": q}, *ahead, name="Holm-adjusted Welch")[2]
         rows.append({"dataset": dataset, "arch": arch, "activation": act, "metric": metric, "seeds": len(a),
-                     "relu_seeds": len(r), "mean": f"{np.mean(a):.2f}", "relu_mean": f"{np.mean(r):.2f}",
+                     f"{reference}_seeds": len(r), "mean": f"{np.mean(a):.2f}",
+                     f"{reference}_mean": f"{np.mean(r):.2f}",
                      "diff": f"{np.mean(a) - np.mean(r):+.2f}", "ci95": interval, "p": p,
                      "p_holm": f"{q:.3g}" if np.isfinite(q) else "", "verdict": verdict})
     return rows
 
 
-def write_versus_relu(rows: list[dict], out: str, scale: str) -> None:
+def write_versus(rows: list[dict], out: str, scale: str, reference: str = "relu") -> None:
+    name = {"relu": "ReLU"}.get(reference, reference)
     tested = sum(bool(r["p"]) for r in rows)
-    notes = ["Each design minus ReLU in the same dataset x arch, per quality metric of the summary (same units: "
+    notes = [f"Each design minus {name} in the same dataset x arch, per quality metric of the summary (same units: "
              "points of accuracy or of mCE): means over seeds, their difference, Welch's 95% interval and two-sided "
              "p (none with fewer than two seeds a side). better/worse reads the metric's direction (lower mCE is "
              f"better). p_holm: Holm's step-down adjustment over the {tested} comparisons with a p-value, since the "
              "table makes them all at once; the verdict goes by it. The claims table tests 2-arg against the stronger "
              "of ReLU and 1-arg instead, as the paper's claim needs both beaten."]
-    write_table(rows, out, f"Every design against ReLU ({scale})", notes=notes)
+    write_table(rows, out, f"Every design against {name} ({scale})", notes=notes)
 
 
 def write_summary(rows: list[dict], out: str, scale: str) -> None:
@@ -183,7 +185,8 @@ def write_summary(rows: list[dict], out: str, scale: str) -> None:
              "robust accuracy (%) after adversarial training; mce: CIFAR-10-C mCE (%) against ReLU; early_acc: mean "
              "session-II test accuracy (%) over the first epochs (summary.early_epochs), how fast a model learns "
              "(the paper's Fig. 4d); params: exact "
-             "parameter count (matched to the 2-arg network); sec_per_epoch: session-II seconds per epoch on the "
+             "parameter count (matched to the 2-arg network, a -flops baseline in forward FLOPs instead); "
+             "sec_per_epoch: session-II seconds per epoch on the "
              "machine that ran it (jobs running side by side share it, so compare within one run only).",
              "Means and SDs over seeds; ranks within each dataset x arch (1 = best: highest accuracy, lowest mCE, "
              "fastest); parameters are matched, so not ranked. mean_rank averages the ranks of the quality metrics "

@@ -286,7 +286,8 @@ def summary_inputs():
 
 
 def related_targets():
-    targets = [f"{paths.TABLES}/summary.csv", f"{paths.TABLES}/versus_relu.csv"] + figure("compare")
+    targets = [f"{paths.TABLES}/{name}.csv" for name in ("summary", "versus_relu", "versus_reference")]
+    targets += figure("compare")
     if RNN["activations"] and "mnist" in DATASETS:
         targets += [f"{paths.TABLES}/rnn.csv"] + figure("rnn")
     return targets

@@ -84,11 +84,15 @@ rule summary_table:
         values=f"{paths.TABLES}/summary_values.json",
         versus_relu=report(f"{paths.TABLES}/versus_relu.csv", caption="../report/table.rst", category="Tables"),
         versus_relu_md=f"{paths.TABLES}/versus_relu.md",
+        versus_reference=report(f"{paths.TABLES}/versus_reference.csv", caption="../report/table.rst",
+                                category="Tables"),
+        versus_reference_md=f"{paths.TABLES}/versus_reference.md",
     log:
         "logs/summary_table/summary_table.log",
     params:
         scale=SCALE,
         early_epochs=config["summary"]["early_epochs"],
+        reference=config["matching"]["reference"],
         optional=lambda wildcards, input: " ".join(
             f"--{k} {' '.join(input[k])}" for k in ("cifar10c", "autoattack", "rnn") if input.get(k)
         ),
@@ -102,6 +106,7 @@ rule summary_table:
         "python -m multiarg summary --out {output.csv} --scale {params.scale} --models {input.models}"
         " --values {output.values} --metrics {input.metrics} --session2-models {input.session2_models}"
         " --versus-relu {output.versus_relu}"
+        " --versus-reference {output.versus_reference} --reference {params.reference}"
         " --param-table {input.params}"
         " --early-epochs {params.early_epochs}"
         " {params.optional} > {log} 2>&1"
