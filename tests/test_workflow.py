@@ -108,33 +108,25 @@ def test_tiny_real_mnist_run_writes_every_artefact(tmp_path, mirror):
         for ext in ("pdf", "png"):
             assert (results / "figures" / f"{name}.{ext}").stat().st_size > 10_000
     with open(results / "tables" / "param_counts.csv") as fh:
-        rows = {r["activation"]: r for r in csv.DictReader(fh)}
-    assert set(rows) == {"arg2", "arg1", "relu", "arg2-xavier", "arg3", "gamma", "dac", "relu-flops", "arg1-flops"}
-    assert all(abs(float(rows[a]["mismatch_pct"])) < 5 for a in ("relu", "gamma", "dac"))
-    with open(results / "tables" / "param_counts.csv") as fh:
         mlp = {r["activation"]: r for r in csv.DictReader(fh) if r["arch"] == "mlp"}
+    assert set(mlp) == {"arg2", "arg1", "relu", "arg2-xavier", "arg3", "gamma", "dac", "relu-flops", "arg1-flops"}
+    assert all(abs(float(mlp[a]["mismatch_pct"])) < 5 for a in ("relu", "gamma", "dac"))
     flops = {a: float(mlp[a]["mflops_forward"]) for a in ("arg2", "relu", "relu-flops", "arg1-flops")}
     assert all(abs(flops[a] / flops["arg2"] - 1) < 0.05 for a in ("relu-flops", "arg1-flops"))
     assert flops["relu"] < flops["arg2"]  # so FLOP-matching widens ReLU past parameter-matching
     assert int(mlp["relu-flops"]["params_exact"]) > int(mlp["relu"]["params_exact"])
     with open(results / "tables" / "summary.csv") as fh:
         summary = {(r["arch"], r["activation"]): r for r in csv.DictReader(fh)}
-    assert {a for arch, a in summary if arch == "mlp"} == {"arg2", "arg1", "relu", "gamma", "dac", "relu-flops",
-                                                            "arg1-flops"}
+    designs = {"arg2", "arg1", "relu", "gamma", "dac", "relu-flops", "arg1-flops"}
+    assert {a for arch, a in summary if arch == "mlp"} == designs
     assert {a for arch, a in summary if arch == "rnn-rows"} == {"arg2", "arg1", "relu", "tanh", "gamma"}
     assert summary["mlp", "dac"]["robust_acc"] and 1 <= int(summary["mlp", "gamma"]["test_acc_rank"]) <= 7
-    with open(results / "tables" / "versus_relu.csv") as fh:
-        versus = {(r["arch"], r["activation"], r["metric"]): r for r in csv.DictReader(fh)}
-    assert {a for arch, a, m in versus if arch == "mlp" and m == "test_acc"} == {"arg2", "arg1", "gamma", "dac",
-                                                                                "relu-flops", "arg1-flops"}
-    assert float(versus["mlp", "dac", "test_acc"]["diff"]) == pytest.approx(
-        float(summary["mlp", "dac"]["test_acc"]) - float(summary["mlp", "relu"]["test_acc"]), abs=0.011)
-    with open(results / "tables" / "versus_reference.csv") as fh:
-        versus = {(r["arch"], r["activation"], r["metric"]): r for r in csv.DictReader(fh)}
-    assert {a for arch, a, m in versus if arch == "mlp" and m == "test_acc"} == {"arg1", "relu", "gamma", "dac",
-                                                                                "relu-flops", "arg1-flops"}
-    assert float(versus["mlp", "relu-flops", "test_acc"]["diff"]) == pytest.approx(
-        float(summary["mlp", "relu-flops"]["test_acc"]) - float(summary["mlp", "arg2"]["test_acc"]), abs=0.011)
+    for reference, table, act in (("relu", "versus_relu", "dac"), ("arg2", "versus_reference", "relu-flops")):
+        with open(results / "tables" / f"{table}.csv") as fh:
+            versus = {(r["arch"], r["activation"], r["metric"]): r for r in csv.DictReader(fh)}
+        assert {a for arch, a, m in versus if arch == "mlp" and m == "test_acc"} == designs - {reference}
+        assert float(versus["mlp", act, "test_acc"]["diff"]) == pytest.approx(
+            float(summary["mlp", act]["test_acc"]) - float(summary["mlp", reference]["test_acc"]), abs=0.011)
     with open(results / "tables" / "rnn.csv") as fh:
         rnn = {r["activation"]: r for r in csv.DictReader(fh)}
     assert rnn["arg2"]["k_negative"].endswith("/2") and int(rnn["relu"]["units"]) > int(rnn["arg2"]["units"])
