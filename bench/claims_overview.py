@@ -1,7 +1,7 @@
 """The committed run accounts (bench/results/*/): an index of them (config and command-line overrides, session-I
-edges, jobs, wall time, curvature counts), and the paper's claims across them (their tables/claims.csv): in every run
-that tests a claim, how its result stands to the paper's and its p. Reads only the committed accounts; measures
-nothing.
+edges, device, jobs, wall time, curvature counts), and the paper's claims across them (their tables/claims.csv): in
+every run that tests a claim, how its result stands to the paper's and its p. Reads only the committed accounts;
+measures nothing.
 
     python bench/claims_overview.py            # both Markdown tables
     python bench/claims_overview.py --write    # write them into FINDINGS.md between their markers
@@ -76,8 +76,8 @@ def overrides_of(command: str) -> list[str]:
 def index(results: Path = RESULTS) -> str:
     """One line per account: what ran it and what its 2-arg nets' curvature came to. The edge mode is its config's
     as the repository resolves it now (each config whose account predates the change of default pins its own)."""
-    lines = ["| account | config | `--config` | session-I edges | jobs | wall time | 2-arg nets negative (starts → "
-             "learned) |", "|---" * 7 + "|"]
+    lines = ["| account | config | `--config` | session-I edges | device | jobs | wall time | 2-arg nets negative "
+             "(starts → learned) |", "|---" * 8 + "|"]
     for account in accounts(results):
         summary = json.loads((account / "summary.json").read_text())
         run, configfile = summary["run"], summary["configfile"]
@@ -85,7 +85,8 @@ def index(results: Path = RESULTS) -> str:
         jobs = f"{sum(run['finished'].values())}" + ("" if run["complete"] else " (incomplete)")
         overrides = " ".join(f"`{o}`" for o in overrides_of(run["command"])) or "—"
         lines.append(f"| [`{account.name}`](bench/results/{account.name}/summary.md) | `{Path(configfile).name}` | "
-                     f"{overrides} | {edges} | {jobs} | {run['elapsed_seconds'] / 60:.0f} min | "
+                     f"{overrides} | {edges} | {summary['environment']['device']} | {jobs} | "
+                     f"{run['elapsed_seconds'] / 60:.0f} min | "
                      f"{curvature_counts(account)} |")
     return "\n".join(lines) + "\n"
 

@@ -600,29 +600,31 @@ def test_the_findings_tables_are_what_the_committed_accounts_give():
     assert read_block(overview.MARKERS, FINDINGS) == overview.table()
 
 
-def test_the_accounts_index_gives_each_runs_config_edges_and_curvature(tmp_path):
+def test_the_accounts_index_gives_each_runs_config_edges_device_and_curvature(tmp_path):
     overview = pytest.importorskip("claims_overview")
     from multiarg.tables import write_table
 
-    def account(name, configfile, command, curvature, complete=True):
+    def account(name, configfile, command, curvature, complete=True, device="AMD EPYC"):
         folder = tmp_path / name
         write_table([{"claim": "c", "vs_paper": "", "p": ""}], folder / "tables" / "claims.csv")
         write_table([{"kind": kind, "arch": arch, "dataset": dataset, "k_negative": k, "n": n}
                      for kind, arch, dataset, k, n in curvature], folder / "tables" / "curvature_tests.csv")
-        (folder / "summary.json").write_text(json.dumps({"configfile": configfile, "run": {
-            "command": command, "finished": {"train": 3, "all": 1}, "complete": complete, "elapsed_seconds": 1740}}))
+        (folder / "summary.json").write_text(json.dumps({"configfile": configfile, "environment": {"device": device},
+                                                         "run": {"command": command, "finished": {"train": 3, "all": 1},
+                                                                 "complete": complete, "elapsed_seconds": 1740}}))
 
     account("mnist-run", "workflow/configs/mnist-mlp-wrap.yaml", "snakemake --cores 2 all --configfile x.yaml",
             [("learned", "mlp", "all", 10, 24), ("start", "mlp", "all", 11, 24), ("learned", "mlp", "mnist", 9, 9),
              ("learned", "all", "all", 10, 24)])
     account("cifar10-run", "workflow/configs/cifar10-mlp.yaml",
             "snakemake all --config cpu_isa=avx2 inner_kernel=chunked --cores 2", [("learned", "mlp", "all", 17, 24)],
-            complete=False)
+            complete=False, device="x86_64")
     lines = overview.index(tmp_path).splitlines()
-    assert lines[2] == ("| [`mnist-run`](bench/results/mnist-run/summary.md) | `mnist-mlp-wrap.yaml` | — | wrap | 4 | "
-                        "29 min | MLP 11 → 10/24 |")
+    assert lines[2] == ("| [`mnist-run`](bench/results/mnist-run/summary.md) | `mnist-mlp-wrap.yaml` | — | wrap | "
+                        "AMD EPYC | 4 | 29 min | MLP 11 → 10/24 |")
     assert lines[3] == ("| [`cifar10-run`](bench/results/cifar10-run/summary.md) | `cifar10-mlp.yaml` | "
-                        "`cpu_isa=avx2` `inner_kernel=chunked` | reflect | 4 (incomplete) | 29 min | MLP 17/24 |")
+                        "`cpu_isa=avx2` `inner_kernel=chunked` | reflect | x86_64 | 4 (incomplete) | 29 min | "
+                        "MLP 17/24 |")
 
 
 def test_the_claims_overview_sets_each_runs_verdict_side_by_side(tmp_path):
