@@ -73,7 +73,7 @@ EVALUATION_RULES = {"collect_inputs", "eval_cifar10c", "autoattack"}  # the rest
 FIT_RULES = {"train_session2", "train_session3", "train_rnn", "train_adversarial"}  # under the config's `compile`
 TIMED_RULES = {"pretrain_inner"} | FIT_RULES | EVALUATION_RULES
 CPU_RULES = {"prepare_data", "param_table", "cifar10c", "analyze_nonlinearities", "fig4", "fig5", "fig7_fig8",
-             "fig9", "cifar10c_table", "table1", "rnn_table", "fig_rnn", "summary_table", "fig_compare",
+             "fig9", "cifar10c_table", "table1", "rnn_table", "fig_rnn", "summary_table", "fig_compare", "fig_versus",
              "claims_table", "all"}
 
 

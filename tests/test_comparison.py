@@ -1,10 +1,11 @@
+import argparse
 import csv
 import json
 
 import pytest
 from scipy import stats
 
-from multiarg.comparison import collect, rank_rows, versus_rows
+from multiarg.comparison import collect, fig_versus, forest_rows, rank_rows, versus_rows, write_versus
 from multiarg.io import save_torch
 from multiarg.tables import holm
 from multiarg.train import write_metrics
@@ -118,13 +119,15 @@ def test_session_two_and_three_accuracies_pair_up_by_seed_whatever_the_order_giv
     assert values["mnist", "mlp", "arg2"]["session2_acc"] == [pytest.approx(62.0), pytest.approx(92.0)]
 
 
+VERSUS_VALUES = {("mnist", "mlp", "arg2"): {"test_acc": [90.0, 92.0, 91.0], "mce": [80.0, 82.0]},
+                 ("mnist", "mlp", "relu"): {"test_acc": [85.0, 87.0, 86.0], "mce": [100.0, 101.0]},
+                 ("mnist", "mlp", "gamma"): {"test_acc": [85.5, 86.5, 86.0]},
+                 ("mnist", "mlp", "dac"): {"test_acc": [70.0]},
+                 ("cifar10", "cnn", "arg1"): {"test_acc": [50.0, 51.0]}}  # no ReLU in its setting: no row
+
+
 def test_every_design_against_relu_with_welch_and_holm_over_the_table():
-    values = {("mnist", "mlp", "arg2"): {"test_acc": [90.0, 92.0, 91.0], "mce": [80.0, 82.0]},
-              ("mnist", "mlp", "relu"): {"test_acc": [85.0, 87.0, 86.0], "mce": [100.0, 101.0]},
-              ("mnist", "mlp", "gamma"): {"test_acc": [85.5, 86.5, 86.0]},
-              ("mnist", "mlp", "dac"): {"test_acc": [70.0]},
-              ("cifar10", "cnn", "arg1"): {"test_acc": [50.0, 51.0]}}  # no ReLU in its setting: no row
-    rows = {(r["activation"], r["metric"]): r for r in versus_rows(values)}
+    rows = {(r["activation"], r["metric"]): r for r in versus_rows(VERSUS_VALUES)}
     assert set(rows) == {("arg2", "test_acc"), ("arg2", "mce"), ("gamma", "test_acc"), ("dac", "test_acc")}
     welch = stats.ttest_ind([90, 92, 91], [85, 87, 86], equal_var=False)
     r = rows["arg2", "test_acc"]
@@ -143,8 +146,28 @@ def test_every_design_against_relu_with_welch_and_holm_over_the_table():
     assert rows["dac", "test_acc"]["diff"] == "-16.00" and rows["dac", "test_acc"]["p"] == ""
     assert rows["dac", "test_acc"]["verdict"].startswith("n/a")
     # against the matching reference instead: the same test from the other side, its own columns and family
-    rows = {(r["activation"], r["metric"]): r for r in versus_rows(values, "arg2")}
+    rows = {(r["activation"], r["metric"]): r for r in versus_rows(VERSUS_VALUES, "arg2")}
     assert set(rows) == {("relu", "test_acc"), ("relu", "mce"), ("gamma", "test_acc"), ("dac", "test_acc")}
     r = rows["relu", "test_acc"]
     assert (r["diff"], r["arg2_seeds"], r["arg2_mean"]) == ("-5.00", 3, "91.00") and "relu_seeds" not in r
     assert float(r["p"]) == pytest.approx(welch.pvalue, rel=1e-3) and r["verdict"].startswith("relu worse than arg2")
+
+
+def test_the_forest_plot_takes_each_comparison_once_from_the_versus_tables(tmp_path):
+    tables = []
+    for name, reference in (("relu", "relu"), ("arg2", "arg2"), ("again", "relu")):
+        tables.append(tmp_path / f"{name}.csv")
+        write_versus(versus_rows(VERSUS_VALUES, reference), tables[-1], "tiny", reference)
+    rows = {(r["activation"], r["reference"], r["metric"]): r for r in forest_rows(tables)}
+    # the repeated ReLU table adds nothing; ReLU minus 2-arg mirrors 2-arg minus ReLU, so it is left out
+    assert set(rows) == {("arg2", "relu", "test_acc"), ("arg2", "relu", "mce"), ("gamma", "relu", "test_acc"),
+                         ("dac", "relu", "test_acc"), ("gamma", "arg2", "test_acc"), ("dac", "arg2", "test_acc")}
+    with open(tables[0]) as fh:
+        written = {(r["activation"], r["metric"]): r for r in csv.DictReader(fh)}
+    r = rows["arg2", "relu", "test_acc"]
+    assert r["diff"] == 5.0 and r["significant"] and f"[{r['ci95'][0]:+.2f}, {r['ci95'][1]:+.2f}]" == written[
+        "arg2", "test_acc"]["ci95"]
+    assert not rows["gamma", "relu", "test_acc"]["significant"]  # Holm p >= 0.05 in its table
+    assert rows["dac", "arg2", "test_acc"]["ci95"] is None and not rows["dac", "arg2", "test_acc"]["significant"]
+    fig_versus(argparse.Namespace(tables=tables, out=tmp_path / "versus.pdf", scale="tiny"))
+    assert (tmp_path / "versus.pdf").stat().st_size > 5_000 and (tmp_path / "versus.png").stat().st_size > 5_000

@@ -104,7 +104,7 @@ def test_tiny_real_mnist_run_writes_every_artefact(tmp_path, mirror):
                        "--config", f"cpu_isa={isa}", cwd=tmp_path, env={"MULTIARG_DATA_MIRROR": str(mirror)})
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     results = tmp_path / "results"
-    for name in ("fig4", "fig5", "fig7", "fig8", "rnn", "compare"):
+    for name in ("fig4", "fig5", "fig7", "fig8", "rnn", "compare", "versus"):
         for ext in ("pdf", "png"):
             assert (results / "figures" / f"{name}.{ext}").stat().st_size > 10_000
     with open(results / "tables" / "param_counts.csv") as fh:
@@ -178,7 +178,7 @@ def test_tiny_real_mnist_run_writes_every_artefact(tmp_path, mirror):
                       env={"MULTIARG_DATA_MIRROR": str(mirror)})
     assert built.returncode == 0, built.stderr[-3000:]
     html = report.read_text()
-    for name in ("fig4", "fig5", "fig7", "fig8", "rnn", "compare"):
+    for name in ("fig4", "fig5", "fig7", "fig8", "rnn", "compare", "versus"):
         assert f"{name}.png" in html
     for table in ("param_counts", "fits", "curvature_tests", "spectra", "maturation", "summary", "rnn", "table1",
                   "claims"):

@@ -260,11 +260,12 @@ def cmd_figure(args):
     from . import analysis_figures, figures
 
     from .cifar10c import fig9
-    from .comparison import fig_compare
+    from .comparison import fig_compare, fig_versus
     from .rnn_study import fig_rnn
 
     {"fig4": figures.fig4, "fig5": figures.fig5, "fig7": analysis_figures.fig7, "fig8": analysis_figures.fig8,
-     "fig9": fig9, "rnn": fig_rnn, "compare": fig_compare}[args.figure](args)
+     "fig9": fig9, "rnn": fig_rnn, "compare": fig_compare,
+     "versus": fig_versus}[args.figure](args)
 
 
 def _add_mass(p, helptext: str = "input mass of the analysed region") -> None:
@@ -506,6 +507,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--scale", required=True)
     p.set_defaults(func=cmd_figure, figure="compare")
+
+    p = sub.add_parser("fig-versus", help="forest plot of the versus tables: differences with 95%% intervals")
+    p.add_argument("--tables", nargs="+", required=True, help="versus tables (CSV); a repeated reference is skipped")
+    p.add_argument("--out", required=True)
+    p.add_argument("--scale", required=True)
+    p.set_defaults(func=cmd_figure, figure="versus")
 
     for name, helptext in (("fig7", "Fig. 7: learned nonlinearities, best-fit quadratics, curvature tests"),
                            ("fig8", "Fig. 8: 2- and 3-arg examples and power spectra")):

@@ -287,7 +287,7 @@ def summary_inputs():
 
 def related_targets():
     targets = [f"{paths.TABLES}/{name}.csv" for name in ("summary", "versus_relu", "versus_reference")]
-    targets += figure("compare")
+    targets += figure("compare") + figure("versus")
     if RNN["activations"] and "mnist" in DATASETS:
         targets += [f"{paths.TABLES}/rnn.csv"] + figure("rnn")
     return targets

@@ -130,3 +130,24 @@ rule fig_compare:
         ENV
     shell:
         "python -m multiarg fig-compare --summary {input} --out {output.pdf} --scale {params.scale} > {log} 2>&1"
+
+
+rule fig_versus:
+    input:
+        rules.summary_table.output.versus_relu,
+        rules.summary_table.output.versus_reference,
+    output:
+        pdf=f"{paths.FIGURES}/versus.pdf",
+        png=report(f"{paths.FIGURES}/versus.png", caption="../report/versus.rst", category="Figures"),
+    log:
+        "logs/figures/versus.log",
+    params:
+        scale=SCALE,
+    threads: 1
+    resources:
+        mem_mb=per_attempt(2000),
+        runtime=per_attempt(10),
+    conda:
+        ENV
+    shell:
+        "python -m multiarg fig-versus --tables {input} --out {output.pdf} --scale {params.scale} > {log} 2>&1"
