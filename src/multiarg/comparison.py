@@ -282,6 +282,9 @@ def fig_versus(args) -> None:
     for (dataset, arch), row in zip(settings, axes):
         order = pairs[dataset, arch]
         for ax, metric in zip(row, metrics):
+            if not any((r["dataset"], r["arch"], r["metric"]) == (dataset, arch, metric) for r in rows):
+                ax.set_visible(False)  # e.g. mCE outside CIFAR-10
+                continue
             ax.axvline(0, color="0.6", lw=0.8)
             for y in range(1, len(order)):  # between the comparisons against one reference and the next
                 if order[y][1] != order[y - 1][1]:
