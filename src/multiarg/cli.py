@@ -264,8 +264,7 @@ def cmd_figure(args):
     from .rnn_study import fig_rnn
 
     {"fig4": figures.fig4, "fig5": figures.fig5, "fig7": analysis_figures.fig7, "fig8": analysis_figures.fig8,
-     "fig9": fig9, "rnn": fig_rnn, "compare": fig_compare,
-     "versus": fig_versus}[args.figure](args)
+     "fig9": fig9, "rnn": fig_rnn, "compare": fig_compare, "versus": fig_versus}[args.figure](args)
 
 
 def _add_mass(p, helptext: str = "input mass of the analysed region") -> None:
