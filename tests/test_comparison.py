@@ -5,7 +5,8 @@ import json
 import pytest
 from scipy import stats
 
-from multiarg.comparison import collect, fig_versus, forest_rows, rank_rows, versus_rows, write_versus
+from multiarg.comparison import collect, rank_rows, versus_rows, write_versus
+from multiarg.comparison_figures import fig_versus, forest_rows
 from multiarg.io import save_torch
 from multiarg.tables import holm
 from multiarg.train import write_metrics

@@ -260,7 +260,7 @@ def cmd_figure(args):
     from . import analysis_figures, figures
 
     from .cifar10c import fig9
-    from .comparison import fig_compare, fig_versus
+    from .comparison_figures import fig_compare, fig_versus
     from .rnn_study import fig_rnn
 
     {"fig4": figures.fig4, "fig5": figures.fig5, "fig7": analysis_figures.fig7, "fig8": analysis_figures.fig8,
