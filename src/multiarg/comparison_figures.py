@@ -3,17 +3,20 @@ differences with their intervals (``fig_versus``)."""
 from __future__ import annotations
 
 import csv
+from collections import defaultdict
 
 import numpy as np
 
 from .comparison import QUALITY
 from .figures import COLORS, LABELS, plt, save, stamp
 
+# The recurrent experiment's tanh has no colour in the paper's figures; both figures here give it the same one.
+DESIGN_COLORS = {**COLORS, "tanh": "tab:gray"}
+
 
 def fig_compare(args) -> None:
     """Bars per setting and activation: test accuracy, early accuracy, AutoAttack robust accuracy, CIFAR-10-C
     mCE, s/epoch."""
-    colors = {**COLORS, "tanh": "tab:gray"}
     with open(args.summary) as fh:
         rows = list(csv.DictReader(fh))
     panels = [(m, t) for m, t in (("test_acc", "test accuracy (%)"),
@@ -22,7 +25,7 @@ def fig_compare(args) -> None:
                                   ("mce", "CIFAR-10-C mCE (%)"), ("sec_per_epoch", "seconds per epoch"))
               if any(r[m] for r in rows)]
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)
-    acts = list(dict.fromkeys(a for a in [*colors, *(r["activation"] for r in rows)]
+    acts = list(dict.fromkeys(a for a in [*DESIGN_COLORS, *(r["activation"] for r in rows)]
                               if any(r["activation"] == a for r in rows)))
     for ax, (metric, title) in zip(axes[0], panels):
         settings = sorted({(r["dataset"], r["arch"]) for r in rows if r[metric]})
@@ -33,7 +36,7 @@ def fig_compare(args) -> None:
             mean = [float(got[settings[j]][metric]) for j in xs]
             sd = [float(got[settings[j]][f"{metric}_sd"] or 0) for j in xs]
             ax.bar(np.array(xs) + (i - (len(acts) - 1) / 2) * width, mean, width, yerr=sd, capsize=1.5,
-                   color=colors.get(act, "0.5"), label=LABELS.get(act, act))
+                   color=DESIGN_COLORS.get(act, "0.5"), label=LABELS.get(act, act))
         ax.set_xticks(range(len(settings)), [f"{d}\n{a}" for d, a in settings], fontsize=7)
         ax.set_title(title, fontsize=9)
         if metric == "sec_per_epoch":
@@ -80,7 +83,10 @@ def fig_versus(args) -> None:
     settings = sorted({(r["dataset"], r["arch"]) for r in rows})
     metrics = [m for m in QUALITY if any(r["metric"] == m for r in rows)]
     references = list(dict.fromkeys(r["reference"] for r in rows))
-    designs = [*COLORS, *sorted({r["activation"] for r in rows} - set(COLORS))]
+    designs = [*DESIGN_COLORS, *sorted({r["activation"] for r in rows} - set(DESIGN_COLORS))]
+    panels = defaultdict(list)
+    for r in rows:
+        panels[r["dataset"], r["arch"], r["metric"]].append(r)
     pairs = {s: sorted({(r["activation"], r["reference"]) for r in rows if (r["dataset"], r["arch"]) == s},
                        key=lambda p: (references.index(p[1]), designs.index(p[0]))) for s in settings}
     fig, axes = plt.subplots(len(settings), len(metrics), squeeze=False, sharey="row",
@@ -91,17 +97,15 @@ def fig_versus(args) -> None:
     for (dataset, arch), row in zip(settings, axes):
         order = pairs[dataset, arch]
         for ax, metric in zip(row, metrics):
-            if not any((r["dataset"], r["arch"], r["metric"]) == (dataset, arch, metric) for r in rows):
+            if not panels[dataset, arch, metric]:
                 ax.set_visible(False)  # e.g. mCE outside CIFAR-10
                 continue
             ax.axvline(0, color="0.6", lw=0.8)
             for y in range(1, len(order)):  # between the comparisons against one reference and the next
                 if order[y][1] != order[y - 1][1]:
                     ax.axhline(y - 0.5, color="0.8", lw=0.6, ls="--")
-            for r in rows:
-                if (r["dataset"], r["arch"], r["metric"]) != (dataset, arch, metric):
-                    continue
-                y, color = order.index((r["activation"], r["reference"])), COLORS.get(r["activation"], "0.4")
+            for r in panels[dataset, arch, metric]:
+                y, color = order.index((r["activation"], r["reference"])), DESIGN_COLORS.get(r["activation"], "0.5")
                 if r["ci95"]:
                     ax.plot(r["ci95"], [y, y], color=color, lw=1.5)
                 ax.plot(r["diff"], y, "o", ms=5, color=color, markerfacecolor=color if r["significant"] else "white")
