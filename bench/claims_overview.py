@@ -73,19 +73,24 @@ def overrides_of(command: str) -> list[str]:
     return [w for w in given[:next((i for i, w in enumerate(given) if w.startswith("-")), len(given))] if "=" in w]
 
 
+def edges(account: Path) -> str:
+    """The session-I blur's edge mode of the account's config as the repository resolves it now (each config whose
+    account predates the change of default pins its own)."""
+    configfile = json.loads((account / "summary.json").read_text())["configfile"]
+    return load_config(ROOT / "config.yaml", ROOT / configfile)["pretrain"]["boundary"]
+
+
 def index(results: Path = RESULTS) -> str:
-    """One line per account: what ran it and what its 2-arg nets' curvature came to. The edge mode is its config's
-    as the repository resolves it now (each config whose account predates the change of default pins its own)."""
+    """One line per account: what ran it and what its 2-arg nets' curvature came to."""
     lines = ["| account | config | `--config` | session-I edges | device | jobs | wall time | 2-arg nets negative "
              "(starts → learned) |", "|---" * 8 + "|"]
     for account in accounts(results):
         summary = json.loads((account / "summary.json").read_text())
         run, configfile = summary["run"], summary["configfile"]
-        edges = load_config(ROOT / "config.yaml", ROOT / configfile)["pretrain"]["boundary"]
         jobs = f"{sum(run['finished'].values())}" + ("" if run["complete"] else " (incomplete)")
         overrides = " ".join(f"`{o}`" for o in overrides_of(run["command"])) or "—"
         lines.append(f"| [`{account.name}`](bench/results/{account.name}/summary.md) | `{Path(configfile).name}` | "
-                     f"{overrides} | {edges} | {summary['environment']['device']} | {jobs} | "
+                     f"{overrides} | {edges(account)} | {summary['environment']['device']} | {jobs} | "
                      f"{run['elapsed_seconds'] / 60:.0f} min | "
                      f"{curvature_counts(account)} |")
     return "\n".join(lines) + "\n"

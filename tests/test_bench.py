@@ -759,3 +759,42 @@ def test_start_curvature_tests_a_records_fits_again_without_its_run_folders(tmp_
     assert run["start_dependence"]["slope"]["estimate"] == pytest.approx(stats.linregress(starts, learned).slope)
     assert result["maps"] == record["maps"] and result["measured_by"] == record["command"]
     assert json.loads((tmp_path / "new.json").read_text())["command"].startswith("python ")
+
+
+def test_the_curvature_overview_is_what_the_committed_accounts_give():
+    curvature_overview = pytest.importorskip("curvature_overview")
+
+    committed = json.loads((ROOT / "bench" / "results" / "curvature_overview.json").read_text())
+    assert committed["rows"] == curvature_overview.rows()
+
+
+def test_the_curvature_overview_takes_starts_from_the_account_or_a_record_of_the_same_run(tmp_path):
+    curvature_overview = pytest.importorskip("curvature_overview")
+    from multiarg.analysis import binomial_test
+    from multiarg.tables import write_table
+
+    def account(name, rows, configfile="workflow/configs/mnist-mlp-wrap.yaml"):
+        folder = tmp_path / name
+        write_table([{"claim": "c"}], folder / "tables" / "claims.csv")
+        write_table(rows, folder / "tables" / "curvature_tests.csv")
+        (folder / "summary.json").write_text(json.dumps({"configfile": configfile}))
+
+    row = partial(_curvature_row, arch="mlp")
+    account("new-cpu", [row("learned", "mnist", 10, 24), row("start", "mnist", 11, 24), row("learned", "all", 10, 24)])
+    account("old-cpu", [row("learned", "cifar10", 17, 24)], "workflow/configs/cifar10-mlp.yaml")
+    account("other-cpu", [row("learned", "cifar10", 14, 24)], "workflow/configs/cifar10-mlp.yaml")
+    account("demo-cpu", [row("learned", "mnist", 4, 4)])
+    (tmp_path / "start_curvature-cpu.json").write_text(json.dumps({"runs": [
+        {"label": "old", "n": 24, "start_negative": 23, "learned_negative": 17},
+        {"label": "other", "n": 24, "start_negative": 21, "learned_negative": 16}]}))  # not the account's run
+    record = curvature_overview.main(["--results", str(tmp_path), "--out", str(tmp_path / "o.json")])
+    got = {r["account"]: r for r in record["rows"]}
+    assert list(got) == ["new-cpu", "old-cpu", "other-cpu"]  # the demo tests nothing
+    assert (got["new-cpu"]["edges"], got["old-cpu"]["edges"]) == ("wrap", "reflect")
+    assert got["new-cpu"]["start"]["k"] == 11 and got["old-cpu"]["start"]["k"] == 23
+    assert got["other-cpu"]["start"] is None
+    test = binomial_test(10, 24)
+    assert got["new-cpu"]["learned"] == {"k": 10, "n": 24, "fraction": round(10 / 24, 4),
+                                         "ci95": [round(test["ci_low"], 4), round(test["ci_high"], 4)]}
+    assert json.loads((tmp_path / "o.json").read_text()) == record
+    assert (tmp_path / "o.pdf").stat().st_size > 0 and (tmp_path / "o.png").stat().st_size > 0
