@@ -11,26 +11,16 @@ tests/test_bench.py checks that FINDINGS.md holds what this prints, so its table
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 from pathlib import Path
 
+from accounts import RESULTS, accounts, edges, table_rows
 from readme_block import FINDINGS, emit
 
-from multiarg.config import load_config
-
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "results"
 MARKERS = ("<!-- claims-overview: begin (python bench/claims_overview.py --write) -->",
            "<!-- claims-overview: end -->")
 INDEX_MARKERS = ("<!-- accounts-index: begin (python bench/claims_overview.py --write) -->",
                  "<!-- accounts-index: end -->")
-
-
-def accounts(results: Path = RESULTS) -> list[Path]:
-    """Accounts with a claims table, the demo last (its scale tests nothing)."""
-    found = [p.parent.parent for p in results.glob("*/tables/claims.csv")]
-    return sorted(found, key=lambda p: (p.name.startswith("demo"), not p.name.startswith("mnist"), p.name))
 
 
 def cell(row: dict) -> str:
@@ -49,17 +39,12 @@ def cell(row: dict) -> str:
     return f"{label}, p = {row['p']}{holm}{size}"
 
 
-def _rows(account: Path, table_name: str) -> list[dict]:
-    with open(account / "tables" / f"{table_name}.csv") as fh:
-        return list(csv.DictReader(fh))
-
-
 def curvature_counts(account: Path) -> str:
     """The learned 2-arg nets' negative curvatures per architecture, after their session-I starts' where the run
     fitted those: ``MLP 21 → 17/24``."""
     parts = []
     for arch in ("mlp", "cnn"):
-        rows = {r["kind"]: r for r in _rows(account, "curvature_tests") if (r["arch"], r["dataset"]) == (arch, "all")}
+        rows = {r["kind"]: r for r in table_rows(account, "curvature_tests") if (r["arch"], r["dataset"]) == (arch, "all")}
         if "learned" in rows:
             start = f"{rows['start']['k_negative']} → " if "start" in rows else ""
             parts.append(f"{arch.upper()} {start}{rows['learned']['k_negative']}/{rows['learned']['n']}")
@@ -71,13 +56,6 @@ def overrides_of(command: str) -> list[str]:
     words = command.split()
     given = words[words.index("--config") + 1:] if "--config" in words else []
     return [w for w in given[:next((i for i, w in enumerate(given) if w.startswith("-")), len(given))] if "=" in w]
-
-
-def edges(account: Path) -> str:
-    """The session-I blur's edge mode of the account's config as the repository resolves it now (each config whose
-    account predates the change of default pins its own)."""
-    configfile = json.loads((account / "summary.json").read_text())["configfile"]
-    return load_config(ROOT / "config.yaml", ROOT / configfile)["pretrain"]["boundary"]
 
 
 def index(results: Path = RESULTS) -> str:
@@ -97,7 +75,7 @@ def index(results: Path = RESULTS) -> str:
 
 
 def table(results: Path = RESULTS) -> str:
-    runs = {account.name: {r["claim"]: r for r in _rows(account, "claims")} for account in accounts(results)}
+    runs = {account.name: {r["claim"]: r for r in table_rows(account, "claims")} for account in accounts(results)}
     claims = list(dict.fromkeys(c for rows in runs.values() for c in rows))
     lines = ["| claim | " + " | ".join(f"`{name}`" for name in runs) + " |", "|---" * (len(runs) + 1) + "|"]
     lines += [f"| {claim} | " + " | ".join(cell(rows[claim]) if claim in rows else "—" for rows in runs.values())

@@ -11,18 +11,16 @@ accounts.
 """
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from pathlib import Path
 
-from claims_overview import RESULTS, _rows, accounts, edges
+from accounts import RESULTS, accounts, edges, figure_record, table_rows
 
 from multiarg.analysis import binomial_test
 from multiarg.claims import PAPER_CURVATURE
-from multiarg.io import write_text
 
-STARTS_RECORD = RESULTS / "start_curvature-cpu.json"
+# the record that fitted the starts of the runs made before the workflow did, beside the accounts
+STARTS_RECORD = "start_curvature-cpu.json"
 EDGE_COLORS = {"reflect": "tab:orange", "wrap": "tab:blue"}
 
 
@@ -39,15 +37,15 @@ def _share(k: int, n: int) -> dict:
                                                                           round(test["ci_high"], 4)]}
 
 
-def rows(results: Path = RESULTS, record: Path = STARTS_RECORD) -> list[dict]:
+def rows(results: Path = RESULTS) -> list[dict]:
     """One row per account (the demo left out: its scale tests nothing) and dataset x architecture: the learned
     nets' negative share and, where fitted, their starts'. A recorded start counts only if the record's learned
     count is the account's, so that it describes the same run."""
-    recorded, out = _recorded_starts(record), []
+    recorded, out = _recorded_starts(results / STARTS_RECORD), []
     for account in accounts(results):
         if account.name.startswith("demo"):
             continue
-        table = [r for r in _rows(account, "curvature_tests") if "all" not in (r["arch"], r["dataset"])]
+        table = [r for r in table_rows(account, "curvature_tests") if "all" not in (r["arch"], r["dataset"])]
         starts = {(r["arch"], r["dataset"]): r for r in table if r["kind"] == "start"}
         for r in (r for r in table if r["kind"] == "learned"):
             k, n = int(r["k_negative"]), int(r["n"])
@@ -113,17 +111,7 @@ def draw(table: list[dict], out: Path) -> None:
 
 
 def main(argv=None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--results", type=Path, default=RESULTS, help="the folder of run accounts")
-    p.add_argument("--out", type=Path, default=RESULTS / "curvature_overview.json",
-                   help="the JSON; the figure goes beside it (.pdf and .png)")
-    args = p.parse_args(argv)
-    record = {"command": " ".join(["python", "bench/curvature_overview.py", *(argv if argv is not None else
-                                                                               sys.argv[1:])]),
-              "rows": rows(args.results, args.results / STARTS_RECORD.name)}
-    write_text(json.dumps(record, indent=2) + "\n", args.out)
-    draw(record["rows"], args.out.with_suffix(".pdf"))
-    return record
+    return figure_record(__doc__, "curvature_overview", rows, draw, argv)
 
 
 if __name__ == "__main__":

@@ -798,3 +798,40 @@ def test_the_curvature_overview_takes_starts_from_the_account_or_a_record_of_the
                                          "ci95": [round(test["ci_low"], 4), round(test["ci_high"], 4)]}
     assert json.loads((tmp_path / "o.json").read_text()) == record
     assert (tmp_path / "o.pdf").stat().st_size > 0 and (tmp_path / "o.png").stat().st_size > 0
+
+
+def test_the_accuracy_overview_is_what_the_committed_accounts_give():
+    accuracy_overview = pytest.importorskip("accuracy_overview")
+
+    committed = json.loads((ROOT / "bench" / "results" / "accuracy_overview.json").read_text())
+    assert committed["rows"] == accuracy_overview.rows()
+
+
+def test_the_accuracy_overview_uses_the_seeds_values_where_an_account_keeps_them(tmp_path):
+    accuracy_overview = pytest.importorskip("accuracy_overview")
+    from multiarg.tables import welch_difference, welch_from_summary, write_table
+
+    def summary(name, rows, values=None):
+        folder = tmp_path / name
+        write_table([{"claim": "c"}], folder / "tables" / "claims.csv")
+        write_table([{"dataset": "mnist", "arch": "mlp", "activation": a, "seeds": n, "test_acc": m,
+                      "test_acc_sd": sd, "early_acc": "", "early_acc_sd": ""} for a, n, m, sd in rows],
+                    folder / "tables" / "summary.csv")
+        if values:
+            (folder / "tables" / "summary_values.json").write_text(json.dumps(
+                {f"mnist/mlp/{a}": {"test_acc": v} for a, v in values.items()}))
+
+    seeds = {"arg2": [97.1, 97.3, 97.2], "relu-flops": [97.6, 97.8, 97.7]}
+    summary("new-cpu", [("arg2", 3, "97.20", "0.10"), ("relu-flops", 3, "97.70", "0.10")], seeds)
+    summary("old-cpu", [("arg2", 4, "97.15", "0.10"), ("relu", 4, "96.44", "0.22"), ("arg1", 1, "97.00", "")])
+    summary("demo-cpu", [("arg2", 2, "41.33", "2.00"), ("relu", 2, "47.00", "1.00")])
+    record = accuracy_overview.main(["--results", str(tmp_path), "--out", str(tmp_path / "a.json")])
+    new, old = record["rows"]  # one metric each (no early accuracy), no 1-seed arg1, no demo
+    exact = welch_difference(seeds["arg2"], seeds["relu-flops"])
+    assert (new["account"], new["baseline"], new["from"]) == ("new-cpu", "relu-flops", "seeds")
+    assert new["diff"] == round(exact["diff"], 2) and new["ci95"] == [round(exact["ci_low"], 2),
+                                                                      round(exact["ci_high"], 2)]
+    printed = welch_from_summary(97.15, 0.10, 4, 96.44, 0.22, 4)
+    assert (old["account"], old["baseline"], old["from"]) == ("old-cpu", "relu", "summary")
+    assert old["diff"] == 0.71 and old["p"] == float(f"{printed['p']:.3g}")
+    assert (tmp_path / "a.png").stat().st_size > 0

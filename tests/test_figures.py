@@ -3,7 +3,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from multiarg.analysis_figures import _ecdf, fig8
-from multiarg.figures import layout_under_row_titles, mean_band, plt, row_title, stamp
+from multiarg.figures import layout_under_row_titles, mean_band, plt, row_title, save, stamp
 from multiarg.nonlinearities import AnalysisConfig, analyse_function, save_records
 from test_nonlinearities import gaussian_hist
 
@@ -105,3 +105,15 @@ def test_the_accuracy_band_is_the_sd_of_the_runs_going_and_absent_where_one_is_l
     assert np.allclose(sorted(set(y)), sorted({12 - sd[0], 12 + sd[0], 23 - sd[1], 23 + sd[1]}))
     assert [list(line.get_ydata()) for line in ax.lines] == [[12.0, 23.0, 30.0], [50.0, 60.0]]
     plt.close(fig)
+
+
+def test_a_figure_drawn_twice_gives_the_same_bytes(tmp_path, monkeypatch):
+    """No creation date in the PDF: a figure redrawn from unchanged records does not change in git."""
+    drawn = []
+    for day, name in enumerate(("a", "b")):
+        monkeypatch.setenv("SOURCE_DATE_EPOCH", str(86400 * day))  # the clock matplotlib would date the PDF by
+        fig, ax = plt.subplots()
+        ax.plot([0, 1], [1, 0])
+        save(fig, tmp_path / f"{name}.pdf")
+        drawn.append([(tmp_path / f"{name}.{ext}").read_bytes() for ext in ("pdf", "png")])
+    assert drawn[0] == drawn[1]

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 from scipy import stats
 
@@ -74,3 +75,12 @@ def test_seeds_attacked_differently_are_not_averaged():
     other = {**_result("arg2", 1, 0.4), "eps": 0.1}
     with pytest.raises(ValueError, match="mnist cnn arg2: its seeds were attacked with different eps"):
         table1_rows([_result("arg2", 0, 0.5), other])
+
+
+def test_welch_from_a_summary_tables_means_and_sds_is_welch_from_the_values():
+    from multiarg.tables import welch_from_summary
+
+    a, b = np.array([97.1, 97.3, 96.9, 97.2]), np.array([96.4, 96.6, 96.2])
+    summary = welch_from_summary(a.mean(), a.std(ddof=1), 4, b.mean(), b.std(ddof=1), 3)
+    assert summary == pytest.approx(welch_difference(a, b))
+    assert welch_from_summary(97.0, 0.1, 4, 96.0, 0.0, 1) is None

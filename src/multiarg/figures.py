@@ -96,9 +96,10 @@ def layout_under_row_titles(fig, titles: list) -> None:
 def save(fig, out: str | Path) -> None:
     """Write ``out`` (PDF) and a PNG beside it, each atomically."""
     out = Path(out)
-    for path, fmt in ((out, "pdf"), (out.with_suffix(".png"), "png")):
+    # no creation date in the PDF, so that drawing the same figure again gives the same bytes
+    for path, fmt, metadata in ((out, "pdf", {"CreationDate": None}), (out.with_suffix(".png"), "png", {})):
         with atomic_path(path) as tmp:
-            fig.savefig(tmp, format=fmt, dpi=150, bbox_inches="tight")
+            fig.savefig(tmp, format=fmt, dpi=150, bbox_inches="tight", metadata=metadata)
     plt.close(fig)
 
 

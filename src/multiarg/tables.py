@@ -22,10 +22,22 @@ def welch_difference(a, b, level: float = 0.95) -> dict | None:
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if min(len(a), len(b)) < 2:
         return None
-    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    return _welch(float(a.mean() - b.mean()), a.var(ddof=1) / len(a), b.var(ddof=1) / len(b), len(a), len(b), level)
+
+
+def welch_from_summary(mean_a: float, sd_a: float, n_a: int, mean_b: float, sd_b: float, n_b: int,
+                       level: float = 0.95) -> dict | None:
+    """``welch_difference`` from each group's mean, SD and size, as a summary table prints them."""
+    if min(n_a, n_b) < 2:
+        return None
+    return _welch(mean_a - mean_b, sd_a**2 / n_a, sd_b**2 / n_b, n_a, n_b, level)
+
+
+def _welch(diff: float, va: float, vb: float, n_a: int, n_b: int, level: float) -> dict:
+    """Welch's t from the two means' squared standard errors, with the Welch-Satterthwaite degrees of freedom."""
     se = float(np.sqrt(va + vb))
-    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1)) if se else 1.0
-    return _t_test(float(a.mean() - b.mean()), se, df, level)
+    df = (va + vb) ** 2 / (va**2 / (n_a - 1) + vb**2 / (n_b - 1)) if se else 1.0
+    return _t_test(diff, se, df, level)
 
 
 def _t_test(diff: float, se: float, df: float, level: float) -> dict:

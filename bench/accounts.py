@@ -1,0 +1,50 @@
+"""The committed run accounts (bench/results/*/): finding them, reading their tables and config, and the record of
+a figure drawn from them, which measures nothing."""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+from typing import Callable
+
+from multiarg.config import load_config
+from multiarg.io import write_text
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+
+
+def accounts(results: Path = RESULTS) -> list[Path]:
+    """Accounts with a claims table, the demo last (its scale tests nothing)."""
+    found = [p.parent.parent for p in results.glob("*/tables/claims.csv")]
+    return sorted(found, key=lambda p: (p.name.startswith("demo"), not p.name.startswith("mnist"), p.name))
+
+
+def table_rows(account: Path, table_name: str) -> list[dict]:
+    with open(account / "tables" / f"{table_name}.csv") as fh:
+        return list(csv.DictReader(fh))
+
+
+def edges(account: Path) -> str:
+    """The session-I blur's edge mode of the account's config as the repository resolves it now (each config whose
+    account predates the change of default pins its own)."""
+    configfile = json.loads((account / "summary.json").read_text())["configfile"]
+    return load_config(ROOT / "config.yaml", ROOT / configfile)["pretrain"]["boundary"]
+
+
+def figure_record(doc: str, name: str, rows: Callable[[Path], list[dict]],
+                  draw: Callable[[list[dict], Path], None], argv=None) -> dict:
+    """The command line of an overview figure's script (its docstring ``doc``, ``bench/{name}.py``):
+    ``rows(results)`` into ``--out`` (JSON, with the command) and ``draw`` of them into a PDF and PNG beside it."""
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
+    p.add_argument("--results", type=Path, default=RESULTS, help="the folder of run accounts")
+    p.add_argument("--out", type=Path, default=RESULTS / f"{name}.json",
+                   help="the JSON; the figure goes beside it (.pdf and .png)")
+    args = p.parse_args(argv)
+    given = sys.argv[1:] if argv is None else argv
+    record = {"command": " ".join(["python", f"bench/{name}.py", *given]), "rows": rows(args.results)}
+    write_text(json.dumps(record, indent=2) + "\n", args.out)
+    draw(record["rows"], args.out.with_suffix(".pdf"))
+    return record
