@@ -64,7 +64,7 @@ def draw(table: list[dict], out: Path) -> None:
     from matplotlib.lines import Line2D
 
     from multiarg.comparison_figures import DESIGN_COLORS
-    from multiarg.figures import LABELS, plt, save, stamp
+    from multiarg.figures import LABELS, legend_under, plt, save, stamp
 
     settings = sorted({(r["dataset"], r["arch"]) for r in table}, key=lambda s: (s[0] != "mnist", s))
     lines = {s: sorted({(r["account"], r["baseline"]) for r in table if (r["dataset"], r["arch"]) == s},
@@ -97,10 +97,7 @@ def draw(table: list[dict], out: Path) -> None:
     key = [Line2D([], [], marker="o", color=DESIGN_COLORS[b], label=f"− {LABELS[b]}")
            for b in BASELINES if any(r["baseline"] == b for r in table)]
     fig.tight_layout()
-    fig.canvas.draw()  # the legend goes under the x labels, wherever the layout put them
-    bottom = axes[-1, 0]
-    below = bottom.transAxes.inverted().transform((0, bottom.xaxis.label.get_window_extent().y0))[1]
-    bottom.legend(handles=key, loc="upper left", bbox_to_anchor=(0, below), ncol=len(key), fontsize=7, frameon=False)
+    legend_under(axes[-1, 0], key, x=0, loc="upper left", ncol=len(key))
     stamp(fig, "the committed run accounts (2-core CPUs, none at paper scale)",
           {"python bench/accuracy_overview.py", "mean difference, Welch 95% interval (from each seed's value, or "
            "from the printed means and SDs where an account keeps no seeds' values); filled: the interval leaves out "

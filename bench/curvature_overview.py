@@ -65,7 +65,7 @@ def draw(table: list[dict], out: Path) -> None:
     from one to the other."""
     from matplotlib.lines import Line2D
 
-    from multiarg.figures import plt, save, stamp
+    from multiarg.figures import legend_under, plt, save, stamp
 
     archs = [a for a in ("mlp", "cnn") if any(r["arch"] == a for r in table)]
     panels = {a: sorted((r for r in table if r["arch"] == a), key=lambda r: (r["edges"], r["dataset"],
@@ -99,12 +99,7 @@ def draw(table: list[dict], out: Path) -> None:
             Line2D([], [], color="k", lw=0.9, ls="--", label="the paper's share"),
             Line2D([], [], color="0.6", lw=0.8, ls=":", label="½")]
     fig.tight_layout()
-    # under the x label, wherever the layout put it
-    bottom = axes[-1, 0]
-    fig.canvas.draw()
-    label = bottom.xaxis.label.get_window_extent()
-    below = bottom.transAxes.inverted().transform((0, label.y0))[1]
-    bottom.legend(handles=key, loc="upper center", bbox_to_anchor=(0.5, below), ncol=3, fontsize=7, frameon=False)
+    legend_under(axes[-1, 0], key, ncol=3)
     stamp(fig, "the committed run accounts (2-core CPUs, none at paper scale)",
           {"python bench/curvature_overview.py"})
     save(fig, out)

@@ -93,6 +93,15 @@ def layout_under_row_titles(fig, titles: list) -> None:
         title.set_in_layout(True)
 
 
+def legend_under(ax, handles: list, x: float = 0.5, **kwargs) -> None:
+    """A frameless legend of ``handles`` under ``ax``'s x label, wherever the (finished) layout put that label;
+    ``x`` in axes fractions, where ``loc`` (default upper center) anchors it."""
+    ax.figure.canvas.draw()
+    below = ax.transAxes.inverted().transform((0, ax.xaxis.label.get_window_extent().y0))[1]
+    ax.legend(handles=handles, bbox_to_anchor=(x, below), frameon=False, **{"loc": "upper center", "fontsize": 7,
+                                                                           **kwargs})
+
+
 def save(fig, out: str | Path) -> None:
     """Write ``out`` (PDF) and a PNG beside it, each atomically."""
     out = Path(out)
