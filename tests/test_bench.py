@@ -761,23 +761,31 @@ def test_start_curvature_tests_a_records_fits_again_without_its_run_folders(tmp_
     assert json.loads((tmp_path / "new.json").read_text())["command"].startswith("python ")
 
 
-def test_the_curvature_overview_is_what_the_committed_accounts_give():
-    curvature_overview = pytest.importorskip("curvature_overview")
+@pytest.mark.parametrize("name", ["curvature_overview", "accuracy_overview"])
+def test_an_overview_figures_record_is_what_the_committed_accounts_give(name):
+    overview = pytest.importorskip(name)
 
-    committed = json.loads((ROOT / "bench" / "results" / "curvature_overview.json").read_text())
-    assert committed["rows"] == curvature_overview.rows()
+    committed = json.loads((ROOT / "bench" / "results" / f"{name}.json").read_text())
+    assert committed["rows"] == overview.rows()
+
+
+def _account(folder, tables: dict, configfile="workflow/configs/mnist-mlp-wrap.yaml", values=None):
+    """A run account as the overview scripts read it: its tables, its config and, if given, its seeds' values."""
+    from multiarg.tables import write_table
+
+    for name, rows in {"claims": [{"claim": "c"}], **tables}.items():
+        write_table(rows, folder / "tables" / f"{name}.csv")
+    (folder / "summary.json").write_text(json.dumps({"configfile": configfile}))
+    if values:
+        (folder / "tables" / "summary_values.json").write_text(json.dumps(values))
 
 
 def test_the_curvature_overview_takes_starts_from_the_account_or_a_record_of_the_same_run(tmp_path):
     curvature_overview = pytest.importorskip("curvature_overview")
     from multiarg.analysis import binomial_test
-    from multiarg.tables import write_table
 
     def account(name, rows, configfile="workflow/configs/mnist-mlp-wrap.yaml"):
-        folder = tmp_path / name
-        write_table([{"claim": "c"}], folder / "tables" / "claims.csv")
-        write_table(rows, folder / "tables" / "curvature_tests.csv")
-        (folder / "summary.json").write_text(json.dumps({"configfile": configfile}))
+        _account(tmp_path / name, {"curvature_tests": rows}, configfile)
 
     row = partial(_curvature_row, arch="mlp")
     account("new-cpu", [row("learned", "mnist", 10, 24), row("start", "mnist", 11, 24), row("learned", "all", 10, 24)])
@@ -800,26 +808,15 @@ def test_the_curvature_overview_takes_starts_from_the_account_or_a_record_of_the
     assert (tmp_path / "o.pdf").stat().st_size > 0 and (tmp_path / "o.png").stat().st_size > 0
 
 
-def test_the_accuracy_overview_is_what_the_committed_accounts_give():
-    accuracy_overview = pytest.importorskip("accuracy_overview")
-
-    committed = json.loads((ROOT / "bench" / "results" / "accuracy_overview.json").read_text())
-    assert committed["rows"] == accuracy_overview.rows()
-
-
 def test_the_accuracy_overview_uses_the_seeds_values_where_an_account_keeps_them(tmp_path):
     accuracy_overview = pytest.importorskip("accuracy_overview")
-    from multiarg.tables import welch_difference, welch_from_summary, write_table
+    from multiarg.tables import welch_difference, welch_from_summary
 
     def summary(name, rows, values=None):
-        folder = tmp_path / name
-        write_table([{"claim": "c"}], folder / "tables" / "claims.csv")
-        write_table([{"dataset": "mnist", "arch": "mlp", "activation": a, "seeds": n, "test_acc": m,
-                      "test_acc_sd": sd, "early_acc": "", "early_acc_sd": ""} for a, n, m, sd in rows],
-                    folder / "tables" / "summary.csv")
-        if values:
-            (folder / "tables" / "summary_values.json").write_text(json.dumps(
-                {f"mnist/mlp/{a}": {"test_acc": v} for a, v in values.items()}))
+        _account(tmp_path / name, {"summary": [{"dataset": "mnist", "arch": "mlp", "activation": a, "seeds": n,
+                                                "test_acc": m, "test_acc_sd": sd, "early_acc": "",
+                                                "early_acc_sd": ""} for a, n, m, sd in rows]},
+                 values=values and {f"mnist/mlp/{a}": {"test_acc": v} for a, v in values.items()})
 
     seeds = {"arg2": [97.1, 97.3, 97.2], "relu-flops": [97.6, 97.8, 97.7]}
     summary("new-cpu", [("arg2", 3, "97.20", "0.10"), ("relu-flops", 3, "97.70", "0.10")], seeds)
