@@ -74,12 +74,27 @@ def index(results: Path = RESULTS) -> str:
     return "\n".join(lines) + "\n"
 
 
+def tally(rows: list[dict]) -> str:
+    """How the runs that test a claim stand to the paper, counted: ``2 agree · 1 contradicts · 5 not shown``. By p,
+    as the cells (a cell gives Holm's p beside it)."""
+    kinds = {"agree": 0, "agree (n.s.)": 0, "contradict": 0, "not shown": 0, "n/a": 0}
+    for row in rows:
+        vs = row["vs_paper"]
+        kinds["n/a" if not vs else "not shown" if vs.startswith("not shown") else "agree (n.s.)"
+              if vs.startswith("agrees (not significant") else "agree" if vs == "agrees" else "contradict"] += 1
+    words = {"agree": "agrees", "agree (n.s.)": "agrees (n.s.)", "contradict": "contradicts"}
+    return " · ".join(f"{n} {words.get(k, k) if n == 1 else k}" for k, n in kinds.items() if n)
+
+
 def table(results: Path = RESULTS) -> str:
+    """A column per account, and first the tally of them all but the demo, whose scale tests nothing."""
     runs = {account.name: {r["claim"]: r for r in table_rows(account, "claims")} for account in accounts(results)}
     claims = list(dict.fromkeys(c for rows in runs.values() for c in rows))
-    lines = ["| claim | " + " | ".join(f"`{name}`" for name in runs) + " |", "|---" * (len(runs) + 1) + "|"]
-    lines += [f"| {claim} | " + " | ".join(cell(rows[claim]) if claim in rows else "—" for rows in runs.values())
-              + " |" for claim in claims]
+    tested = {name: rows for name, rows in runs.items() if not name.startswith("demo")}
+    lines = ["| claim | runs | " + " | ".join(f"`{name}`" for name in runs) + " |", "|---" * (len(runs) + 2) + "|"]
+    lines += [f"| {claim} | {tally([rows[claim] for rows in tested.values() if claim in rows]) or '—'} | "
+              + " | ".join(cell(rows[claim]) if claim in rows else "—" for rows in runs.values()) + " |"
+              for claim in claims]
     return "\n".join(lines) + "\n"
 
 

@@ -642,11 +642,15 @@ def test_the_claims_overview_sets_each_runs_verdict_side_by_side(tmp_path):
                  claim("robust", "", "")],
                 tmp_path / "demo-run" / "tables" / "claims.csv")
     lines = overview.table(tmp_path).splitlines()
-    assert lines[0] == "| claim | `mnist-run` | `demo-run` |"  # the demo last
-    assert lines[2] == ("| curvature | **contradicts**, p = 0.00661 (Holm 0.0727); paper's 0.2917 outside the 95% "
-                        "interval | not shown, p = 0.5 |")
-    assert lines[3] == "| session III | agrees (n.s.; leans the other way), p = 0.2 | — |"
-    assert lines[4] == "| robust | — | n/a |"
+    assert lines[0] == "| claim | runs | `mnist-run` | `demo-run` |"  # the demo last, and left out of the tally
+    assert lines[2] == ("| curvature | 1 contradicts | **contradicts**, p = 0.00661 (Holm 0.0727); paper's 0.2917 "
+                        "outside the 95% interval | not shown, p = 0.5 |")
+    assert lines[3] == "| session III | 1 agrees (n.s.) | agrees (n.s.; leans the other way), p = 0.2 | — |"
+    assert lines[4] == "| robust | — | — | n/a |"
+    verdicts = ["agrees", "agrees", "contradicts", "", "not shown (not significant here)",
+                "agrees (not significant, as in the paper)", "agrees (not significant, as in the paper)"]
+    assert overview.tally([{"vs_paper": v} for v in verdicts]) == (
+        "2 agree · 2 agree (n.s.) · 1 contradicts · 1 not shown · 1 n/a")
 
 
 def _curvature_row(kind, dataset, k, n, to=("", ""), arch="cnn"):
