@@ -15,20 +15,20 @@ from pathlib import Path
 
 from accounts import RESULTS, accounts, figure_record, table_rows
 
-from multiarg.comparison import read_values
+from multiarg.comparison import finite, read_values
 from multiarg.tables import welch_difference, welch_from_summary
 
 BASELINES = ("relu", "arg1", "relu-flops", "arg1-flops")
 METRICS = {"test_acc": "test accuracy (session III)", "early_acc": "early test accuracy (session II)"}
 
 
-def _difference(account: Path, summary: dict, setting: tuple, baseline: str, metric: str) -> tuple[dict | None, str]:
+def _difference(seeds: dict | None, summary: dict, setting: tuple, baseline: str, metric: str
+                ) -> tuple[dict | None, str]:
     """2-arg minus ``baseline`` on ``metric`` (Welch), and what it came from: the seeds' values where the account
-    keeps them, else the summary table's means and SDs."""
-    values = account / "tables" / "summary_values.json"
-    if values.exists():
-        seeds = read_values(values)
-        return welch_difference(seeds[(*setting, "arg2")][metric], seeds[(*setting, baseline)][metric]), "seeds"
+    keeps them (``seeds``), else the summary table's means and SDs."""
+    if seeds is not None:
+        a, b = (finite(seeds[(*setting, act)], metric) for act in ("arg2", baseline))
+        return welch_difference(a, b), "seeds"
     a, b = summary[(*setting, "arg2")], summary[(*setting, baseline)]
     return welch_from_summary(float(a[metric]), float(a[f"{metric}_sd"] or 0), int(a["seeds"]),
                               float(b[metric]), float(b[f"{metric}_sd"] or 0), int(b["seeds"])), "summary"
@@ -42,6 +42,8 @@ def rows(results: Path = RESULTS) -> list[dict]:
         if account.name.startswith("demo"):
             continue
         summary = {(r["dataset"], r["arch"], r["activation"]): r for r in table_rows(account, "summary")}
+        values = account / "tables" / "summary_values.json"
+        seeds = read_values(values) if values.exists() else None
         for (dataset, arch, activation), arg2 in summary.items():
             if activation != "arg2":
                 continue
@@ -49,7 +51,7 @@ def rows(results: Path = RESULTS) -> list[dict]:
                 other = summary.get((dataset, arch, baseline))
                 if not other or not arg2[metric] or not other[metric]:
                     continue
-                test, source = _difference(account, summary, (dataset, arch), baseline, metric)
+                test, source = _difference(seeds, summary, (dataset, arch), baseline, metric)
                 if test:
                     out.append({"account": account.name, "dataset": dataset, "arch": arch, "baseline": baseline,
                                 "metric": metric, "diff": round(test["diff"], 2),
