@@ -14,9 +14,9 @@ related networks twice, and are refused.
 from __future__ import annotations
 
 import argparse
-import csv
 from pathlib import Path
 
+from accounts import table_rows
 from common import environment, write
 from torch import device
 
@@ -25,8 +25,7 @@ from multiarg.tables import paired_difference, regression
 
 
 def _rows(account: Path, arch: str) -> list[dict]:
-    with open(account / "tables" / "curvature_tests.csv") as fh:
-        return [r for r in csv.DictReader(fh) if r["arch"] == arch and r["dataset"] != "all"]
+    return [r for r in table_rows(account, "curvature_tests") if r["arch"] == arch and r["dataset"] != "all"]
 
 
 def curvature_pairs(accounts: list[Path], arch: str) -> list[tuple[float, float]]:
@@ -34,8 +33,7 @@ def curvature_pairs(accounts: list[Path], arch: str) -> list[tuple[float, float]
     fitted, over all the accounts."""
     pairs = []
     for account in accounts:
-        with open(account / "tables" / "fits.csv") as fh:
-            fits = [r for r in csv.DictReader(fh) if r["arch"] == arch]
+        fits = [r for r in table_rows(account, "fits") if r["arch"] == arch]
         starts = {(r["dataset"], r["seed"]): float(r["curvature_normalised"]) for r in fits if r["kind"] == "start"}
         pairs += [(starts[r["dataset"], r["seed"]], float(r["curvature_normalised"])) for r in fits
                   if r["kind"] == "learned" and (r["dataset"], r["seed"]) in starts]
