@@ -44,7 +44,8 @@ def curvature_counts(account: Path) -> str:
     fitted those: ``MLP 21 → 17/24``."""
     parts = []
     for arch in ("mlp", "cnn"):
-        rows = {r["kind"]: r for r in table_rows(account, "curvature_tests") if (r["arch"], r["dataset"]) == (arch, "all")}
+        rows = {r["kind"]: r for r in table_rows(account, "curvature_tests")
+                if (r["arch"], r["dataset"]) == (arch, "all")}
         if "learned" in rows:
             start = f"{rows['start']['k_negative']} → " if "start" in rows else ""
             parts.append(f"{arch.upper()} {start}{rows['learned']['k_negative']}/{rows['learned']['n']}")
