@@ -9,7 +9,7 @@ import numpy as np
 
 from .analysis import binomial_power, count_contrast
 from .comparison import finite, read_values
-from .tables import difference_cells, holm, paired_difference, welch_difference, write_table
+from .tables import difference_cells, holm, paired_difference, read_interval, welch_difference, write_table
 
 # per architecture: the paper's words, the side of 1/2 it puts the fraction negative on, whether it called it
 # significant, and the fraction it reports; for the MLP, the one its p on 24 trials implies (7 of 24 give 0.064)
@@ -49,19 +49,11 @@ def against_paper(estimate: float, verdict: str, expected: int, paper_significan
     return "agrees" if np.sign(estimate) == expected else "contradicts"
 
 
-def _interval(cell: str) -> tuple[float, float] | None:
-    try:
-        low, high = (float(x) for x in cell.strip("[]").split(","))
-    except ValueError:  # "", "n/a"
-        return None
-    return low, high
-
-
 def _claim(claim: str, paper: str, measured: str, interval: str, p: str, verdict: str, source: str,
            vs_paper: str, paper_value: float = float("nan"), power: float = float("nan")) -> dict:
     """One row; ``paper_value`` is the paper's number on ``interval``'s scale where it gives one, and ``power``
     the chance this run's test had of showing an effect that large."""
-    bounds = _interval(interval)
+    bounds = read_interval(interval)
     where = ("" if bounds is None or not np.isfinite(paper_value)
              else "inside" if bounds[0] <= paper_value <= bounds[1] else "outside")
     return {"claim": claim, "paper": paper, "measured": measured, "interval95": interval, "p": p, "p_holm": "",
@@ -148,7 +140,7 @@ def start_claims(rows: list[dict]) -> list[dict]:
                           r["change_verdict"], "curvature_tests (learned vs start, McNemar)",
                           against_paper(int(r["to_negative"]) / changed - 0.5 if changed else float("nan"),
                                         r["change_verdict"], expected)))
-        shift = _interval(r["curvature_change_ci95"])
+        shift = read_interval(r["curvature_change_ci95"])
         if shift:
             mean = (shift[0] + shift[1]) / 2  # the paired t interval is symmetric about the mean change
             out.append(_claim(claim + f"session II moves the curvature towards {side}", paper,
@@ -211,7 +203,7 @@ def spectra_claims(rows: list[dict]) -> list[dict]:
                 other = _find(rows, kind=kind, n_args=n_args, arch="all", dataset="all", l=l)
                 if not (r and other and r.get(verdict_key)):
                     continue
-                bounds = _interval(r[f"{prefix}ci95"])
+                bounds = read_interval(r[f"{prefix}ci95"])
                 out.append(_claim(f"{n_args}-arg spectra, learned vs {name}: share of power at l = {l}",
                                   paper if kind == "xavier-init" else f"{paper} (implied: learned in session II)",
                                   f"learned {r['power_fraction_mean']} (n = {r['n']}), {short} "

@@ -9,6 +9,7 @@ import numpy as np
 
 from .comparison import QUALITY
 from .figures import COLORS, LABELS, plt, save, stamp
+from .tables import read_interval
 
 # The recurrent experiment's tanh has no colour in the paper's figures; both figures here give it the same one.
 DESIGN_COLORS = {**COLORS, "tanh": "tab:gray"}
@@ -47,11 +48,6 @@ def fig_compare(args) -> None:
     save(fig, args.out)
 
 
-def _interval(cell: str) -> tuple[float, float] | None:
-    """``"[-1.14, -0.46]"`` as a pair of floats; none for an empty cell (fewer than two seeds a side)."""
-    return tuple(float(x) for x in cell.strip("[]").split(",")) if cell else None
-
-
 def forest_rows(tables: list[str]) -> list[dict]:
     """The comparisons of the versus tables (``write_versus``), each once: a table against a reference an earlier
     one had is skipped, and a row setting an earlier table's reference against this one's mirrors a row already
@@ -69,7 +65,7 @@ def forest_rows(tables: list[str]) -> list[dict]:
             if r["activation"] not in references:
                 out.append({"dataset": r["dataset"], "arch": r["arch"], "metric": r["metric"],
                             "activation": r["activation"], "reference": reference, "diff": float(r["diff"]),
-                            "ci95": _interval(r["ci95"]),
+                            "ci95": read_interval(r["ci95"]),
                             "significant": bool(r["p_holm"]) and float(r["p_holm"]) < 0.05})
         references.append(reference)
     return out

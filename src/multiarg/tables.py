@@ -124,6 +124,16 @@ def difference_cells(test: dict | None, positive: str, negative: str, digits: in
     return interval, f"{test['p']:.3g}", verdict
 
 
+def read_interval(cell: str) -> tuple[float, float] | None:
+    """An interval cell as :func:`difference_cells` writes it, ``"[-1.14, -0.46]"``, as two floats; none for a cell
+    without one (``""``, ``"n/a"``)."""
+    try:
+        low, high = (float(x) for x in cell.strip("[]").split(","))
+    except ValueError:
+        return None
+    return low, high
+
+
 def to_markdown(rows: list[dict], columns: list[str]) -> str:
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(str(r.get(c, "")) for c in columns) + " |" for r in rows]
