@@ -23,15 +23,22 @@ INDEX_MARKERS = ("<!-- accounts-index: begin (python bench/claims_overview.py --
                  "<!-- accounts-index: end -->")
 
 
+def standing(vs_paper: str) -> str:
+    """A claims table's ``vs_paper`` in short: agrees, agrees (n.s.), contradicts, not shown or n/a."""
+    if not vs_paper:
+        return "n/a"
+    return ("not shown" if vs_paper.startswith("not shown")
+            else "agrees (n.s.)" if vs_paper.startswith("agrees (not significant") else vs_paper)
+
+
 def cell(row: dict) -> str:
     """``vs_paper`` in short, with p (and Holm's p where p < 0.05), and where the paper's own number lies outside
     the run's 95% interval, that number: what a reader scans the table for."""
-    vs = row["vs_paper"]
-    if not vs:
-        return "n/a"
-    label = ("agrees (n.s." + ("; leans the other way" if "other way" in vs else "") + ")"
-             if vs.startswith("agrees (not significant") else "not shown" if vs.startswith("not shown") else vs)
-    label = f"**{label}**" if label == "contradicts" else label
+    label = standing(row["vs_paper"])
+    if label == "n/a":
+        return label
+    label = ("agrees (n.s.; leans the other way)" if label == "agrees (n.s.)" and "other way" in row["vs_paper"]
+             else f"**{label}**" if label == "contradicts" else label)
     p = float(row["p"])
     holm = f" (Holm {row['p_holm']})" if p < 0.05 else ""
     size = (f"; paper's {row['paper_value']} outside the 95% interval" if row.get("paper_in_ci95") == "outside"
@@ -78,13 +85,11 @@ def index(results: Path = RESULTS) -> str:
 def tally(rows: list[dict]) -> str:
     """How the runs that test a claim stand to the paper, counted: ``2 agree · 1 contradicts · 5 not shown``. By p,
     as the cells (a cell gives Holm's p beside it)."""
-    kinds = {"agree": 0, "agree (n.s.)": 0, "contradict": 0, "not shown": 0, "n/a": 0}
+    counts = dict.fromkeys(("agrees", "agrees (n.s.)", "contradicts", "not shown", "n/a"), 0)
     for row in rows:
-        vs = row["vs_paper"]
-        kinds["n/a" if not vs else "not shown" if vs.startswith("not shown") else "agree (n.s.)"
-              if vs.startswith("agrees (not significant") else "agree" if vs == "agrees" else "contradict"] += 1
-    words = {"agree": "agrees", "agree (n.s.)": "agrees (n.s.)", "contradict": "contradicts"}
-    return " · ".join(f"{n} {words.get(k, k) if n == 1 else k}" for k, n in kinds.items() if n)
+        counts[standing(row["vs_paper"])] += 1
+    plural = {"agrees": "agree", "agrees (n.s.)": "agree (n.s.)", "contradicts": "contradict"}
+    return " · ".join(f"{n} {k if n == 1 else plural.get(k, k)}" for k, n in counts.items() if n)
 
 
 def table(results: Path = RESULTS) -> str:

@@ -47,16 +47,16 @@ def rows(results: Path = RESULTS) -> list[dict]:
             continue
         table = [r for r in table_rows(account, "curvature_tests") if "all" not in (r["arch"], r["dataset"])]
         starts = {(r["arch"], r["dataset"]): r for r in table if r["kind"] == "start"}
+        run, edge_mode = recorded.get(account.name), edges(account)
         for r in (r for r in table if r["kind"] == "learned"):
             k, n = int(r["k_negative"]), int(r["n"])
             start = starts.get((r["arch"], r["dataset"]))
-            run = recorded.get(account.name)
             if start:
                 start = _share(int(start["k_negative"]), int(start["n"]))
             elif run and run["learned_negative"] == k and run["n"] == n:
                 start = _share(run["start_negative"], run["n"])
             out.append({"account": account.name, "dataset": r["dataset"], "arch": r["arch"],
-                        "edges": edges(account), "learned": _share(k, n), "start": start})
+                        "edges": edge_mode, "learned": _share(k, n), "start": start})
     return out
 
 
