@@ -45,6 +45,8 @@ def figure_record(doc: str, name: str, rows: Callable[[Path], list[dict]],
     args = p.parse_args(argv)
     given = sys.argv[1:] if argv is None else argv
     record = {"command": " ".join(["python", f"bench/{name}.py", *given]), "rows": rows(args.results)}
+    if not record["rows"]:
+        raise SystemExit(f"nothing to draw: no run account under {args.results} has the tables {name} reads")
     write_text(json.dumps(record, indent=2) + "\n", args.out)
     draw(record["rows"], args.out.with_suffix(".pdf"))
     return record

@@ -836,3 +836,6 @@ def test_the_accuracy_overview_uses_the_seeds_values_where_an_account_keeps_them
     assert (old["account"], old["baseline"], old["from"]) == ("old-cpu", "relu", "summary")
     assert old["diff"] == 0.71 and old["p"] == float(f"{printed['p']:.3g}")
     assert (tmp_path / "a.png").stat().st_size > 0
+    with pytest.raises(SystemExit, match="nothing to draw: no run account under"):
+        accuracy_overview.main(["--results", str(tmp_path / "empty"), "--out", str(tmp_path / "e.json")])
+    assert not (tmp_path / "e.json").exists()
