@@ -9,11 +9,13 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+from multiarg.analysis import SIGN_NAMES
 from multiarg.config import load_config
 from multiarg.io import write_text
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
+SIGN_VALUES = {name: value for value, name in SIGN_NAMES.items()}  # fits.csv's sign column as -1, 0, +1
 
 
 def accounts(results: Path = RESULTS) -> list[Path]:

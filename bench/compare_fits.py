@@ -18,14 +18,14 @@ import csv
 from pathlib import Path
 from statistics import median
 
+from accounts import SIGN_VALUES
 from common import environment, write
 from torch import device
 
-from multiarg.analysis import SIGN_NAMES, sign_changes
+from multiarg.analysis import sign_changes
 from multiarg.tables import paired_difference
 
 KEY = ("kind", "dataset", "arch", "seed")
-SIGN_VALUES = {name: value for value, name in SIGN_NAMES.items()}
 
 
 def read_fits(path: str | Path) -> dict[tuple, dict]:

@@ -6,12 +6,13 @@
         bench/results/mnist-cnn-narrow-wrap-cpu --pool mlp bench/results/cifar10-mlp-wrap-cpu \
         bench/results/mnist-mlp-wrap-cpu --out bench/results/contrast_curvature-wrap-cpu.json
 
-For the learned functions and for their session-I starts: Fisher's exact test of the two pools' counts of negative
-curvatures, with the conditional odds ratio (first pool's odds of negative over the second's) and its exact 95%
-interval, and a Welch t of the normalised curvature (first minus second). Then the two lines of learned on start
-normalised curvature compared (second minus first, one residual variance): the difference of their intercepts is how
-differently the two pools end from a start with no curvature, which sets the starts' own difference aside where both
-pools' starts span zero.
+The two pools' functions of one dataset and seed grew from one session-I net where the runs' session I is the same,
+so they are tested as pairs, a seed's pairs as one unit (conservative where the starts differ). For the learned
+functions and for their session-I starts: McNemar's test of the pairs whose signs differ (an exact sign-flip test of
+each seed's count), with the share of those where the first pool's is the negative one, and a paired t of the
+normalised curvature (first minus second, each seed's mean). Then the learned difference regressed on the starts':
+its intercept is how differently the pools end from starts of equal curvature, which sets the starts' own
+difference (the same net over each architecture's inputs) aside.
 """
 from __future__ import annotations
 
@@ -19,27 +20,41 @@ import argparse
 from pathlib import Path
 
 from common import environment, write
-from pool_curvature import curvature_pairs, pool
+from pool_curvature import functions, pool, seeds, signs
 from torch import device
 
-from multiarg.analysis import count_contrast
-from multiarg.tables import line_difference, welch_difference
+from multiarg.analysis import sign_changes, start_means
+from multiarg.tables import paired_difference, regression
+
+
+def _curvature(row: dict) -> float:
+    return float(row["curvature_normalised"])
 
 
 def contrast(pools: list[tuple[str, list[Path]]]) -> dict:
-    """Both pools as :func:`pool_curvature.pool` gives them, and the tests between them (first against second)."""
-    pooled = [pool(accounts, arch) for arch, accounts in pools]
-    pairs = [curvature_pairs(accounts, arch) for arch, accounts in pools]
-    if not all(pairs):
-        raise SystemExit("each pool needs accounts with session-I start fits (runs made since the start test: "
-                         "tables/fits.csv rows of kind 'start')")
-    (starts1, learned1), (starts2, learned2) = (zip(*group) for group in pairs)
-    first, second = pooled
-    return {"pools": [{"accounts": [str(a) for a in accounts], **p} for (_, accounts), p in zip(pools, pooled)],
-            **{when: {**count_contrast(first[when]["k"], first[when]["n"], second[when]["k"], second[when]["n"]),
-                      "curvature_difference": welch_difference(*curvatures)}
-               for when, curvatures in (("start", (starts1, starts2)), ("learned", (learned1, learned2)))},
-            "lines": line_difference(starts1, learned1, starts2, learned2)}
+    """Both pools as :func:`pool_curvature.pool` gives them, and the paired tests between them (first against
+    second)."""
+    (first, _), (second, _) = (functions(accounts, arch) for arch, accounts in pools)
+    shared = sorted(set(first) & set(second))
+    if not any(kind == "start" for kind, _, _ in shared):
+        raise SystemExit("each pool needs accounts with session-I start fits of the same datasets and seeds (runs "
+                         "made since the start test: tables/fits.csv rows of kind 'start')")
+    result = {"pools": [{"accounts": [str(a) for a in accounts], **pool(accounts, arch)} for arch, accounts in pools]}
+    for when in ("start", "learned"):
+        a, b = ([side[key] for key in shared if key[0] == when] for side in (first, second))
+        test = sign_changes(signs(b), signs(a), seeds(a))  # "to negative": the first pool's alone negative
+        result[when] = {"pairs": len(a), "first_only_negative": test["to_negative"],
+                        "second_only_negative": test["to_positive"],
+                        **{k: test[k] for k in ("n_starts", "fraction", "ci_low", "ci_high", "p_two_sided")},
+                        "curvature_difference": paired_difference(
+                            start_means([_curvature(x) - _curvature(y) for x, y in zip(a, b)], seeds(a)),
+                            [0.0] * len(set(seeds(a))))}
+    both = [(dataset, seed) for kind, dataset, seed in shared if kind == "learned" and ("start", dataset, seed) in first
+            and ("start", dataset, seed) in second]
+    gap = lambda kind: start_means(  # noqa: E731
+        [_curvature(first[kind, *key]) - _curvature(second[kind, *key]) for key in both], [s for _, s in both])
+    result["start_adjusted"] = regression(gap("start"), gap("learned"))
+    return result
 
 
 def _print(result: dict) -> None:
@@ -47,16 +62,16 @@ def _print(result: dict) -> None:
     for when in ("start", "learned"):
         c, shift = result[when], result[when]["curvature_difference"]
         counts = " against ".join(f"{name} {p[when]['k']}/{p[when]['n']}" for name, p in zip(names, result["pools"]))
-        print(f"{when:>7}: {counts} negative; "
-              f"odds ratio {c['odds_ratio']:.2f} (95% [{c['ci_low']:.2f}, {c['ci_high']:.2f}]), Fisher p = "
-              f"{c['p_two_sided']:.3g}; normalised curvature, first minus second, {shift['diff']:+.3f} "
-              f"(95% [{shift['ci_low']:+.3f}, {shift['ci_high']:+.3f}]), Welch p = {shift['p']:.3g}")
-    lines = result["lines"]
-    if lines:
-        for part in ("intercept", "slope"):
-            d = lines[part]
-            print(f"learned on start, {part}, second minus first: {d['diff']:+.3f} (95% [{d['ci_low']:+.3f}, "
-                  f"{d['ci_high']:+.3f}]), p = {d['p']:.3g}")
+        print(f"{when:>7}: {counts} negative; of {c['pairs']} pairs, {c['first_only_negative']} first alone negative, "
+              f"{c['second_only_negative']} second alone (from {c['n_starts']} seeds), McNemar p = "
+              f"{c['p_two_sided']:.3g}; normalised curvature, first minus second, {shift['diff']:+.3f} (95% "
+              f"[{shift['ci_low']:+.3f}, {shift['ci_high']:+.3f}]), paired t p = {shift['p']:.3g}")
+    line = result["start_adjusted"]
+    if line:
+        d = line["intercept"]
+        print(f"learned difference on start difference, seeds' means: from equal starts the first ends "
+              f"{d['estimate']:+.3f} from the second (95% [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]), p = "
+              f"{d['p']:.3g}; slope {line['slope']['estimate']:+.2f}")
 
 
 def main(argv=None) -> dict:

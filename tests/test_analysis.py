@@ -1,11 +1,13 @@
+import itertools
 import math
 
 import numpy as np
 import pytest
 from scipy import stats
 
-from multiarg.analysis import (binomial_power, binomial_test, count_contrast, fit_quadratic, hermite_bessel_basis,
-                               null_band, power_spectrum, sign_changes, sign_test, solid_harmonic_basis)
+from multiarg.analysis import (binomial_power, binomial_test, fit_quadratic, hermite_bessel_basis,
+                               null_band, power_spectrum, sign_changes, sign_flip_test, sign_test,
+                               solid_harmonic_basis)
 
 
 def grid(bins: int, extent: float, dim: int) -> tuple[np.ndarray, float]:
@@ -152,6 +154,35 @@ def test_sign_changes_test_the_discordant_pairs_and_leave_flat_ones_out():
         sign_changes([-1, 1], [1])
 
 
+def test_the_sign_flip_test_is_exact_and_the_binomial_test_for_single_units():
+    scores = [2, 1, -1, 3, 0, 2]
+    flips = [sum(e * x for e, x in zip(signs, scores)) for signs in itertools.product((1, -1), repeat=len(scores))]
+    test = sign_flip_test(scores)
+    assert test["p_one_sided"] == pytest.approx(np.mean([f >= sum(scores) for f in flips]))
+    assert test["p_two_sided"] == pytest.approx(np.mean([abs(f) >= abs(sum(scores)) for f in flips]))
+    for k in range(8):
+        single = sign_flip_test([1] * k + [-1] * (7 - k))
+        assert single["p_one_sided"] == pytest.approx(binomial_test(k, 7)["p_one_sided"], rel=1e-12)
+        assert single["p_two_sided"] == pytest.approx(binomial_test(k, 7)["p_two_sided"], rel=1e-12)
+
+
+def test_functions_from_one_start_count_as_one_unit():
+    signs = [-1, -1, -1, -1, -1, -1, 1, 0]
+    alone = sign_test(signs, starts=range(8))
+    assert alone == {**sign_test(signs), "n_starts": 7}  # a start each: the binomial test, unchanged
+    # three starts of two functions each, one of one and a flat one: 6 of 7 negative, but from 4 starts
+    shared = sign_test(signs, starts=[0, 0, 1, 1, 2, 2, 3, 4])
+    assert (shared["k"], shared["n"], shared["n_starts"], shared["n_flat"]) == (6, 7, 4, 1)
+    assert shared["p_two_sided"] == pytest.approx(sign_flip_test([2, 2, 2, -1])["p_two_sided"])  # 4 / 16
+    assert shared["p_two_sided"] > alone["p_two_sided"]
+    # the interval as if each start were one trial, 6/7 of them negative: wider than the functions' own
+    assert shared["ci_low"] == pytest.approx(stats.beta.ppf(0.025, 24 / 7, 4 - 24 / 7 + 1))
+    assert shared["ci_low"] < alone["ci_low"] and shared["ci_high"] > alone["ci_high"]
+    changes = sign_changes([1, 1, 1, -1], [-1, -1, -1, 1], starts=["a", "a", "b", "c"])
+    assert (changes["to_negative"], changes["n_starts"]) == (3, 3)
+    assert changes["p_two_sided"] == pytest.approx(sign_flip_test([2, 1, -1])["p_two_sided"])
+
+
 # --- binomial test on curvature signs ----------------------------------------------------------
 
 def test_binomial_test_matches_binomtest_for_all_counts():
@@ -176,20 +207,6 @@ def test_paper_counts():
     assert r37["p_two_sided"] == pytest.approx(2.22e-4, rel=1e-2)
     assert r37["p_one_sided"] == pytest.approx(1.11e-4, rel=1e-2)
     assert r38["p_two_sided"] == pytest.approx(6.17e-5, rel=1e-2)
-
-
-def test_count_contrast_is_fishers_test_with_the_conditional_odds_ratio():
-    test = count_contrast(16, 24, 19, 48)
-    assert test["p_two_sided"] == pytest.approx(stats.fisher_exact([[16, 8], [19, 29]]).pvalue)
-    assert (test["fraction_first"], test["fraction_second"]) == (16 / 24, 19 / 48)
-    # the conditional estimate sits near, not at, the sample odds ratio, inside its exact interval
-    assert test["ci_low"] < test["odds_ratio"] < test["ci_high"] and test["odds_ratio"] == pytest.approx(
-        16 / 8 * 29 / 19, rel=0.05)
-    same = count_contrast(5, 10, 5, 10)
-    assert same["p_two_sided"] == 1.0 and same["odds_ratio"] == pytest.approx(1.0)
-    assert math.isnan(count_contrast(0, 0, 3, 4)["p_two_sided"])
-    with pytest.raises(ValueError, match="0 <= k <= n"):
-        count_contrast(5, 4, 1, 2)
 
 
 def test_binomial_power_sums_the_rejection_region_scipy_finds():

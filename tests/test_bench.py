@@ -661,31 +661,33 @@ def _curvature_row(kind, dataset, k, n, to=("", ""), arch="cnn"):
 
 def _fit_row(kind, dataset, seed, curvature, arch="cnn"):
     """A row of an account's tables/fits.csv."""
-    return {"kind": kind, "dataset": dataset, "arch": arch, "seed": seed, "curvature_normalised": curvature}
+    sign = "negative" if curvature < 0 else "positive" if curvature > 0 else "flat"
+    return {"kind": kind, "dataset": dataset, "arch": arch, "seed": seed, "curvature_normalised": curvature,
+            "sign": sign}
 
 
-def test_pooled_curvature_sums_distinct_datasets_and_refuses_one_counted_twice(tmp_path):
+def test_pooled_curvature_tests_by_seed_and_refuses_a_dataset_counted_twice(tmp_path):
+    """A seed's nets on two datasets grew from one session-I net: pooled, each seed is one unit."""
     pool_curvature = pytest.importorskip("pool_curvature")
     from scipy import stats
 
-    from multiarg.analysis import binomial_test
+    from multiarg.analysis import sign_flip_test
     from multiarg.tables import write_table
 
-    row, fit = _curvature_row, _fit_row
-    write_table([row("learned", "cifar10", 22, 24), row("learned", "all", 22, 24), row("xavier-init", "cifar10", 2, 6)],
-                tmp_path / "old" / "tables" / "curvature_tests.csv")  # made before the start rows existed
-    write_table([fit("learned", "cifar10", s, -0.5) for s in range(3)], tmp_path / "old" / "tables" / "fits.csv")
-    write_table([row("learned", "mnist", 15, 24, (4, 1)), row("start", "mnist", 12, 24), row("learned", "all", 15, 24)],
-                tmp_path / "new" / "tables" / "curvature_tests.csv")
-    starts, moved = [-0.5, -0.2, 0.1], [0.1, 0.3, 0.2]  # moved: learned minus start, per seed
+    fit = _fit_row
+    old = [-0.5, -0.4, -0.3, -0.2, -0.1, 0.2]  # CIFAR-10, seeds 0-5, made before the start rows existed
+    write_table([fit("learned", "cifar10", s, c) for s, c in enumerate(old)], tmp_path / "old" / "tables" / "fits.csv")
+    starts, moved = [-0.5, -0.2, 0.1], [0.1, 0.3, 0.2]  # MNIST, seeds 0-2; moved: learned minus start
     write_table([fit("start", "mnist", s, c) for s, c in enumerate(starts)] + [fit("xavier-init", "mnist", 0, 0.9)]
                 + [fit("learned", "mnist", s, c + d) for s, (c, d) in enumerate(zip(starts, moved))],
                 tmp_path / "new" / "tables" / "fits.csv")
     result = pool_curvature.main([str(tmp_path / "old"), str(tmp_path / "new"), "--out", str(tmp_path / "p.json")])
-    assert (result["learned"]["k"], result["learned"]["n"]) == (37, 48)
-    assert result["learned"]["p_two_sided"] == binomial_test(37, 48)["p_two_sided"]
-    assert result["start"]["datasets"] == ["mnist"] and result["start"]["k"] == 12
-    assert (result["changes"]["to_negative"], result["changes"]["to_positive"]) == (4, 1)
+    learned = result["learned"]
+    assert (learned["k"], learned["n"], learned["n_starts"]) == (6, 9, 6)
+    # seed 0 negative on both datasets (+2), seeds 1 and 2 once each way (0), 3 and 4 negative (+1), 5 positive (-1)
+    assert learned["p_two_sided"] == pytest.approx(sign_flip_test([2, 0, 0, 1, 1, -1])["p_two_sided"])
+    assert result["start"]["datasets"] == ["mnist"] and result["start"]["k"] == 2
+    assert (result["changes"]["to_negative"], result["changes"]["to_positive"]) == (0, 1)
     t = stats.ttest_1samp(moved, 0.0)  # only the new account's learned functions have starts to pair with
     shift = result["curvature_change"]
     assert shift["pairs"] == 3 and shift["diff"] == pytest.approx(0.2) and shift["p"] == pytest.approx(t.pvalue)
@@ -698,35 +700,34 @@ def test_pooled_curvature_sums_distinct_datasets_and_refuses_one_counted_twice(t
         pool_curvature.main([str(tmp_path / "new"), str(tmp_path / "new"), "--out", str(tmp_path / "q.json")])
 
 
-def test_contrast_curvature_tests_two_pools_counts_curvatures_and_lines(tmp_path):
+def test_contrast_curvature_pairs_the_pools_nets_by_dataset_and_seed(tmp_path):
     contrast_curvature = pytest.importorskip("contrast_curvature")
     from scipy import stats
 
-    from multiarg.tables import line_difference, write_table
+    from multiarg.tables import write_table
 
-    starts = [-0.4, -0.1, 0.2, 0.3, -0.2]
-    learned = {"cnn": [s - 0.2 for s in starts], "mlp": [0.5 * s + 0.1 for s in starts]}
+    starts = {"cnn": [-0.4, -0.1, 0.25, 0.3, -0.2]}
+    starts["mlp"] = [s + 0.01 * i for i, s in enumerate(starts["cnn"])]  # the same nets over other inputs
+    learned = {"cnn": [s - 0.2 for s in starts["cnn"]], "mlp": [0.5 * s + 0.12 for s in starts["cnn"]]}
     learned["cnn"][0] += 0.05  # not a perfect line: a residual variance to test with
-    for arch, k, n in (("cnn", 20, 24), ("mlp", 8, 24)):
-        rows = [_curvature_row("learned", "mnist", k, n, (0, 1), arch),
-                _curvature_row("start", "mnist", 12, 24, arch=arch)]
-        write_table(rows, tmp_path / arch / "tables" / "curvature_tests.csv")
-        write_table([_fit_row("start", "mnist", i, c, arch) for i, c in enumerate(starts)]
+    for arch in ("cnn", "mlp"):
+        write_table([_fit_row("start", "mnist", i, c, arch) for i, c in enumerate(starts[arch])]
                     + [_fit_row("learned", "mnist", i, c, arch) for i, c in enumerate(learned[arch])],
                     tmp_path / arch / "tables" / "fits.csv")
     result = contrast_curvature.main(["--pool", "cnn", str(tmp_path / "cnn"), "--pool", "mlp", str(tmp_path / "mlp"),
                                       "--out", str(tmp_path / "c.json")])
-    fisher = stats.fisher_exact([[20, 4], [8, 16]])
-    assert result["learned"]["p_two_sided"] == pytest.approx(fisher.pvalue)
-    assert result["learned"]["ci_low"] > 1 and result["start"]["p_two_sided"] == 1.0
-    assert result["learned"]["curvature_difference"]["diff"] == pytest.approx(
-        np.mean(learned["cnn"]) - np.mean(learned["mlp"]))
-    assert result["start"]["curvature_difference"]["diff"] == 0.0
-    assert result["lines"] == line_difference(starts, learned["cnn"], starts, learned["mlp"])
-    assert [p["learned"]["k"] for p in json.loads((tmp_path / "c.json").read_text())["pools"]] == [20, 8]
+    # signs: CNN - - + + -, MLP - + + + +: seeds 1 and 4 differ, the CNN's negative both times
+    ended = result["learned"]
+    assert (ended["pairs"], ended["first_only_negative"], ended["second_only_negative"]) == (5, 2, 0)
+    assert ended["p_two_sided"] == pytest.approx(stats.binomtest(2, 2).pvalue)
+    gap = np.subtract(learned["cnn"], learned["mlp"])
+    assert ended["curvature_difference"]["p"] == pytest.approx(stats.ttest_1samp(gap, 0.0).pvalue)
+    assert result["start"]["first_only_negative"] == result["start"]["second_only_negative"] == 0
+    line = stats.linregress(np.subtract(starts["cnn"], starts["mlp"]), gap)
+    assert result["start_adjusted"]["intercept"]["estimate"] == pytest.approx(line.intercept)
+    assert [p["learned"]["k"] for p in json.loads((tmp_path / "c.json").read_text())["pools"]] == [3, 1]
     with pytest.raises(SystemExit):
         contrast_curvature.main(["--pool", "cnn", str(tmp_path / "cnn"), "--out", str(tmp_path / "d.json")])
-    write_table([_curvature_row("learned", "cifar10", 20, 24)], tmp_path / "old" / "tables" / "curvature_tests.csv")
     write_table([_fit_row("learned", "cifar10", 0, -0.5)], tmp_path / "old" / "tables" / "fits.csv")
     with pytest.raises(SystemExit, match="session-I start fits"):  # an account made before the start test
         contrast_curvature.contrast([("cnn", [tmp_path / "old"]), ("mlp", [tmp_path / "mlp"])])

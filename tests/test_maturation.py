@@ -1,3 +1,5 @@
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -44,14 +46,20 @@ def test_snapshots_mature_at_the_first_epoch_sharing_the_threshold():
         r2_by_epoch({"epochs": [0, 2], "snapshots": snapshots["snapshots"][:2]}, 2, r2, points)
 
 
-def _run(best: int, mature: float, dataset: str = "mnist") -> dict:
+_SEEDS = itertools.count()
+
+
+def _run(best: int, mature: float, dataset: str = "mnist", seed: int | None = None) -> dict:
+    """A run grown from a session-I net of its own unless ``seed`` names one to share."""
     curve = np.linspace(0.2, 1.0, best + 1)
-    return {"kind": "learned", "n_args": 2, "arch": "mlp", "dataset": dataset, "best_epoch": best,
+    seed = next(_SEEDS) if seed is None else seed
+    return {"kind": "learned", "n_args": 2, "arch": "mlp", "dataset": dataset, "activation": "arg2", "seed": seed,
+            "best_epoch": best,
             "mature_epoch": mature, "maturity_r2": curve}
 
 
 def test_the_test_leaves_out_runs_that_cannot_fail_and_constant_functions():
-    runs = [_run(10, 3)] * 3 + [_run(10, 7), _run(4, 2), _run(10, float("nan"))]
+    runs = [_run(10, 3) for _ in range(3)] + [_run(10, 7), _run(4, 2), _run(10, float("nan"))]
     test = maturation_test(runs, horizon=5)
     assert (test["k"], test["n"], test["n_short"], test["n_constant"]) == (3, 4, 1, 1)
     assert test["p_two_sided"] == pytest.approx(stats.binomtest(3, 4).pvalue)
@@ -59,8 +67,8 @@ def test_the_test_leaves_out_runs_that_cannot_fail_and_constant_functions():
 
 
 def test_rows_give_a_verdict_and_the_median_curve(tmp_path):
-    groups = {("learned", 2, "mlp", "mnist"): [_run(8, 2)] * 10,
-              ("learned", 2, "mlp", "cifar10"): [_run(3, 1)] * 2,
+    groups = {("learned", 2, "mlp", "mnist"): [_run(8, 2) for _ in range(10)],
+              ("learned", 2, "mlp", "cifar10"): [_run(3, 1) for _ in range(2)],
               ("xavier-init", 2, "mlp", "mnist"): [{"kind": "xavier-init"}]}  # untrained: no snapshots, no row
     rows = {r["dataset"]: r for r in maturation_rows(groups, 0.9, 5)}
     assert set(rows) == {"mnist", "cifar10"}
@@ -68,9 +76,9 @@ def test_rows_give_a_verdict_and_the_median_curve(tmp_path):
     assert rows["mnist"]["median_r2_by_epoch"] == " ".join(f"{v:.2f}" for v in np.linspace(0.2, 1.0, 9)[:6])
     assert rows["cifar10"]["verdict"] == "n/a (no run trained past epoch 5)" and rows["cifar10"]["n_short"] == 2
     assert rows["cifar10"]["median_r2_by_epoch"].endswith("1.00 1.00 1.00")  # past the best epoch: 1
-    late = maturation_rows({("learned", 2, "all", "all"): [_run(20, 9)] * 8}, 0.9, 5)[0]
+    late = maturation_rows({("learned", 2, "all", "all"): [_run(20, 9) for _ in range(8)]}, 0.9, 5)[0]
     assert late["verdict"] == "most not mature by epoch 5, two-sided p < 0.05"
-    write_table(maturation_rows({("learned", 2, "all", "all"): [_run(8, 2)] * 9 + [_run(8, 6)]}, 0.9, 5),
+    write_table(maturation_rows({("learned", 2, "all", "all"): [_run(8, 2) for _ in range(9)] + [_run(8, 6)]}, 0.9, 5),
                 tmp_path / "maturation.csv")
     from multiarg.claims import read_rows
 
@@ -78,7 +86,8 @@ def test_rows_give_a_verdict_and_the_median_curve(tmp_path):
     assert claim["measured"] == "9/10 matured by epoch 5; median epoch 2 of a best epoch 8"
     assert claim["vs_paper"] == "agrees"
     assert claim["p"] == f"{stats.binomtest(9, 10).pvalue:.3g}" and claim["interval95"].startswith("[0.55")
-    write_table(maturation_rows({("learned", 2, "all", "all"): [_run(3, 1)] * 4}, 0.9, 5), tmp_path / "short.csv")
+    write_table(maturation_rows({("learned", 2, "all", "all"): [_run(3, 1) for _ in range(4)]}, 0.9, 5),
+                tmp_path / "short.csv")
     (short,) = maturation_claims(read_rows(str(tmp_path / "short.csv")))
     assert (short["p"], short["interval95"], short["vs_paper"]) == ("", "", "")
     assert short["measured"].startswith("0/0 matured by epoch 5 (+4 whose best epoch came by then, left out)")

@@ -1,3 +1,5 @@
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -100,7 +102,7 @@ def test_the_basis_fitted_to_off_centre_narrow_inputs_keeps_orders_apart():
 
 def test_records_and_tables_round_trip(hist2, tmp_path):
     cfg = AnalysisConfig()
-    records = [{"kind": kind, "arch": "cnn", "dataset": "mnist", "seed": 0,
+    records = [{"kind": kind, "arch": "cnn", "dataset": "mnist", "activation": "arg2", "seed": 0,
                 **analyse_function(lambda x: x[..., 0] * x[..., 1] + 0.1 * x[..., 0], hist2, cfg)}
                for kind in ("learned", "xavier-init")]
     tables = {t: str(tmp_path / f"{t}.csv") for t in ("fits", "curvature", "spectra")}
@@ -138,9 +140,15 @@ def test_normalised_curvature_range():
     assert normalised_curvature(np.array([1.0, -1.0, 0, 0, 0, 0])) == pytest.approx(-0.5)
 
 
-def _record(arch, dataset, curvature, kind="learned", other=None):
+_SEEDS = itertools.count()
+
+
+def _record(arch, dataset, curvature, kind="learned", other=None, seed=None):
+    """A function grown from a session-I net of its own unless ``seed`` names one to share."""
     other = curvature if other is None else other
-    return {"kind": kind, "n_args": 2, "arch": arch, "dataset": dataset, "curvature": curvature, "r2": 0.9,
+    seed = next(_SEEDS) if seed is None else seed
+    return {"kind": kind, "n_args": 2, "arch": arch, "dataset": dataset, "activation": "arg2", "seed": seed,
+            "curvature": curvature, "r2": 0.9,
             "curvature_sign": int(np.sign(curvature)), "curvature_other_weighting": other,
             "curvature_sign_other_weighting": int(np.sign(other)), "constant": False,
             "spectrum_fraction": np.array([0.1, 0.5, 0.5]), "spectrum": np.array([1.0, 2.0, 2.0]),
@@ -148,9 +156,10 @@ def _record(arch, dataset, curvature, kind="learned", other=None):
 
 
 def test_curvature_rows_count_and_test_per_group_and_pooled():
-    records = ([_record("cnn", "mnist", -1.0)] * 9 + [_record("cnn", "mnist", -1.0, other=1.0)]
-               + [_record("cnn", "mnist", 1.0)] * 2
-               + [_record("cnn", "cifar10", -1.0)] * 9 + [_record("cnn", "cifar10", 1.0)] * 3)
+    records = ([_record("cnn", "mnist", -1.0) for _ in range(9)] + [_record("cnn", "mnist", -1.0, other=1.0)]
+               + [_record("cnn", "mnist", 1.0) for _ in range(2)]
+               + [_record("cnn", "cifar10", -1.0) for _ in range(9)]
+               + [_record("cnn", "cifar10", 1.0) for _ in range(3)])
     rows = {(r["arch"], r["dataset"]): r for r in curvature_rows(records)}
     pooled = rows["cnn", "all"]
     assert (pooled["k_negative"], pooled["n"], pooled["k_negative_other_weighting"]) == (19, 24, 18)
@@ -190,8 +199,8 @@ def test_learned_rows_test_the_change_from_each_nets_own_start():
 
 
 def test_flat_fits_are_ties_left_out_of_n():
-    records = ([_record("mlp", "mnist", -1.0)] * 5 + [_record("mlp", "mnist", 1e-33)] * 3
-               + [_record("mlp", "mnist", 1.0)] + [_record("mlp", "mnist", 0.0, kind="xavier-init")] * 2)
+    records = ([_record("mlp", "mnist", -1.0) for _ in range(5)] + [_record("mlp", "mnist", 1e-33) for _ in range(3)]
+               + [_record("mlp", "mnist", 1.0)] + [_record("mlp", "mnist", 0.0, kind="xavier-init") for _ in range(2)])
     for r in records[5:8]:  # rounding noise of either sign
         r.update(curvature_sign=0, curvature_sign_other_weighting=0)
     rows = {(r["kind"], r["dataset"]): r for r in curvature_rows(records)}
@@ -221,14 +230,14 @@ def test_a_dead_inner_net_is_flat_and_a_trained_one_is_not(hist2):
 
 def test_constant_functions_are_left_out_of_the_spectra_and_counted():
     dead = {**_record("mlp", "mnist", 0.0), "constant": True, "spectrum_fraction": np.full(3, np.nan)}
-    rows = spectra_rows([_record("mlp", "mnist", 1.0)] * 2 + [dead])
+    rows = spectra_rows([_record("mlp", "mnist", 1.0) for _ in range(2)] + [dead])
     l1 = [r for r in rows if r["l"] == 1 and r["dataset"] == "mnist"][0]
     assert (l1["n"], l1["n_constant"], l1["power_fraction_mean"]) == (2, 1, "0.5000")
     assert spectra_rows([dead]) == []
 
 
 def test_spectra_rows_average_over_functions():
-    rows = spectra_rows([_record("mlp", "mnist", 1.0)] * 3)
+    rows = spectra_rows([_record("mlp", "mnist", 1.0) for _ in range(3)])
     l1 = [r for r in rows if r["l"] == 1 and r["dataset"] == "mnist"][0]
     assert l1["n"] == 3 and float(l1["power_fraction_mean"]) == 0.5 and float(l1["power_fraction_sd"]) == 0
     l2 = [r for r in rows if r["l"] == 2 and r["dataset"] == "mnist"][0]
@@ -274,6 +283,31 @@ def test_spectra_rows_test_learned_against_their_own_starts_paired():
     assert rows["learned", "mnist", 2]["vs_start_verdict"] == "more at l = 2 than at the start, paired t p < 0.05"
     assert rows["learned", "mnist", 1]["vs_start_verdict"] == "less at l = 1 than at the start, paired t p < 0.05"
     assert rows["learned", "mnist", 0]["vs_start_verdict"] == rows["start", "mnist", 2]["vs_start_verdict"] == ""
+
+
+def test_a_nets_twin_on_another_dataset_adds_no_evidence_to_a_pooled_test():
+    """A seed's nets on MNIST and CIFAR-10 grow from one session-I net: pooled, they are one unit, so a copy of each
+    on a second dataset leaves every pooled test as it was on the first alone."""
+    def rec(kind, dataset, seed, l2, start=0.0):
+        return {**_record("cnn", dataset, -1.0 if seed < 5 else 1.0, kind, seed=seed), "r2": 0.9 + l2 / 10,
+                "curvature_normalised": l2 + start, "spectrum_fraction": np.array([0.0, 1 - l2 - start, l2 + start])}
+
+    shares = [0.30, 0.42, 0.35, 0.50, 0.38, 0.33]
+    learned = [rec(kind, "mnist", s, v, 0.1 * (kind == "start") - s / 100) for kind in ("learned", "start")
+               for s, v in enumerate(shares)]
+    xavier = [rec("xavier-init", "mnist", 100 + s, v / 2) for s, v in enumerate(shares)]
+    one = learned + xavier
+    twice = one + [{**r, "dataset": "cifar10"} for r in learned]
+    by_setting = lambda rows: {(r["kind"], r["dataset"], r.get("l")): r for r in rows}  # noqa: E731
+    for rows in (curvature_rows, spectra_rows):
+        alone, pooled = by_setting(rows(one)), by_setting(rows(twice))
+        for l in ((None,) if rows is curvature_rows else (1, 2)):
+            first, both = alone["learned", "all", l], pooled["learned", "all", l]
+            assert int(both["n"]) == 2 * int(first["n"])
+            tested = [k for k in first if k.endswith(("_p", "p_two_sided", "ci95", "verdict", "ci95_low", "ci95_high"))
+                      and first[k]]
+            assert len(tested) >= (10 if rows is curvature_rows else 6)
+            assert {k: both[k] for k in tested} == {k: first[k] for k in tested}
 
 
 def test_each_xavier_init_is_analysed_in_one_setting_only():

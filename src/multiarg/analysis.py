@@ -52,24 +52,81 @@ def fit_quadratic(x: np.ndarray, f: np.ndarray, w: np.ndarray | None = None, fla
 SIGN_NAMES = {-1: "negative", 0: "flat", 1: "positive"}
 
 
-def sign_test(signs) -> dict:
-    """:func:`binomial_test` of curvature signs -1 / 0 / +1: the flat fits (0) are ties, left out of n and
-    counted in ``"n_flat"``."""
+def start_key(record: dict) -> tuple:
+    """The session-I net a record's function grew from (``learned``, ``start``, ``xavier-trained``) or is
+    (``xavier-init``): session I keys its nets by activation and seed alone."""
+    return record["activation"], record["seed"]
+
+
+def by_start(values, starts) -> list[list]:
+    """``values`` grouped by the session-I net each function grew from (``starts``, one key a value), in
+    first-seen order. The learned nets of one seed share their start across datasets and architectures, so where a
+    group pools those, a start, not a function, is the independent unit."""
+    groups: dict = {}
+    for value, start in zip(values, starts, strict=True):
+        groups.setdefault(start, []).append(value)
+    return list(groups.values())
+
+
+def start_means(values, starts) -> list[float]:
+    """Each start's mean value (:func:`by_start`): one number per independent unit, for a t test."""
+    return [float(np.mean(group)) for group in by_start(values, starts)]
+
+
+def sign_flip_test(scores) -> dict:
+    """Exact test that integer ``scores``, one per independent unit, are as likely to be negated: the law of
+    sum(e_i scores_i) over all 2^n sign flips e, by convolution. Returns {"p_one_sided" (P[S >= s]),
+    "p_two_sided" (P[|S| >= |s|])}; with every score +1 or -1 it is the binomial test against 1/2."""
+    scores = [int(x) for x in scores]
+    law = np.ones(1)
+    for x in map(abs, scores):
+        law = 0.5 * (np.pad(law, (2 * x, 0)) + np.pad(law, (0, 2 * x)))
+    total, s = sum(map(abs, scores)), sum(scores)  # law[i] is P[S = i - total]
+    return {"p_one_sided": float(law[s + total:].sum()),
+            "p_two_sided": float(min(1.0, 2 * law[abs(s) + total:].sum()))}
+
+
+def by_start_test(test: dict, scores: list[int], starts) -> dict:
+    """``test``, a :func:`binomial_test` of units scored +1 (a success), -1 or 0 (a tie), redone with the units
+    of one session-I start taken together (``"n_starts"``: the starts with a unit not tied). Where a start has
+    more than one such unit: p from :func:`sign_flip_test` of the starts' summed scores, and the Clopper-Pearson
+    interval at as many trials as starts (conservative: as if a start's units always agreed)."""
+    counted = [group for group in by_start(scores, starts) if any(group)]
+    if all(sum(map(abs, group)) == 1 for group in counted):  # one unit a start: the binomial test is exact
+        return {**test, "n_starts": len(counted)}
+    n = len(counted)
+    k = test["fraction"] * n
+    lo = 0.0 if k == 0 else stats.beta.ppf(0.025, k, n - k + 1)
+    hi = 1.0 if k == n else stats.beta.ppf(0.975, k + 1, n - k)
+    return {**test, **sign_flip_test([sum(group) for group in counted]), "ci_low": float(lo), "ci_high": float(hi),
+            "n_starts": n}
+
+
+def sign_test(signs, starts=None) -> dict:
+    """:func:`binomial_test` of curvature signs -1 / 0 / +1 for more negative ones: the flat fits (0) are ties,
+    left out of n and counted in ``"n_flat"``. With ``starts`` (each function's session-I net), functions that
+    share one count as one unit (:func:`by_start_test`)."""
     signs = list(signs)
     negative, positive = sum(s < 0 for s in signs), sum(s > 0 for s in signs)
-    return {**binomial_test(negative, negative + positive), "n_flat": len(signs) - negative - positive}
+    test = binomial_test(negative, negative + positive)
+    if starts is not None:
+        test = by_start_test(test, [-int(np.sign(s)) for s in signs], starts)
+    return {**test, "n_flat": len(signs) - negative - positive}
 
 
-def sign_changes(start, end) -> dict:
+def sign_changes(start, end, starts=None) -> dict:
     """McNemar's exact test of paired curvature signs, each function before (``start``) and after (``end``)
     training: of the pairs whose sign changed between negative and positive, the share that turned negative,
-    :func:`binomial_test`-ed against 1/2. A flat fit (0) on either side is a tie, as in :func:`sign_test`.
+    :func:`binomial_test`-ed against 1/2. A flat fit (0) on either side is a tie, as in :func:`sign_test`, and
+    ``starts`` takes pairs from one session-I net together as it does there.
     Returns its fields plus "to_negative" and "to_positive", the changes each way."""
     pairs = list(zip(start, end, strict=True))
-    to_negative = sum(a > 0 > b for a, b in pairs)
-    to_positive = sum(a < 0 < b for a, b in pairs)
-    return {**binomial_test(to_negative, to_negative + to_positive), "to_negative": to_negative,
-            "to_positive": to_positive}
+    scores = [int(a > 0 > b) - int(a < 0 < b) for a, b in pairs]
+    to_negative, to_positive = scores.count(1), scores.count(-1)
+    test = binomial_test(to_negative, to_negative + to_positive)
+    if starts is not None:
+        test = by_start_test(test, scores, starts)
+    return {**test, "to_negative": to_negative, "to_positive": to_positive}
 
 
 def binomial_test(k: int, n: int) -> dict:
@@ -95,26 +152,6 @@ def binomial_test(k: int, n: int) -> dict:
     hi = 1.0 if k == n else stats.beta.ppf(1 - alpha / 2, k + 1, n - k)
     return {"k": k, "n": n, "fraction": k / n, "p_one_sided": float(upper), "p_two_sided": float(two),
             "ci_low": float(lo), "ci_high": float(hi)}
-
-
-def count_contrast(k1: int, n1: int, k2: int, n2: int) -> dict:
-    """Fisher's exact test of two counts (k1 of n1 negative curvatures against k2 of n2), with the conditional
-    maximum-likelihood odds ratio (the first group's odds over the second's) and its exact 95% interval.
-
-    Returns {"fraction_first", "fraction_second", "odds_ratio", "ci_low", "ci_high", "p_two_sided"}; NaN where
-    either group is empty."""
-    from scipy.stats.contingency import odds_ratio
-
-    if not (0 <= k1 <= n1 and 0 <= k2 <= n2):
-        raise ValueError(f"need 0 <= k <= n; got {k1}/{n1} and {k2}/{n2}")
-    if 0 in (n1, n2):
-        return dict.fromkeys(("fraction_first", "fraction_second", "odds_ratio", "ci_low", "ci_high", "p_two_sided"),
-                             float("nan"))
-    table = [[k1, n1 - k1], [k2, n2 - k2]]
-    ratio = odds_ratio(table)
-    low, high = ratio.confidence_interval(0.95)
-    return {"fraction_first": k1 / n1, "fraction_second": k2 / n2, "odds_ratio": float(ratio.statistic),
-            "ci_low": float(low), "ci_high": float(high), "p_two_sided": float(stats.fisher_exact(table).pvalue)}
 
 
 def binomial_power(n: int, fraction: float, alpha: float = 0.05) -> float:

@@ -142,7 +142,8 @@ def rank_rows(values: dict[tuple, dict[str, list[float]]]) -> list[dict]:
 def versus_rows(values: dict[tuple, dict[str, list[float]]], reference: str = "relu") -> list[dict]:
     """Every other design against ``reference`` in its setting, one row per quality metric: the difference of the
     means over seeds, Welch's 95% interval and p, and Holm's adjustment over every comparison of the table, on which
-    the verdict rests. The claims set 2-arg against the stronger baseline alone; this is each design's own test."""
+    the verdict rests. The claims set 2-arg against the baseline its claim is weakest against; this is each design's
+    own test."""
     tests = []
     for (dataset, arch, act), v in sorted(values.items()):
         if act == reference:
@@ -174,8 +175,8 @@ def write_versus(rows: list[dict], out: str, scale: str, reference: str = "relu"
              "points of accuracy or of mCE): means over seeds, their difference, Welch's 95% interval and two-sided "
              "p (none with fewer than two seeds a side). better/worse reads the metric's direction (lower mCE is "
              f"better). p_holm: Holm's step-down adjustment over the {tested} comparisons with a p-value, since the "
-             "table makes them all at once; the verdict goes by it. The claims table tests 2-arg against the stronger "
-             "of ReLU and 1-arg instead, as the paper's claim needs both beaten."]
+             "table makes them all at once; the verdict goes by it. The claims table tests 2-arg against whichever of "
+             "ReLU and 1-arg the claim is weakest against instead, as the paper's claim needs both beaten."]
     write_table(rows, out, f"Every design against {name} ({scale})", notes=notes)
 
 

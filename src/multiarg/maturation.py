@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from .activations import inner_from_state, values_at
-from .analysis import binomial_test
+from .analysis import binomial_test, by_start_test, start_key
 
 
 def shared_variance(a: np.ndarray, b: np.ndarray) -> float:
@@ -48,12 +48,15 @@ def shares_by_epoch(records: list[dict], epochs: int | None = None) -> np.ndarra
 def maturation_test(records: list[dict], horizon: int) -> dict:
     """Binomial test against 1/2 of the runs matured by epoch ``horizon``, among those whose best epoch came after
     it; a run that stopped improving by then (``n_short``) has matured by then whatever it learned, so it cannot
-    tell. Constant final functions (dead nets) have no shape and are counted apart (``n_constant``)."""
+    tell. Constant final functions (dead nets) have no shape and are counted apart (``n_constant``). Runs grown
+    from one session-I net count as one unit (:func:`multiarg.analysis.by_start_test`)."""
     shaped = [r for r in records if np.isfinite(r["mature_epoch"])]
     informative = [r for r in shaped if r["best_epoch"] > horizon]
-    k = sum(r["mature_epoch"] <= horizon for r in informative)
+    matured = [r["mature_epoch"] <= horizon for r in informative]
+    test = by_start_test(binomial_test(sum(matured), len(informative)), [1 if m else -1 for m in matured],
+                         [start_key(r) for r in informative])
     median = lambda key: float(np.median([r[key] for r in shaped])) if shaped else float("nan")  # noqa: E731
-    return {**binomial_test(k, len(informative)), "n_short": len(shaped) - len(informative),
+    return {**test, "n_short": len(shaped) - len(informative),
             "n_constant": len(records) - len(shaped), "median_mature_epoch": median("mature_epoch"),
             "median_best_epoch": median("best_epoch")}
 
@@ -79,7 +82,7 @@ def maturation_rows(groups: dict[tuple, list[dict]], threshold: float, horizon: 
         shares = shares_by_epoch(group, horizon + 1)
         medians = np.median(shares, axis=0) if len(shares) else []
         rows.append({"kind": kind, "n_args": n_args, "arch": arch, "dataset": dataset, "by_epoch": horizon,
-                     "k_mature": test["k"], "n": test["n"], "n_short": test["n_short"],
+                     "k_mature": test["k"], "n": test["n"], "n_starts": test["n_starts"], "n_short": test["n_short"],
                      "n_constant": test["n_constant"],
                      "fraction_mature": f"{test['fraction']:.3f}", "ci95_low": f"{test['ci_low']:.3f}",
                      "ci95_high": f"{test['ci_high']:.3f}", "p_two_sided": f"{test['p_two_sided']:.3g}",

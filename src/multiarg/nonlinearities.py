@@ -19,7 +19,7 @@ import torch
 
 from .activations import load_inner, values_at
 from .analysis import (SIGN_NAMES, binomial_test, fit_quadratic, hermite_bessel_basis, null_band, power_by_order,
-                       projections, sign_changes, sign_test, solid_harmonic_basis)
+                       projections, sign_changes, sign_test, solid_harmonic_basis, start_key, start_means)
 from .inputs import centers, mass_region
 from .io import load_torch, save_torch
 from .maturation import mature_epoch, maturation_note, maturation_rows, r2_by_epoch
@@ -228,7 +228,8 @@ def xavier_assignment(inits: list[dict], runs: list[tuple]) -> list[tuple[tuple,
 
 
 def _groups(records: list[dict]) -> dict[tuple, list[dict]]:
-    """Records by (kind, arch, dataset), plus pooled datasets ('all') and pooled everything."""
+    """Records by (kind, arch, dataset), plus pooled datasets ('all') and pooled everything. A pooled group holds
+    the nets of one seed from every setting, grown from one session-I net: its tests take them as one unit."""
     groups = defaultdict(list)
     for r in records:
         for arch in (r["arch"], "all"):
@@ -264,13 +265,21 @@ def _quadratic_versus_xavier(group: list[dict], xavier: list[dict] | None) -> di
     """Fig. 7e and 5b: Xavier-initialised nets are "far from the regular quadratic patterns" of learned ones and
     "evolve to display" them, as a Welch test of the quadratic fit's R² (this group minus xavier-init), flat fits
     (planes, fitted exactly) left out."""
-    curved_r2 = lambda rs: [r["r2"] for r in rs if r["curvature_sign"]]  # noqa: E731
-    r2 = curved_r2(group)
-    cells = ("", "", "") if not xavier else difference_cells(
-        welch_difference(r2, curved_r2(xavier)), "more quadratic than xavier-init",
-        "less quadratic than xavier-init", digits=3)
+    curved = lambda rs: [r for r in rs if r["curvature_sign"]]  # noqa: E731
+    r2 = [r["r2"] for r in curved(group)]
+    test = welch_difference(*(_unit_means(curved(rs), "r2") for rs in (group, xavier))) if xavier else None
+    cells = (("", "", "") if not xavier else ("", "", "n/a (fewer than two curved fits)") if test is None
+             else difference_cells(test, "more quadratic than xavier-init", "less quadratic than xavier-init",
+                                   digits=3))
     return {"r2_mean": f"{np.mean(r2):.3f}" if r2 else "",
             **dict(zip(("r2_vs_xavier_init_ci95", "r2_vs_xavier_init_p", "r2_verdict"), cells))}
+
+
+def _unit_means(records: list[dict], key: str, l: int | None = None) -> list[float]:
+    """``record[key]`` (its entry ``l`` where given) averaged over the records of each session-I start: one number
+    per independent unit, in the order the starts first come."""
+    values = [r[key] if l is None else r[key][l] for r in records]
+    return start_means(values, [start_key(r) for r in records])
 
 
 def _with_starts(group: list[dict], starts: list[dict] | None) -> list[tuple[dict, dict]]:
@@ -290,20 +299,41 @@ def _change_verdict(test: dict) -> str:
 def _curvature_versus_start(group: list[dict], starts: list[dict] | None) -> dict:
     """Whether session II changed the curvature its nets started with: each learned function paired with its own
     session-I start over the same region, McNemar's test of the sign changes and a paired t of the normalised
-    curvature (learned minus start)."""
+    curvature (learned minus start), a start's pairs taken together."""
     keys = ("k_negative_at_start", "to_negative", "to_positive", "change_ci95", "change_p", "change_verdict",
             "curvature_change_ci95", "curvature_change_p", "curvature_change_verdict")
     pairs = _with_starts(group, starts)
     if not pairs:
         return dict.fromkeys(keys, "")
-    test = sign_changes(*zip(*[(a["curvature_sign"], b["curvature_sign"]) for a, b in pairs]))
-    shift = paired_difference([b["curvature_normalised"] for a, b in pairs],
-                              [a["curvature_normalised"] for a, b in pairs])
+    began, learned = (list(side) for side in zip(*pairs))
+    test = sign_changes([a["curvature_sign"] for a in began], [b["curvature_sign"] for b in learned],
+                        [start_key(b) for b in learned])
+    shift = paired_difference(_unit_means(learned, "curvature_normalised"), _unit_means(began, "curvature_normalised"))
     interval = f"[{test['ci_low']:.3f}, {test['ci_high']:.3f}]" if test["n"] else ""
     return dict(zip(keys, (sum(a["curvature_sign"] < 0 for a, _ in pairs), test["to_negative"], test["to_positive"],
                            interval, f"{test['p_two_sided']:.3g}" if test["n"] else "", _change_verdict(test),
                            *difference_cells(shift, "more elliptic than at the start",
                                              "more XOR-like than at the start", digits=3, name="paired t"))))
+
+
+def _cnn_versus_mlp(group: list[dict]) -> dict:
+    """Where a pooled group holds a CNN's and an MLP's function grown from one session-I net on one dataset, which
+    is the negative one when they differ: McNemar's test of the signs so paired, a start's pairs taken together.
+    The architectures share their starts, so this pairs what a test of two independent counts would not."""
+    keys = ("cnn_mlp_pairs", "cnn_only_negative", "mlp_only_negative", "cnn_vs_mlp_ci95", "cnn_vs_mlp_p",
+            "cnn_vs_mlp_verdict")
+    by = {(r["arch"], r["dataset"], start_key(r)): r for r in group}
+    pairs = [(by["mlp", dataset, start], r) for (arch, dataset, start), r in by.items()
+             if arch == "cnn" and ("mlp", dataset, start) in by]
+    if not pairs:
+        return dict.fromkeys(keys, "")
+    test = sign_changes([m["curvature_sign"] for m, _ in pairs], [c["curvature_sign"] for _, c in pairs],
+                        [start_key(c) for _, c in pairs])
+    verdict = ("n/a (no pair differs in sign)" if test["n"] == 0
+               else "not significant (McNemar p >= 0.05)" if test["p_two_sided"] >= 0.05
+               else f"{'CNN' if test['fraction'] > 0.5 else 'MLP'} more often negative, McNemar p < 0.05")
+    cells = (f"[{test['ci_low']:.3f}, {test['ci_high']:.3f}]", f"{test['p_two_sided']:.3g}") if test["n"] else ("", "")
+    return dict(zip(keys, (len(pairs), test["to_negative"], test["to_positive"], *cells, verdict)))
 
 
 def curvature_rows(records: list[dict]) -> list[dict]:
@@ -318,10 +348,12 @@ def curvature_rows(records: list[dict]) -> list[dict]:
             continue
         xavier = groups.get(("xavier-init", n_args, arch, dataset)) if kind != "xavier-init" else None
         starts = groups.get(("start", n_args, arch, dataset)) if kind == "learned" else None
-        test = sign_test(r["curvature_sign"] for r in group)
-        k, n = test["k"], test["n"]
-        positive, (lo, hi) = binomial_test(n - k, n), null_band(n)
-        rows.append({"kind": kind, "arch": arch, "dataset": dataset, "k_negative": k, "n": n, "n_flat": test["n_flat"],
+        units = [start_key(r) for r in group]
+        test = sign_test([r["curvature_sign"] for r in group], units)
+        positive = sign_test([-r["curvature_sign"] for r in group], units)
+        lo, hi = null_band(test["n_starts"])
+        rows.append({"kind": kind, "arch": arch, "dataset": dataset, "k_negative": test["k"], "n": test["n"],
+                     "n_starts": test["n_starts"], "n_flat": test["n_flat"],
                      "k_negative_other_weighting": sum(r["curvature_sign_other_weighting"] < 0 for r in group),
                      "fraction_negative": f"{test['fraction']:.3f}",
                      "ci95_low": f"{test['ci_low']:.3f}", "ci95_high": f"{test['ci_high']:.3f}",
@@ -329,24 +361,27 @@ def curvature_rows(records: list[dict]) -> list[dict]:
                      "p_one_sided_more_positive": f"{positive['p_one_sided']:.3g}",
                      "p_two_sided": f"{test['p_two_sided']:.3g}", "null95_low": f"{lo:.3f}", "null95_high": f"{hi:.3f}",
                      "median_r2": f"{np.median([r['r2'] for r in group]):.3f}", "verdict": _verdict(test),
-                     **_quadratic_versus_xavier(group, xavier), **_curvature_versus_start(group, starts)})
+                     **_quadratic_versus_xavier(group, xavier), **_curvature_versus_start(group, starts),
+                     **_cnn_versus_mlp(group)})
     return rows
 
 
 def _versus_xavier(group: list[dict], xavier: list[dict] | None, l: int) -> dict:
     """The paper's claims, learned functions hold more of their power at l = 2 and less at l = 1 than
-    Xavier-initialised ones, as Welch tests of the share at l (learned minus xavier-init)."""
+    Xavier-initialised ones, as Welch tests of the share at l (learned minus xavier-init), each start's functions
+    averaged first."""
     cells = ("", "", "") if not xavier or l not in (1, 2) else difference_cells(
-        welch_difference([r["spectrum_fraction"][l] for r in group], [r["spectrum_fraction"][l] for r in xavier]),
+        welch_difference(_unit_means(group, "spectrum_fraction", l), _unit_means(xavier, "spectrum_fraction", l)),
         f"learned more at l = {l}", f"learned less at l = {l}", digits=3)
     return dict(zip(("vs_xavier_init_ci95", "vs_xavier_init_p", "verdict"), cells))
 
 
 def _spectrum_versus_start(group: list[dict], starts: list[dict] | None, l: int) -> dict:
     """Whether session II moved the share of power at l from where each function's session-I start had it: a
-    paired t of the share (learned minus start) over the functions both of which have a shape."""
+    paired t of the share (learned minus start) over the functions both of which have a shape, a start's pairs
+    averaged first."""
     pairs = _with_starts(group, starts) if l in (1, 2) else []
-    shares = [[r["spectrum_fraction"][l] for r in side] for side in zip(*pairs)]  # [starts, learned]
+    shares = [_unit_means(list(side), "spectrum_fraction", l) for side in zip(*pairs)]  # [starts, learned]
     cells = ("", "", "") if not pairs else difference_cells(
         paired_difference(shares[1], shares[0]), f"more at l = {l} than at the start",
         f"less at l = {l} than at the start", digits=3, name="paired t")
@@ -402,7 +437,11 @@ def write_outputs(records: list[dict], out: str, tables: dict[str, str], scale: 
     save_records(records, scale, out)
     p_note = ("p_one_sided_more_negative: exact binomial P[X >= k] under p = 1/2 (alternative: more negative); "
               "p_one_sided_more_positive: P[X <= k]; p_two_sided: both tails; ci95: Clopper-Pearson; "
-              "null95: central 95% band of k/n under the null. 'all' pools datasets / architectures. "
+              "null95: central 95% band of k/n under the null. 'all' pools datasets / architectures; a seed's nets "
+              "there grew from one session-I net, so every test takes a start as one unit (n_starts: those with a "
+              "fit not flat): an exact sign-flip test of each start's summed signs, which is the binomial test where "
+              "each start has one function, the Clopper-Pearson interval and null band at n_starts trials "
+              "(conservative), and the t tests on each start's mean. "
               "k_negative_other_weighting: k with the quadratic fitted under the other weighting "
               "(density-weighted if the fits are uniform, and vice versa). n_flat: fits whose quadratic part is at "
               f"most {cfg.flat_tolerance:g} of max |f| over the region (constant or affine functions, whose "
@@ -414,7 +453,10 @@ def write_outputs(records: list[dict], out: str, tables: dict[str, str], scale: 
               "side is a tie), change: McNemar's exact test of to_negative against 1/2 among the changes "
               "(Clopper-Pearson ci95 of their share turned negative), curvature_change: learned minus start "
               "normalised curvature, paired t. A learned group no more negative than its starts did not learn "
-              "its sign in session II.")
+              "its sign in session II. cnn_vs_mlp (pooled rows with both): each CNN function paired with the MLP "
+              "function of its dataset and seed (cnn_mlp_pairs), grown from one start; McNemar's test of the pairs "
+              "whose signs differ (cnn_only_negative against mlp_only_negative), with the Clopper-Pearson interval "
+              "of the share where the CNN's is the negative one.")
     write_table(fits_rows(records), tables["fits"], f"Quadratic fits of 2-arg nonlinearities ({scale})")
     write_table(curvature_rows(records), tables["curvature"], f"Curvature sign tests ({scale})",
                 notes=[p_note, paper_check_note()])

@@ -80,23 +80,6 @@ def regression(x, y, level: float = 0.95) -> dict | None:
             "intercept": tested(float(fit.intercept), float(fit.intercept_stderr))}
 
 
-def line_difference(x1, y1, x2, y2, level: float = 0.95) -> dict | None:
-    """How two groups' lines of y on x differ, each group with its own slope and intercept and one residual variance
-    for both (y ~ group x (1 + x), least squares): the second group's intercept and slope minus the first's, each with
-    Student's ``level`` interval and two-sided p (n1 + n2 - 4 degrees of freedom); None unless each group has three
-    points and a non-constant x."""
-    x1, y1, x2, y2 = (np.asarray(v, dtype=float) for v in (x1, y1, x2, y2))
-    if min(len(x1), len(x2)) < 3 or 0 in (np.ptp(x1), np.ptp(x2)):
-        return None
-    x, y, second = np.concatenate([x1, x2]), np.concatenate([y1, y2]), np.r_[np.zeros(len(x1)), np.ones(len(x2))]
-    design = np.column_stack([np.ones_like(x), x, second, second * x])
-    coef = np.linalg.lstsq(design, y, rcond=None)[0]
-    df = len(y) - 4
-    se = np.sqrt(float(np.sum((y - design @ coef) ** 2)) / df * np.diag(np.linalg.inv(design.T @ design)))
-    return {"n": [len(x1), len(x2)], "intercept": _t_test(float(coef[2]), float(se[2]), df, level),
-            "slope": _t_test(float(coef[3]), float(se[3]), df, level)}
-
-
 def holm(p_values: list[float]) -> list[float]:
     """Holm's step-down adjustment of a family of p-values (family-wise error control, any dependence); NaN stays
     NaN and does not count towards the family's size."""
