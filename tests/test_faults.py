@@ -92,12 +92,15 @@ def test_a_killed_writers_temporary_files_are_cleared_by_the_next_write(tmp_path
     assert sorted(p.name for p in tmp_path.iterdir()) == [".model.pt.bak.abcdefgh.tmp", "model.pt"]
 
 
-def test_resuming_on_another_device_says_so(tmp_path, caplog):
+def test_resuming_on_another_device_or_cpu_kind_says_so_and_records_it(tmp_path, caplog):
     checkpoint = tmp_path / "checkpoint.pt"
     _fit(checkpoint, stop_after=1)
     state = load_torch(checkpoint)
-    assert state["device"] == "cpu"
-    save_torch({**state, "device": "cuda"}, checkpoint)
-    with caplog.at_level(logging.WARNING, logger="multiarg.train"):
-        _fit(checkpoint)
-    assert "resumed on cpu a checkpoint written on cuda" in caplog.text
+    here = f"cpu ({torch.backends.cpu.get_cpu_capability()})"
+    assert state["ran_on"] == [here]
+    for elsewhere in ("cuda (NVIDIA H100 80GB HBM3)", "cpu (AVX2 elsewhere)"):  # a GPU; a SLURM retry's other CPU
+        save_torch({**state, "ran_on": [elsewhere]}, checkpoint)
+        with caplog.at_level(logging.WARNING, logger="multiarg.train"):
+            result = _fit(checkpoint)
+        assert f"resumed on {here} a checkpoint written on {elsewhere}" in caplog.text
+        assert result["ran_on"] == [elsewhere, here]

@@ -30,3 +30,12 @@ def test_a_failed_write_keeps_the_previous_file(tmp_path):
             tmp.write_text("new, half")
             raise RuntimeError
     assert path.read_text() == "old" and list(tmp_path.iterdir()) == [path]
+
+
+def test_the_folder_is_synced_after_the_rename_so_a_power_loss_keeps_it(tmp_path, monkeypatch):
+    import os
+
+    synced, fsync = [], os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(os.readlink(f"/proc/self/fd/{fd}")), fsync(fd))[1])
+    write_text("x", tmp_path / "out.txt")
+    assert synced[-1] == str(tmp_path) and (tmp_path / "out.txt").read_text() == "x"

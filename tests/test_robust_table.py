@@ -48,6 +48,12 @@ def test_table1_files_say_when_the_attack_was_a_subset(tmp_path):
     assert "NOT the standard AutoAttack" in (tmp_path / "table1.md").read_text()
     tex = (tmp_path / "table1.tex").read_text()
     assert tex.count("\\\\") == 3 and "30.00 $\\pm$ n/a" in tex
+    plus = []
+    for i, r in enumerate([_result("arg2", 0, 0.3), _result("relu", 0, 0.2)]):
+        plus.append(tmp_path / f"plus{i}.json")
+        plus[-1].write_text(json.dumps({**r, "version": "plus"}))
+    write_table1([str(p) for p in plus], str(tmp_path / "plus.csv"), "TEST")
+    assert "AutoAttack's plus version, every one of its attacks" in (tmp_path / "plus.md").read_text()
 
 
 def test_clean_accuracy_comes_from_the_clean_evaluation():
@@ -71,10 +77,13 @@ def test_a_non_finite_value_gets_no_verdict():
         "", "", "n/a (a value is not finite)")
 
 
-def test_seeds_attacked_differently_are_not_averaged():
+def test_seeds_attacked_differently_are_not_averaged_nor_set_against_each_other():
     other = {**_result("arg2", 1, 0.4), "eps": 0.1}
     with pytest.raises(ValueError, match="mnist cnn arg2: its seeds were attacked with different eps"):
         table1_rows([_result("arg2", 0, 0.5), other])
+    plus = [{**_result("relu", s, 0.1), "version": "plus"} for s in range(2)]
+    with pytest.raises(ValueError, match="mnist cnn: 2-arg and ReLU were attacked with different version"):
+        table1_rows([_result("arg2", s, 0.5) for s in range(2)] + plus)
 
 
 def test_welch_from_a_summary_tables_means_and_sds_is_welch_from_the_values():

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from multiarg import chunked
 from multiarg.activations import load_inner, set_kernel
 from multiarg.data import load_prepared, split
-from multiarg.io import load_torch
+from multiarg.io import load_torch, save_torch
 from multiarg.models import ModelConfig, OuterNet
 from multiarg.pretrain import MapConfig, PretrainConfig, make_initial_inner
 from multiarg.sessions import load_model, train_session
@@ -175,8 +175,17 @@ def test_session3_freezes_the_inner_net_and_reinitialises_the_outer(tmp_path, mn
     s3_model, _ = load_model(tmp_path / "s3" / "model.pt")
     for key, value in s2_model.inner.state_dict().items():
         assert torch.equal(value, s3_model.inner.state_dict()[key])
-    assert not torch.equal(s2_model.head.weight, s3_model.head.weight)
     assert record["session"] == 3 and len(_read(tmp_path / "s3" / "metrics.csv")) == 2
+    # re-initialised, not trained on: a session-II model with the same inner net and another outer one ends alike
+    source = load_torch(tmp_path / "s2" / "model.pt")
+    other = {k: v if "inner." in k else v + 1.0 for k, v in source["state_dict"].items()}  # the inner net: shared
+    (tmp_path / "other").mkdir()
+    save_torch({**source, "state_dict": other}, tmp_path / "other" / "model.pt")
+    again = train_session(3, cfg, TrainConfig(seed=3, max_epochs=2, batch_size=32), data_path=mnist_pt,
+                          out_dir=tmp_path / "s3-other", data_split=SPLIT, source_model=tmp_path / "other" / "model.pt")
+    assert again["state_dict"].keys() == record["state_dict"].keys()
+    for key, value in record["state_dict"].items():
+        assert torch.equal(again["state_dict"][key], value), key
 
 
 def test_metrics_have_every_column(tmp_path, mnist_pt, init_record):

@@ -12,6 +12,7 @@ from .io import write_json, write_text
 from .runtime import resolve_device
 from .tables import difference_cells, mean_sd, welch_difference, write_table
 
+ATTACK_SETTINGS = ("eps", "n", "version", "attacks", "complete")
 # Robust accuracy (%) printed in the paper's Table 1 (mean of 4 trials), for comparison only.
 PAPER = {("mnist", "mlp"): {"arg2": 39.80, "arg1": 22.86, "relu": 26.74},
          ("mnist", "cnn"): {"arg2": 49.25, "arg1": 10.02, "relu": 9.33},
@@ -30,6 +31,7 @@ def run_autoattack(model_path: Path, data_path: Path, out: Path, *, eps: float, 
     result = autoattack_eval(model, x, y, eps, version=version, attacks=attacks, batch_size=batch_size,
                              device=resolve_device(device), seed=seed, log_path=Path(out).with_suffix(".log"))
     cfg = record["model_config"]
+    result["attack_seed"] = result.pop("seed")  # "seed" names the network, as everywhere else
     result.update(dataset=record["dataset"], arch=cfg["arch"], activation=cfg["activation"],
                   seed=record["train_config"]["seed"], model=str(model_path), data_note=record["data_note"],
                   adversarial_training=record["adversarial"])
@@ -48,10 +50,15 @@ def table1_rows(results: list[dict]) -> list[dict]:
         groups[r["dataset"], r["arch"], r["activation"]].append(r)
     rows = []
     for (dataset, arch, act), runs in sorted(groups.items()):
-        for key in ("eps", "n", "attacks", "complete"):
-            if len({repr(r[key]) for r in runs}) > 1:
-                raise ValueError(f"{dataset} {arch} {act}: its seeds were attacked with different {key} "
-                                 f"({sorted({repr(r[key]) for r in runs})}); their mean would describe no attack")
+        relu = groups.get((dataset, arch, "relu"))
+        # the increment sets 2-arg against ReLU, so both must have met the same attack
+        for key in ATTACK_SETTINGS:
+            for name, together in ((f"{dataset} {arch} {act}: its seeds", runs),
+                                   (f"{dataset} {arch}: 2-arg and ReLU", runs + (relu or []) if act == "arg2" else [])):
+                if len({repr(r.get(key)) for r in together}) > 1:
+                    raise ValueError(f"{name} were attacked with different {key} "
+                                     f"({sorted({repr(r.get(key)) for r in together})}); a mean or difference of them "
+                                     "would describe no attack")
         robust = mean_sd([100 * r["robust_accuracy"] for r in runs])
         clean = mean_sd([100 * r["clean_accuracy"] for r in runs])
         row = {"dataset": dataset, "arch": arch, "activation": act, "eps": runs[0]["eps"], "seeds": len(runs),
@@ -65,7 +72,6 @@ def table1_rows(results: list[dict]) -> list[dict]:
         paper = PAPER.get((dataset, arch), {})
         if act in paper:
             row["paper_robust_acc"] = f"{paper[act]:.2f}"
-        relu = groups.get((dataset, arch, "relu"))
         if act == "arg2" and relu:
             # seeds of different models are independent: the SD of a difference of means adds the variances
             r2 = [100 * r["robust_accuracy"] for r in runs]
@@ -96,13 +102,15 @@ def write_table1(paths: list[str], out: str, scale: str) -> list[dict]:
     results = [json.loads(Path(p).read_text()) for p in paths]
     rows = table1_rows(results)
     complete = all(r["complete"] for r in results)
+    versions = " and ".join(sorted({r.get("version", "standard") for r in results}))
     notes = ["robust_acc: accuracy (%) on the evaluated test images under AutoAttack (L-inf, eps as listed), mean "
              "and SD over seeds; increment_vs_relu: 2-arg minus ReLU mean, ± the SD of that difference of means; "
              "increment_ci95 and increment_p: Welch's t-test of that difference over the seeds; "
              "robust_after_each: robust accuracy (%) after each attack in turn, in the order of attacks, mean over "
              "seeds (each attack runs on the points still robust, so the steps are what each one adds); "
              "paper: Table 1 of the paper (4 trials, whole test set).",
-             "AutoAttack standard version (APGD-CE, APGD-T, FAB-T, Square) via pyautoattack." if complete else
+             f"AutoAttack's {versions} version, every one of its attacks (the attacks column), via pyautoattack."
+             if complete else
              "NOT the standard AutoAttack: only the attacks listed ran (a cheaper demo evaluation); robust "
              "accuracies are upper bounds of AutoAttack's."]
     notes += sorted({r["data_note"] for r in results if r["data_note"]})

@@ -211,7 +211,7 @@ def _read_checkpoint(path: Path) -> dict:
     except Exception as e:  # torch raises many types for a damaged or foreign pickle
         log.warning("ignoring unreadable checkpoint %s (%s: %s); training from the start", path, type(e).__name__, e)
         return {}
-    if not isinstance(state, dict) or "fingerprint" not in state:
+    if not isinstance(state, dict) or not {"fingerprint", "ran_on"} <= state.keys():
         log.warning("ignoring checkpoint %s: not a checkpoint of this version; training from the start", path)
         return {}
     return state
@@ -227,6 +227,14 @@ def metrics_csv(history: list[dict]) -> str:
     writer.writeheader()
     writer.writerows(history)
     return buf.getvalue()
+
+
+def rounding_of(device: torch.device) -> str:
+    """What decides a run's rounding beyond its settings: the device, and on a CPU the instruction set of PyTorch's
+    kernels (runs repeat exactly on one, not across them)."""
+    if device.type == "cpu":
+        return f"cpu ({torch.backends.cpu.get_cpu_capability()})"
+    return f"{device.type} ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else device.type
 
 
 def fit(model: nn.Module, splits: dict, cfg: TrainConfig, checkpoint: Path, *,
@@ -257,6 +265,7 @@ def fit(model: nn.Module, splits: dict, cfg: TrainConfig, checkpoint: Path, *,
     best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     extra: dict = {}
     epoch = 0
+    ran_on = [rounding_of(device)]
     if checkpoint.exists():
         state = _read_checkpoint(checkpoint)
         if state.get("fingerprint") == fingerprint:
@@ -266,9 +275,11 @@ def fit(model: nn.Module, splits: dict, cfg: TrainConfig, checkpoint: Path, *,
             history, best_state, extra, epoch = state["history"], state["best_state"], state["extra"], state["epoch"]
             _set_rng_state(state["rng"])
             log.info("resumed %s from %s at epoch %d", desc, checkpoint, epoch)
-            if state.get("device", device.type) != device.type:  # e.g. a preempted GPU job rerun on a CPU node
+            # e.g. a preempted GPU job rerun on a CPU node, or a SLURM retry on another kind of CPU
+            ran_on = list(dict.fromkeys(state["ran_on"] + ran_on))
+            if len(ran_on) > 1:
                 log.warning("resumed on %s a checkpoint written on %s: from here the run rounds differently from "
-                            "an uninterrupted one", device.type, state["device"])
+                            "an uninterrupted one", ran_on[-1], ", ".join(ran_on[:-1]))
         elif state:
             log.warning("ignoring checkpoint %s: it belongs to a different configuration", checkpoint)
     if epoch == 0 and on_epoch is not None:
@@ -301,7 +312,7 @@ def fit(model: nn.Module, splits: dict, cfg: TrainConfig, checkpoint: Path, *,
             extra = on_epoch(model, epoch, extra)
         save_torch({"fingerprint": fingerprint, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                     "stopper": stopper.state_dict(), "history": history, "best_state": best_state,
-                    "extra": extra, "epoch": epoch, "rng": _rng_state(), "device": device.type}, checkpoint)
+                    "extra": extra, "epoch": epoch, "rng": _rng_state(), "ran_on": ran_on}, checkpoint)
         done_here += 1
         bar.update(1)
         bar.set_postfix(val_acc=f"{val_acc:.4f}", test_acc=f"{test_acc:.4f}", refresh=False)
@@ -310,7 +321,7 @@ def fit(model: nn.Module, splits: dict, cfg: TrainConfig, checkpoint: Path, *,
     bar.close()
     final = best_state if cfg.restore_best else {k: v.detach().cpu() for k, v in model.state_dict().items()}
     return {"history": history, "best_epoch": stopper.best_epoch, "stopped_epoch": epoch, "state": final,
-            "extra": extra, "finished": epoch >= cfg.max_epochs or stopper.should_stop}
+            "extra": extra, "finished": epoch >= cfg.max_epochs or stopper.should_stop, "ran_on": ran_on}
 
 
 def fit_run(model: nn.Module, splits: dict, cfg: TrainConfig, out_dir: Path, identity: dict, **kwargs) -> dict:
@@ -318,12 +329,12 @@ def fit_run(model: nn.Module, splits: dict, cfg: TrainConfig, out_dir: Path, ide
     mapping of everything that defines the run, so a changed run never resumes a stale checkpoint). The inner-net
     kernel, the compile mode and the TF32 setting are part of the identity, since their rounding differs, and of the
     result (``arithmetic``), for the record a model is saved with, which also says whether a layer fell back to
-    eager."""
+    eager and what the run's epochs ran on (more than one kind where a resume moved it: :func:`rounding_of`)."""
     arithmetic = {"inner_kernel": get_kernel(), "compile": _compile, "tf32": tf32_ops()}
     fingerprint = hashlib.sha256(json.dumps({**identity, **arithmetic}, sort_keys=True, default=str).encode())
     out_dir.mkdir(parents=True, exist_ok=True)
     result = fit(model, splits, cfg, out_dir / "checkpoint.pt", fingerprint=fingerprint.hexdigest(), **kwargs)
-    return {**result, "arithmetic": {**arithmetic, "eager_fallback": fell_back()}}
+    return {**result, "arithmetic": {**arithmetic, "eager_fallback": fell_back(), "ran_on": result["ran_on"]}}
 
 
 def write_metrics(history: list[dict], path: Path) -> None:
