@@ -100,6 +100,18 @@ def test_the_basis_fitted_to_off_centre_narrow_inputs_keeps_orders_apart():
     assert removed["spectrum"][1:].sum() < 1e-20 < 1e-3 < kept["spectrum"][1:].sum()
 
 
+def test_correlated_inputs_mix_the_orders_of_the_isotropic_basis():
+    """A limit the README states: the basis has one scale for both axes, so where the inputs are correlated the
+    saddle x1 x2 no longer keeps its power at l = 2, nor x1 at l = 1, as they do for isotropic inputs."""
+    torch.manual_seed(0)
+    h = InputHistogram(2, 80, 5.0)
+    h.add(torch.randn(400_000, 2) @ torch.linalg.cholesky(torch.tensor([[1.0, 0.8], [0.8, 1.0]])).T)
+    correlated = {"n_args": 2, "bins": 80, **h.result()}
+    saddle = analyse_function(lambda x: x[..., 0] * x[..., 1], correlated, AnalysisConfig())
+    ramp = analyse_function(lambda x: x[..., 0], correlated, AnalysisConfig())
+    assert 0.5 < saddle["spectrum_fraction"][2] < 0.7 and 0.55 < ramp["spectrum_fraction"][1] < 0.75
+
+
 def test_records_and_tables_round_trip(hist2, tmp_path):
     cfg = AnalysisConfig()
     records = [{"kind": kind, "arch": "cnn", "dataset": "mnist", "activation": "arg2", "seed": 0,

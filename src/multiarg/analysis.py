@@ -219,8 +219,9 @@ def solid_harmonic_basis(points: np.ndarray, l_max: int, scale: float = 1.0) -> 
     R_kl ∝ u^l L_k^{l+1/2}(u^2) exp(-u^2/2), u = r/s, of total order 2k + l. Choice made here: group by
     angular order l = 0..l_max, m = -l..l, and keep only the lowest radial function k = 0, so
     phi_lm = sqrt(2 / (s^3 Gamma(l + 3/2))) * u^l exp(-u^2/2) * Y_lm(theta, phi) with real Y_lm
-    (cos(m phi) for m > 0, sin(|m| phi) for m < 0). Thus x_i is at l = 1 and x1 x2 at l = 2, but
-    r^2 = |x|^2 (which needs k = 1) is only partly captured. Returns (values (..., K), labels [(l, m)])
+    (cos(m phi) for m > 0, sin(|m| phi) for m < 0). Thus x_i is at l = 1 and x1 x2 at l = 2, but the radial
+    r^2 = |x|^2 (l = 0, k = 1) is in no order l >= 1, so the shares (over l >= 1) do not see it, where the 2-D basis
+    counts the bowl at l = 2. Returns (values (..., K), labels [(l, m)])
     for points (..., 3).
     """
     points = np.asarray(points, dtype=np.float64)
