@@ -37,6 +37,8 @@ def cell(row: dict) -> str:
     label = standing(row["vs_paper"])
     if label == "n/a":
         return label
+    if not row["p"]:  # a standing without a test, such as no sign having changed
+        return row["vs_paper"]
     label = ("agrees (n.s.; leans the other way)" if label == "agrees (n.s.)" and "other way" in row["vs_paper"]
              else f"**{label}**" if label == "contradicts" else label)
     p = float(row["p"])

@@ -647,6 +647,8 @@ def test_the_claims_overview_sets_each_runs_verdict_side_by_side(tmp_path):
                         "outside the 95% interval | not shown, p = 0.5 |")
     assert lines[3] == "| session III | 1 agrees (n.s.) | agrees (n.s.; leans the other way), p = 0.2 | — |"
     assert lines[4] == "| robust | — | — | n/a |"
+    assert overview.cell({"vs_paper": "not shown (no sign changed)", "p": "", "p_holm": ""}) == (
+        "not shown (no sign changed)")
     verdicts = ["agrees", "agrees", "contradicts", "", "not shown (not significant here)",
                 "agrees (not significant, as in the paper)", "agrees (not significant, as in the paper)"]
     assert overview.tally([{"vs_paper": v} for v in verdicts]) == (
