@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from multiarg.io import load_torch
+from multiarg.runtime import resolve_device
+from multiarg.train import rounding_of
 from test_cpu_isa import HAS_AVX2
 
 REPO = Path(__file__).resolve().parents[1]
@@ -259,8 +261,11 @@ def network_rules_run_on(workdir: Path, mirror: Path, kernel: str) -> None:
     assert not [p for p, text in logs.items() if "cannot run" in text]
     models = [workdir / t for t in (f"{run}/session3/model.pt", f"{rnn}/model.pt", f"{run}/adversarial/model.pt",
                                     "results/runs/mnist/mlp/dac/seed0/session2/model.pt")]
+    # every epoch on this machine's device: one kind of arithmetic, as no job was resumed elsewhere
+    here = rounding_of(resolve_device("auto"))
     assert [load_torch(m)["arithmetic"] for m in models] == [{"inner_kernel": kernel, "compile": "none",
-                                                                  "tf32": ["conv"], "eager_fallback": False}] * 4
+                                                                  "tf32": ["conv"], "eager_fallback": False,
+                                                                  "ran_on": [here]}] * 4
 
 
 def test_every_network_rule_of_the_workflow_runs_on_the_chunked_kernel(tmp_path, mirror):
