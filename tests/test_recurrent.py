@@ -42,10 +42,15 @@ def test_sequences_have_the_configured_length(sequence, steps):
 @pytest.mark.parametrize("activation", ["relu", "tanh", "arg1", "gamma"])
 def test_baselines_are_parameter_matched_to_the_two_arg_rnn(activation):
     ref = RecurrentNet("arg2", hidden=32, inner_hidden=16)
-    hidden = matched_hidden(ref, activation)
+    hidden = matched_hidden(ref, activation, inner_hidden=16)
     count = sum(p.numel() for p in RecurrentNet(activation, hidden, inner_hidden=16).parameters())
     target = sum(p.numel() for p in ref.parameters())
     assert hidden > 32 and abs(count - target) / target < 0.02
+    # the other way round: a learned net matched to a ReLU one, counted with the inner net it is built with
+    relu = RecurrentNet("relu", hidden=64)
+    learned = RecurrentNet("arg2", matched_hidden(relu, "arg2", inner_hidden=32), inner_hidden=32)
+    total = sum(p.numel() for p in relu.parameters())
+    assert abs(sum(p.numel() for p in learned.parameters()) - total) / total < 0.02
 
 
 @pytest.mark.parametrize("activation", ["arg2", "arg1", "relu", "tanh", "gamma"])

@@ -66,10 +66,11 @@ def recurrent_param_count(activation: str, hidden: int, inputs: int, n_classes: 
     return inputs * hidden + hidden + hidden * hidden + norm + act + hidden * n_classes + n_classes
 
 
-def matched_hidden(reference: RecurrentNet, activation: str, search: int = 4096) -> int:
-    """Hidden size for ``activation`` whose parameter count is closest to ``reference``'s."""
+def matched_hidden(reference: RecurrentNet, activation: str, inner_hidden: int = 64, inner_depth: int = 2,
+                   search: int = 4096) -> int:
+    """Hidden size for ``activation``, built with an inner net of ``inner_hidden`` x ``inner_depth`` where it has
+    one, whose parameter count is closest to ``reference``'s."""
     target = sum(p.numel() for p in reference.parameters())
     inputs, classes = reference.feedforward.in_features, reference.head.out_features
-    inner = (reference.inner.hidden, reference.inner.depth) if reference.inner is not None else ()
-    return min(range(1, search + 1),
-               key=lambda h: (abs(recurrent_param_count(activation, h, inputs, classes, *inner) - target), h))
+    return min(range(1, search + 1), key=lambda h: (
+        abs(recurrent_param_count(activation, h, inputs, classes, inner_hidden, inner_depth) - target), h))

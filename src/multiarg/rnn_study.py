@@ -48,7 +48,7 @@ class RNNConfig:
         hidden = self.hidden
         if self.activation != self.reference:
             hidden = matched_hidden(RecurrentNet(self.reference, self.hidden, 10, self.sequence, *inner),
-                                    self.activation)
+                                    self.activation, *inner)
         return RecurrentNet(self.activation, hidden, 10, self.sequence, *inner, mean=mean, std=std)
 
 
