@@ -89,6 +89,11 @@ def test_shipped_configs_are_valid():
     ({"robustness": {"adversarial": {"seeds": [9]}}}, "robustness.adversarial.seeds: 9 is not among seeds"),
     ({"activations": ["arg2", "arg2-xavier", "arg1"]}, "robustness.cifar10c: corruption errors are relative to ReLU"),
     ({"compile": "max-autotune"}, "compile: 'max-autotune' is not one of ['none', 'default', 'reduce-overhead']"),
+    ({"rnn": {"seeds": [1, 1]}}, "rnn.seeds: [1, 1] repeats a seed, whose network the tables would count twice"),
+    ({"robustness": {"adversarial": {"seeds": [0, 0]}}}, "robustness.adversarial.seeds: [0, 0] repeats a seed"),
+    ({"robustness": {"autoattack": {"version": "standard", "attacks": ["fab", "apgd-ce"]}}},
+     "robustness.autoattack.attacks: ['fab'] are not among the standard version's attacks"),
+    ({"summary": {"early_epochs": 300}}, "summary.early_epochs: 300 is more than session II's 200 epochs"),
 ])
 def test_bad_configs_are_rejected_with_the_key_and_the_reason(change, message):
     with pytest.raises(ConfigError) as err:
@@ -169,7 +174,7 @@ def test_snakemake_reads_an_extending_config_as_the_whole_file_it_stands_for(tmp
     """Snakemake does not know ``extends``; the workflow reads such a file again, ``--config`` over it, in the order
     Snakemake reads a whole file, since the order in which a mapping's keys come reaches some commands."""
     demo = REPO / "workflow" / "configs" / "demo.yaml"
-    change = {"train": {"session2_epochs": 2}, "pretrain": {"boundary": "reflect"}}
+    change = {"train": {"session2_epochs": 4}, "pretrain": {"boundary": "reflect"}}
     variant, whole = tmp_path / "variant.yaml", tmp_path / "whole.yaml"
     variant.write_text(f"extends: {demo}\n" + yaml.safe_dump(change))
     whole.write_text(yaml.safe_dump(merge_config(read_config_file(demo), change), sort_keys=False))
@@ -183,7 +188,30 @@ def test_snakemake_reads_an_extending_config_as_the_whole_file_it_stands_for(tmp
         commands.append(sorted(line for line in result.stdout.splitlines() if "python -m multiarg" in line))
     assert commands[0] == commands[1] and len(commands[0]) == 3  # preparing the data, session I and session II
     train = next(line for line in commands[0] if "train --session 2" in line)
-    assert "--max-epochs 2 " in train  # the variant's
+    assert "--max-epochs 4 " in train  # the variant's
     assert "--batch-size 32 " in train and "--train-limit 400 " in train  # the demo's, under it
     assert "--inner-kernel chunked " in train  # --config's, over both
     assert "--steps 500 --boundary reflect --cells 5 " in next(line for line in commands[0] if "pretrain" in line)
+
+
+def test_options_reach_the_command_line_as_one_argument_each_even_when_empty():
+    """An empty list (no pooling after any conv layer) is an empty argument, not a missing one."""
+    import shlex
+
+    from multiarg.cli import _ints
+    from multiarg.config import shell_options
+
+    tokens = shlex.split(shell_options({"pool_after": [], "dropout": 0.5, "note": "two words"}))
+    assert tokens == ["--pool-after", "", "--dropout", "0.5", "--note", "two words"] and _ints(tokens[1]) == ()
+
+
+def test_the_autoattack_attacks_the_config_checks_against_are_pyautoattacks():
+    pytest.importorskip("pyautoattack")
+    from torch import nn
+
+    from multiarg.adversarial import make_adversary
+    from multiarg.config import AUTOATTACK_ATTACKS
+
+    model = nn.Sequential(nn.Flatten(), nn.Linear(4, 10))
+    for version, attacks in AUTOATTACK_ATTACKS.items():
+        assert tuple(make_adversary(model, 0.1, version, "cpu", 0).attacks_to_run) == attacks

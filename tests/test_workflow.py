@@ -49,9 +49,13 @@ def test_every_shipped_config_plans_its_dag(tmp_path, name):
     assert result.returncode == 0, result.stderr[-3000:]
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", result.stdout, re.M))
     config = load_config(REPO / "config.yaml", REPO / "workflow" / "configs" / name)
-    analysed = sum(config["analysis"]["trials"].values())  # learned 2-arg, Xavier 2-arg, learned 3-arg
-    assert int(counts["pretrain_inner"]) >= analysed
-    assert int(counts["train_session2"]) >= len(config["data"]["datasets"]) * len(config["archs"]) * analysed
+    trials = config["analysis"]["trials"]  # learned 2-arg, Xavier 2-arg, learned 3-arg: seeds 0..N-1
+    assert int(counts["pretrain_inner"]) >= sum(trials.values())
+    # per setting, each activation's seeds and, for an analysed one, its trial seeds
+    runs = {act: (set(config["seeds"]) if act in config["activations"] else set()) | set(range(trials.get(act, 0)))
+            for act in {*config["activations"], *trials}}
+    settings = len(config["data"]["datasets"]) * len(config["archs"])
+    assert int(counts["train_session2"]) == settings * sum(map(len, runs.values()))
 
 
 def test_an_xavier_init_depends_only_on_what_it_uses(tmp_path):

@@ -1,6 +1,7 @@
 """Validation of the workflow configuration, with errors a person can act on."""
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import jsonschema
@@ -8,6 +9,10 @@ import yaml
 
 
 EXTENDS = "extends"  # the key naming the config file a config file is merged over
+# pyautoattack's attacks_to_run for each version (a test checks them against it), to refuse a subset the chosen
+# version does not run before the adversarial training that its AutoAttack jobs wait for
+AUTOATTACK_ATTACKS = {"standard": ("apgd-ce", "apgd-t", "fab-t", "square"),
+                      "plus": ("apgd-ce", "apgd-dlr", "fab", "square", "apgd-t", "fab-t")}
 
 
 class ConfigError(ValueError):
@@ -117,6 +122,11 @@ def cli_options(options: dict) -> list[str]:
     return tokens
 
 
+def shell_options(options: dict) -> str:
+    """:func:`cli_options` as shell text, each token quoted: an empty list stays an (empty) argument."""
+    return " ".join(shlex.quote(token) for token in cli_options(options))
+
+
 def pretrain_options(config: dict) -> dict:
     """Session I's settings under ``config``, as ``python -m multiarg pretrain`` takes them."""
     m = config["model"]
@@ -155,6 +165,17 @@ def _consistency(config: dict) -> list[str]:
     for seed in adv["seeds"] or []:
         if seed not in config["seeds"]:
             problems.append(f"robustness.adversarial.seeds: {seed} is not among seeds {config['seeds']}")
+    for where, seeds in (("robustness.adversarial.seeds", adv["seeds"]), ("rnn.seeds", config["rnn"]["seeds"])):
+        if seeds and len(set(seeds)) < len(seeds):
+            problems.append(f"{where}: {seeds} repeats a seed, whose network the tables would count twice")
+    attack = config["robustness"]["autoattack"]
+    if extra := sorted(set(attack["attacks"] or []) - set(AUTOATTACK_ATTACKS[attack["version"]])):
+        problems.append(f"robustness.autoattack.attacks: {extra} are not among the {attack['version']} version's "
+                        f"attacks {list(AUTOATTACK_ATTACKS[attack['version']])}")
+    if config["summary"]["early_epochs"] > config["train"]["session2_epochs"]:
+        problems.append(f"summary.early_epochs: {config['summary']['early_epochs']} is more than session II's "
+                        f"{config['train']['session2_epochs']} epochs, so 'early' accuracy would be that of the whole "
+                        "session")
     depth = len(config["model"]["cnn_widths"])
     if any(i >= depth for i in config["model"]["pool_after"]):
         problems.append(f"model.pool_after: layer indices must be below {depth} (the number of conv layers)")

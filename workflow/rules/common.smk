@@ -5,7 +5,7 @@ import shlex
 
 from multiarg import jobserver, paths
 from multiarg.activations import ActivationSpec
-from multiarg.config import (EXTENDS, cli_options, load_config, merge_config, pretrain_options, read_config_file,
+from multiarg.config import (EXTENDS, load_config, merge_config, pretrain_options, read_config_file, shell_options,
                              validate_config)
 from multiarg.runtime import CPU_ISAS
 
@@ -90,7 +90,7 @@ wildcard_constraints:
 
 def cli_args(options):
     """Render a mapping as ``--key value`` options for ``python -m multiarg`` (shell text)."""
-    return " ".join(cli_options(options))
+    return shell_options(options)
 
 
 def model_options(arch):
