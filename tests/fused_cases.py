@@ -147,12 +147,29 @@ def test_the_chunked_kernel_computes_what_the_fused_kernels_do_on_this_device(mo
 def test_unsupported_inner_nets_are_refused():
     x = torch.randn(4, 2, device=DEVICE)
     assert not supported(InnerNet(2, 24), x)  # not a power of two
+    assert not supported(InnerNet(2, 256), x)  # more shared memory than an SM has
+    assert supported(InnerNet(2, 128), x.to(DEVICE))
     assert not supported(InnerNet(2, 32, depth=3), x)
     assert not supported(InnerNet(2, 16).double(), x.double())  # would silently run at fp32's accuracy
     with pytest.raises(ValueError, match="mode"):
         fused_inner(InnerNet(2, 16).to(DEVICE), x, "fp16")
     with pytest.raises(ValueError, match="cannot be split"):
         fused_activation(InnerNet(2, 16).to(DEVICE), torch.randn(2, 7, device=DEVICE), 1)
+
+
+def test_a_double_backward_through_the_kernels_is_refused_not_silently_wrong():
+    """The kernels' gradients carry no graph, so a gradient penalty through them would lose its second-order part."""
+    torch.manual_seed(0)
+    inner = InnerNet(2, 16).to(DEVICE)
+    x = torch.randn(40, 2, device=DEVICE, requires_grad=True)
+    with pytest.raises(RuntimeError, match="no double backward"):
+        torch.autograd.grad(fused_inner(inner, x, "fp32").sum(), x, create_graph=True)
+    weight = torch.randn(3, 4, device=DEVICE, requires_grad=True)
+    y = fused_dendritic(torch.randn(2, 4, 5, device=DEVICE), weight, torch.zeros(3, 4, device=DEVICE), Tiles())
+    with pytest.raises(RuntimeError, match="no double backward"):
+        torch.autograd.grad(y.sum(), weight, create_graph=True)
+    (dw,) = torch.autograd.grad(y.sum(), weight)  # a first-order gradient as before
+    assert dw.shape == weight.shape
 
 
 def _dac_both(x, weight, dendrite_bias, tiles):

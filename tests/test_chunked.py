@@ -19,6 +19,15 @@ def kernel():
     set_kernel("eager")
 
 
+def test_no_points_give_no_output_and_zero_weight_gradients():
+    inner = InnerNet(2, 16)
+    x = torch.zeros(3, 0, 2, requires_grad=True)
+    out = chunked_inner_net(inner, x)
+    assert out.shape == (3, 0)
+    out.sum().backward()
+    assert all(p.grad is not None and not p.grad.any() for p in inner.parameters())
+
+
 @pytest.mark.parametrize("n_args", [1, 2, 3])
 @pytest.mark.parametrize("points,chunk", [(1, 7), (300, 64), (300, 300), (1000, None)])
 def test_chunked_equals_the_module_in_the_output_and_every_gradient(n_args, points, chunk):

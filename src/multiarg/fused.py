@@ -7,9 +7,10 @@ activation to global memory: the backward pass recomputes them. The kernels read
 where they lie (:func:`fused_activation`: argument ``k`` of unit ``c`` is channel ``k*C + c``), so no
 transposed copy of the input, output or input gradient is made. Weight gradients are summed in each
 program's registers over its blocks and written once per program; torch adds the per-program partials,
-so the reduction is deterministic for a given :class:`Launch`. Under ``torch.compile`` the kernels run as the
-custom operators ``multiarg::inner_net_<digest>`` and ``multiarg::inner_net_backward_<digest>``
-(:func:`source_digest`), so a network compiles whole.
+so the reduction is deterministic for a given :class:`Launch` and GPU model (the programs are a few per SM, so
+another model sums in another order). Under ``torch.compile`` the kernels run as the custom operators
+``multiarg::inner_net_<digest>`` and ``multiarg::inner_net_backward_<digest>`` (:func:`source_digest`), so a
+network compiles whole.
 
 Precision modes (:data:`MODES`): ``fp32`` (IEEE products), ``tf32`` (the H x H products on TF32 tensor
 cores, which read 10 of an operand's 23 mantissa bits), ``tf32x3`` (each product made of three TF32 products, of
@@ -24,6 +25,7 @@ switches a few ReLUs of the second hidden layer on or off, and each passes a who
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import os
@@ -75,12 +77,26 @@ LAUNCHES = {"fp32": Launch(block=32, warps=8), "tf32": Launch(), "tf32x3": Launc
 
 
 def supported(inner, x: torch.Tensor) -> bool:
-    """Whether the fused kernels can run this inner net on ``x``: depth 2, H a power of two >= 16, fp32 (the
+    """Whether the fused kernels can run this inner net on ``x``: depth 2, H a power of two from 16 to 128 (at 256 a
+    program's weights and tiles need more shared memory than an SM has: 270 to 340 KB on sm_90, of 228), fp32 (the
     kernels compute in fp32 whatever they are given), Triton present, and a CUDA tensor (or Triton's interpreter
     on the CPU)."""
     hidden = inner.hidden
     fp32 = x.dtype == torch.float32 and all(p.dtype == torch.float32 for p in inner.parameters())
-    return runs_on(x) and fp32 and inner.depth == 2 and hidden >= 16 and hidden & (hidden - 1) == 0
+    return runs_on(x) and fp32 and inner.depth == 2 and 16 <= hidden <= 128 and hidden & (hidden - 1) == 0
+
+
+def first_order_only() -> None:
+    """The kernels' gradients carry no graph: refuse a backward that would build one (``create_graph=True``, as a
+    gradient penalty asks), which would otherwise take them as constants and drop the second-order terms."""
+    if torch.is_grad_enabled():
+        raise RuntimeError("the fused kernels have no double backward (create_graph=True); use inner_kernel eager "
+                           "or chunked")
+
+
+def on_device(device: torch.device):
+    """Triton launches on the current CUDA device, not on its tensors': make it theirs (``device: cuda:1``)."""
+    return torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
 
 
 def runs_on(x: torch.Tensor) -> bool:
@@ -245,8 +261,9 @@ def _forward(x, w1, b1, w2, b2, w3, b3, mode: str, launch: Launch) -> torch.Tens
     _, n_args, group = x.shape
     n_blocks = triton.cdiv(x.numel() // n_args, launch.block)
     out = torch.empty(x.shape[0], group, device=x.device, dtype=torch.float32)
-    _forward_kernel[(_programs(n_blocks, x.device, launch),)](
-        x, w1, b1, w2, b2, w3, b3, out, x.numel() // n_args, group, n_blocks, **_flags(x, w1, mode, launch))
+    with on_device(x.device):
+        _forward_kernel[(_programs(n_blocks, x.device, launch),)](
+            x, w1, b1, w2, b2, w3, b3, out, x.numel() // n_args, group, n_blocks, **_flags(x, w1, mode, launch))
     return out
 
 
@@ -261,9 +278,11 @@ def _backward(grad, x, w1, b1, w2, b2, w3, mode: str, launch: Launch, weights: b
     # one row of partial sums per program and a single reduction: a step's launch count stays small
     size = _gradient_size(n_args, w1.shape[0]) if weights else 0
     partials = torch.empty(programs, size, device=x.device, dtype=torch.float32)
-    _backward_kernel[(programs,)](x, grad.contiguous().float(), w1, b1, w2, b2, w3, dx, partials, partials.stride(0),
-                                  x.numel() // n_args, x.shape[2], n_blocks, ARGS_P2=triton.next_power_of_2(n_args),
-                                  WEIGHTS=weights, **_flags(x, w1, mode, launch))
+    with on_device(x.device):
+        _backward_kernel[(programs,)](x, grad.contiguous().float(), w1, b1, w2, b2, w3, dx, partials,
+                                      partials.stride(0), x.numel() // n_args, x.shape[2], n_blocks,
+                                      ARGS_P2=triton.next_power_of_2(n_args), WEIGHTS=weights,
+                                      **_flags(x, w1, mode, launch))
     return dx, partials.sum(0)
 
 
@@ -301,6 +320,7 @@ class _FusedInner(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
+        first_order_only()
         return *_grads(ctx, grad, _backward, ctx.mode, ctx.launch), None, None
 
 

@@ -10,7 +10,7 @@ matrix product to hand to tensor cores, so that traffic is all it does. Here eac
 in registers and walks over the reduced axis one index at a time, a rank-one update on the CUDA cores: the forward
 over inputs, the input gradient over outputs, and the weight and dendrite-bias gradients over points, split
 between programs (in spans of one image's locations, so that no point's index is divided) whose partial sums
-torch adds (deterministic for given :class:`Tiles`). Every product is an fp32
+torch adds (deterministic for given :class:`Tiles` and GPU model). Every product is an fp32
 FMA, so the kernels match the eager path up to summation order whichever inner-net mode is chosen; tests compare
 the two through Triton's CPU interpreter, and on a GPU where there is one. Under ``torch.compile`` the kernels run
 as the custom operators ``multiarg::dendritic_<digest>`` and ``multiarg::dendritic_backward_<digest>``
@@ -22,7 +22,7 @@ from dataclasses import astuple, dataclass
 
 import torch
 
-from .fused import multiprocessors, runs_on, source_digest, triton
+from .fused import first_order_only, multiprocessors, on_device, runs_on, source_digest, triton
 
 if triton is not None:
     import triton.language as tl
@@ -166,8 +166,9 @@ def _forward(x, weight, dendrite_bias, tiles: Tiles) -> torch.Tensor:
     out = torch.empty(batch, n_out, L, device=x.device, dtype=torch.float32)
     if out.numel():  # an empty batch launches nothing
         points, grid = _point_tiles(batch, L, n_out, tiles)
-        _forward_kernel[grid](x, weight.t().contiguous(), dendrite_bias.t().contiguous(), out, L, n_in, n_out,
-                              BP=points, BJ=tiles.units, UNROLL=tiles.unroll, num_warps=tiles.warps)
+        with on_device(x.device):
+            _forward_kernel[grid](x, weight.t().contiguous(), dendrite_bias.t().contiguous(), out, L, n_in, n_out,
+                                  BP=points, BJ=tiles.units, UNROLL=tiles.unroll, num_warps=tiles.warps)
     return out
 
 
@@ -182,15 +183,17 @@ def _backward(grad, x, weight, dendrite_bias, input_grad: bool, weight_grads: bo
     weight_grad = x.new_zeros(2, *weight.shape) if weight_grads and not batch * L else x.new_empty(0)
     if input_grad and batch * L:  # not for a network's first layer, outside attacks
         points, grid = _point_tiles(batch, L, n_in, tiles)
-        _input_grad_kernel[grid](x, grad, weight, dendrite_bias, dx, L, n_in, n_out, BP=points, BI=tiles.units,
-                                 UNROLL=tiles.unroll, num_warps=tiles.warps)
+        with on_device(x.device):
+            _input_grad_kernel[grid](x, grad, weight, dendrite_bias, dx, L, n_in, n_out, BP=points, BI=tiles.units,
+                                     UNROLL=tiles.unroll, num_warps=tiles.warps)
     if weight_grads and batch * L:
         tiled = (triton.cdiv(n_out, tiles.units), triton.cdiv(n_in, tiles.units))
         programs, spans, span = _spans(batch, L, tiled[0] * tiled[1], x.device, tiles)
         partials = torch.empty(programs, 2, n_out, n_in, device=x.device, dtype=torch.float32)
-        _weight_grad_kernel[(*tiled, programs)](x, grad, weight, dendrite_bias, partials, L, n_in, n_out, spans,
-                                                span, BJ=tiles.units, BI=tiles.units, UNROLL=tiles.unroll,
-                                                num_warps=tiles.warps)
+        with on_device(x.device):
+            _weight_grad_kernel[(*tiled, programs)](x, grad, weight, dendrite_bias, partials, L, n_in, n_out, spans,
+                                                    span, BJ=tiles.units, BI=tiles.units, UNROLL=tiles.unroll,
+                                                    num_warps=tiles.warps)
         weight_grad = partials.sum(0)
     return dx, weight_grad
 
@@ -214,6 +217,7 @@ class _FusedDendritic(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
+        first_order_only()
         return *_grads(ctx, grad, _backward, ctx.tiles), None
 
 

@@ -66,6 +66,8 @@ def hidden_pass(weights: tuple[torch.Tensor, ...], x: torch.Tensor, mode: str = 
 
 def output_pass(weights: tuple[torch.Tensor, ...], h2: torch.Tensor) -> torch.Tensor:
     """The inner net's output from its second hidden layer's ``h2``."""
+    if not len(h2):  # addmv broadcasts the bias to one element where there are no rows
+        return h2.new_zeros(0)
     return torch.addmv(weights[5], h2, weights[4][0])
 
 
