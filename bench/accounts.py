@@ -5,17 +5,36 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import shutil
 import sys
 from pathlib import Path
 from typing import Callable
 
 from multiarg.analysis import SIGN_NAMES
 from multiarg.config import load_config
-from multiarg.io import write_text
+from multiarg.io import atomic_path, write_text
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 SIGN_VALUES = {name: value for value, name in SIGN_NAMES.items()}  # fits.csv's sign column as -1, 0, +1
+
+
+def compact_png(source: Path, target: Path) -> None:
+    """``source`` as a 256-colour palette PNG at ``target``, about a third of a figure's size: a device call sends the
+    whole working tree, 64 MiB at most with what it carries, and full-colour account figures were most of it. A
+    plot's lines and text keep their colours; a colour map's gradient takes the nearest of 256. A palette PNG is
+    copied as it is."""
+    from PIL import Image
+
+    with Image.open(source) as image:
+        compact = None if image.mode == "P" else image.convert("RGB").quantize(
+            256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    if compact is None:
+        if Path(source).resolve() != Path(target).resolve():
+            shutil.copyfile(source, target)
+        return
+    with atomic_path(target) as tmp:
+        compact.save(tmp, "PNG", optimize=True)
 
 
 def accounts(results: Path = RESULTS) -> list[Path]:

@@ -1,28 +1,30 @@
 #!/usr/bin/env bash
 # Everything issue 6 measures on a GPU, time-boxed to fit device calls of under 10 minutes, from the repo root:
 #   bench  bench/inner_net.py --sweep, bench/precision.py (each mode's error against float64 and against its
-#          emulation), bench/train_step.py (with profiles of arg2, dac and relu), bench/estimate_cost.py (paper
-#          scale, fused-tf32), the fused kernels against PyTorch on CUDA (tests/fused_cases.py, on 4 pytest-xdist
-#          workers where the image has xdist), bench/dac_layer.py --sweep, bench/concurrency.py (1, 4, 8 training
-#          processes sharing the GPU, without and with MPS), bench/train_step.py again with relu and the fused arg2
-#          step torch.compile'd and as CUDA graphs, and last, if time is left, bench/input_grad.py. The benchmarks
-#          compile their kernels side by side first (bench/common.py compile_ahead); Triton compiles each on one CPU
-#          core.
+#          emulation), bench/train_step.py (with profiles of arg2, dac and relu), the fused kernels against PyTorch
+#          on CUDA (tests/fused_cases.py, on 4 pytest-xdist workers where the image has xdist),
+#          bench/estimate_cost.py (paper scale, fused-tf32), bench/dac_layer.py --sweep, bench/concurrency.py (1, 4,
+#          8 training processes sharing the GPU, without and with MPS), bench/train_step.py again with relu and the
+#          fused arg2 step torch.compile'd and as CUDA graphs, and last, if time is left, bench/input_grad.py. The
+#          benchmarks compile their kernels side by side first (bench/common.py compile_ahead); Triton compiles each
+#          on one CPU core.
 #   quick  the whole DAG at GPU quick scale (workflow/configs/gpu-quick.yaml, or the CONFIG given), timed, under MPS
 #          if a concurrency record of this machine or a committed one says MPS is faster; in the time it leaves,
 #          bench/estimate_cost.py for that config; and the run's summary (bench/run_summary.py: jobs, times,
-#          versions, figures and tables, each rule against that estimate). Under QUICK_MIN seconds (default 180)
+#          versions, figures and tables, each rule against that estimate). Under QUICK_MIN seconds (default 420)
 #          left, the DAG waits for a later call rather than start and be cut off.
 #   all    bench, then quick in the time left
 # Each stage runs under a timeout cut to the time left before SECONDS (default 570) have passed, so what was
-# measured always comes back; a second call on the same warm machine goes on where the first stopped. Results:
+# measured always comes back; one left less than its allowance and under a minute waits for a later call. A second
+# call on the same warm machine goes on where the first stopped (a fresh machine starts over). Results:
 # stages.txt (rc and seconds of each stage, every call's), gpu.txt, bench.tar.gz (the JSON and logs of every call
 # so far, re-packed after every stage), quick-results.tar.gz. GPU_SLOTS (default 8) is Snakemake's gpu resource.
-# Before: bash bench/gpu_wheels.sh; cp -r ../shared/data .data. Carry .whl and .data; results land in $OUT.
+# Before: bash bench/gpu_wheels.sh; cp -r ../shared/data .data. Carry .whl and .data (with the tracked tree, 55 MiB
+# of the 64 a call may send); results land in $OUT.
 # A lease of 15 device minutes, its start included, has two calls' worth (the machine stays warm 30 s after one):
 #   bash bench/gpu_session.sh bench "$OUT" 330       # run(timeout_s=360)
-#   bash bench/gpu_session.sh quick "$OUT" S         # at once after it: S = budget_left_s - 60, timeout_s = S + 30;
-#                                                    # with too little left for the DAG, bench again instead
+#   bash bench/gpu_session.sh bench "$OUT" S         # at once after it: S = budget_left_s - 120, timeout_s = S + 30
+# The DAG needs about 8 minutes of a call: quick, in a lease of its own (one call, S = 540, timeout_s = 570).
 # After: bench.tar.gz's records have the names bench/performance.py reads: put its *.json and quick-cuda/ in
 # bench/results/, then python bench/performance.py --readme fills the README's table from them.
 set -uo pipefail
@@ -65,8 +67,10 @@ stage() {
   begin=$(date +%s)
   limit=$(( deadline - begin - reserve ))
   (( limit > cap )) && limit=$cap
-  if (( limit < 15 )); then
-    log "$name skipped: no time left"
+  # a stage cut far short of its allowance may write nothing (the estimate writes once, at its end): keep it for
+  # a later call rather than spend the time
+  if (( limit < 15 || (limit < cap && limit < 60) )); then
+    log "$name skipped: ${limit} s left, kept for a later call"
     return
   fi
   timeout -k 10 "$limit" "$@" >"$work/$name.log" 2>&1
@@ -80,19 +84,20 @@ stage() {
 bench() {
   # first the issue's goals 1-3, inner_net first: its processes compile the tuple layout's kernels side by side,
   # and precision's sizes specialise them alike, so it finds them compiled
-  stage inner_net 150 60 python3 bench/inner_net.py --sweep --out "$work/inner_net-cuda.json"
-  stage precision 60 60 python3 bench/precision.py --out "$work/precision-cuda.json"
-  stage train_step 120 40 python3 bench/train_step.py \
+  stage inner_net 120 60 python3 bench/inner_net.py --sweep --out "$work/inner_net-cuda.json"
+  stage precision 45 60 python3 bench/precision.py --out "$work/precision-cuda.json"
+  stage train_step 90 40 python3 bench/train_step.py \
     --profile arg2/fused-tf32,arg2/fused-bf16,arg2/eager,dac/fused-fp32,relu/eager --out "$work/train_step-cuda.json"
-  stage estimate 150 20 python3 bench/estimate_cost.py --inner-kernel fused-tf32 \
-    --out "$work/estimate-cuda-fused-tf32.json"
+  # the issue's correctness check before the estimate: the two fill one call of 330 s, and a second goes on here
   # -v: each case's verdict is in the log as it ends, so a cut-off stage still says which passed (the XML is
   # written only at the end); --durations: what to trim if it does not fit; xdist: the cases compile their kernels
   # on the CPU, and the workflow case and the three seed-noise cases are minutes of serial work
   local workers=()
   python3 -c "import xdist" 2>/dev/null && workers=(-n 4)
-  stage fused_cases 180 30 python3 -m pytest -v "${workers[@]}" -p no:cacheprovider -rs --durations 15 \
+  stage fused_cases 150 30 python3 -m pytest -v "${workers[@]}" -p no:cacheprovider -rs --durations 15 \
     tests/fused_cases.py --junitxml "$work/fused_cases-cuda.xml"
+  stage estimate 150 20 python3 bench/estimate_cost.py --inner-kernel fused-tf32 \
+    --out "$work/estimate-cuda-fused-tf32.json"
   stage dac_layer 60 15 python3 bench/dac_layer.py --sweep --out "$work/dac_layer-cuda.json"
   # the workflow's way of sharing the GPU (a process per job), with and without MPS; short bursts, one round: at 8
   # processes a burst lasts up to 8 solo bursts if they only queue up
@@ -127,8 +132,8 @@ mps_start() {
 quick() {
   local mps=off against=() cached
   if [[ ! -e $work/done/quick ]]; then
-    if (( deadline - $(date +%s) - 25 < ${QUICK_MIN:-180} )); then
-      log "quick skipped: under ${QUICK_MIN:-180} s left, kept for a later call"
+    if (( deadline - $(date +%s) - 25 < ${QUICK_MIN:-420} )); then
+      log "quick skipped: under ${QUICK_MIN:-420} s left, kept for a later call"
       pack
       return
     fi

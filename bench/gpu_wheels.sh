@@ -17,7 +17,8 @@ packages=(
   snakemake-interface-common==1.23.0 snakemake-interface-executor-plugins==9.4.0
   snakemake-interface-logger-plugins==2.1.0 snakemake-interface-report-plugins==1.3.0
   snakemake-interface-scheduler-plugins==2.0.2 snakemake-interface-storage-plugins==4.4.1 SQLAlchemy==2.0.58
-  sqlmodel==0.0.37 tenacity==9.2.1 throttler==1.2.3 traitlets==5.16.1 typing-inspection==0.4.5 tzdata==2026.6
+  sqlmodel==0.0.37 tenacity==9.2.1 throttler==1.2.3 traitlets==5.16.1 typing-inspection==0.4.5 typing_extensions==4.16.0
+  tzdata==2026.6
   yte==1.9.4
 )
 platforms=()

@@ -26,6 +26,7 @@ from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
+from accounts import compact_png
 from common import device, environment, load_config
 from estimate_cost import timing_threads
 
@@ -218,7 +219,8 @@ def main(argv=None) -> dict:
     p.add_argument("--log", default=None, help="the Snakemake log to read (default: the newest)")
     p.add_argument("--configfile", default=None, help="the run's --configfile over config.yaml, for its scale")
     p.add_argument("--copy", action="store_true",
-                   help="copy the PNG figures and the tables (with the summary's per-seed values) into --out")
+                   help="copy the tables (with the summary's per-seed values) and the PNG figures, as 256-colour "
+                        "palettes (accounts.compact_png), into --out")
     p.add_argument("--estimate", default=None, help="a bench/estimate_cost.py JSON to set each rule's time beside")
     p.add_argument("--keep-run", action="store_true",
                    help="keep --out's record of the run (its command, times, jobs and environment) and re-read only "
@@ -243,8 +245,10 @@ def main(argv=None) -> dict:
         for kind in OUTPUTS:
             (out / kind).mkdir(exist_ok=True)
             for name in summary["outputs"][kind]:
-                if kind == "tables" or name.endswith(".png"):
+                if kind == "tables":
                     shutil.copy2(workdir / "results" / kind / name, out / kind / name)
+                elif name.endswith(".png"):  # the checksums above are the run's own files'
+                    compact_png(workdir / "results" / kind / name, out / kind / name)
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     (out / "summary.md").write_text(markdown(summary, workdir, args.copy))
     print(f"{sum(run['finished'].values())} jobs finished, {sum(run['failed'].values())} failed, "

@@ -842,3 +842,30 @@ def test_the_accuracy_overview_uses_the_seeds_values_where_an_account_keeps_them
     with pytest.raises(SystemExit, match="nothing to draw: no run account under"):
         accuracy_overview.main(["--results", str(tmp_path / "empty"), "--out", str(tmp_path / "e.json")])
     assert not (tmp_path / "e.json").exists()
+
+
+def test_account_figures_are_stored_as_palettes_a_third_of_their_size(tmp_path):
+    """A device call sends the whole working tree (64 MiB with the wheels and data): accounts keep compact PNGs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    compact_figures = pytest.importorskip("compact_figures")
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.imshow(np.outer(np.linspace(-1, 1, 200), np.linspace(-1, 1, 200)), cmap="RdBu_r")
+    ax.plot([0, 199], [0, 199], color="k")
+    fig.savefig(tmp_path / "fig.png", dpi=150)
+    plt.close(fig)
+    full = (tmp_path / "fig.png").stat().st_size
+    with Image.open(tmp_path / "fig.png") as image:
+        pixels = np.asarray(image.convert("RGB"), dtype=float)
+    compact_figures.main([str(tmp_path / "fig.png")])
+    with Image.open(tmp_path / "fig.png") as image:
+        assert image.mode == "P" and np.asarray(image.convert("RGB")).shape == pixels.shape
+        assert np.abs(np.asarray(image.convert("RGB"), dtype=float) - pixels).mean() < 2  # of 255
+    once = (tmp_path / "fig.png").read_bytes()
+    assert len(once) < full / 2
+    compact_figures.main([str(tmp_path / "fig.png")])
+    assert (tmp_path / "fig.png").read_bytes() == once  # a palette is left as it is
