@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from multiarg.io import load_torch
 from multiarg.runtime import resolve_device
@@ -216,7 +217,10 @@ def _check_run_summary(workdir, configfile):
     # every job was forked by the job server, and its RSS is the job's own (the client holds no PyTorch)
     assert trained["forked"] == trained["jobs"] and trained["max_rss_mb"] > 200
     fig4 = summary["outputs"]["figures"]["fig4.png"]
-    assert fig4["sha256"] == hashlib.sha256((out / "figures" / "fig4.png").read_bytes()).hexdigest()
+    # the checksum is the run's own figure's; the account keeps it as a palette PNG of the same size
+    assert fig4["sha256"] == hashlib.sha256((workdir / "results" / "figures" / "fig4.png").read_bytes()).hexdigest()
+    with Image.open(out / "figures" / "fig4.png") as copy, Image.open(workdir / "results/figures/fig4.png") as own:
+        assert copy.mode == "P" and copy.size == own.size
     text = (out / "summary.md").read_text()
     assert "![fig4.png](figures/fig4.png)" in text and "## curvature_tests.md" in text and "| train_rnn |" in text
     # against an estimate of 3.6 s for all session-II jobs; a rule the run has no benchmarks of is left out
