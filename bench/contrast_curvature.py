@@ -20,15 +20,12 @@ import argparse
 from pathlib import Path
 
 from common import environment, write
-from pool_curvature import functions, pool, seeds, signs
+import numpy as np
+from pool_curvature import functions, pool, seed_means, seeds, signs
 from torch import device
 
-from multiarg.analysis import sign_changes, start_means
+from multiarg.analysis import sign_changes
 from multiarg.tables import paired_difference, regression
-
-
-def _curvature(row: dict) -> float:
-    return float(row["curvature_normalised"])
 
 
 def contrast(pools: list[tuple[str, list[Path]]]) -> dict:
@@ -46,14 +43,12 @@ def contrast(pools: list[tuple[str, list[Path]]]) -> dict:
         result[when] = {"pairs": len(a), "first_only_negative": test["to_negative"],
                         "second_only_negative": test["to_positive"],
                         **{k: test[k] for k in ("n_starts", "fraction", "ci_low", "ci_high", "p_two_sided")},
-                        "curvature_difference": paired_difference(
-                            start_means([_curvature(x) - _curvature(y) for x, y in zip(a, b)], seeds(a)),
-                            [0.0] * len(set(seeds(a))))}
+                        "curvature_difference": paired_difference(seed_means(a), seed_means(b))}
     both = [(dataset, seed) for kind, dataset, seed in shared if kind == "learned" and ("start", dataset, seed) in first
             and ("start", dataset, seed) in second]
-    gap = lambda kind: start_means(  # noqa: E731
-        [_curvature(first[kind, *key]) - _curvature(second[kind, *key]) for key in both], [s for _, s in both])
-    result["start_adjusted"] = regression(gap("start"), gap("learned"))
+    start_gap, learned_gap = (np.subtract(*(seed_means([side[kind, *key] for key in both]) for side in (first, second)))
+                              for kind in ("start", "learned"))
+    result["start_adjusted"] = regression(start_gap, learned_gap)
     return result
 
 

@@ -88,9 +88,7 @@ wildcard_constraints:
     sequence="rows|pixels",
 
 
-def cli_args(options):
-    """Render a mapping as ``--key value`` options for ``python -m multiarg`` (shell text)."""
-    return shell_options(options)
+cli_args = shell_options  # the rules' name: a mapping as ``python -m multiarg`` options, shell text
 
 
 def model_options(arch):
