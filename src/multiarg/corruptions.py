@@ -234,7 +234,9 @@ def _shot_noise(x, photons, rng):
 
 
 def _impulse_noise(x, amount, rng):
-    # salt-and-pepper on every channel value independently, as skimage.util.random_noise(mode="s&p")
+    # salt-and-pepper on every channel value independently, as skimage.util.random_noise(mode="s&p") does since
+    # scikit-image PR #2223 (merged July 2016, two years before the benchmark): its earlier randint(0, n - 1)
+    # coordinates never hit the last row, column or channel
     hit = rng.random(x.shape) < amount
     salt = rng.random(x.shape) < 0.5
     return np.where(hit, salt * 1.0, _unit(x)) * 255
