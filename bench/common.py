@@ -35,7 +35,8 @@ def outer_options(config: dict, arch: str, activation: str) -> dict:
     return dict(arch=arch, widths=m[f"{arch}_widths"], dropout=m["dropout"], layernorm=m["layernorm"],
                 inner_hidden=m["inner_hidden"], inner_depth=m["inner_depth"], kernel_size=m["kernel_size"],
                 padding=m["padding"], pool_after=m["pool_after"],
-                match_to=matching["reference"] if activation in matching["matched"] else None)
+                match_to=matching["reference"] if activation in matching["matched"] else None,
+                widening=matching["widening"])
 
 
 def build_outer_net(options: dict, dataset: str, activation: str) -> OuterNet:

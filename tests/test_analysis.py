@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from multiarg.analysis import (binomial_power, binomial_test, fit_quadratic, hermite_bessel_basis,
-                               null_band, power_spectrum, sign_changes, sign_flip_test, sign_test,
-                               solid_harmonic_basis)
+from multiarg.analysis import (binomial_power, binomial_test, fit_quadratic, hermite_bessel_basis, is_ridge,
+                               normalised_curvature, null_band, power_spectrum, sign_changes, sign_flip_test, sign_test,
+                               solid_harmonic_basis, tie_counts, ties_text)
 
 
 def grid(bins: int, extent: float, dim: int) -> tuple[np.ndarray, float]:
@@ -130,9 +130,44 @@ def test_flat_fits_get_sign_zero_and_faint_curvature_keeps_its_sign():
     assert bowl["sign"] == 1 and fit_quadratic(x, affine + 1e-3 * (x**2).sum(-1), flat_tol=0.1)["sign"] == 0
 
 
+def test_a_ridge_votes_unless_the_ridge_tolerance_ties_it():
+    """A nearly one-argument function, minor principal curvature 1% of the major: |det A / tr A^2| = 0.01 / 1.0001.
+    It votes with its sign by default (the paper's rule) and is a tie, keeping its curvature, under a tolerance."""
+    x, _ = grid(41, 3.0, 2)
+    for minor in (0.01, -0.01):
+        f = 2 * x[..., 0] ** 2 + 2 * minor * x[..., 1] ** 2 + x[..., 1]
+        votes, tied = fit_quadratic(x, f), fit_quadratic(x, f, ridge_tol=0.02)
+        assert (votes["tie"], votes["sign"]) == ("", np.sign(minor))
+        assert votes["normalised"] == pytest.approx(minor / (1 + minor**2)) == tied["normalised"]
+        assert (tied["tie"], tied["sign"]) == ("ridge", 0)
+        assert fit_quadratic(x, f, ridge_tol=0.005)["sign"] == np.sign(minor)
+    balanced = fit_quadratic(x, x[..., 0] * x[..., 1], ridge_tol=0.49)
+    assert (balanced["tie"], balanced["sign"], balanced["normalised"]) == ("", -1, pytest.approx(-0.5))
+    plane = fit_quadratic(x, 1 + x[..., 0], ridge_tol=0.02)  # flat before it could be a ridge
+    assert (plane["tie"], plane["sign"], plane["normalised"]) == ("flat", 0, 0.0)
+    assert is_ridge(0.0199, 0.02) and is_ridge(-0.0199, 0.02) and not is_ridge(0.02, 0.02)
+    assert not is_ridge(1e-9, 0.0)  # a zero tolerance lets every fit not flat vote
+    # an exact ridge's fitted curvature is rounding noise, of no sign to count; any tolerance ties it
+    exact = fit_quadratic(x, x[..., 0] ** 2 + x[..., 1], ridge_tol=1e-6)
+    assert abs(exact["curvature"]) < 1e-12 and (exact["tie"], exact["sign"]) == ("ridge", 0)
+
+
+def test_normalised_curvature_range():
+    assert normalised_curvature(np.array([1.0, 1.0, 0, 0, 0, 0])) == pytest.approx(0.5)
+    assert normalised_curvature(np.array([1.0, 0.0, 0, 0, 0, 0])) == 0.0
+    assert normalised_curvature(np.array([1.0, -1.0, 0, 0, 0, 0])) == pytest.approx(-0.5)
+
+
+def test_ties_are_counted_and_named_by_kind():
+    records = [{"curvature_tie": t} for t in ("", "flat", "ridge", "ridge", "")]
+    assert tie_counts(records) == {"n_flat": 1, "n_ridge": 2}
+    assert ties_text(tie_counts(records)) == "+1 flat, +2 ridge"
+    assert ties_text({"n_flat": "0", "n_ridge": "0"}) == "" and ties_text({"n_flat": "3"}) == "+3 flat"
+
+
 def test_sign_counts_and_the_all_flat_test():
     counted = sign_test([-1, 1, 0, -1, 0])
-    assert (counted["k"], counted["n"] - counted["k"], counted["n_flat"]) == (2, 1, 2)
+    assert (counted["k"], counted["n"] - counted["k"], counted["n_tied"]) == (2, 1, 2)
     assert counted["p_two_sided"] == binomial_test(2, 3)["p_two_sided"]
     assert sign_test([0, 0])["n"] == 0
     empty = binomial_test(0, 0)
@@ -172,7 +207,7 @@ def test_functions_from_one_start_count_as_one_unit():
     assert alone == {**sign_test(signs), "n_starts": 7}  # a start each: the binomial test, unchanged
     # three starts of two functions each, one of one and a flat one: 6 of 7 negative, but from 4 starts
     shared = sign_test(signs, starts=[0, 0, 1, 1, 2, 2, 3, 4])
-    assert (shared["k"], shared["n"], shared["n_starts"], shared["n_flat"]) == (6, 7, 4, 1)
+    assert (shared["k"], shared["n"], shared["n_starts"], shared["n_tied"]) == (6, 7, 4, 1)
     assert shared["p_two_sided"] == pytest.approx(sign_flip_test([2, 2, 2, -1])["p_two_sided"])  # 4 / 16
     assert shared["p_two_sided"] > alone["p_two_sided"]
     # the interval as if each start were one trial, 6/7 of them negative: wider than the functions' own

@@ -768,8 +768,8 @@ def test_start_curvature_tests_a_records_fits_again_without_its_run_folders(tmp_
     assert json.loads((tmp_path / "new.json").read_text())["command"].startswith("python ")
 
 
-@pytest.mark.parametrize("name", ["curvature_overview", "accuracy_overview"])
-def test_an_overview_figures_record_is_what_the_committed_accounts_give(name):
+@pytest.mark.parametrize("name", ["curvature_overview", "accuracy_overview", "ridge_ties"])
+def test_a_record_drawn_from_the_accounts_is_what_the_committed_accounts_give(name):
     overview = pytest.importorskip(name)
 
     committed = json.loads((ROOT / "bench" / "results" / f"{name}.json").read_text())
@@ -785,6 +785,28 @@ def _account(folder, tables: dict, configfile="workflow/configs/mnist-mlp-wrap.y
     (folder / "summary.json").write_text(json.dumps({"configfile": configfile}))
     if values:
         (folder / "tables" / "summary_values.json").write_text(json.dumps(values))
+
+
+def test_ridge_ties_count_each_accounts_signs_with_ridges_tied(tmp_path):
+    ridge_ties = pytest.importorskip("ridge_ties")
+    from multiarg.analysis import binomial_test
+
+    curvatures = [-0.5, -0.3, -0.01, 0.015, 0.04, 0.2, 0.0]
+    fits = [_fit_row("learned", "mnist", s, c, arch="mlp") for s, c in enumerate(curvatures)]
+    # tied by the account's own tolerance, which the sign column no longer shows: its curvature's sign votes
+    fits.append({**_fit_row("learned", "mnist", 7, -0.03, arch="mlp"), "sign": "ridge"})
+    fits.append(_fit_row("xavier-init", "mnist", 0, 0.3, arch="mlp"))  # neither learned nor a start: not counted
+    _account(tmp_path / "a-cpu", {"fits": fits})
+    _account(tmp_path / "demo-cpu", {"fits": fits[:1]})
+    record = ridge_ties.main(["--results", str(tmp_path), "--out", str(tmp_path / "r.json")])
+    (row,) = record["rows"]
+    assert (row["account"], row["kind"], row["crosses_0.05"]) == ("a-cpu", "learned", False)
+    got = [(t["tolerance"], t["k"], t["n"], t["n_ridge"]) for t in row["tests"]]
+    assert got == [(0.0, 4, 7, 0), (0.02, 3, 5, 2), (0.05, 2, 3, 4)]
+    assert row["tests"][1]["p_two_sided"] == float(f"{binomial_test(3, 5)['p_two_sided']:.4g}")
+    assert json.loads((tmp_path / "r.json").read_text()) == record
+    with pytest.raises(SystemExit, match="lie in"):
+        ridge_ties.main(["--results", str(tmp_path), "--tolerances", "0,0.5", "--out", str(tmp_path / "s.json")])
 
 
 def test_the_curvature_overview_takes_starts_from_the_account_or_a_record_of_the_same_run(tmp_path):

@@ -20,7 +20,8 @@ def _function(kind, arch, curvature, l2, r2=0.9, seed=None):
     seed = next(_SEEDS) if seed is None else seed
     return {"kind": kind, "n_args": 2, "arch": arch, "dataset": "mnist", "activation": "arg2", "seed": seed,
             "curvature": curvature,
-            "curvature_sign": int(np.sign(curvature)), "curvature_other_weighting": curvature,
+            "curvature_sign": int(np.sign(curvature)), "curvature_tie": "" if curvature else "flat",
+            "curvature_other_weighting": curvature,
             "curvature_sign_other_weighting": int(np.sign(curvature)), "constant": False, "r2": r2,
             "saddle_share_l2": 0.8, "spectrum_fraction": np.array([0.0, 1 - l2, l2]),
             "spectrum": np.array([1.0, 1 - l2, l2])}

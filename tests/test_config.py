@@ -70,6 +70,8 @@ def test_shipped_configs_are_valid():
     ({"data": {"datasets": ["imagenet"]}}, "data.datasets.0: 'imagenet' is not one of ['mnist', 'cifar10']"),
     ({"figures": {"fig5": {"seed": 9}}}, "figures.fig5.seed: 9 is not among [0, 1, 2, 3]"),
     ({"matching": {"matched": ["arg3"]}}, "matching: 'arg3' is not among activations"),
+    ({"matching": {"widening": "stretch"}}, "matching.widening: 'stretch' is not one of ['offset', 'scale']"),
+    ({"analysis": {"ridge_tolerance": 0.5}}, "analysis.ridge_tolerance: 0.5 is greater than or equal to the maximum"),
     ({"activations": ["arg2", "arg2-xavier", "relu", "relu-flops"]}, "'relu-flops' names a FLOP-matched baseline"),
     ({"activations": ["arg2", "arg2-xavier", "relu", "relu-flops"], "matching": {"reference": "relu-flops"}},
      "matching.reference: the reference is what others are matched to; it cannot be -flops"),

@@ -10,8 +10,7 @@ from multiarg.analysis_figures import densest_slice
 from multiarg.analysis import fit_quadratic, hermite_bessel_basis
 from multiarg.inputs import InputHistogram
 from multiarg.nonlinearities import (AnalysisConfig, analyse_function, curvature_rows, load_records,
-                                     normalised_curvature, paper_check_note, region, spectra_rows, write_outputs,
-                                     xavier_assignment)
+                                     paper_check_note, region, spectra_rows, write_outputs, xavier_assignment)
 
 
 def gaussian_hist(n_args: int, bins: int, points: int = 400_000, mean=0.0, std=1.0) -> dict:
@@ -146,12 +145,6 @@ def test_fig8_slices_a_3_arg_function_where_its_inputs_are():
     assert abs(record["axis"][densest_slice(record["mask"])] - 2.5) < 0.5
 
 
-def test_normalised_curvature_range():
-    assert normalised_curvature(np.array([1.0, 1.0, 0, 0, 0, 0])) == pytest.approx(0.5)
-    assert normalised_curvature(np.array([1.0, 0.0, 0, 0, 0, 0])) == 0.0
-    assert normalised_curvature(np.array([1.0, -1.0, 0, 0, 0, 0])) == pytest.approx(-0.5)
-
-
 _SEEDS = itertools.count()
 
 
@@ -161,7 +154,8 @@ def _record(arch, dataset, curvature, kind="learned", other=None, seed=None):
     seed = next(_SEEDS) if seed is None else seed
     return {"kind": kind, "n_args": 2, "arch": arch, "dataset": dataset, "activation": "arg2", "seed": seed,
             "curvature": curvature, "r2": 0.9,
-            "curvature_sign": int(np.sign(curvature)), "curvature_other_weighting": other,
+            "curvature_sign": int(np.sign(curvature)), "curvature_tie": "" if curvature else "flat",
+            "curvature_other_weighting": other,
             "curvature_sign_other_weighting": int(np.sign(other)), "constant": False,
             "spectrum_fraction": np.array([0.1, 0.5, 0.5]), "spectrum": np.array([1.0, 2.0, 2.0]),
             "saddle_share_l2": 0.75}
@@ -210,15 +204,19 @@ def test_learned_rows_test_the_change_from_each_nets_own_start():
     assert {r["change_verdict"] for r in many if r["kind"] == "learned"} == {"turned negative, McNemar p < 0.05"}
 
 
-def test_flat_fits_are_ties_left_out_of_n():
+def test_flat_fits_and_ridges_are_ties_left_out_of_n():
     records = ([_record("mlp", "mnist", -1.0) for _ in range(5)] + [_record("mlp", "mnist", 1e-33) for _ in range(3)]
-               + [_record("mlp", "mnist", 1.0)] + [_record("mlp", "mnist", 0.0, kind="xavier-init") for _ in range(2)])
+               + [_record("mlp", "mnist", 1.0)] + [_record("mlp", "mnist", 0.0, kind="xavier-init") for _ in range(2)]
+               + [_record("mlp", "mnist", -0.01)])
     for r in records[5:8]:  # rounding noise of either sign
-        r.update(curvature_sign=0, curvature_sign_other_weighting=0)
+        r.update(curvature_sign=0, curvature_tie="flat", curvature_sign_other_weighting=0)
+    records[-1].update(curvature_sign=0, curvature_tie="ridge", r2=0.5)  # tied, yet curved: its R² counts
     rows = {(r["kind"], r["dataset"]): r for r in curvature_rows(records)}
     learned = rows["learned", "mnist"]
-    counts = (learned["k_negative"], learned["n"], learned["n_flat"], learned["k_negative_other_weighting"])
-    assert counts == (5, 6, 3, 5)
+    counts = (learned["k_negative"], learned["n"], learned["n_flat"], learned["n_ridge"],
+              learned["k_negative_other_weighting"])
+    assert counts == (5, 6, 3, 1, 6)
+    assert learned["r2_mean"] == f"{(6 * 0.9 + 0.5) / 7:.3f}"
     assert float(learned["p_two_sided"]) == pytest.approx(stats.binomtest(5, 6).pvalue, rel=1e-2)
     xavier = rows["xavier-init", "mnist"]
     assert (xavier["n"], xavier["n_flat"], xavier["p_two_sided"], xavier["verdict"]) == (0, 2, "nan",

@@ -99,3 +99,45 @@ def test_matched_widths_reach_any_beta():
     widths, beta = matched_widths(ref, "dac")
     assert beta < -64 and abs(exact_param_count(ref.replace(activation="dac", widths=widths)) / exact_param_count(ref)
                                - 1) < 0.002
+
+
+def test_scale_widening_keeps_the_references_shape():
+    """The paper CNN's DAC net: an offset (the paper's rule) narrows the first layer most, a scale keeps 1:2:2:2."""
+    ref = ModelConfig("cnn", "arg2", (3, 32, 32), 10, (60, 120, 120, 120))
+    target = exact_param_count(ref)
+    assert matched_widths(ref, "dac") == ((40, 125, 125, 125), -44)
+    widths, scale = matched_widths(ref, "dac", "scale")
+    assert widths == (60, 121, 121, 121) and scale == round(423 / 420, 4)
+
+    def mismatch(w):
+        return abs(exact_param_count(ref.replace(activation="dac", widths=w)) - target)
+
+    assert mismatch(widths) / target < 0.007
+    # the neighbouring shape-kept widths on either side of the target match worse
+    assert all(mismatch(tuple(max(1, round(s * h)) for h in ref.widths)) >= mismatch(widths)
+               for s in (0.99, 1.0, 1.0125, 1.02))
+    for baseline in ("relu", "gamma", "dac", "relu-flops", "dac-flops"):  # one s rounds to every width
+        w, _ = matched_widths(ref, baseline, "scale")
+        assert max((x - 0.5) / h for x, h in zip(w, ref.widths)) < min((x + 0.5) / h for x, h in zip(w, ref.widths))
+    with pytest.raises(ValueError, match="widening"):
+        matched_widths(ref, "dac", "stretch")
+
+
+def test_the_param_table_says_how_it_widened(tmp_path):
+    import csv
+
+    from multiarg.cli import main
+
+    rows = {}
+    for widening in ("offset", "scale"):
+        out = tmp_path / f"{widening}.csv"
+        main(["param-table", "--out", str(out), "--datasets", "cifar10", "--activations", "arg2,relu,dac",
+              "--matched", "relu,dac", "--match-to", "arg2", "--mlp-widths", "64,64,64",
+              "--cnn-widths", "60,120,120,120", "--widening", widening])
+        with open(out) as fh:
+            rows[widening] = {(r["arch"], r["activation"]): r for r in csv.DictReader(fh)}
+        assert f"matching.widening: {widening}" in out.with_suffix(".md").read_text()
+    offset, scale = rows["offset"]["cnn", "dac"], rows["scale"]["cnn", "dac"]
+    assert (offset["widths"], offset["beta"], offset["scale"]) == ("40/125/125/125", "-44", "")
+    assert (scale["widths"], scale["beta"], scale["scale"]) == ("60/121/121/121", "", str(round(423 / 420, 4)))
+    assert rows["scale"]["cnn", "arg2"]["widths"] == "60/120/120/120" and rows["scale"]["cnn", "arg2"]["scale"] == ""

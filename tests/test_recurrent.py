@@ -85,13 +85,14 @@ def test_the_two_arg_rnn_learns_rows_resumes_and_reports_its_curvature(mnist_pt,
 def test_rnn_table_counts_negative_curvatures_and_spreads_over_seeds(tmp_path):
     base = {"units": 10, "params": 100, "seconds_per_epoch": 1.0, "sequence": "rows", "reference": "arg2",
             "hidden": 10, "data_note": ""}
-    # the last net is flat: its curvature is rounding noise, a tie left out of n
+    # the last net is flat: its curvature is rounding noise, a tie left out of n; the first began as a ridge
     runs = [{**base, "activation": "arg2", "seed": s, "test_acc": acc, "curvature": c, "curvature_sign": sign,
-             "curvature_normalised": c, "initial_curvature": 0.1, "initial_curvature_sign": 1, "r2": 0.9}
+             "curvature_tie": "" if sign else "flat", "curvature_normalised": c, "initial_curvature": 0.1,
+             "initial_curvature_sign": int(s > 0), "initial_curvature_tie": "" if s else "ridge", "r2": 0.9}
             for s, (acc, c, sign) in enumerate([(0.5, -0.2, -1), (0.7, -0.1, -1), (0.6, 0.3, 1), (0.6, -1e-30, 0)])]
     runs.append({**base, "activation": "relu", "seed": 0, "test_acc": 0.4})
     rows = {r["activation"]: r for r in rnn_rows(runs)}
-    assert rows["arg2"]["k_negative"] == "2/3 (+1 flat)" and rows["arg2"]["initial_k_negative"] == "0/4"
+    assert rows["arg2"]["k_negative"] == "2/3 (+1 flat)" and rows["arg2"]["initial_k_negative"] == "0/3 (+1 ridge)"
     assert rows["arg2"]["test_acc"] == "60.00" and rows["arg2"]["test_acc_sd"] == "8.16"
     assert rows["arg2"]["p_two_sided"] == "1" and rows["relu"]["k_negative"] == "" and rows["relu"]["seeds"] == 1
     summaries = []

@@ -84,6 +84,18 @@ def test_a_flop_matched_learned_baseline_starts_from_its_designs_session_I_net(t
     assert not any("pretrain --activation arg1-flops" in line for line in lines)
 
 
+def test_a_scale_widening_reaches_the_matched_trainings_and_the_default_stays_unnamed(tmp_path):
+    """Named only when it is not the paper's offset, so that runs made before the key existed are not trained again."""
+    target = "results/runs/cifar10/cnn/dac/seed0/session2/model.pt"
+    (tmp_path / "scale.yaml").write_text("matching:\n  widening: scale\n")
+    for extra, named in (([], False), ([str(tmp_path / "scale.yaml")], True)):
+        result = snakemake("-n", "-p", "--cores", "1", target, "--configfile", str(REPO / "config.yaml"), *extra,
+                           cwd=tmp_path)
+        assert result.returncode == 0, result.stderr[-3000:]
+        train = next(line for line in result.stdout.splitlines() if "train --session 2" in line)
+        assert "--match-to arg2" in train and ("--widening scale" in train) == named
+
+
 def test_only_fig7_takes_the_number_of_examples(tmp_path):
     """Snakemake reruns a job whose params changed, so Fig. 8 must not carry Fig. 7's ``examples``."""
     result = snakemake("-n", "-p", "--cores", "1", "--forceall", "results/figures/fig7.pdf", "results/figures/fig8.pdf",

@@ -17,14 +17,32 @@ def quadratic_design(x: np.ndarray) -> np.ndarray:
     return np.stack([x1**2, x2**2, x1 * x2, x1, x2, np.ones_like(x1)], axis=1)
 
 
-def fit_quadratic(x: np.ndarray, f: np.ndarray, w: np.ndarray | None = None, flat_tol: float = 1e-5) -> dict:
+def normalised_curvature(coef: np.ndarray) -> float:
+    """det A / tr(A^2) of the quadratic form A = [[c1, c3/2], [c3/2, c2]]: the curvature made scale-free,
+    in [-1/2, 1/2]; -1/2 is a balanced saddle (x1 x2), +1/2 an isotropic bowl, 0 a ridge or a plane."""
+    c1, c2, c3 = coef[:3]
+    tr2 = c1**2 + c2**2 + c3**2 / 2
+    return float((c1 * c2 - c3**2 / 4) / tr2) if tr2 > 0 else 0.0
+
+
+def is_ridge(normalised: float, ridge_tol: float) -> bool:
+    """Whether a curved fit of normalised curvature ``normalised`` is a ridge, a tie in the sign tests: for
+    principal curvatures a and r a, |det A / tr A^2| = |r| / (1 + r^2), so under a small ``ridge_tol`` the minor
+    curvature is about that share of the major one or less. Such a function is nearly one-argument, and the
+    region's ragged edge may set the sign of its faint minor curvature."""
+    return abs(normalised) < ridge_tol
+
+
+def fit_quadratic(x: np.ndarray, f: np.ndarray, w: np.ndarray | None = None, flat_tol: float = 1e-5,
+                  ridge_tol: float = 0.0) -> dict:
     """Weighted least squares of f = c1 x1^2 + c2 x2^2 + c3 x1 x2 + c4 x1 + c5 x2 + c6 over points x (N, 2).
 
     ``x`` may also be (..., 2) with ``f``/``w`` shaped (...). Returns {"coef": array(6) [c1..c6],
-    "r2": weighted R^2, "curvature": c1*c2 - c3**2/4, "quadratic_size", "sign"}; negative curvature =
-    hyperbolic (XOR-like). ``quadratic_size`` is the weighted RMS of the quadratic part c1 x1^2 + c2 x2^2 +
-    c3 x1 x2 about its mean, over max |f|; at or below ``flat_tol`` the fit is flat (constant or affine f, whose
-    fitted curvature is rounding noise of either sign) and ``sign`` is 0, else the sign of the curvature.
+    "r2": weighted R^2, "curvature": c1*c2 - c3**2/4, "normalised" (:func:`normalised_curvature`, 0 for a flat
+    fit), "quadratic_size", "tie", "sign"}; negative curvature = hyperbolic (XOR-like). ``quadratic_size`` is the
+    weighted RMS of the quadratic part c1 x1^2 + c2 x2^2 + c3 x1 x2 about its mean, over max |f|. A tie has
+    ``sign`` 0, else it is the curvature's: ``tie`` is "flat" at or below ``flat_tol`` (constant or affine f, whose
+    fitted curvature is rounding noise of either sign), "ridge" by :func:`is_ridge` under ``ridge_tol``, else "".
     """
     x = np.asarray(x, dtype=np.float64).reshape(-1, 2)
     f = np.asarray(f, dtype=np.float64).reshape(-1)
@@ -45,11 +63,27 @@ def fit_quadratic(x: np.ndarray, f: np.ndarray, w: np.ndarray | None = None, fla
     spread = np.sqrt(np.sum(w * (quad - np.sum(w * quad) / np.sum(w)) ** 2) / np.sum(w))
     peak = np.max(np.abs(f[w > 0]))
     size = float(spread / peak) if peak > 0 else 0.0
-    return {"coef": coef, "r2": float(r2), "curvature": curvature, "quadratic_size": size,
-            "sign": 0 if size <= flat_tol else int(np.sign(curvature))}
+    normalised = normalised_curvature(coef)
+    tie = "flat" if size <= flat_tol else "ridge" if is_ridge(normalised, ridge_tol) else ""
+    return {"coef": coef, "r2": float(r2), "curvature": curvature, "quadratic_size": size, "tie": tie,
+            # a flat fit is a plane, whose scale-free curvature is 0 rather than its rounding noise's
+            "normalised": 0.0 if tie == "flat" else normalised, "sign": 0 if tie else int(np.sign(curvature))}
 
 
 SIGN_NAMES = {-1: "negative", 0: "flat", 1: "positive"}
+TIES = ("flat", "ridge")  # the kinds of fit that :func:`fit_quadratic` gives sign 0
+
+
+def tie_counts(records, key: str = "curvature_tie") -> dict:
+    """How many of ``records`` have a tie of each kind in ``key``: ``{"n_flat", "n_ridge"}``."""
+    return {f"n_{tie}": sum(r[key] == tie for r in records) for tie in TIES}
+
+
+def ties_text(counts: dict) -> str:
+    """:func:`tie_counts` (or a curvature table's row, where a table older than ridges has no n_ridge) in words,
+    "+2 flat, +1 ridge"; "" where there are none."""
+    found = {tie: int(counts.get(f"n_{tie}") or 0) for tie in TIES}
+    return ", ".join(f"+{n} {tie}" for tie, n in found.items() if n)
 
 
 def start_key(record: dict) -> tuple:
@@ -103,22 +137,22 @@ def by_start_test(test: dict, scores: list[int], starts) -> dict:
 
 
 def sign_test(signs, starts=None) -> dict:
-    """:func:`binomial_test` of curvature signs -1 / 0 / +1 for more negative ones: the flat fits (0) are ties,
-    left out of n and counted in ``"n_flat"``. With ``starts`` (each function's session-I net), functions that
-    share one count as one unit (:func:`by_start_test`)."""
+    """:func:`binomial_test` of curvature signs -1 / 0 / +1 for more negative ones: the ties (0: flat fits or
+    ridges) are left out of n and counted in ``"n_tied"``. With ``starts`` (each function's session-I net),
+    functions that share one count as one unit (:func:`by_start_test`)."""
     signs = list(signs)
     negative, positive = sum(s < 0 for s in signs), sum(s > 0 for s in signs)
     test = binomial_test(negative, negative + positive)
     if starts is not None:
         test = by_start_test(test, [-int(np.sign(s)) for s in signs], starts)
-    return {**test, "n_flat": len(signs) - negative - positive}
+    return {**test, "n_tied": len(signs) - negative - positive}
 
 
 def sign_changes(start, end, starts=None) -> dict:
     """McNemar's exact test of paired curvature signs, each function before (``start``) and after (``end``)
     training: of the pairs whose sign changed between negative and positive, the share that turned negative,
-    :func:`binomial_test`-ed against 1/2. A flat fit (0) on either side is a tie, as in :func:`sign_test`, and
-    ``starts`` takes pairs from one session-I net together as it does there.
+    :func:`binomial_test`-ed against 1/2. A sign 0 (a flat fit or a ridge) on either side is a tie, as in
+    :func:`sign_test`, and ``starts`` takes pairs from one session-I net together as it does there.
     Returns its fields plus "to_negative" and "to_positive", the changes each way."""
     pairs = list(zip(start, end, strict=True))
     scores = [int(a > 0 > b) - int(a < 0 < b) for a, b in pairs]

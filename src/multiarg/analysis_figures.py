@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.gridspec import GridSpec
 
-from .analysis import hermite_bessel_basis, null_band, quadratic_design, sign_test
+from .analysis import hermite_bessel_basis, null_band, quadratic_design, sign_test, tie_counts, ties_text
 from .figures import draw_function, plt, save, stamp
 from .nonlinearities import load_records, shaped
 
@@ -51,9 +51,8 @@ def _curvature_panels(ax_cdf, ax_frac, records: list[dict], settings: list[tuple
         ax_frac.fill_between([j - 0.4, j + 0.4], lo, hi, color="0.85", lw=0)
         yerr = [[test["fraction"] - test["ci_low"]], [test["ci_high"] - test["fraction"]]]
         ax_frac.errorbar(j, test["fraction"], yerr=yerr, fmt="o", color="k", capsize=3)
-        ties = f" +{test['n_flat']} flat" if test["n_flat"] else ""
-        ax_frac.annotate(f"{test['k']}/{test['n']}{ties}\np2={test['p_two_sided']:.2g}", (j, 1.02), ha="center",
-                         fontsize=6)
+        count = " ".join(filter(None, (f"{test['k']}/{test['n']}", ties_text(tie_counts(group)))))
+        ax_frac.annotate(f"{count}\np2={test['p_two_sided']:.2g}", (j, 1.02), ha="center", fontsize=6)
     # where the same nets stood before session II, so that a fraction inherited from session I shows as such
     starts = [(j, sign_test(r["curvature_sign"] for r in _select(records, "start", 2, setting)))
               for j, setting in enumerate(settings)]

@@ -7,7 +7,7 @@ import csv
 
 import numpy as np
 
-from .analysis import binomial_power
+from .analysis import binomial_power, ties_text
 from .comparison import finite, read_values
 from .tables import difference_cells, holm, paired_difference, read_interval, welch_difference, write_table
 
@@ -98,10 +98,10 @@ def curvature_claims(rows: list[dict]) -> list[dict]:
     for arch, (paper, expected, significant, fraction) in PAPER_CURVATURE.items():
         r = _find(rows, kind="learned", arch=arch, dataset="all")
         if r:
-            k, n, flat = int(r["k_negative"]), int(r["n"]), int(r["n_flat"])
+            k, n, ties = int(r["k_negative"]), int(r["n"]), ties_text(r)
             units = int(r.get("n_starts") or n)  # tables written before starts were units: one per function
             more_negative = k / n - 0.5 if n else float("nan")
-            measured = (f"{k}/{n} negative" + (f" (+{flat} flat, left out)" if flat else "")
+            measured = (f"{k}/{n} negative" + (f" ({ties}, left out)" if ties else "")
                         + (f"; {units} independent starts" if units != n else ""))
             out.append(_claim(f"learned 2-arg {arch.upper()} nonlinearities: sign of curvature", paper,
                               measured, f"[{r['ci95_low']}, {r['ci95_high']}]",

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from .activations import KERNELS, set_kernel
+from .params import WIDENINGS
 from .runtime import CPU_ISAS, TF32_OPS, cpu_model, pin_cpu_isa, set_tf32
 from .train import COMPILE_MODES, set_compile
 
@@ -49,6 +50,9 @@ def _model_args(p: argparse.ArgumentParser, one_arch: bool = True) -> None:
         g.add_argument("--mlp-widths", type=_ints, required=True)
         g.add_argument("--cnn-widths", type=_ints, required=True)
     g.add_argument("--match-to", default=None, help="parameter-match this activation to the given reference")
+    g.add_argument("--widening", choices=WIDENINGS, default="offset",
+                   help="how a matched model widens the reference's layers: offset (floor(sqrt(n) h) + beta, the "
+                        "paper's) or scale (round(s h), keeping their shape)")
     g.add_argument("--dropout", type=float, default=0.5)
     g.add_argument("--layernorm", type=_bool, default=True)
     g.add_argument("--inner-hidden", type=int, default=64)
@@ -105,7 +109,7 @@ def model_config(args: argparse.Namespace, dataset: str, activation: str):
                       inner_depth=args.inner_depth, kernel_size=args.kernel_size, padding=args.padding,
                       pool_after=args.pool_after)
     if args.match_to and args.match_to != activation:
-        return cfg.replace(activation=activation, widths=matched_widths(cfg, activation)[0])
+        return cfg.replace(activation=activation, widths=matched_widths(cfg, activation, args.widening)[0])
     return cfg.replace(activation=activation)
 
 
@@ -176,9 +180,9 @@ def cmd_analyze(args):
     from .nonlinearities import AnalysisConfig, analyse_runs, write_outputs
 
     cfg = AnalysisConfig(mass=args.mass, fit_weighting=args.fit_weighting, flat_tolerance=args.flat_tolerance,
-                         basis_scale=args.basis_scale, basis_frame=args.basis_frame,
-                         spectrum_offset=args.spectrum_offset, l_max=args.l_max, maturity_r2=args.maturity_r2,
-                         maturity_epochs=args.maturity_epochs)
+                         ridge_tolerance=args.ridge_tolerance, basis_scale=args.basis_scale,
+                         basis_frame=args.basis_frame, spectrum_offset=args.spectrum_offset, l_max=args.l_max,
+                         maturity_r2=args.maturity_r2, maturity_epochs=args.maturity_epochs)
     records = analyse_runs(args.models, args.inputs, args.inits, cfg, args.snapshots, args.starts)
     tables = {"fits": args.fits, "curvature": args.curvature, "spectra": args.spectra}
     write_outputs(records, args.out, {**tables, **({"maturation": args.maturation} if args.maturation else {})},
@@ -227,8 +231,8 @@ def cmd_train_rnn(args):
     train_rnn(cfg, _train_config(args), data_path=Path(args.data), out_dir=Path(args.out_dir), data_split=_split(args),
               init_path=args.init and Path(args.init), device=args.device,
               analysis=AnalysisConfig(mass=args.mass, fit_weighting=args.fit_weighting,
-                                      flat_tolerance=args.flat_tolerance), bins=args.bins,
-              extent=args.extent)
+                                      flat_tolerance=args.flat_tolerance, ridge_tolerance=args.ridge_tolerance),
+              bins=args.bins, extent=args.extent)
 
 
 def cmd_rnn_table(args):
@@ -281,11 +285,14 @@ def _add_maturity(p) -> None:
 
 
 def _add_fit(p) -> None:
-    """The region and the quadratic fit of Fig. 7 (``analysis.mass``, ``.fit_weighting``, ``.flat_tolerance``)."""
+    """The region and the quadratic fit of Fig. 7 (``analysis.mass``, ``.fit_weighting``, ``.flat_tolerance``,
+    ``.ridge_tolerance``)."""
     _add_mass(p)
     p.add_argument("--fit-weighting", choices=("uniform", "density"), default="uniform")
     p.add_argument("--flat-tolerance", type=float, default=1e-5,
                    help="a fit whose quadratic part is at most this share of max |f| is flat (a tie)")
+    p.add_argument("--ridge-tolerance", type=float, default=0.0,
+                   help="a fit with |det A / tr A^2| under this is a ridge (a tie); 0: none")
 
 
 def _gather(sub, name: str, helptext: str, inputs: str, func, **defaults) -> argparse.ArgumentParser:

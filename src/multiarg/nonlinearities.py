@@ -19,7 +19,7 @@ import torch
 
 from .activations import load_inner, values_at
 from .analysis import (SIGN_NAMES, binomial_test, fit_quadratic, hermite_bessel_basis, null_band, power_by_order,
-                       projections, sign_changes, sign_test, solid_harmonic_basis, start_key, start_means)
+                       projections, sign_changes, sign_test, solid_harmonic_basis, start_key, start_means, tie_counts)
 from .inputs import centers, mass_region
 from .io import load_torch, save_torch
 from .maturation import mature_epoch, maturation_note, maturation_rows, r2_by_epoch
@@ -39,12 +39,15 @@ class AnalysisConfig:
     spectrum_offset: str = "remove"  # project f minus its input-weighted mean, or f as it is
     l_max: int = 6
     flat_tolerance: float = 1e-5  # a fit whose quadratic part is this small next to max |f| is flat: sign 0, a tie
+    ridge_tolerance: float = 0.0  # a fit with |det A / tr A^2| under this is a ridge, also a tie (0: none)
     maturity_r2: float = 0.9      # a run has matured once a snapshot shares this much of the final function's variance
     maturity_epochs: int = 5      # ... by this epoch (the paper's "within 1-5 epochs")
 
     def __post_init__(self):
         if not self.flat_tolerance >= 0:
             raise ValueError(f"flat_tolerance must be >= 0, got {self.flat_tolerance}")
+        if not 0 <= self.ridge_tolerance < 0.5:  # |det A / tr A^2| <= 1/2: at 1/2 every fit would tie
+            raise ValueError(f"ridge_tolerance must be in [0, 0.5), got {self.ridge_tolerance}")
         if not 0 < self.maturity_r2 <= 1 or self.maturity_epochs < 0:
             raise ValueError(f"need 0 < maturity_r2 <= 1 and maturity_epochs >= 0, got {self.maturity_r2}, "
                              f"{self.maturity_epochs}")
@@ -63,14 +66,6 @@ def region(hist: dict, mass: float) -> dict:
     mask = mass_region(hist["counts"], hist["total"], mass).numpy()
     density = np.where(mask, hist["counts"].numpy() / hist["total"] / volume, 0.0)
     return {"axis": axis, "points": points, "mask": mask, "density": density, "volume": volume}
-
-
-def normalised_curvature(coef: np.ndarray) -> float:
-    """det A / tr(A^2) of the quadratic form A = [[c1, c3/2], [c3/2, c2]]: the curvature made scale-free,
-    in [-1/2, 1/2]; -1/2 is a balanced saddle (x1 x2), +1/2 an isotropic bowl, 0 a ridge or a plane."""
-    c1, c2, c3 = coef[:3]
-    tr2 = c1**2 + c2**2 + c3**2 / 2
-    return float((c1 * c2 - c3**2 / 4) / tr2) if tr2 > 0 else 0.0
 
 
 def basis_frame(reg: dict, cfg: AnalysisConfig) -> tuple[np.ndarray, float]:
@@ -117,13 +112,13 @@ def analyse_function(inner, hist: dict, cfg: AnalysisConfig) -> dict:
         saddle = sum(c**2 for (l, m), c in zip(labels, coeffs) if l == 2 and abs(m) == 2)
         # both weightings, so the curvature tests can show whether the sign depends on the choice
         fits = {w: fit_quadratic(reg["points"][reg["mask"]], values,
-                                 reg["density"][reg["mask"]] if w == "density" else None, cfg.flat_tolerance)
+                                 reg["density"][reg["mask"]] if w == "density" else None, cfg.flat_tolerance,
+                                 cfg.ridge_tolerance)
                 for w in ("uniform", "density")}
         fit, other = fits[cfg.fit_weighting], fits["density" if cfg.fit_weighting == "uniform" else "uniform"]
         out.update(coef=fit["coef"], r2=fit["r2"], curvature=fit["curvature"], curvature_sign=fit["sign"],
-                   quadratic_size=fit["quadratic_size"],
-                   # a flat fit is a plane, whose scale-free curvature is 0 rather than its rounding noise's
-                   curvature_normalised=normalised_curvature(fit["coef"]) if fit["sign"] else 0.0,
+                   curvature_tie=fit["tie"], quadratic_size=fit["quadratic_size"],
+                   curvature_normalised=fit["normalised"],
                    curvature_other_weighting=other["curvature"], curvature_sign_other_weighting=other["sign"],
                    saddle_share_l2=float(saddle / power[2]) if power[2] > 0 else float("nan"))
     return out
@@ -256,7 +251,8 @@ def fits_rows(records: list[dict]) -> list[dict]:
         rows.append({"kind": r["kind"], "dataset": r["dataset"], "arch": r["arch"], "seed": r["seed"],
                      **{f"c{i + 1}": f"{c:.4g}" for i, c in enumerate(r["coef"])}, "r2": f"{r['r2']:.4f}",
                      "curvature": f"{r['curvature']:.4g}", "curvature_normalised": f"{r['curvature_normalised']:.3f}",
-                     "sign": SIGN_NAMES[r["curvature_sign"]], "quadratic_size": f"{r['quadratic_size']:.3g}",
+                     "sign": r["curvature_tie"] or SIGN_NAMES[r["curvature_sign"]],
+                     "quadratic_size": f"{r['quadratic_size']:.3g}",
                      "region_cells": r["region_cells"]})
     return rows
 
@@ -265,7 +261,7 @@ def _quadratic_versus_xavier(group: list[dict], xavier: list[dict] | None) -> di
     """Fig. 7e and 5b: Xavier-initialised nets are "far from the regular quadratic patterns" of learned ones and
     "evolve to display" them, as a Welch test of the quadratic fit's R² (this group minus xavier-init), flat fits
     (planes, fitted exactly) left out."""
-    curved = lambda rs: [r for r in rs if r["curvature_sign"]]  # noqa: E731
+    curved = lambda rs: [r for r in rs if r["curvature_tie"] != "flat"]  # noqa: E731
     r2 = [r["r2"] for r in curved(group)]
     test = welch_difference(*(_unit_means(curved(rs), "r2") for rs in (group, xavier))) if xavier else None
     cells = (("", "", "") if not xavier else ("", "", "n/a (fewer than two curved fits)") if test is None
@@ -337,10 +333,10 @@ def _cnn_versus_mlp(group: list[dict]) -> dict:
 
 
 def curvature_rows(records: list[dict]) -> list[dict]:
-    """Binomial tests of the number of negative curvatures against 1/2, per group; flat fits are ties, counted
-    apart (``n_flat``) and left out of n. Beside them, how close to a quadratic the group's functions are against
-    the Xavier-initialised ones of the same setting, and for learned functions how far session II moved them from
-    their session-I starts."""
+    """Binomial tests of the number of negative curvatures against 1/2, per group; flat fits and ridges are ties,
+    counted apart (``n_flat``, ``n_ridge``) and left out of n. Beside them, how close to a quadratic the group's
+    functions are against the Xavier-initialised ones of the same setting, and for learned functions how far session
+    II moved them from their session-I starts."""
     rows = []
     groups = _groups(records)
     for (kind, n_args, arch, dataset), group in sorted(groups.items()):
@@ -353,7 +349,7 @@ def curvature_rows(records: list[dict]) -> list[dict]:
         positive = sign_test([-r["curvature_sign"] for r in group], units)
         lo, hi = null_band(test["n_starts"])
         rows.append({"kind": kind, "arch": arch, "dataset": dataset, "k_negative": test["k"], "n": test["n"],
-                     "n_starts": test["n_starts"], "n_flat": test["n_flat"],
+                     "n_starts": test["n_starts"], **tie_counts(group),
                      "k_negative_other_weighting": sum(r["curvature_sign_other_weighting"] < 0 for r in group),
                      "fraction_negative": f"{test['fraction']:.3f}",
                      "ci95_low": f"{test['ci_low']:.3f}", "ci95_high": f"{test['ci_high']:.3f}",
@@ -435,22 +431,25 @@ def write_outputs(records: list[dict], out: str, tables: dict[str, str], scale: 
     """The records (for the figures) and the fits, curvature-test and spectra tables, and the maturation table
     where ``tables`` names one."""
     save_records(records, scale, out)
+    ridges = (f"{cfg.ridge_tolerance:g}" if cfg.ridge_tolerance
+              else "0: every fit not flat votes, however nearly one-argument")
     p_note = ("p_one_sided_more_negative: exact binomial P[X >= k] under p = 1/2 (alternative: more negative); "
               "p_one_sided_more_positive: P[X <= k]; p_two_sided: both tails; ci95: Clopper-Pearson; "
               "null95: central 95% band of k/n under the null. 'all' pools datasets / architectures; a seed's nets "
               "there grew from one session-I net, so every test takes a start as one unit (n_starts: those with a "
-              "fit not flat): an exact sign-flip test of each start's summed signs, which is the binomial test where "
+              "fit not tied): an exact sign-flip test of each start's summed signs, which is the binomial test where "
               "each start has one function, the Clopper-Pearson interval and null band at n_starts trials "
               "(conservative), and the t tests on each start's mean. "
               "k_negative_other_weighting: k with the quadratic fitted under the other weighting "
               "(density-weighted if the fits are uniform, and vice versa). n_flat: fits whose quadratic part is at "
               f"most {cfg.flat_tolerance:g} of max |f| over the region (constant or affine functions, whose "
-              "curvature sign is rounding noise): ties, left out of n. r2_mean: the quadratic fits' mean R² (flat "
+              "curvature sign is rounding noise): ties, left out of n. n_ridge: fits whose |det A / tr A²| is under "
+              f"ridge_tolerance ({ridges}): ridges, also ties. r2_mean: the quadratic fits' mean R² (flat "
               "fits left out); r2_vs_xavier_init: this group's minus the xavier-init group's of the same setting, "
               "Welch's 95% interval and p, and its verdict. Learned rows against the start rows (each learned net's "
               "own session-I net, fitted over the learned net's region): k_negative_at_start, to_negative and "
-              "to_positive (pairs whose sign changed each way between negative and positive; a flat fit on either "
-              "side is a tie), change: McNemar's exact test of to_negative against 1/2 among the changes "
+              "to_positive (pairs whose sign changed each way between negative and positive; a tie on either side "
+              "is a tie), change: McNemar's exact test of to_negative against 1/2 among the changes "
               "(Clopper-Pearson ci95 of their share turned negative), curvature_change: learned minus start "
               "normalised curvature, paired t. A learned group no more negative than its starts did not learn "
               "its sign in session II. cnn_vs_mlp (pooled rows with both): each CNN function paired with the MLP "

@@ -69,27 +69,61 @@ def paper_mlp_param_count(x: int, widths: tuple[int, ...], y: int, n: int, inner
     return x * (n * widths[0] + 1) + hidden + widths[-1] * y + (65 * n + 4288 if inner else 0)
 
 
-def matched_widths(reference: ModelConfig, activation: str) -> tuple[tuple[int, ...], int]:
-    """Widths ``floor(sqrt(n) h_l) + beta`` for ``activation`` whose exact parameter count (for a ``-flops`` name:
-    :func:`forward_flops`) is closest to ``reference``'s.
+WIDENINGS = ("offset", "scale")
 
-    ``n`` is the reference's argument count; one integer ``beta`` is shared by all layers and the
-    smallest ``|beta|`` wins ties. Every width stays at least 1. Returns ``(widths, beta)``.
+
+def matched_widths(reference: ModelConfig, activation: str, widening: str = "offset") -> tuple[tuple[int, ...], float]:
+    """Widths for ``activation`` whose exact parameter count (for a ``-flops`` name: :func:`forward_flops`) is
+    closest to ``reference``'s, widened from the reference's widths ``h_l`` by ``widening``:
+
+    - ``offset`` (the paper's rule): ``floor(sqrt(n) h_l) + beta``, ``n`` the reference's argument count, one integer
+      ``beta`` shared by all layers, the smallest ``|beta|`` winning ties. An offset shifts narrow layers most: a
+      design that spends more per connection (DAC) gets a first layer narrower in proportion than the rest.
+    - ``scale``: ``round(s h_l)``, one real ``s`` for all layers, which keeps the reference's shape.
+
+    Every width stays at least 1. Returns ``(widths, beta)``, or ``(widths, s)`` with s the widths' sum over the
+    reference's, to 4 decimals (the s found is one of an interval that rounds to the same widths).
     """
+    if widening not in WIDENINGS:
+        raise ValueError(f"widening must be one of {WIDENINGS}, got {widening!r}")
     measure = forward_flops if ActivationSpec.parse(activation).budget == "flops" else exact_param_count
     target = measure(reference)
+
+    def count(widths: tuple[int, ...]) -> int:
+        return measure(reference.replace(activation=activation, widths=widths))
+
+    if widening == "scale":
+        return _matched_scale(reference.widths, count, target)
     base = [math.floor(math.sqrt(reference.spec.n_args) * h) for h in reference.widths]
 
-    def count(beta: int) -> int:
-        return measure(reference.replace(activation=activation, widths=tuple(b + beta for b in base)))
+    def offset(beta: int) -> tuple[int, ...]:
+        return tuple(b + beta for b in base)
 
     # Both measures rise with beta, so bisect for the first beta reaching the target: no range to outgrow (DAC
     # needs beta near -0.4 h, past any fixed bound once layers are wide).
     lo, hi = 1 - min(base), 1
-    while count(hi) < target:
+    while count(offset(hi)) < target:
         hi *= 2
     while lo < hi:
         mid = (lo + hi) // 2
-        lo, hi = (lo, mid) if count(mid) >= target else (mid + 1, hi)
-    beta = min((b for b in (lo - 1, lo) if b >= 1 - min(base)), key=lambda b: (abs(count(b) - target), abs(b)))
-    return tuple(b + beta for b in base), beta
+        lo, hi = (lo, mid) if count(offset(mid)) >= target else (mid + 1, hi)
+    beta = min((b for b in (lo - 1, lo) if b >= 1 - min(base)),
+               key=lambda b: (abs(count(offset(b)) - target), abs(b)))
+    return offset(beta), beta
+
+
+def _matched_scale(widths: tuple[int, ...], count, target: int) -> tuple[tuple[int, ...], float]:
+    """The widths ``round(s h)`` (at least 1) whose ``count`` is closest to ``target``, by bisection on s: the count
+    rises with s in steps, so the answer is one of the two width vectors on either side of the step that reaches
+    the target (the narrower on a tie)."""
+    def scaled(s: float) -> tuple[int, ...]:
+        return tuple(max(1, round(s * h)) for h in widths)
+
+    lo, hi = 0.0, 1.0
+    while count(scaled(hi)) < target:
+        lo, hi = hi, 2 * hi
+    for _ in range(60):  # to well below any step of round(s h)
+        mid = (lo + hi) / 2
+        lo, hi = (lo, mid) if count(scaled(mid)) >= target else (mid, hi)
+    matched = scaled(min((lo, hi), key=lambda v: (abs(count(scaled(v)) - target), v)))
+    return matched, round(sum(matched) / sum(widths), 4)

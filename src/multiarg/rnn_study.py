@@ -15,7 +15,7 @@ import torch
 
 from . import data
 from .activations import load_inner
-from .analysis import sign_test
+from .analysis import sign_test, tie_counts, ties_text
 from .inputs import histogram_inputs
 from .io import file_identity, load_torch, save_torch, write_json
 from .nonlinearities import AnalysisConfig, analyse_function
@@ -54,8 +54,8 @@ class RNNConfig:
 
 def _analyse(inner, hist: dict, cfg: AnalysisConfig) -> dict:
     r = analyse_function(inner, hist, cfg)
-    return {k: r[k] for k in ("coef", "r2", "curvature", "curvature_sign", "curvature_normalised", "values", "mask",
-                                 "axis")}
+    return {k: r[k] for k in ("coef", "r2", "curvature", "curvature_sign", "curvature_tie", "curvature_normalised",
+                              "values", "mask", "axis")}
 
 
 def train_rnn(cfg: RNNConfig, train_cfg: TrainConfig, *, data_path: Path, out_dir: Path, data_split: dict,
@@ -102,8 +102,10 @@ def train_rnn(cfg: RNNConfig, train_cfg: TrainConfig, *, data_path: Path, out_di
                                 device=dev)
         model.cpu()
         learned_fn, initial_fn = _analyse(model.inner.eval(), hist, analysis), _analyse(initial, hist, analysis)
-        summary.update({k: learned_fn[k] for k in ("r2", "curvature", "curvature_sign", "curvature_normalised")},
+        summary.update({k: learned_fn[k] for k in ("r2", "curvature", "curvature_sign", "curvature_tie",
+                                                   "curvature_normalised")},
                        initial_curvature=initial_fn["curvature"], initial_curvature_sign=initial_fn["curvature_sign"],
+                       initial_curvature_tie=initial_fn["curvature_tie"],
                        initial_curvature_normalised=initial_fn["curvature_normalised"],
                        input_mean=hist["mean"].tolist())
         record["analysis"] = {"learned": _tensors(learned_fn), "initial": _tensors(initial_fn)}
@@ -124,9 +126,12 @@ def _mean_sd(values: list[float], scale: float = 1.0, digits: int = 2) -> tuple[
     return f"{mean:.{digits}f}", f"{sd:.{digits}f}" if len(values) > 1 else "n/a"
 
 
-def _sign_cell(test: dict) -> str:
-    """A :func:`sign_test` as "k/n" negative of the curved fits, with the flat ones (ties, left out of n) named."""
-    return f"{test['k']}/{test['n']}" + (f" (+{test['n_flat']} flat)" if test["n_flat"] else "")
+def _sign_cell(runs: list[dict], prefix: str = "") -> str:
+    """The runs' curvature signs (``{prefix}curvature_sign``) as "k/n" negative of the fits not tied, the ties
+    (flat fits and ridges, left out of n) named."""
+    test = sign_test(r[f"{prefix}curvature_sign"] for r in runs)
+    ties = ties_text(tie_counts(runs, f"{prefix}curvature_tie"))
+    return f"{test['k']}/{test['n']}" + (f" ({ties})" if ties else "")
 
 
 def rnn_rows(summaries: list[dict]) -> list[dict]:
@@ -146,9 +151,8 @@ def rnn_rows(summaries: list[dict]) -> list[dict]:
         if "curvature" in runs[0]:
             test = sign_test(r["curvature_sign"] for r in runs)
             curv, curv_sd = _mean_sd([r["curvature_normalised"] for r in runs], digits=3)
-            row.update(k_negative=_sign_cell(test),
-                       curvature_normalised=f"{curv} ± {curv_sd}",
-                       initial_k_negative=_sign_cell(sign_test(r["initial_curvature_sign"] for r in runs)),
+            row.update(k_negative=_sign_cell(runs), curvature_normalised=f"{curv} ± {curv_sd}",
+                       initial_k_negative=_sign_cell(runs, "initial_"),
                        p_two_sided=f"{test['p_two_sided']:.3g}",
                        median_r2=f"{np.median([r['r2'] for r in runs]):.3f}")
         rows.append(row)
@@ -168,8 +172,9 @@ def write_rnn_table(paths: list[str], out: str, scale: str, mass: float) -> list
              "2-arg units take (feedforward drive, recurrent drive) as their two arguments. k_negative: learned "
              "functions with negative curvature c1 c2 - c3^2/4 of the best-fit quadratic over the "
              f"{100 * mass:g}% input region (negative = XOR-like saddle, the gating shape), out of the fits that "
-             "are not flat (a constant or affine function, whose curvature sign is rounding noise, is a tie, named "
-             "apart and left out of n); initial_k_negative: the "
+             "are not tied (a flat fit, of a constant or affine function, whose curvature sign is rounding noise, "
+             "and a ridge, |det A / tr A²| under analysis.ridge_tolerance, are ties, named apart and left out of "
+             "n); initial_k_negative: the "
              "same for the session-I functions they started from, over the same inputs; p_two_sided: exact "
              "binomial test against 1/2 (with "
              f"n functions it cannot fall below 2^(1-n), here {2.0 ** (1 - max(curved, 1)):.3g}: n < 6 can never "

@@ -150,20 +150,27 @@ def parameter_table(args, out: Path) -> list[dict]:
             for activation in args.activations:
                 matched = activation in args.matched
                 cfg = model_config(args, dataset, activation) if matched else reference.replace(activation=activation)
-                beta = matched_widths(reference, activation)[1] if matched else ""
+                widened = matched_widths(reference, activation, args.widening)[1] if matched else ""
                 count = exact_param_count(cfg)
                 (channels, size, _), _classes = SHAPES[dataset]
                 formula = (paper_mlp_param_count(channels * size * size, cfg.widths, cfg.n_classes, cfg.spec.n_args,
                                                  inner=cfg.spec.learned)
                            if arch == "mlp" and cfg.spec.design not in ("gamma", "dac") else "")  # the paper's models
                 rows.append({"dataset": dataset, "arch": arch, "activation": activation,
-                             "widths": "/".join(map(str, cfg.widths)), "beta": beta, "params_exact": count,
+                             "widths": "/".join(map(str, cfg.widths)),
+                             "beta": widened if args.widening == "offset" else "",
+                             "scale": widened if args.widening == "scale" else "", "params_exact": count,
                              "reference": args.match_to, "reference_params_exact": ref_count,
                              "mismatch": count - ref_count,
                              "mismatch_pct": f"{100 * (count - ref_count) / ref_count:+.2f}",
                              "params_paper_formula": formula, "mflops_forward": f"{forward_flops(cfg) / 1e6:.3f}"})
     write_table(rows, out, "Parameter counts (exact, from the built networks' formula) and matched widths",
-                notes=["mflops_forward: MFLOPs of one image's forward pass, 2 per multiply-add, inner-net evaluations "
+                notes=[f"Matched widths (matching.widening: {args.widening}): "
+                       + ("floor(sqrt(n) h_l) + beta, one integer beta for all layers (the paper's rule)"
+                          if args.widening == "offset" else
+                          "round(s h_l), one real s for all layers, which keeps the reference's shape (scale: the "
+                          "widths' sum over the reference's)") + ".",
+                       "mflops_forward: MFLOPs of one image's forward pass, 2 per multiply-add, inner-net evaluations "
                        "and DAC's per-connection add and relu included, elementwise work (LayerNorm, ReLU, pooling) "
                        "left out; parameter matching equalises parameters, not FLOPs (a -flops baseline equalises "
                        "mflops_forward instead)."])

@@ -121,6 +121,10 @@ def get_train_args(wildcards, patience=None, train_limit=None):
     options = {**model_options(wildcards.arch), **training_options(wildcards.dataset, patience, train_limit)}
     if wildcards.activation in config["matching"]["matched"]:
         options["match_to"] = config["matching"]["reference"]
+        # the paper's widening is the command's default: left unnamed, runs made before the choice existed keep their
+        # parameters, so Snakemake does not train them again
+        if config["matching"]["widening"] != "offset":
+            options["widening"] = config["matching"]["widening"]
     return cli_args(options)
 
 
@@ -145,8 +149,9 @@ def get_inputs_args(wildcards):
 def get_analyze_args(wildcards):
     a = config["analysis"]
     return cli_args({"scale": SCALE, "mass": a["mass"], "fit_weighting": a["fit_weighting"],
-                     "flat_tolerance": a["flat_tolerance"], "basis_scale": a["basis_scale"],
-                     "basis_frame": a["basis_frame"], "spectrum_offset": a["spectrum_offset"], "l_max": a["l_max"],
+                     "flat_tolerance": a["flat_tolerance"], "ridge_tolerance": a["ridge_tolerance"],
+                     "basis_scale": a["basis_scale"], "basis_frame": a["basis_frame"],
+                     "spectrum_offset": a["spectrum_offset"], "l_max": a["l_max"],
                      "maturity_r2": a["maturity_r2"], "maturity_epochs": a["maturity_epochs"]})
 
 
@@ -155,7 +160,8 @@ def get_param_table_args(wildcards):
     options.pop("arch"), options.pop("widths")
     return cli_args({**options, "datasets": DATASETS, "activations": list(dict.fromkeys(ACTIVATIONS + ANALYSED)),
                      "mlp_widths": m["mlp_widths"], "cnn_widths": m["cnn_widths"],
-                     "match_to": config["matching"]["reference"], "matched": config["matching"]["matched"] or "''"})
+                     "match_to": config["matching"]["reference"], "matched": config["matching"]["matched"] or "''",
+                     "widening": config["matching"]["widening"]})
 
 
 def runs(template, filename, activations, sessions=(2,), seeds=None):
@@ -269,7 +275,7 @@ def get_rnn_args(wildcards):
     return cli_args({"hidden": RNN["hidden"], "inner_hidden": m["inner_hidden"], "inner_depth": m["inner_depth"],
                      "max_epochs": RNN["max_epochs"], **training_options("mnist"), "bins": a["input_bins"],
                      "extent": a["input_extent"], "mass": a["mass"], "fit_weighting": a["fit_weighting"],
-                     "flat_tolerance": a["flat_tolerance"]})
+                     "flat_tolerance": a["flat_tolerance"], "ridge_tolerance": a["ridge_tolerance"]})
 
 
 def summary_inputs():
