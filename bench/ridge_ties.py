@@ -2,10 +2,12 @@
 
 A ridge is a nearly one-argument function: its minor principal curvature is a small share of its major one, so
 |det A / tr A²| is small and the region's ragged edge may set the sign of that faint minor curvature. The paper lets
-every fit that is not flat vote. For each account (the demo left out: its scale tests nothing), setting and kind
-(learned nets and their session-I starts), this gives k/n negative and the two-sided binomial p with every such fit
-voting and with the fits under each tolerance tied, from the fits tables alone. It measures nothing; the tables'
-curvature_normalised has 3 decimals, so a fit within 0.0005 of a tolerance may fall on either side.
+every fit that is not flat vote. For each account (the demo left out: its scale tests nothing) and setting, this
+gives, with every such fit voting and with the fits under each tolerance tied, the sign tests of the learned nets and
+of their session-I starts (k/n negative, two-sided binomial p) and McNemar's test of the sign changes between them
+(to_negative, to_positive, two-sided p), as the curvature tables test them, from the fits tables alone. It measures
+nothing; the tables' curvature_normalised has 3 decimals, so a fit within 0.0005 of a tolerance may fall on either
+side.
 
     python bench/ridge_ties.py    # bench/results/ridge_ties.json
 
@@ -21,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from accounts import RESULTS, SIGN_VALUES, accounts, table_rows
 
-from multiarg.analysis import is_ridge, sign_test
+from multiarg.analysis import is_ridge, sign_changes, sign_test
 from multiarg.io import write_text
 
 TOLERANCES = (0.0, 0.02, 0.05)
@@ -30,11 +32,10 @@ KINDS = ("learned", "start")
 
 def vote(fit: dict, tolerance: float) -> int:
     """A fits-table row's curvature sign with ridges under ``tolerance`` tied; a row the account's own tolerance
-    tied votes with the sign of its curvature where ``tolerance`` does not tie it."""
-    normalised = float(fit["curvature_normalised"])
-    if fit["sign"] == "flat" or is_ridge(normalised, tolerance):
+    tied votes with the sign of its curvature (4 significant digits) where ``tolerance`` does not tie it."""
+    if fit["sign"] == "flat" or is_ridge(float(fit["curvature_normalised"]), tolerance):
         return 0
-    return int(np.sign(normalised)) if fit["sign"] == "ridge" else SIGN_VALUES[fit["sign"]]
+    return int(np.sign(float(fit["curvature"]))) if fit["sign"] == "ridge" else SIGN_VALUES[fit["sign"]]
 
 
 def counts(fits: list[dict], tolerance: float) -> dict:
@@ -46,18 +47,32 @@ def counts(fits: list[dict], tolerance: float) -> dict:
             "p_two_sided": float(f"{test['p_two_sided']:.4g}")}
 
 
+def changes(pairs: list[tuple[dict, dict]], tolerance: float) -> dict:
+    """McNemar's test of the sign changes of (start, learned) pairs of fits with ridges under ``tolerance`` tied."""
+    test = sign_changes(*zip(*[(vote(a, tolerance), vote(b, tolerance)) for a, b in pairs]))
+    return {"tolerance": tolerance, "to_negative": test["to_negative"], "to_positive": test["to_positive"],
+            "p_two_sided": float(f"{test['p_two_sided']:.4g}")}
+
+
 def rows(results: Path = RESULTS, tolerances=TOLERANCES) -> list[dict]:
-    """One row per account, setting and kind: the counts at each tolerance, and whether p crosses 0.05 among them."""
+    """One row per account, setting and test (``kind``: learned, start, or change: McNemar's of learned against
+    start): its results at each tolerance, and whether p crosses 0.05 among them."""
     out = []
     for account in accounts(results):
         if account.name.startswith("demo"):
             continue
         fits = table_rows(account, "fits")
-        for dataset, arch, kind in sorted({(r["dataset"], r["arch"], r["kind"]) for r in fits if r["kind"] in KINDS}):
-            group = [r for r in fits if (r["dataset"], r["arch"], r["kind"]) == (dataset, arch, kind)]
-            tests = [counts(group, t) for t in tolerances]
-            out.append({"account": account.name, "dataset": dataset, "arch": arch, "kind": kind, "tests": tests,
-                        "crosses_0.05": len({t["p_two_sided"] < 0.05 for t in tests}) > 1})
+        for dataset, arch in sorted({(r["dataset"], r["arch"]) for r in fits}):
+            here = [r for r in fits if (r["dataset"], r["arch"]) == (dataset, arch)]
+            by_kind = {kind: {r["seed"]: r for r in here if r["kind"] == kind} for kind in KINDS}
+            found = {kind: [counts(list(group.values()), t) for t in tolerances]
+                     for kind, group in by_kind.items() if group}
+            if pairs := [(start, by_kind["learned"][seed]) for seed, start in by_kind["start"].items()
+                         if seed in by_kind["learned"]]:
+                found["change"] = [changes(pairs, t) for t in tolerances]
+            out += [{"account": account.name, "dataset": dataset, "arch": arch, "kind": kind, "tests": tests,
+                     "crosses_0.05": len({t["p_two_sided"] < 0.05 for t in tests}) > 1}
+                    for kind, tests in found.items()]
     return out
 
 
@@ -77,7 +92,8 @@ def main(argv=None) -> dict:
         raise SystemExit(f"no run account under {args.results} has a fits table")
     write_text(json.dumps(record, indent=2) + "\n", args.out)
     for r in record["rows"]:
-        cells = "  ".join(f"{t['k']}/{t['n']} p={t['p_two_sided']:.3g}" for t in r["tests"])
+        cells = "  ".join((f"{t['k']}/{t['n']}" if "k" in t else f"-{t['to_negative']}+{t['to_positive']}")
+                          + f" p={t['p_two_sided']:.3g}" for t in r["tests"])
         print(f"{r['account']:34} {r['dataset']:8} {r['arch']:4} {r['kind']:8} {cells}"
               + ("  <- crosses 0.05" if r["crosses_0.05"] else ""))
     return record

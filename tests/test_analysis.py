@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from multiarg.analysis import (binomial_power, binomial_test, fit_quadratic, hermite_bessel_basis, is_ridge,
-                               normalised_curvature, null_band, power_spectrum, sign_changes, sign_flip_test, sign_test,
-                               solid_harmonic_basis, tie_counts, ties_text)
+from multiarg.analysis import (binomial_power, binomial_test, curvature_tie, fit_quadratic, hermite_bessel_basis,
+                               is_ridge, normalised_curvature, null_band, power_spectrum, sign_changes, sign_flip_test,
+                               sign_test, solid_harmonic_basis, tie_counts, ties_text)
 
 
 def grid(bins: int, extent: float, dim: int) -> tuple[np.ndarray, float]:
@@ -163,6 +163,11 @@ def test_ties_are_counted_and_named_by_kind():
     assert tie_counts(records) == {"n_flat": 1, "n_ridge": 2}
     assert ties_text(tie_counts(records)) == "+1 flat, +2 ridge"
     assert ties_text({"n_flat": "0", "n_ridge": "0"}) == "" and ties_text({"n_flat": "3"}) == "+3 flat"
+    # a record made before ridges were ties has no curvature_tie: its sign 0 was a flat fit
+    old = [{"curvature_sign": 0}, {"curvature_sign": -1},
+           {"initial_curvature_sign": 0, "initial_curvature_tie": "ridge"}]
+    assert (curvature_tie(old[0]), curvature_tie(old[1]), curvature_tie(old[2], "initial_")) == ("flat", "", "ridge")
+    assert tie_counts(old[:2]) == {"n_flat": 1, "n_ridge": 0}
 
 
 def test_sign_counts_and_the_all_flat_test():

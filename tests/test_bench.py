@@ -664,8 +664,8 @@ def _curvature_row(kind, dataset, k, n, to=("", ""), arch="cnn"):
 def _fit_row(kind, dataset, seed, curvature, arch="cnn"):
     """A row of an account's tables/fits.csv."""
     sign = "negative" if curvature < 0 else "positive" if curvature > 0 else "flat"
-    return {"kind": kind, "dataset": dataset, "arch": arch, "seed": seed, "curvature_normalised": curvature,
-            "sign": sign}
+    return {"kind": kind, "dataset": dataset, "arch": arch, "seed": seed, "curvature": curvature,
+            "curvature_normalised": curvature, "sign": sign}
 
 
 def test_pooled_curvature_tests_by_seed_and_refuses_a_dataset_counted_twice(tmp_path):
@@ -794,16 +794,20 @@ def test_ridge_ties_count_each_accounts_signs_with_ridges_tied(tmp_path):
     curvatures = [-0.5, -0.3, -0.01, 0.015, 0.04, 0.2, 0.0]
     fits = [_fit_row("learned", "mnist", s, c, arch="mlp") for s, c in enumerate(curvatures)]
     # tied by the account's own tolerance, which the sign column no longer shows: its curvature's sign votes
-    fits.append({**_fit_row("learned", "mnist", 7, -0.03, arch="mlp"), "sign": "ridge"})
+    fits.append({**_fit_row("learned", "mnist", 7, -0.03, arch="mlp"), "sign": "ridge", "curvature": -0.002})
     fits.append(_fit_row("xavier-init", "mnist", 0, 0.3, arch="mlp"))  # neither learned nor a start: not counted
+    # seeds 0-3's starts: two turn negative, and the ridges of seeds 2 and 3 turned each way until they are tied
+    fits += [_fit_row("start", "mnist", s, c, arch="mlp") for s, c in enumerate([0.3, 0.3, 0.3, -0.3])]
     _account(tmp_path / "a-cpu", {"fits": fits})
     _account(tmp_path / "demo-cpu", {"fits": fits[:1]})
     record = ridge_ties.main(["--results", str(tmp_path), "--out", str(tmp_path / "r.json")])
-    (row,) = record["rows"]
-    assert (row["account"], row["kind"], row["crosses_0.05"]) == ("a-cpu", "learned", False)
-    got = [(t["tolerance"], t["k"], t["n"], t["n_ridge"]) for t in row["tests"]]
+    rows = {r["kind"]: r for r in record["rows"]}
+    assert list(rows) == ["learned", "start", "change"] and {r["account"] for r in rows.values()} == {"a-cpu"}
+    got = [(t["tolerance"], t["k"], t["n"], t["n_ridge"]) for t in rows["learned"]["tests"]]
     assert got == [(0.0, 4, 7, 0), (0.02, 3, 5, 2), (0.05, 2, 3, 4)]
-    assert row["tests"][1]["p_two_sided"] == float(f"{binomial_test(3, 5)['p_two_sided']:.4g}")
+    assert rows["learned"]["tests"][1]["p_two_sided"] == float(f"{binomial_test(3, 5)['p_two_sided']:.4g}")
+    assert [(t["to_negative"], t["to_positive"]) for t in rows["change"]["tests"]] == [(3, 1), (2, 0), (2, 0)]
+    assert not any(r["crosses_0.05"] for r in rows.values())
     assert json.loads((tmp_path / "r.json").read_text()) == record
     with pytest.raises(SystemExit, match="lie in"):
         ridge_ties.main(["--results", str(tmp_path), "--tolerances", "0,0.5", "--out", str(tmp_path / "s.json")])

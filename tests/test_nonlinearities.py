@@ -220,7 +220,7 @@ def test_flat_fits_and_ridges_are_ties_left_out_of_n():
     assert float(learned["p_two_sided"]) == pytest.approx(stats.binomtest(5, 6).pvalue, rel=1e-2)
     xavier = rows["xavier-init", "mnist"]
     assert (xavier["n"], xavier["n_flat"], xavier["p_two_sided"], xavier["verdict"]) == (0, 2, "nan",
-                                                                                           "n/a (every fit flat)")
+                                                                                           "n/a (every fit tied)")
 
 
 def test_a_dead_inner_net_is_flat_and_a_trained_one_is_not(hist2):

@@ -153,7 +153,7 @@ def test_tiny_real_mnist_run_writes_every_artefact(tmp_path, mirror):
         tests = {(r["kind"], r["arch"], r["dataset"]): r for r in csv.DictReader(fh)}
     assert tests["learned", "mlp", "mnist"]["n"] == "2" and tests["xavier-init", "mlp", "mnist"]["n"] == "1"
     starts = tests["start", "mlp", "mnist"]  # the learned nets' own session-I nets, over the same regions
-    assert int(starts["n"]) + int(starts["n_flat"]) == 2
+    assert int(starts["n"]) + int(starts["n_flat"]) + int(starts["n_ridge"]) == 2
     assert tests["learned", "mlp", "mnist"]["k_negative_at_start"] == starts["k_negative"]
     assert "cannot both hold" in (results / "tables" / "curvature_tests.md").read_text()
     with open(results / "tables" / "spectra.csv") as fh:

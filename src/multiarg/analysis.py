@@ -74,9 +74,16 @@ SIGN_NAMES = {-1: "negative", 0: "flat", 1: "positive"}
 TIES = ("flat", "ridge")  # the kinds of fit that :func:`fit_quadratic` gives sign 0
 
 
-def tie_counts(records, key: str = "curvature_tie") -> dict:
-    """How many of ``records`` have a tie of each kind in ``key``: ``{"n_flat", "n_ridge"}``."""
-    return {f"n_{tie}": sum(r[key] == tie for r in records) for tie in TIES}
+def curvature_tie(record: dict, prefix: str = "") -> str:
+    """A record's ``{prefix}curvature_tie``: "flat", "ridge" or "". A record made before ridges were ties has none,
+    and its sign 0 was a flat fit."""
+    tie = record.get(f"{prefix}curvature_tie")
+    return ("flat" if record[f"{prefix}curvature_sign"] == 0 else "") if tie is None else tie
+
+
+def tie_counts(records, prefix: str = "") -> dict:
+    """How many of ``records`` are ties of each kind (:func:`curvature_tie`): ``{"n_flat", "n_ridge"}``."""
+    return {f"n_{tie}": sum(curvature_tie(r, prefix) == tie for r in records) for tie in TIES}
 
 
 def ties_text(counts: dict) -> str:
@@ -168,7 +175,7 @@ def binomial_test(k: int, n: int) -> dict:
 
     Returns {"k", "n", "fraction", "p_one_sided" (P[X >= k], alternative 'greater'), "p_two_sided",
     "ci_low", "ci_high" (95% Clopper-Pearson)}. Computed from the binomial/beta laws directly; agrees
-    with scipy.stats.binomtest. Ties (flat fits) are left out of n as in a sign test; n = 0 gives NaN
+    with scipy.stats.binomtest. Ties (flat fits, ridges) are left out of n as in a sign test; n = 0 gives NaN
     fraction, p and CI.
     """
     k, n = int(k), int(n)

@@ -18,8 +18,9 @@ import numpy as np
 import torch
 
 from .activations import load_inner, values_at
-from .analysis import (SIGN_NAMES, binomial_test, fit_quadratic, hermite_bessel_basis, null_band, power_by_order,
-                       projections, sign_changes, sign_test, solid_harmonic_basis, start_key, start_means, tie_counts)
+from .analysis import (SIGN_NAMES, binomial_test, curvature_tie, fit_quadratic, hermite_bessel_basis, null_band,
+                       power_by_order, projections, sign_changes, sign_test, solid_harmonic_basis, start_key,
+                       start_means, tie_counts)
 from .inputs import centers, mass_region
 from .io import load_torch, save_torch
 from .maturation import mature_epoch, maturation_note, maturation_rows, r2_by_epoch
@@ -237,7 +238,7 @@ def _groups(records: list[dict]) -> dict[tuple, list[dict]]:
 
 def _verdict(test: dict) -> str:
     if test["n"] == 0:
-        return "n/a (every fit flat)"
+        return "n/a (every fit tied)"
     if test["p_two_sided"] >= 0.05:
         return "not significant (two-sided p >= 0.05)"
     side = "negative (XOR-like)" if test["fraction"] > 0.5 else "positive (elliptic)"
@@ -251,7 +252,7 @@ def fits_rows(records: list[dict]) -> list[dict]:
         rows.append({"kind": r["kind"], "dataset": r["dataset"], "arch": r["arch"], "seed": r["seed"],
                      **{f"c{i + 1}": f"{c:.4g}" for i, c in enumerate(r["coef"])}, "r2": f"{r['r2']:.4f}",
                      "curvature": f"{r['curvature']:.4g}", "curvature_normalised": f"{r['curvature_normalised']:.3f}",
-                     "sign": r["curvature_tie"] or SIGN_NAMES[r["curvature_sign"]],
+                     "sign": curvature_tie(r) or SIGN_NAMES[r["curvature_sign"]],
                      "quadratic_size": f"{r['quadratic_size']:.3g}",
                      "region_cells": r["region_cells"]})
     return rows
@@ -261,7 +262,7 @@ def _quadratic_versus_xavier(group: list[dict], xavier: list[dict] | None) -> di
     """Fig. 7e and 5b: Xavier-initialised nets are "far from the regular quadratic patterns" of learned ones and
     "evolve to display" them, as a Welch test of the quadratic fit's R² (this group minus xavier-init), flat fits
     (planes, fitted exactly) left out."""
-    curved = lambda rs: [r for r in rs if r["curvature_tie"] != "flat"]  # noqa: E731
+    curved = lambda rs: [r for r in rs if curvature_tie(r) != "flat"]  # noqa: E731
     r2 = [r["r2"] for r in curved(group)]
     test = welch_difference(*(_unit_means(curved(rs), "r2") for rs in (group, xavier))) if xavier else None
     cells = (("", "", "") if not xavier else ("", "", "n/a (fewer than two curved fits)") if test is None
@@ -448,8 +449,8 @@ def write_outputs(records: list[dict], out: str, tables: dict[str, str], scale: 
               "fits left out); r2_vs_xavier_init: this group's minus the xavier-init group's of the same setting, "
               "Welch's 95% interval and p, and its verdict. Learned rows against the start rows (each learned net's "
               "own session-I net, fitted over the learned net's region): k_negative_at_start, to_negative and "
-              "to_positive (pairs whose sign changed each way between negative and positive; a tie on either side "
-              "is a tie), change: McNemar's exact test of to_negative against 1/2 among the changes "
+              "to_positive (pairs whose sign changed each way between negative and positive; a flat fit or a ridge "
+              "on either side is a tie), change: McNemar's exact test of to_negative against 1/2 among the changes "
               "(Clopper-Pearson ci95 of their share turned negative), curvature_change: learned minus start "
               "normalised curvature, paired t. A learned group no more negative than its starts did not learn "
               "its sign in session II. cnn_vs_mlp (pooled rows with both): each CNN function paired with the MLP "

@@ -130,7 +130,7 @@ def _sign_cell(runs: list[dict], prefix: str = "") -> str:
     """The runs' curvature signs (``{prefix}curvature_sign``) as "k/n" negative of the fits not tied, the ties
     (flat fits and ridges, left out of n) named."""
     test = sign_test(r[f"{prefix}curvature_sign"] for r in runs)
-    ties = ties_text(tie_counts(runs, f"{prefix}curvature_tie"))
+    ties = ties_text(tie_counts(runs, prefix))
     return f"{test['k']}/{test['n']}" + (f" ({ties})" if ties else "")
 
 

@@ -272,10 +272,15 @@ def analysis_figure_options(wildcards):
 
 def get_rnn_args(wildcards):
     m, a = config["model"], config["analysis"]
-    return cli_args({"hidden": RNN["hidden"], "inner_hidden": m["inner_hidden"], "inner_depth": m["inner_depth"],
-                     "max_epochs": RNN["max_epochs"], **training_options("mnist"), "bins": a["input_bins"],
-                     "extent": a["input_extent"], "mass": a["mass"], "fit_weighting": a["fit_weighting"],
-                     "flat_tolerance": a["flat_tolerance"], "ridge_tolerance": a["ridge_tolerance"]})
+    options = {"hidden": RNN["hidden"], "inner_hidden": m["inner_hidden"], "inner_depth": m["inner_depth"],
+               "max_epochs": RNN["max_epochs"], **training_options("mnist"), "bins": a["input_bins"],
+               "extent": a["input_extent"], "mass": a["mass"], "fit_weighting": a["fit_weighting"],
+               "flat_tolerance": a["flat_tolerance"]}
+    # a recurrent run fits its curvature as it ends: named only where it ties something, the default (the
+    # command's) leaves the runs made before ridges could tie with their parameters, so they are not trained again
+    if a["ridge_tolerance"]:
+        options["ridge_tolerance"] = a["ridge_tolerance"]
+    return cli_args(options)
 
 
 def summary_inputs():
