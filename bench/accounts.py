@@ -10,7 +10,9 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from multiarg.analysis import SIGN_NAMES
+import numpy as np
+
+from multiarg.analysis import SIGN_NAMES, is_ridge
 from multiarg.config import load_config
 from multiarg.io import atomic_path, write_text
 
@@ -18,6 +20,15 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 # fits.csv's sign column as -1, 0, +1: a ridge (analysis.ridge_tolerance) is a tie, as a flat fit is
 SIGN_VALUES = {**{name: value for value, name in SIGN_NAMES.items()}, "ridge": 0}
+
+
+def fit_sign(fit: dict, ridge_tolerance: float = 0.0) -> int:
+    """A fits-table row's curvature sign, -1, 0 or +1, with the ridges under ``ridge_tolerance`` tied
+    (``analysis.ridge_tolerance``; by |curvature_normalised|, 3 decimals). A row the account's own tolerance tied
+    votes with the sign of its curvature (4 significant digits) where ``ridge_tolerance`` does not tie it."""
+    if fit["sign"] == "flat" or is_ridge(float(fit["curvature_normalised"]), ridge_tolerance):
+        return 0
+    return int(np.sign(float(fit["curvature"]))) if fit["sign"] == "ridge" else SIGN_VALUES[fit["sign"]]
 
 
 def compact_png(source: Path, target: Path) -> None:

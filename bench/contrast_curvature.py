@@ -21,25 +21,28 @@ from pathlib import Path
 
 from common import environment, write
 import numpy as np
-from pool_curvature import functions, pool, seed_means, seeds, signs
+from pool_curvature import add_ridge_tolerance, functions, pool, seed_means, seeds, signs
 from torch import device
 
 from multiarg.analysis import sign_changes
 from multiarg.tables import paired_difference, regression
 
 
-def contrast(pools: list[tuple[str, list[Path]]]) -> dict:
+def contrast(pools: list[tuple[str, list[Path]]], ridge_tolerance: float = 0.0) -> dict:
     """Both pools as :func:`pool_curvature.pool` gives them, and the paired tests between them (first against
-    second)."""
+    second), ridges under ``ridge_tolerance`` tied."""
     (first, _), (second, _) = (functions(accounts, arch) for arch, accounts in pools)
     shared = sorted(set(first) & set(second))
     if not any(kind == "start" for kind, _, _ in shared):
         raise SystemExit("each pool needs accounts with session-I start fits of the same datasets and seeds (runs "
                          "made since the start test: tables/fits.csv rows of kind 'start')")
-    result = {"pools": [{"accounts": [str(a) for a in accounts], **pool(accounts, arch)} for arch, accounts in pools]}
+    result = {"ridge_tolerance": ridge_tolerance,
+              "pools": [{"accounts": [str(a) for a in accounts], **pool(accounts, arch, ridge_tolerance)}
+                        for arch, accounts in pools]}
     for when in ("start", "learned"):
         a, b = ([side[key] for key in shared if key[0] == when] for side in (first, second))
-        test = sign_changes(signs(b), signs(a), seeds(a))  # "to negative": the first pool's alone negative
+        # "to negative": the first pool's alone negative
+        test = sign_changes(signs(b, ridge_tolerance), signs(a, ridge_tolerance), seeds(a))
         result[when] = {"pairs": len(a), "first_only_negative": test["to_negative"],
                         "second_only_negative": test["to_positive"],
                         **{k: test[k] for k in ("n_starts", "fraction", "ci_low", "ci_high", "p_two_sided")},
@@ -73,11 +76,12 @@ def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--pool", nargs="+", action="append", required=True, metavar="ARCH ACCOUNT",
                    help="an architecture and the committed accounts (bench/results/<name>) to pool for it; twice")
+    add_ridge_tolerance(p)
     p.add_argument("--out")
     args = p.parse_args(argv)
     if len(args.pool) != 2 or any(len(group) < 2 for group in args.pool):
         p.error("give --pool ARCH ACCOUNT [ACCOUNT ...] exactly twice")
-    result = contrast([(arch, [Path(a) for a in accounts]) for arch, *accounts in args.pool])
+    result = contrast([(arch, [Path(a) for a in accounts]) for arch, *accounts in args.pool], args.ridge_tolerance)
     _print(result)
     result = {**environment(device("cpu")), **result}
     print(f"wrote {write(result, 'contrast_curvature-cpu', args.out)}")

@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from accounts import SIGN_VALUES, table_rows
+from accounts import fit_sign, table_rows
 from common import environment, write
 from torch import device
 
@@ -42,8 +42,13 @@ def functions(accounts: list[Path], arch: str) -> tuple[dict[tuple, dict], dict[
     return fits, by_dataset
 
 
-def signs(rows: list[dict]) -> list[int]:
-    return [SIGN_VALUES[r["sign"]] for r in rows]
+def signs(rows: list[dict], ridge_tolerance: float = 0.0) -> list[int]:
+    return [fit_sign(r, ridge_tolerance) for r in rows]
+
+
+def add_ridge_tolerance(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ridge-tolerance", type=float, default=0.0,
+                   help="tie the fits of |det A / tr A^2| under this as ridges (analysis.ridge_tolerance; 0: none)")
 
 
 def seeds(rows: list[dict]) -> list[str]:
@@ -55,16 +60,19 @@ def seed_means(rows: list[dict]) -> list[float]:
     return start_means([float(r["curvature_normalised"]) for r in rows], seeds(rows))
 
 
-def pool(accounts: list[Path], arch: str) -> dict:
-    """The learned functions' and their starts' sign tests, McNemar's test of the sign changes, the paired t of the
-    normalised curvature's change and the line of learned on start, all by seed."""
+def pool(accounts: list[Path], arch: str, ridge_tolerance: float = 0.0) -> dict:
+    """The learned functions' and their starts' sign tests, McNemar's test of the sign changes (ridges under
+    ``ridge_tolerance`` tied), the paired t of the normalised curvature's change and the line of learned on start,
+    all by seed."""
     fits, by_dataset = functions(accounts, arch)
     learned = [r for (kind, _, _), r in sorted(fits.items()) if kind == "learned"]
     pairs = [(fits["start", r["dataset"], r["seed"]], r) for r in learned if ("start", r["dataset"], r["seed"]) in fits]
     began, ended = ([pair[i] for pair in pairs] for i in (0, 1))
-    changes = sign_changes(signs(began), signs(ended), seeds(ended))
-    return {"arch": arch, "datasets": by_dataset, "learned": sign_test(signs(learned), seeds(learned)),
-            "start": {**sign_test(signs(began), seeds(began)), "datasets": sorted({r["dataset"] for r in began})},
+    changes = sign_changes(signs(began, ridge_tolerance), signs(ended, ridge_tolerance), seeds(ended))
+    return {"arch": arch, "datasets": by_dataset, "ridge_tolerance": ridge_tolerance,
+            "learned": sign_test(signs(learned, ridge_tolerance), seeds(learned)),
+            "start": {**sign_test(signs(began, ridge_tolerance), seeds(began)),
+                      "datasets": sorted({r["dataset"] for r in began})},
             "changes": {"to_negative": changes["to_negative"], "to_positive": changes["to_positive"],
                         "n_starts": changes["n_starts"], "mcnemar_p_two_sided": changes["p_two_sided"]},
             "curvature_change": {"pairs": len(pairs), "seeds": len(set(seeds(ended))),
@@ -76,9 +84,10 @@ def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("accounts", nargs="+", type=Path, help="committed run accounts (bench/results/<name>)")
     p.add_argument("--arch", default="cnn")
+    add_ridge_tolerance(p)
     p.add_argument("--out")
     args = p.parse_args(argv)
-    pooled = pool(args.accounts, args.arch)
+    pooled = pool(args.accounts, args.arch, args.ridge_tolerance)
     learned, start, changes = pooled["learned"], pooled["start"], pooled["changes"]
     print(f"learned {args.arch}: {learned['k']}/{learned['n']} negative from {learned['n_starts']} seeds "
           f"({learned['fraction']:.3f}, 95% [{learned['ci_low']:.3f}, {learned['ci_high']:.3f}]), two-sided p = "

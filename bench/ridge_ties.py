@@ -20,27 +20,18 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
-from accounts import RESULTS, SIGN_VALUES, accounts, table_rows
+from accounts import RESULTS, accounts, fit_sign, table_rows
 
-from multiarg.analysis import is_ridge, sign_changes, sign_test
+from multiarg.analysis import sign_changes, sign_test
 from multiarg.io import write_text
 
 TOLERANCES = (0.0, 0.02, 0.05)
 KINDS = ("learned", "start")
 
 
-def vote(fit: dict, tolerance: float) -> int:
-    """A fits-table row's curvature sign with ridges under ``tolerance`` tied; a row the account's own tolerance
-    tied votes with the sign of its curvature (4 significant digits) where ``tolerance`` does not tie it."""
-    if fit["sign"] == "flat" or is_ridge(float(fit["curvature_normalised"]), tolerance):
-        return 0
-    return int(np.sign(float(fit["curvature"]))) if fit["sign"] == "ridge" else SIGN_VALUES[fit["sign"]]
-
-
 def counts(fits: list[dict], tolerance: float) -> dict:
     """The sign test of ``fits`` (rows of a fits table) with those under ``tolerance`` tied as ridges."""
-    signs = [vote(r, tolerance) for r in fits]
+    signs = [fit_sign(r, tolerance) for r in fits]
     test = sign_test(signs)
     ridges = sum(r["sign"] != "flat" and s == 0 for r, s in zip(fits, signs))
     return {"tolerance": tolerance, "k": test["k"], "n": test["n"], "n_ridge": ridges,
@@ -49,7 +40,7 @@ def counts(fits: list[dict], tolerance: float) -> dict:
 
 def changes(pairs: list[tuple[dict, dict]], tolerance: float) -> dict:
     """McNemar's test of the sign changes of (start, learned) pairs of fits with ridges under ``tolerance`` tied."""
-    test = sign_changes(*zip(*[(vote(a, tolerance), vote(b, tolerance)) for a, b in pairs]))
+    test = sign_changes(*zip(*[(fit_sign(a, tolerance), fit_sign(b, tolerance)) for a, b in pairs]))
     return {"tolerance": tolerance, "to_negative": test["to_negative"], "to_positive": test["to_positive"],
             "p_two_sided": float(f"{test['p_two_sided']:.4g}")}
 

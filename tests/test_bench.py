@@ -698,6 +698,9 @@ def test_pooled_curvature_tests_by_seed_and_refuses_a_dataset_counted_twice(tmp_
     assert result["start_dependence"]["intercept"]["estimate"] == pytest.approx(line.intercept)
     assert json.loads((tmp_path / "p.json").read_text())["datasets"] == {"cifar10": str(tmp_path / "old"),
                                                                          "mnist": str(tmp_path / "new")}
+    tied = pool_curvature.pool([tmp_path / "old", tmp_path / "new"], "cnn", ridge_tolerance=0.15)
+    # CIFAR-10's seed 4 (-0.1) and MNIST's seed 1 (+0.1) are ridges now: 5 of 7 negative
+    assert (tied["learned"]["k"], tied["learned"]["n"], tied["ridge_tolerance"]) == (5, 7, 0.15)
     with pytest.raises(SystemExit, match="cnn on mnist is in both"):
         pool_curvature.main([str(tmp_path / "new"), str(tmp_path / "new"), "--out", str(tmp_path / "q.json")])
 
