@@ -771,7 +771,7 @@ def test_start_curvature_tests_a_records_fits_again_without_its_run_folders(tmp_
     assert json.loads((tmp_path / "new.json").read_text())["command"].startswith("python ")
 
 
-@pytest.mark.parametrize("name", ["curvature_overview", "accuracy_overview", "ridge_ties"])
+@pytest.mark.parametrize("name", ["curvature_overview", "accuracy_overview", "ridge_ties", "xavier_pairs"])
 def test_a_record_drawn_from_the_accounts_is_what_the_committed_accounts_give(name):
     overview = pytest.importorskip(name)
 
@@ -814,6 +814,24 @@ def test_ridge_ties_count_each_accounts_signs_with_ridges_tied(tmp_path):
     assert json.loads((tmp_path / "r.json").read_text()) == record
     with pytest.raises(SystemExit, match="lie in"):
         ridge_ties.main(["--results", str(tmp_path), "--tolerances", "0,0.5", "--out", str(tmp_path / "s.json")])
+
+
+def test_xavier_pairs_set_welch_beside_the_paired_test_of_each_net_before_and_after(tmp_path):
+    xavier_pairs = pytest.importorskip("xavier_pairs")
+    from scipy import stats
+
+    trained, init = [0.90, 0.95, 0.97, 0.93], [0.80, 0.86, 0.90, 0.82]
+    fits = ([{**_fit_row("xavier-trained", "mnist", s, 0.3, arch="mlp"), "r2": r2} for s, r2 in enumerate(trained)]
+            + [{**_fit_row("xavier-init", "mnist", s, 0.3, arch="mlp"), "r2": r2} for s, r2 in enumerate(init)]
+            + [{**_fit_row("xavier-init", "mnist", 4, 0.0, arch="mlp"), "r2": 1.0}])  # flat: left out
+    _account(tmp_path / "a-cpu", {"fits": fits})
+    _account(tmp_path / "b-cpu", {"fits": fits[:2] + fits[4:6]})  # two pairs: too few to test
+    record = xavier_pairs.main(["--results", str(tmp_path), "--out", str(tmp_path / "x.json")])
+    (row,) = record["rows"]
+    assert (row["account"], row["pairs"], row["verdict_differs"]) == ("a-cpu", 4, False)
+    assert row["paired_p"] == float(f"{stats.ttest_rel(trained, init).pvalue:.4g}")
+    assert row["welch_p"] == float(f"{stats.ttest_ind(trained, init, equal_var=False).pvalue:.4g}")
+    assert row["correlation"] == round(float(np.corrcoef(trained, init)[0, 1]), 3)
 
 
 def test_the_curvature_overview_takes_starts_from_the_account_or_a_record_of_the_same_run(tmp_path):

@@ -265,6 +265,32 @@ def test_how_quadratic_learned_and_trained_xavier_nets_are_against_untrained_one
     assert same["vs_paper"] == "not shown (not significant here)"
 
 
+def test_xavier_nets_are_paired_with_their_own_inits_where_the_run_analysed_those():
+    """A run of one setting analyses each Xavier net untrained and trained: the same nets, so a paired t; trained
+    nets whose inits were analysed in another setting (other seeds) are independent of them: Welch."""
+    from multiarg.claims import quadratic_claims
+
+    untrained = [0.80, 0.85, 0.90, 0.70, 0.75]
+    trained = [u + 0.05 + 0.01 * i for i, u in enumerate(untrained)]  # each net gains, by little and alike
+
+    def xavier(kind, seed, r2):
+        return {**_function(kind, "mlp", 1.0, 0.5, r2), "activation": "arg2-xavier", "seed": seed}
+
+    inits = [xavier("xavier-init", s, r2) for s, r2 in enumerate(untrained)]
+    same = curvature_rows(inits + [xavier("xavier-trained", s, r2) for s, r2 in enumerate(trained)])
+    (row,) = [r for r in same if r["kind"] == "xavier-trained" and r["dataset"] == "mnist"]
+    paired = stats.ttest_rel(trained, untrained)
+    assert (row["r2_vs_xavier_init_test"], row["r2_vs_xavier_init_p"]) == ("paired t", f"{paired.pvalue:.3g}")
+    assert row["r2_verdict"] == "more quadratic than xavier-init, paired t p < 0.05"
+    (claim,) = [c for c in quadratic_claims(same) if c["claim"].startswith("Xavier")]
+    assert claim["source"] == "curvature_tests (quadratic fit R², paired t)"
+    other = curvature_rows(inits + [xavier("xavier-trained", s + 5, r2) for s, r2 in enumerate(trained)])
+    (row,) = [r for r in other if r["kind"] == "xavier-trained" and r["dataset"] == "mnist"]
+    welch = stats.ttest_ind(trained, untrained, equal_var=False)
+    assert (row["r2_vs_xavier_init_test"], row["r2_vs_xavier_init_p"]) == ("Welch", f"{welch.pvalue:.3g}")
+    assert paired.pvalue < 0.01 < welch.pvalue  # the pairing is what shows a gain this small
+
+
 def test_a_curvature_kept_from_session_one_is_not_shown_to_be_learned():
     """The CNN's learned nets are all negative, but so were their starts: nothing changed, so the claim that
     session II learned the sign is not shown; the MLP's turned positive, the paper's side for the MLP."""

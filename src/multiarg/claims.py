@@ -175,7 +175,8 @@ def quadratic_claims(rows: list[dict]) -> list[dict]:
         if r and xavier and r["r2_verdict"]:
             measured = f"mean R² {r['r2_mean'] or 'n/a'}, untrained Xavier {xavier['r2_mean'] or 'n/a'}"
             out.append(_claim(claim, paper, measured, r["r2_vs_xavier_init_ci95"], r["r2_vs_xavier_init_p"],
-                              r["r2_verdict"], "curvature_tests (quadratic fit R², Welch)",
+                              r["r2_verdict"],
+                              f"curvature_tests (quadratic fit R², {r.get('r2_vs_xavier_init_test') or 'Welch'})",
                               against_paper(_midpoint(r["r2_vs_xavier_init_ci95"]), r["r2_verdict"], 1)))
     return out
 

@@ -260,23 +260,35 @@ def fits_rows(records: list[dict]) -> list[dict]:
 
 def _quadratic_versus_xavier(group: list[dict], xavier: list[dict] | None) -> dict:
     """Fig. 7e and 5b: Xavier-initialised nets are "far from the regular quadratic patterns" of learned ones and
-    "evolve to display" them, as a Welch test of the quadratic fit's R² (this group minus xavier-init), flat fits
-    (planes, fitted exactly) left out."""
+    "evolve to display" them, as a test of the quadratic fit's R² (this group minus xavier-init), flat fits (planes,
+    fitted exactly) left out, each start's functions averaged. Where every net of the group is one of the
+    xavier-init nets trained (xavier-trained against its own inits, as in a run of one setting) the test is a paired
+    t over those nets; else (learned nets, or Xavier nets trained from inits analysed in another setting) Welch's."""
     curved = lambda rs: [r for r in rs if curvature_tie(r) != "flat"]  # noqa: E731
-    r2 = [r["r2"] for r in curved(group)]
-    test = welch_difference(*(_unit_means(curved(rs), "r2") for rs in (group, xavier))) if xavier else None
+    mine, r2 = _means_by_start(curved(group), "r2"), [r["r2"] for r in curved(group)]
+    inits = _means_by_start(curved(xavier or []), "r2")
+    paired = bool(mine) and mine.keys() <= inits.keys()
+    test = (None if not xavier else paired_difference(list(mine.values()), [inits[k] for k in mine]) if paired
+            else welch_difference(list(mine.values()), list(inits.values())))
+    name = "paired t" if paired else "Welch"
     cells = (("", "", "") if not xavier else ("", "", "n/a (fewer than two curved fits)") if test is None
              else difference_cells(test, "more quadratic than xavier-init", "less quadratic than xavier-init",
-                                   digits=3))
-    return {"r2_mean": f"{np.mean(r2):.3f}" if r2 else "",
+                                   digits=3, name=name))
+    return {"r2_mean": f"{np.mean(r2):.3f}" if r2 else "", "r2_vs_xavier_init_test": name if xavier else "",
             **dict(zip(("r2_vs_xavier_init_ci95", "r2_vs_xavier_init_p", "r2_verdict"), cells))}
 
 
-def _unit_means(records: list[dict], key: str, l: int | None = None) -> list[float]:
-    """``record[key]`` (its entry ``l`` where given) averaged over the records of each session-I start: one number
-    per independent unit, in the order the starts first come."""
+def _means_by_start(records: list[dict], key: str, l: int | None = None) -> dict[tuple, float]:
+    """``record[key]`` (its entry ``l`` where given) averaged over the records of each session-I start, by start
+    (:func:`start_key`), in the order the starts first come."""
+    starts = [start_key(r) for r in records]
     values = [r[key] if l is None else r[key][l] for r in records]
-    return start_means(values, [start_key(r) for r in records])
+    return dict(zip(dict.fromkeys(starts), start_means(values, starts)))
+
+
+def _unit_means(records: list[dict], key: str, l: int | None = None) -> list[float]:
+    """:func:`_means_by_start` as a list: one number per independent unit."""
+    return list(_means_by_start(records, key, l).values())
 
 
 def _with_starts(group: list[dict], starts: list[dict] | None) -> list[tuple[dict, dict]]:
@@ -447,8 +459,10 @@ def write_outputs(records: list[dict], out: str, tables: dict[str, str], scale: 
               "curvature sign is rounding noise): ties, left out of n. n_ridge: fits whose |det A / tr A²| is under "
               f"ridge_tolerance ({ridges}): ridges, also ties. r2_mean: the quadratic fits' mean R² (flat "
               "fits left out); r2_vs_xavier_init: this group's minus the xavier-init group's of the same setting, "
-              "Welch's 95% interval and p, and its verdict. Learned rows against the start rows (each learned net's "
-              "own session-I net, fitted over the learned net's region): k_negative_at_start, to_negative and "
+              "95% interval, p and verdict, by r2_vs_xavier_init_test: a paired t where the group's nets are "
+              "xavier-init nets trained (the xavier-trained rows of a run of one setting), else Welch's. Learned "
+              "rows against the start rows (each learned net's own session-I net, fitted over the learned net's "
+              "region): k_negative_at_start, to_negative and "
               "to_positive (pairs whose sign changed each way between negative and positive; a flat fit or a ridge "
               "on either side is a tie), change: McNemar's exact test of to_negative against 1/2 among the changes "
               "(Clopper-Pearson ci95 of their share turned negative), curvature_change: learned minus start "
