@@ -85,6 +85,37 @@ def test_a_forked_job_writes_what_its_own_process_writes_and_passes_exit_status_
         assert torch.equal(value, b["state_dict"][key]) and torch.equal(value, c["state_dict"][key]), key
 
 
+WAITING_CLIENT = """
+import json, os, socket, sys, time
+from multiarg import jobserver
+conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+conn.connect(os.environ[jobserver.ENV])
+request = json.dumps({"argv": ["multiarg", *sys.argv[1:]], "cwd": os.getcwd(), "env": dict(os.environ),
+                      "prefix": sys.prefix, "version": sys.version, "path": sys.path}).encode()
+socket.send_fds(conn, [jobserver.HEADER.pack(len(request))], [0, 1, 2])
+conn.sendall(request)
+replies = conn.makefile("rb")
+assert "pid" in json.loads(replies.readline()), "refused"
+time.sleep(1.0)  # a job that did not wait for the word to begin would have logged by now
+print("client: the job may begin", file=sys.stderr, flush=True)
+conn.sendall(b"\\n")
+print(json.loads(replies.readline())["exit"])
+"""
+
+
+def test_a_forked_job_begins_only_once_its_client_has_said_so(tmp_path):
+    """Client and job share the log: the job waits for the client's word, so the log's first line is the client's
+    (the workflow's logs begin "forked by the job server"), however slowly the client is scheduled."""
+    with serving(tmp_path):
+        with open(tmp_path / "stderr", "w") as err:
+            client = subprocess.run([sys.executable, "-c", WAITING_CLIENT, *TINY_PRETRAIN, "--out",
+                                     str(tmp_path / "waited.pt")], stderr=err, stdout=subprocess.PIPE, text=True,
+                                    env=dict(os.environ), timeout=120)
+    assert client.returncode == 0 and client.stdout.strip() == "0", (tmp_path / "stderr").read_text()
+    assert (tmp_path / "stderr").read_text().startswith("client: the job may begin\n")
+    assert (tmp_path / "waited.pt").exists()
+
+
 def test_signals_reach_a_forked_job_and_a_killed_client_takes_its_job_along(tmp_path):
     long_job = [*TINY_PRETRAIN[:-4], "--steps", "1000000", "--samples", "500", "--out", str(tmp_path / "never.pt")]
     with serving(tmp_path) as log:

@@ -52,6 +52,10 @@ def submit(address: str, argv: list[str]) -> int | None:
         return _in_process(first.get("refused", "the job server closed the connection"))
     pid = first["pid"]
     print(f"multiarg: {FORKED} {pid}", file=sys.stderr, flush=True)
+    try:
+        conn.sendall(b"\n")  # the job waits for this, so that its log says first where it runs
+    except OSError:  # the job has gone already: the reply below is empty, and says so
+        pass
     forwarded: list[int] = []
 
     def forward(sig, _frame):
@@ -203,6 +207,9 @@ def _job(conn: socket.socket, state: dict) -> None:
             code = 0
             return
         conn.sendall(json.dumps({"pid": os.getpid()}).encode() + b"\n")
+        # the client and this process share the log: it writes that the job was forked, then this one begins
+        if conn.recv(1) != b"\n":
+            raise ConnectionError("the client left before the job began")
         _log(f"job {' '.join(request['argv'][1:4])} ...")
         _adopt(request, fds, state)
         import threading
@@ -275,8 +282,8 @@ def _adopt(request: dict, fds: list[int], state: dict) -> None:
 
 
 def _die_with_client(conn: socket.socket, finished) -> None:
-    """The client never writes after its request: end of file before the job finished means it was killed, and so
-    is its job."""
+    """The client writes nothing after its word that the job may begin: end of file before the job finished means
+    it was killed, and so is its job."""
     try:
         conn.recv(1)
     finally:
