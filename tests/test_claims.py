@@ -289,6 +289,9 @@ def test_xavier_nets_are_paired_with_their_own_inits_where_the_run_analysed_thos
     welch = stats.ttest_ind(trained, untrained, equal_var=False)
     assert (row["r2_vs_xavier_init_test"], row["r2_vs_xavier_init_p"]) == ("Welch", f"{welch.pvalue:.3g}")
     assert paired.pvalue < 0.01 < welch.pvalue  # the pairing is what shows a gain this small
+    (alone,) = [r for r in curvature_rows(inits + [xavier("xavier-trained", 0, 0.9)])
+                if r["kind"] == "xavier-trained" and r["dataset"] == "mnist"]
+    assert alone["r2_verdict"] == "n/a (fewer than two pairs of nets with curved fits)"
 
 
 def test_a_curvature_kept_from_session_one_is_not_shown_to_be_learned():

@@ -271,7 +271,8 @@ def _quadratic_versus_xavier(group: list[dict], xavier: list[dict] | None) -> di
     test = (None if not xavier else paired_difference(list(mine.values()), [inits[k] for k in mine]) if paired
             else welch_difference(list(mine.values()), list(inits.values())))
     name = "paired t" if paired else "Welch"
-    cells = (("", "", "") if not xavier else ("", "", "n/a (fewer than two curved fits)") if test is None
+    too_few = "n/a (fewer than two pairs of nets with curved fits)" if paired else "n/a (fewer than two curved fits)"
+    cells = (("", "", "") if not xavier else ("", "", too_few) if test is None
              else difference_cells(test, "more quadratic than xavier-init", "less quadratic than xavier-init",
                                    digits=3, name=name))
     return {"r2_mean": f"{np.mean(r2):.3f}" if r2 else "", "r2_vs_xavier_init_test": name if xavier else "",
