@@ -60,6 +60,17 @@ def table_rows(account: Path, table_name: str) -> list[dict]:
         return list(csv.DictReader(fh))
 
 
+def setting_fits(results: Path = RESULTS):
+    """Every account's fits table (the demo's left out: its scale tests nothing) by setting: ``(account, dataset,
+    arch, rows)``."""
+    for account in accounts(results):
+        if account.name.startswith("demo"):
+            continue
+        fits = table_rows(account, "fits")
+        for dataset, arch in sorted({(r["dataset"], r["arch"]) for r in fits}):
+            yield account, dataset, arch, [r for r in fits if (r["dataset"], r["arch"]) == (dataset, arch)]
+
+
 def edges(account: Path) -> str:
     """The session-I blur's edge mode of the account's config as the repository resolves it now (each config whose
     account predates the change of default pins its own)."""

@@ -20,7 +20,7 @@ import json
 import sys
 from pathlib import Path
 
-from accounts import RESULTS, accounts, fit_sign, table_rows
+from accounts import RESULTS, fit_sign, setting_fits
 
 from multiarg.analysis import sign_changes, sign_test
 from multiarg.io import write_text
@@ -49,21 +49,15 @@ def rows(results: Path = RESULTS, tolerances=TOLERANCES) -> list[dict]:
     """One row per account, setting and test (``kind``: learned, start, or change: McNemar's of learned against
     start): its results at each tolerance, and whether p crosses 0.05 among them."""
     out = []
-    for account in accounts(results):
-        if account.name.startswith("demo"):
-            continue
-        fits = table_rows(account, "fits")
-        for dataset, arch in sorted({(r["dataset"], r["arch"]) for r in fits}):
-            here = [r for r in fits if (r["dataset"], r["arch"]) == (dataset, arch)]
-            by_kind = {kind: {r["seed"]: r for r in here if r["kind"] == kind} for kind in KINDS}
-            found = {kind: [counts(list(group.values()), t) for t in tolerances]
-                     for kind, group in by_kind.items() if group}
-            if pairs := [(start, by_kind["learned"][seed]) for seed, start in by_kind["start"].items()
-                         if seed in by_kind["learned"]]:
-                found["change"] = [changes(pairs, t) for t in tolerances]
-            out += [{"account": account.name, "dataset": dataset, "arch": arch, "kind": kind, "tests": tests,
-                     "crosses_0.05": len({t["p_two_sided"] < 0.05 for t in tests}) > 1}
-                    for kind, tests in found.items()]
+    for account, dataset, arch, fits in setting_fits(results):
+        by_kind = {kind: {r["seed"]: r for r in fits if r["kind"] == kind} for kind in KINDS}
+        found = {kind: [counts(list(group.values()), t) for t in tolerances]
+                 for kind, group in by_kind.items() if group}
+        if pairs := [(start, by_kind["learned"][seed]) for seed, start in by_kind["start"].items()
+                     if seed in by_kind["learned"]]:
+            found["change"] = [changes(pairs, t) for t in tolerances]
+        out += [{"account": account.name, "dataset": dataset, "arch": arch, "kind": kind, "tests": tests,
+                 "crosses_0.05": len({t["p_two_sided"] < 0.05 for t in tests}) > 1} for kind, tests in found.items()]
     return out
 
 

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from accounts import RESULTS, accounts, table_rows
+from accounts import RESULTS, setting_fits
 
 from multiarg.io import write_text
 from multiarg.tables import paired_difference, welch_difference
@@ -34,22 +34,17 @@ def _r2(fits: list[dict], kind: str) -> dict[str, float]:
 def rows(results: Path = RESULTS) -> list[dict]:
     """One row per account (the demo left out) and setting with both groups: Welch's and the paired t's p."""
     out = []
-    for account in accounts(results):
-        if account.name.startswith("demo"):
+    for account, dataset, arch, fits in setting_fits(results):
+        trained, init = _r2(fits, "xavier-trained"), _r2(fits, "xavier-init")
+        seeds = sorted(trained.keys() & init.keys(), key=int)
+        if len(seeds) < 3 or seeds != sorted(trained, key=int):
             continue
-        fits = table_rows(account, "fits")
-        for dataset, arch in sorted({(r["dataset"], r["arch"]) for r in fits}):
-            here = [r for r in fits if (r["dataset"], r["arch"]) == (dataset, arch)]
-            trained, init = _r2(here, "xavier-trained"), _r2(here, "xavier-init")
-            seeds = sorted(trained.keys() & init.keys(), key=int)
-            if len(seeds) < 3 or seeds != sorted(trained, key=int):
-                continue
-            a, b = [trained[s] for s in seeds], [init[s] for s in seeds]
-            welch, paired = welch_difference(list(trained.values()), list(init.values())), paired_difference(a, b)
-            out.append({"account": account.name, "dataset": dataset, "arch": arch, "pairs": len(seeds),
-                        "diff": round(paired["diff"], 4), "correlation": round(float(np.corrcoef(a, b)[0, 1]), 3),
-                        "welch_p": float(f"{welch['p']:.4g}"), "paired_p": float(f"{paired['p']:.4g}"),
-                        "verdict_differs": (welch["p"] < 0.05) != (paired["p"] < 0.05)})
+        a, b = [trained[s] for s in seeds], [init[s] for s in seeds]
+        welch, paired = welch_difference(list(trained.values()), list(init.values())), paired_difference(a, b)
+        out.append({"account": account.name, "dataset": dataset, "arch": arch, "pairs": len(seeds),
+                    "diff": round(paired["diff"], 4), "correlation": round(float(np.corrcoef(a, b)[0, 1]), 3),
+                    "welch_p": float(f"{welch['p']:.4g}"), "paired_p": float(f"{paired['p']:.4g}"),
+                    "verdict_differs": (welch["p"] < 0.05) != (paired["p"] < 0.05)})
     return out
 
 
