@@ -265,7 +265,8 @@ def _quadratic_versus_xavier(group: list[dict], xavier: list[dict] | None) -> di
     xavier-init nets trained (xavier-trained against its own inits, as in a run of one setting) the test is a paired
     t over those nets; else (learned nets, or Xavier nets trained from inits analysed in another setting) Welch's."""
     curved = lambda rs: [r for r in rs if curvature_tie(r) != "flat"]  # noqa: E731
-    mine, r2 = _means_by_start(curved(group), "r2"), [r["r2"] for r in curved(group)]
+    fitted = curved(group)
+    mine, r2 = _means_by_start(fitted, "r2"), [r["r2"] for r in fitted]
     inits = _means_by_start(curved(xavier or []), "r2")
     paired = bool(mine) and mine.keys() <= inits.keys()
     test = (None if not xavier else paired_difference(list(mine.values()), [inits[k] for k in mine]) if paired

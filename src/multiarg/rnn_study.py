@@ -126,12 +126,12 @@ def _mean_sd(values: list[float], scale: float = 1.0, digits: int = 2) -> tuple[
     return f"{mean:.{digits}f}", f"{sd:.{digits}f}" if len(values) > 1 else "n/a"
 
 
-def _sign_cell(runs: list[dict], prefix: str = "") -> str:
-    """The runs' curvature signs (``{prefix}curvature_sign``) as "k/n" negative of the fits not tied, the ties
-    (flat fits and ridges, left out of n) named."""
+def _sign_test(runs: list[dict], prefix: str = "") -> tuple[dict, str]:
+    """:func:`sign_test` of the runs' ``{prefix}curvature_sign``, and its cell: "k/n" negative of the fits not tied,
+    the ties (flat fits and ridges, left out of n) named."""
     test = sign_test(r[f"{prefix}curvature_sign"] for r in runs)
     ties = ties_text(tie_counts(runs, prefix))
-    return f"{test['k']}/{test['n']}" + (f" ({ties})" if ties else "")
+    return test, f"{test['k']}/{test['n']}" + (f" ({ties})" if ties else "")
 
 
 def rnn_rows(summaries: list[dict]) -> list[dict]:
@@ -149,10 +149,9 @@ def rnn_rows(summaries: list[dict]) -> list[dict]:
                "k_negative": "", "curvature_normalised": "", "initial_k_negative": "", "p_two_sided": "",
                "median_r2": ""}
         if "curvature" in runs[0]:
-            test = sign_test(r["curvature_sign"] for r in runs)
+            (test, cell), (_, initial) = _sign_test(runs), _sign_test(runs, "initial_")
             curv, curv_sd = _mean_sd([r["curvature_normalised"] for r in runs], digits=3)
-            row.update(k_negative=_sign_cell(runs), curvature_normalised=f"{curv} ± {curv_sd}",
-                       initial_k_negative=_sign_cell(runs, "initial_"),
+            row.update(k_negative=cell, curvature_normalised=f"{curv} ± {curv_sd}", initial_k_negative=initial,
                        p_two_sided=f"{test['p_two_sided']:.3g}",
                        median_r2=f"{np.median([r['r2'] for r in runs]):.3f}")
         rows.append(row)

@@ -91,6 +91,14 @@ wildcard_constraints:
 cli_args = shell_options  # the rules' name: a mapping as ``python -m multiarg`` options, shell text
 
 
+def name_unless_default(options, key, value, default):
+    """Add ``key``'s ``value`` to ``options`` unless it is the command's ``default``: an option added after runs were
+    made, left unnamed at its default, leaves those runs' parameters as they were, so Snakemake does not run them
+    again."""
+    if value != default:
+        options[key] = value
+
+
 def model_options(arch):
     m = config["model"]
     return {"arch": arch, "widths": m[f"{arch}_widths"], "kernel_size": m["kernel_size"], "padding": m["padding"],
@@ -121,10 +129,7 @@ def get_train_args(wildcards, patience=None, train_limit=None):
     options = {**model_options(wildcards.arch), **training_options(wildcards.dataset, patience, train_limit)}
     if wildcards.activation in config["matching"]["matched"]:
         options["match_to"] = config["matching"]["reference"]
-        # the paper's widening is the command's default: left unnamed, runs made before the choice existed keep their
-        # parameters, so Snakemake does not train them again
-        if config["matching"]["widening"] != "offset":
-            options["widening"] = config["matching"]["widening"]
+        name_unless_default(options, "widening", config["matching"]["widening"], "offset")
     return cli_args(options)
 
 
@@ -276,10 +281,7 @@ def get_rnn_args(wildcards):
                "max_epochs": RNN["max_epochs"], **training_options("mnist"), "bins": a["input_bins"],
                "extent": a["input_extent"], "mass": a["mass"], "fit_weighting": a["fit_weighting"],
                "flat_tolerance": a["flat_tolerance"]}
-    # a recurrent run fits its curvature as it ends: named only where it ties something, the default (the
-    # command's) leaves the runs made before ridges could tie with their parameters, so they are not trained again
-    if a["ridge_tolerance"]:
-        options["ridge_tolerance"] = a["ridge_tolerance"]
+    name_unless_default(options, "ridge_tolerance", a["ridge_tolerance"], 0.0)  # fitted as a recurrent run ends
     return cli_args(options)
 
 
