@@ -49,10 +49,20 @@ def compact_png(source: Path, target: Path) -> None:
         compact.save(tmp, "PNG", optimize=True)
 
 
+def is_demo(name: str) -> bool:
+    """Whether an account is the demo's, whose scale tests nothing."""
+    return name.startswith("demo")
+
+
 def accounts(results: Path = RESULTS) -> list[Path]:
-    """Accounts with a claims table, the demo last (its scale tests nothing)."""
+    """Accounts with a claims table, the demo last."""
     found = [p.parent.parent for p in results.glob("*/tables/claims.csv")]
-    return sorted(found, key=lambda p: (p.name.startswith("demo"), not p.name.startswith("mnist"), p.name))
+    return sorted(found, key=lambda p: (is_demo(p.name), not p.name.startswith("mnist"), p.name))
+
+
+def tested_accounts(results: Path = RESULTS) -> list[Path]:
+    """:func:`accounts` without the demo."""
+    return [account for account in accounts(results) if not is_demo(account.name)]
 
 
 def table_rows(account: Path, table_name: str) -> list[dict]:
@@ -63,9 +73,7 @@ def table_rows(account: Path, table_name: str) -> list[dict]:
 def setting_fits(results: Path = RESULTS):
     """Every account's fits table (the demo's left out: its scale tests nothing) by setting: ``(account, dataset,
     arch, rows)``."""
-    for account in accounts(results):
-        if account.name.startswith("demo"):
-            continue
+    for account in tested_accounts(results):
         fits = table_rows(account, "fits")
         for dataset, arch in sorted({(r["dataset"], r["arch"]) for r in fits}):
             yield account, dataset, arch, [r for r in fits if (r["dataset"], r["arch"]) == (dataset, arch)]

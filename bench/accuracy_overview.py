@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from accounts import RESULTS, accounts, figure_record, table_rows
+from accounts import RESULTS, figure_record, table_rows, tested_accounts
 
 from multiarg.comparison import finite, read_values
 from multiarg.tables import welch_difference, welch_from_summary
@@ -38,9 +38,7 @@ def rows(results: Path = RESULTS) -> list[dict]:
     """One row per account (the demo left out), setting, baseline and metric where the 2-arg net and the baseline
     both have two or more seeds."""
     out = []
-    for account in accounts(results):
-        if account.name.startswith("demo"):
-            continue
+    for account in tested_accounts(results):
         summary = {(r["dataset"], r["arch"], r["activation"]): r for r in table_rows(account, "summary")}
         values = account / "tables" / "summary_values.json"
         seeds = read_values(values) if values.exists() else None

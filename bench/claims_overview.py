@@ -14,7 +14,7 @@ import argparse
 import json
 from pathlib import Path
 
-from accounts import RESULTS, accounts, edges, table_rows
+from accounts import RESULTS, accounts, edges, is_demo, table_rows
 from readme_block import FINDINGS, emit
 
 MARKERS = ("<!-- claims-overview: begin (python bench/claims_overview.py --write) -->",
@@ -98,7 +98,7 @@ def table(results: Path = RESULTS) -> str:
     """A column per account, and first the tally of them all but the demo, whose scale tests nothing."""
     runs = {account.name: {r["claim"]: r for r in table_rows(account, "claims")} for account in accounts(results)}
     claims = list(dict.fromkeys(c for rows in runs.values() for c in rows))
-    tested = {name: rows for name, rows in runs.items() if not name.startswith("demo")}
+    tested = {name: rows for name, rows in runs.items() if not is_demo(name)}
     lines = ["| claim | runs | " + " | ".join(f"`{name}`" for name in runs) + " |", "|---" * (len(runs) + 2) + "|"]
     lines += [f"| {claim} | {tally([rows[claim] for rows in tested.values() if claim in rows]) or '—'} | "
               + " | ".join(cell(rows[claim]) if claim in rows else "—" for rows in runs.values()) + " |"

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from accounts import RESULTS, accounts, edges, figure_record, table_rows
+from accounts import RESULTS, edges, figure_record, table_rows, tested_accounts
 
 from multiarg.analysis import binomial_test
 from multiarg.claims import PAPER_CURVATURE
@@ -42,9 +42,7 @@ def rows(results: Path = RESULTS) -> list[dict]:
     nets' negative share and, where fitted, their starts'. A recorded start counts only if the record's learned
     count is the account's, so that it describes the same run."""
     recorded, out = _recorded_starts(results / STARTS_RECORD), []
-    for account in accounts(results):
-        if account.name.startswith("demo"):
-            continue
+    for account in tested_accounts(results):
         table = [r for r in table_rows(account, "curvature_tests") if "all" not in (r["arch"], r["dataset"])]
         starts = {(r["arch"], r["dataset"]): r for r in table if r["kind"] == "start"}
         run, edge_mode = recorded.get(account.name), edges(account)
