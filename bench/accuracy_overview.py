@@ -1,9 +1,10 @@
 """The paper's accuracy claims across every committed run account in one figure: per run, the 2-arg net's test
 accuracy (session III, at the best validation epoch) and early test accuracy (session II's first epochs) minus each
 baseline's that has two or more seeds there: ReLU and the 1-arg net matched in parameters, and where the run trains
-them, ReLU and the 1-arg net matched in forward FLOPs. Welch's 95% interval from the per-seed values where the account
-keeps them (`tables/summary_values.json`), else from the means and SDs its `tables/summary.csv` prints (two decimals);
-unadjusted, as a picture of the runs, not a test. Reads only the committed accounts; measures nothing.
+them, ReLU and the 1-arg net matched in forward FLOPs or at the 2-arg net's own widths. Welch's 95% interval from the
+per-seed values where the account keeps them (`tables/summary_values.json`), else from the means and SDs its
+`tables/summary.csv` prints (two decimals); unadjusted, as a picture of the runs, not a test. Reads only the
+committed accounts; measures nothing.
 
     python bench/accuracy_overview.py    # bench/results/accuracy_overview.{json,pdf,png}
 
@@ -18,7 +19,7 @@ from accounts import RESULTS, figure_record, table_rows, tested_accounts
 from multiarg.comparison import finite, read_values
 from multiarg.tables import welch_difference, welch_from_summary
 
-BASELINES = ("relu", "arg1", "relu-flops", "arg1-flops")
+BASELINES = ("relu", "arg1", "relu-flops", "arg1-flops", "relu-width", "arg1-width")
 METRICS = {"test_acc": "test accuracy (session III)", "early_acc": "early test accuracy (session II)"}
 
 

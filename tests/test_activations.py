@@ -18,7 +18,9 @@ def test_parse_names():
     assert ActivationSpec.parse("arg3-xavier").design == "arg3-xavier"
     assert ActivationSpec.parse("dac-flops") == ActivationSpec("dac-flops", 1, False, None, "dac", "flops")
     assert ActivationSpec.parse("arg1-flops") == ActivationSpec("arg1-flops", 1, True, "pretrained", "arg1", "flops")
-    for name in ("gelu", "arg2-xavier-flops", "relu-xavier", "relu-flops-flops"):
+    assert ActivationSpec.parse("relu-width") == ActivationSpec("relu-width", 1, False, None, "relu", "width")
+    for name in ("gelu", "arg2-xavier-flops", "relu-xavier", "relu-flops-flops", "arg2-xavier-width",
+                 "relu-width-flops"):
         with pytest.raises(ValueError, match="unknown activation"):
             ActivationSpec.parse(name)
 

@@ -76,6 +76,8 @@ def test_shipped_configs_are_valid():
     ({"activations": ["arg2", "arg2-xavier", "relu", "relu-flops"], "matching": {"reference": "relu-flops"}},
      "matching.reference: the reference is what others are matched to; it cannot be -flops"),
     ({"activations": ["arg2", "arg2-xavier-flops"]}, "activations.1: 'arg2-xavier-flops' does not match"),
+    ({"activations": ["arg2", "arg2-xavier", "relu-width"], "matching": {"matched": ["relu-width"]}},
+     "'relu-width' keeps the reference's widths, so it cannot be matched"),
     ({"model": {"pool_after": [0, 7]}}, "model.pool_after: layer indices must be below 4"),
     ({"analysis": {"trials": {"arg2": 2, "arg2-xavier": 3, "arg3": 0}}}, "analysis.trials.arg2-xavier: untrained"),
     ({"analysis": {"fit_weighting": "cells"}}, "analysis.fit_weighting: 'cells' is not one of"),

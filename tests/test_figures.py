@@ -3,7 +3,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from multiarg.analysis_figures import _ecdf, fig8
-from multiarg.figures import layout_under_row_titles, mean_band, plt, row_title, save, stamp
+from multiarg.figures import COLORS, LABELS, layout_under_row_titles, mean_band, plt, row_title, save, stamp
 from multiarg.nonlinearities import AnalysisConfig, analyse_function, save_records
 from test_nonlinearities import gaussian_hist
 
@@ -82,6 +82,13 @@ def test_fig8_draws_both_arities_when_there_are_3_arg_nets(tmp_path, monkeypatch
     labels = _draw_fig8(tmp_path, monkeypatch, _records(2, 2) + _records(3, 2))
     assert labels == ["a  2-arg learned", "b  3-arg learned, slice", "c  2-arg spectra (Hermite-Bessel)",
                       "d  3-arg spectra (solid harmonics)"]
+
+
+def test_a_baselines_variants_are_told_apart_by_label_and_shade():
+    """relu, relu-flops and relu-width share ReLU's hue: lighter FLOP-matched, darker at the reference's widths."""
+    assert [LABELS[a] for a in ("relu", "relu-flops", "relu-width")] == [
+        "ReLU", "ReLU, FLOP-matched", "ReLU, same widths"]
+    assert sum(COLORS["relu-width"]) < sum(COLORS["relu"]) < sum(COLORS["relu-flops"])
 
 
 def test_the_curvature_cdf_rises_from_zero_at_the_smallest_value():

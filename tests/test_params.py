@@ -131,7 +131,7 @@ def test_the_param_table_says_how_it_widened(tmp_path):
     rows = {}
     for widening in ("offset", "scale"):
         out = tmp_path / f"{widening}.csv"
-        main(["param-table", "--out", str(out), "--datasets", "cifar10", "--activations", "arg2,relu,dac",
+        main(["param-table", "--out", str(out), "--datasets", "cifar10", "--activations", "arg2,relu,dac,relu-width",
               "--matched", "relu,dac", "--match-to", "arg2", "--mlp-widths", "64,64,64",
               "--cnn-widths", "60,120,120,120", "--widening", widening])
         with open(out) as fh:
@@ -141,3 +141,12 @@ def test_the_param_table_says_how_it_widened(tmp_path):
     assert (offset["widths"], offset["beta"], offset["scale"]) == ("40/125/125/125", "-44", "")
     assert (scale["widths"], scale["beta"], scale["scale"]) == ("60/121/121/121", "", str(round(423 / 420, 4)))
     assert rows["scale"]["cnn", "arg2"]["widths"] == "60/120/120/120" and rows["scale"]["cnn", "arg2"]["scale"] == ""
+    same = rows["offset"]["cnn", "relu-width"]  # the reference's widths, unmatched: fewer parameters
+    assert (same["widths"], same["beta"]) == ("60/120/120/120", "") and int(same["mismatch"]) < 0
+    relu = ModelConfig("cnn", "relu", (3, 32, 32), 10, (60, 120, 120, 120))
+    assert int(same["params_exact"]) == exact_param_count(relu)
+
+
+def test_a_same_width_baseline_is_never_matched():
+    with pytest.raises(ValueError, match="keeps the reference's widths"):
+        matched_widths(ModelConfig("mlp", "arg2", (1, 28, 28), 10, (64, 64)), "relu-width")

@@ -128,18 +128,21 @@ def test_tiny_real_mnist_run_writes_every_artefact(tmp_path, mirror):
             assert (results / "figures" / f"{name}.{ext}").stat().st_size > 10_000
     with open(results / "tables" / "param_counts.csv") as fh:
         mlp = {r["activation"]: r for r in csv.DictReader(fh) if r["arch"] == "mlp"}
-    assert set(mlp) == {"arg2", "arg1", "relu", "arg2-xavier", "arg3", "gamma", "dac", "relu-flops", "arg1-flops"}
+    assert set(mlp) == {"arg2", "arg1", "relu", "arg2-xavier", "arg3", "gamma", "dac", "relu-flops", "arg1-flops",
+                        "relu-width"}
     assert all(abs(float(mlp[a]["mismatch_pct"])) < 5 for a in ("relu", "gamma", "dac"))
     flops = {a: float(mlp[a]["mflops_forward"]) for a in ("arg2", "relu", "relu-flops", "arg1-flops")}
     assert all(abs(flops[a] / flops["arg2"] - 1) < 0.05 for a in ("relu-flops", "arg1-flops"))
     assert flops["relu"] < flops["arg2"]  # so FLOP-matching widens ReLU past parameter-matching
     assert int(mlp["relu-flops"]["params_exact"]) > int(mlp["relu"]["params_exact"])
+    assert mlp["relu-width"]["widths"] == mlp["arg2"]["widths"] != mlp["relu"]["widths"]
+    assert int(mlp["relu-width"]["params_exact"]) < int(mlp["relu"]["params_exact"])
     with open(results / "tables" / "summary.csv") as fh:
         summary = {(r["arch"], r["activation"]): r for r in csv.DictReader(fh)}
-    designs = {"arg2", "arg1", "relu", "gamma", "dac", "relu-flops", "arg1-flops"}
+    designs = {"arg2", "arg1", "relu", "gamma", "dac", "relu-flops", "arg1-flops", "relu-width"}
     assert {a for arch, a in summary if arch == "mlp"} == designs
     assert {a for arch, a in summary if arch == "rnn-rows"} == {"arg2", "arg1", "relu", "tanh", "gamma"}
-    assert summary["mlp", "dac"]["robust_acc"] and 1 <= int(summary["mlp", "gamma"]["test_acc_rank"]) <= 7
+    assert summary["mlp", "dac"]["robust_acc"] and 1 <= int(summary["mlp", "gamma"]["test_acc_rank"]) <= len(designs)
     for reference, table, act in (("relu", "versus_relu", "dac"), ("arg2", "versus_reference", "relu-flops")):
         with open(results / "tables" / f"{table}.csv") as fh:
             versus = {(r["arch"], r["activation"], r["metric"]): r for r in csv.DictReader(fh)}

@@ -25,7 +25,7 @@ FIXED = ("relu", "gamma", "dac")  # one-argument designs without an inner net (s
 KERNELS = ("eager", "chunked", *(f"fused-{mode}" for mode in MODES))  # see multiarg.chunked, multiarg.fused
 _kernel = "eager"
 _fell_back = False  # whether a layer ran eager since set_kernel chose another kernel
-_NAME = re.compile(r"^(?P<design>relu|gamma|dac|arg(?P<n>[1-9])(?:-(?P<init>xavier))?)(?:-(?P<budget>flops))?$")
+_NAME = re.compile(r"^(?P<design>relu|gamma|dac|arg(?P<n>[1-9])(?:-(?P<init>xavier))?)(?:-(?P<budget>flops|width))?$")
 
 
 @dataclass(frozen=True)
@@ -33,21 +33,22 @@ class ActivationSpec:
     """What an activation name stands for: ``relu``; ``gamma`` (adaptive family) and ``dac``
     (dendrite-activated connections) from the related work; ``argN`` / ``argN-xavier`` (learned inner net).
     A ``-flops`` suffix (``relu-flops``, ``arg1-flops``) names the same design as a baseline matched to the reference
-    in forward FLOPs instead of parameters."""
+    in forward FLOPs instead of parameters; a ``-width`` suffix (``relu-width``), the design at the reference's own
+    widths, unmatched, so a run can hold it beside the matched baseline and tell what the extra width buys."""
 
     name: str
     n_args: int  # pre-activations per unit (1 for ReLU)
     learned: bool
     init: str | None  # "pretrained" (session I) or "xavier"; None for ReLU
     design: str  # the name without the matching budget: what is built and, for argN, pretrained
-    budget: str = "params"  # what a matched baseline of this name equalises: "params" or "flops"
+    budget: str = "params"  # what a baseline of this name equalises: "params", "flops" or "width"
 
     @classmethod
     def parse(cls, name: str) -> "ActivationSpec":
         m = _NAME.match(name)
         if not m or (m["init"] and m["budget"]):  # a Xavier control is the reference's own size, never matched
             raise ValueError(f"unknown activation {name!r}: expected relu, gamma, dac, argN or argN-xavier, "
-                             "or relu, gamma, dac or argN with -flops")
+                             "or relu, gamma, dac or argN with -flops or -width")
         design, budget = m["design"], m["budget"] or "params"
         if design in FIXED:
             return cls(name, 1, False, None, design, budget)

@@ -186,7 +186,8 @@ def write_summary(rows: list[dict], out: str, scale: str) -> None:
              "robust accuracy (%) after adversarial training; mce: CIFAR-10-C mCE (%) against ReLU; early_acc: mean "
              "session-II test accuracy (%) over the first epochs (summary.early_epochs), how fast a model learns "
              "(the paper's Fig. 4d); params: exact "
-             "parameter count (matched to the 2-arg network, a -flops baseline in forward FLOPs instead); "
+             "parameter count (matched to the 2-arg network, a -flops baseline in forward FLOPs instead, a -width "
+             "one at its widths, unmatched); "
              "sec_per_epoch: session-II seconds per epoch on the "
              "machine that ran it (jobs running side by side share it, so compare within one run only).",
              "Means and SDs over seeds; ranks within each dataset x arch (1 = best: highest accuracy, lowest mCE, "

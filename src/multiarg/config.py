@@ -142,8 +142,11 @@ def _consistency(config: dict) -> list[str]:
     for act in acts:
         if act.endswith("-flops") and act not in config["matching"]["matched"]:
             problems.append(f"matching.matched: {act!r} names a FLOP-matched baseline, so it must be matched")
-    if config["matching"]["reference"].endswith("-flops"):
-        problems.append("matching.reference: the reference is what others are matched to; it cannot be -flops")
+        if act.endswith("-width") and act in config["matching"]["matched"]:
+            problems.append(f"matching.matched: {act!r} keeps the reference's widths, so it cannot be matched")
+    if config["matching"]["reference"].endswith(("-flops", "-width")):
+        problems.append("matching.reference: the reference is what others are matched to; it cannot be -flops "
+                        "or -width")
     fig5 = config["figures"]["fig5"]
     for key, allowed in (("dataset", config["data"]["datasets"]), ("arch", config["archs"]),
                          ("seed", config["seeds"])):

@@ -23,10 +23,12 @@ from .train import read_metrics  # noqa: E402
 
 _DESIGNS = {"arg2": ("tab:red", "2-arg"), "arg1": ("tab:green", "1-arg"), "relu": ("tab:blue", "ReLU"),
             "arg3": ("tab:purple", "3-arg"), "gamma": ("tab:olive", "adaptive γ"), "dac": ("tab:brown", "DAC")}
-# A FLOP-matched baseline (relu-flops) follows its design, in a lighter shade of its colour.
-COLORS = {k: v for a, (c, _) in _DESIGNS.items()
-          for k, v in ((a, c), (f"{a}-flops", tuple(1 - 0.5 * (1 - x) for x in to_rgb(c))))}
-LABELS = {k: v for a, (_, name) in _DESIGNS.items() for k, v in ((a, name), (f"{a}-flops", f"{name}, FLOP-matched"))}
+# A FLOP-matched baseline (relu-flops) follows its design in a lighter shade of its colour, one at the reference's
+# widths (relu-width) in a darker one.
+_VARIANTS = {"": (lambda x: x, ""), "-flops": (lambda x: 1 - 0.5 * (1 - x), ", FLOP-matched"),
+             "-width": (lambda x: 0.55 * x, ", same widths")}
+COLORS = {a + v: tuple(map(shade, to_rgb(c))) for a, (c, _) in _DESIGNS.items() for v, (shade, _) in _VARIANTS.items()}
+LABELS = {a + v: name + label for a, (_, name) in _DESIGNS.items() for v, (_, label) in _VARIANTS.items()}
 LABELS["arg2-xavier"] = "2-arg (Xavier init)"
 
 

@@ -86,7 +86,10 @@ def matched_widths(reference: ModelConfig, activation: str, widening: str = "off
     """
     if widening not in WIDENINGS:
         raise ValueError(f"widening must be one of {WIDENINGS}, got {widening!r}")
-    measure = forward_flops if ActivationSpec.parse(activation).budget == "flops" else exact_param_count
+    budget = ActivationSpec.parse(activation).budget
+    if budget == "width":
+        raise ValueError(f"{activation!r} keeps the reference's widths; it is not matched")
+    measure = forward_flops if budget == "flops" else exact_param_count
     target = measure(reference)
 
     def count(widths: tuple[int, ...]) -> int:
