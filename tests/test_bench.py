@@ -151,6 +151,17 @@ def test_input_grad_times_attacks_with_and_without_the_weights_and_gets_one_grad
         assert r["max_abs_difference"] == 0, name  # the input's gradient is computed alike either way
 
 
+def test_dropout_keeps_the_narrow_cnns_first_epoch_near_chance(tmp_path, mnist_pt):
+    """FINDINGS' plateau, at the 2-arg study CNN's widths: one epoch of real MNIST at dropout 0.5 against none."""
+    dropout_width = pytest.importorskip("dropout_width")
+    out = tmp_path / "dw.json"
+    record = dropout_width.main(["--datasets", "mnist", "--widths", "8/16/16/16", "--dropouts", "0.5,0", "--seeds",
+                                 "0", "--epochs", "1", "--data", str(mnist_pt.parent), "--out", str(out)])
+    assert json.loads(out.read_text()) == record
+    (dropped,), (kept,) = ([r["test_acc"][0] for r in record["runs"] if r["dropout"] == d] for d in (0.5, 0))
+    assert kept > 80 and dropped < kept - 30, (dropped, kept)
+
+
 def test_eval_chunk_times_each_chunk_size_and_leaves_the_library_as_it_was(tmp_path):
     import torch
 

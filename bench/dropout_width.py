@@ -1,0 +1,83 @@
+"""How the paper's dropout (0.5 after every conv block) slows the first epochs of a narrow CNN: the ReLU CNN trained
+as the narrow CNN studies train it (Adam 1e-3, batch 32, 10 000 training images, the workflow's split), at several
+widths and dropout rates side by side, its test accuracy after each of the first epochs. The studies' 2-arg CNN has
+8/16/16/16 maps and their parameter-matched ReLU 15/26/26/26; the paper's widths are 60/120/120/120 (ReLU 85/170/...).
+
+    python bench/dropout_width.py       # bench/results/dropout_width-<device>.json (about 10 minutes on 2 CPU cores)
+
+Data: ``--data DIR`` holding a run's prepared ``<dataset>.pt`` (``results/data``), else prepared there from the mirror
+(``MULTIARG_DATA_MIRROR``) or a download.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import torch
+from common import device, environment, write
+
+from multiarg.data import SHAPES, load_prepared, prepare, resolve_mirror, split
+from multiarg.models import ModelConfig, OuterNet
+from multiarg.train import run_epoch
+
+
+def _widths(text: str) -> list[tuple[int, ...]]:
+    return [tuple(int(w) for w in group.split("/")) for group in text.split(",")]
+
+
+def dataset(name: str, folder: Path) -> dict:
+    """The prepared dataset, split as the narrow CNN studies split it."""
+    path = folder / f"{name}.pt"
+    if not path.exists():
+        prepare(name, path, resolve_mirror(None), folder / "cache")
+    return load_prepared(path)
+
+
+def curve(prepared: dict, data: dict, widths: tuple[int, ...], dropout: float, seed: int, epochs: int,
+          dev: torch.device) -> dict:
+    """Test accuracy after each epoch, and the seconds the epochs took."""
+    torch.manual_seed(seed)
+    cfg = ModelConfig("cnn", "relu", *SHAPES[prepared["name"]], widths, dropout=dropout)
+    model = OuterNet(cfg, prepared["mean"], prepared["std"]).to(dev)
+    optimizer = torch.optim.Adam(model.parameters(), 1e-3)
+    generator = torch.Generator().manual_seed(seed)
+    (x, y), (tx, ty) = ((t.to(dev) for t in data[part]) for part in ("train", "test"))
+    accuracy, start = [], time.perf_counter()
+    for _ in range(epochs):
+        run_epoch(model, x, y, 32, optimizer, generator)
+        accuracy.append(round(100 * run_epoch(model, tx, ty, 1000)[1], 2))
+    return {"test_acc": accuracy, "seconds": round(time.perf_counter() - start, 1)}
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--datasets", default="mnist,cifar10")
+    p.add_argument("--widths", default="8/16/16/16,15/26/26/26,30/52/52/52", type=_widths)
+    p.add_argument("--dropouts", default="0.5,0", type=lambda s: [float(d) for d in s.split(",")])
+    p.add_argument("--seeds", default="0,1", type=lambda s: [int(v) for v in s.split(",")])
+    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--data", default="results/data", type=Path)
+    p.add_argument("--out", default=None)
+    args = p.parse_args(argv)
+    dev = device()
+    result = {**environment(dev), "split": {"val_size": 1000, "train_limit": 10000, "test_limit": 1000,
+                                            "split_seed": 0},
+              "optimizer": "Adam lr 1e-3, batch 32, LayerNorm on", "epochs": args.epochs, "runs": []}
+    for name in args.datasets.split(","):
+        prepared = dataset(name, args.data)
+        data = split(prepared, 1000, 0, 10000, 1000)
+        for widths in args.widths:
+            for dropout in args.dropouts:
+                for seed in args.seeds:
+                    run = {"dataset": name, "widths": "/".join(map(str, widths)), "dropout": dropout, "seed": seed,
+                           **curve(prepared, data, widths, dropout, seed, args.epochs, dev)}
+                    result["runs"].append(run)
+                    print(run, flush=True)
+                    path = write(result, f"dropout_width-{dev.type}", args.out)
+    print("wrote", path)
+    return result
+
+
+if __name__ == "__main__":
+    main()
