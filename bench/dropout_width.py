@@ -3,7 +3,7 @@ as the narrow CNN studies train it (Adam 1e-3, batch 32, 10 000 training images,
 widths and dropout rates side by side, its test accuracy after each of the first epochs. The studies' 2-arg CNN has
 8/16/16/16 maps and their parameter-matched ReLU 15/26/26/26; the paper's widths are 60/120/120/120 (ReLU 85/170/...).
 
-    python bench/dropout_width.py       # bench/results/dropout_width-<device>.json (about 10 minutes on 2 CPU cores)
+    python bench/dropout_width.py       # bench/results/dropout_width-<device>.json (about 5 minutes on one thread)
 
 Data: ``--data DIR`` holding a run's prepared ``<dataset>.pt`` (``results/data``), else prepared there from the mirror
 (``MULTIARG_DATA_MIRROR``) or a download.

@@ -74,7 +74,8 @@ WIDENINGS = ("offset", "scale")
 
 def matched_widths(reference: ModelConfig, activation: str, widening: str = "offset") -> tuple[tuple[int, ...], float]:
     """Widths for ``activation`` whose exact parameter count (for a ``-flops`` name: :func:`forward_flops`) is
-    closest to ``reference``'s, widened from the reference's widths ``h_l`` by ``widening``:
+    closest to ``reference``'s, widened from the reference's widths ``h_l`` by ``widening`` (a ``-width`` name keeps
+    those widths, unmatched, and is refused here):
 
     - ``offset`` (the paper's rule): ``floor(sqrt(n) h_l) + beta``, ``n`` the reference's argument count, one integer
       ``beta`` shared by all layers, the smallest ``|beta|`` winning ties. An offset shifts narrow layers most: a
