@@ -1,7 +1,8 @@
 """How the paper's dropout (0.5 after every conv block) slows the first epochs of a narrow CNN: the ReLU CNN trained
-as the narrow CNN studies train it (Adam 1e-3, batch 32, 10 000 training images, the workflow's split), at several
-widths and dropout rates side by side, its test accuracy after each of the first epochs. The studies' 2-arg CNN has
-8/16/16/16 maps and their parameter-matched ReLU 15/26/26/26; the paper's widths are 60/120/120/120 (ReLU 85/170/...).
+as ``--configfile`` (default: the narrow CIFAR-10 CNN study, whose MNIST twin trains alike) splits the data, builds
+the CNN and trains it (Adam 1e-3, batch 32, 10 000 training images), at several widths and dropout rates side by
+side, its test accuracy after each of the first epochs. The studies' 2-arg CNN has 8/16/16/16 maps and their
+parameter-matched ReLU 15/26/26/26; the paper's widths are 60/120/120/120 (ReLU 85/170/...).
 
     python bench/dropout_width.py       # bench/results/dropout_width-<device>.json (about 5 minutes on one thread)
 
@@ -12,14 +13,18 @@ from __future__ import annotations
 
 import argparse
 import time
+from argparse import Namespace
 from pathlib import Path
 
 import torch
-from common import device, environment, write
+from common import ROOT, device, environment, load_config, outer_options, write
 
-from multiarg.data import SHAPES, load_prepared, prepare, resolve_mirror, split
-from multiarg.models import ModelConfig, OuterNet
+from multiarg.cli import model_config
+from multiarg.data import load_prepared, prepare, resolve_mirror, split
+from multiarg.models import OuterNet
 from multiarg.train import run_epoch
+
+STUDY = "workflow/configs/cifar10-cnn-study-wrap.yaml"
 
 
 def _widths(text: str) -> list[tuple[int, ...]]:
@@ -27,26 +32,28 @@ def _widths(text: str) -> list[tuple[int, ...]]:
 
 
 def dataset(name: str, folder: Path) -> dict:
-    """The prepared dataset, split as the narrow CNN studies split it."""
+    """The prepared dataset, prepared into ``folder`` first where it is not there yet."""
     path = folder / f"{name}.pt"
     if not path.exists():
         prepare(name, path, resolve_mirror(None), folder / "cache")
     return load_prepared(path)
 
 
-def curve(prepared: dict, data: dict, widths: tuple[int, ...], dropout: float, seed: int, epochs: int,
+def curve(config: dict, prepared: dict, data: dict, widths: tuple[int, ...], dropout: float, seed: int, epochs: int,
           dev: torch.device) -> dict:
     """Test accuracy after each epoch, and the seconds the epochs took."""
     torch.manual_seed(seed)
-    cfg = ModelConfig("cnn", "relu", *SHAPES[prepared["name"]], widths, dropout=dropout)
-    model = OuterNet(cfg, prepared["mean"], prepared["std"]).to(dev)
-    optimizer = torch.optim.Adam(model.parameters(), 1e-3)
+    options = {**outer_options(config, "cnn", "relu"), "widths": widths, "dropout": dropout, "match_to": None}
+    model = OuterNet(model_config(Namespace(**options), prepared["name"], "relu"), prepared["mean"],
+                     prepared["std"]).to(dev)
+    train = config["train"]
+    optimizer = torch.optim.Adam(model.parameters(), train["lr"])
     generator = torch.Generator().manual_seed(seed)
-    (x, y), (tx, ty) = ((t.to(dev) for t in data[part]) for part in ("train", "test"))
+    (x, y), (tx, ty) = data["train"], data["test"]
     accuracy, start = [], time.perf_counter()
     for _ in range(epochs):
-        run_epoch(model, x, y, 32, optimizer, generator)
-        accuracy.append(round(100 * run_epoch(model, tx, ty, 1000)[1], 2))
+        run_epoch(model, x, y, train["batch_size"], optimizer, generator)
+        accuracy.append(round(100 * run_epoch(model, tx, ty, train["eval_batch_size"])[1], 2))
     return {"test_acc": accuracy, "seconds": round(time.perf_counter() - start, 1)}
 
 
@@ -57,21 +64,23 @@ def main(argv=None) -> dict:
     p.add_argument("--dropouts", default="0.5,0", type=lambda s: [float(d) for d in s.split(",")])
     p.add_argument("--seeds", default="0,1", type=lambda s: [int(v) for v in s.split(",")])
     p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--configfile", default=STUDY, help="merged over config.yaml: the split, the CNN and its training")
     p.add_argument("--data", default="results/data", type=Path)
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
-    dev = device()
-    result = {**environment(dev), "split": {"val_size": 1000, "train_limit": 10000, "test_limit": 1000,
-                                            "split_seed": 0},
-              "optimizer": "Adam lr 1e-3, batch 32, LayerNorm on", "epochs": args.epochs, "runs": []}
+    dev, config = device(), load_config(str(ROOT / args.configfile))  # a relative path is the repository's
+    split_keys = {k: config["data"][k] for k in ("val_size", "split_seed", "train_limit", "test_limit")}
+    result = {**environment(dev), "configfile": args.configfile, "split": split_keys,
+              "optimizer": f"Adam lr {config['train']['lr']}, batch {config['train']['batch_size']}",
+              "epochs": args.epochs, "runs": []}
     for name in args.datasets.split(","):
         prepared = dataset(name, args.data)
-        data = split(prepared, 1000, 0, 10000, 1000)
+        data = {part: tuple(t.to(dev) for t in tensors) for part, tensors in split(prepared, **split_keys).items()}
         for widths in args.widths:
             for dropout in args.dropouts:
                 for seed in args.seeds:
                     run = {"dataset": name, "widths": "/".join(map(str, widths)), "dropout": dropout, "seed": seed,
-                           **curve(prepared, data, widths, dropout, seed, args.epochs, dev)}
+                           **curve(config, prepared, data, widths, dropout, seed, args.epochs, dev)}
                     result["runs"].append(run)
                     print(run, flush=True)
                     path = write(result, f"dropout_width-{dev.type}", args.out)
