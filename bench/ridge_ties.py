@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -29,20 +30,30 @@ TOLERANCES = (0.0, 0.02, 0.05)
 KINDS = ("learned", "start")
 
 
+def _p(value: float) -> float | None:
+    """A p-value to 4 significant digits; None where there was nothing to test (no sign changed), which JSON, unlike
+    NaN, can hold and compare."""
+    return float(f"{value:.4g}") if math.isfinite(value) else None
+
+
+def _below(p: float | None, alpha: float = 0.05) -> bool:
+    return p is not None and p < alpha
+
+
 def counts(fits: list[dict], tolerance: float) -> dict:
     """The sign test of ``fits`` (rows of a fits table) with those under ``tolerance`` tied as ridges."""
     signs = [fit_sign(r, tolerance) for r in fits]
     test = sign_test(signs)
     ridges = sum(r["sign"] != "flat" and s == 0 for r, s in zip(fits, signs))
     return {"tolerance": tolerance, "k": test["k"], "n": test["n"], "n_ridge": ridges,
-            "p_two_sided": float(f"{test['p_two_sided']:.4g}")}
+            "p_two_sided": _p(test["p_two_sided"])}
 
 
 def changes(pairs: list[tuple[dict, dict]], tolerance: float) -> dict:
     """McNemar's test of the sign changes of (start, learned) pairs of fits with ridges under ``tolerance`` tied."""
     test = sign_changes(*zip(*[(fit_sign(a, tolerance), fit_sign(b, tolerance)) for a, b in pairs]))
     return {"tolerance": tolerance, "to_negative": test["to_negative"], "to_positive": test["to_positive"],
-            "p_two_sided": float(f"{test['p_two_sided']:.4g}")}
+            "p_two_sided": _p(test["p_two_sided"])}
 
 
 def rows(results: Path = RESULTS, tolerances=TOLERANCES) -> list[dict]:
@@ -57,7 +68,7 @@ def rows(results: Path = RESULTS, tolerances=TOLERANCES) -> list[dict]:
                      if seed in by_kind["learned"]]:
             found["change"] = [changes(pairs, t) for t in tolerances]
         out += [{"account": account.name, "dataset": dataset, "arch": arch, "kind": kind, "tests": tests,
-                 "crosses_0.05": len({t["p_two_sided"] < 0.05 for t in tests}) > 1} for kind, tests in found.items()]
+                 "crosses_0.05": len({_below(t["p_two_sided"]) for t in tests}) > 1} for kind, tests in found.items()]
     return out
 
 
@@ -78,7 +89,8 @@ def main(argv=None) -> dict:
     write_text(json.dumps(record, indent=2) + "\n", args.out)
     for r in record["rows"]:
         cells = "  ".join((f"{t['k']}/{t['n']}" if "k" in t else f"-{t['to_negative']}+{t['to_positive']}")
-                          + f" p={t['p_two_sided']:.3g}" for t in r["tests"])
+                          + (f" p={t['p_two_sided']:.3g}" if t["p_two_sided"] is not None else " p=n/a")
+                          for t in r["tests"])
         print(f"{r['account']:34} {r['dataset']:8} {r['arch']:4} {r['kind']:8} {cells}"
               + ("  <- crosses 0.05" if r["crosses_0.05"] else ""))
     return record

@@ -827,6 +827,19 @@ def test_ridge_ties_count_each_accounts_signs_with_ridges_tied(tmp_path):
         ridge_ties.main(["--results", str(tmp_path), "--tolerances", "0,0.5", "--out", str(tmp_path / "s.json")])
 
 
+def test_ridge_ties_record_no_p_where_no_sign_changed(tmp_path):
+    """McNemar's test has nothing to test when every learned net kept its start's sign: the record holds null, which
+    JSON, unlike NaN, reads back equal to what was written."""
+    ridge_ties = pytest.importorskip("ridge_ties")
+    fits = [_fit_row(kind, "mnist", seed, c) for kind in ("learned", "start") for seed, c in enumerate([-0.4, 0.3])]
+    _account(tmp_path / "a-cpu", {"fits": fits})
+    record = ridge_ties.main(["--results", str(tmp_path), "--out", str(tmp_path / "r.json")])
+    change = next(r for r in record["rows"] if r["kind"] == "change")
+    assert [(t["to_negative"], t["to_positive"], t["p_two_sided"]) for t in change["tests"]] == [(0, 0, None)] * 3
+    assert not change["crosses_0.05"]
+    assert json.loads((tmp_path / "r.json").read_text()) == record == {**record, "rows": ridge_ties.rows(tmp_path)}
+
+
 def test_xavier_pairs_set_welch_beside_the_paired_test_of_each_net_before_and_after(tmp_path):
     xavier_pairs = pytest.importorskip("xavier_pairs")
     from scipy import stats
