@@ -39,8 +39,10 @@ def outer_options(config: dict, arch: str, activation: str) -> dict:
                 widening=matching["widening"])
 
 
-def build_outer_net(options: dict, dataset: str, activation: str) -> OuterNet:
-    return OuterNet(model_config(Namespace(**options), dataset, activation))
+def build_outer_net(options: dict, dataset: str, activation: str, mean=None, std=None) -> OuterNet:
+    """The network of the CLI's model ``options``, normalising its input by a prepared dataset's ``mean`` and ``std``
+    where given."""
+    return OuterNet(model_config(Namespace(**options), dataset, activation), mean, std)
 
 
 def outer_net(config: dict, dataset: str, arch: str, activation: str) -> OuterNet:

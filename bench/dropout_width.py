@@ -13,15 +13,12 @@ from __future__ import annotations
 
 import argparse
 import time
-from argparse import Namespace
 from pathlib import Path
 
 import torch
-from common import ROOT, device, environment, load_config, outer_options, write
+from common import ROOT, build_outer_net, device, environment, load_config, outer_options, write
 
-from multiarg.cli import model_config
 from multiarg.data import load_prepared, prepare, resolve_mirror, split
-from multiarg.models import OuterNet
 from multiarg.train import run_epoch
 
 STUDY = "workflow/configs/cifar10-cnn-study-wrap.yaml"
@@ -44,8 +41,7 @@ def curve(config: dict, prepared: dict, data: dict, widths: tuple[int, ...], dro
     """Test accuracy after each epoch, and the seconds the epochs took."""
     torch.manual_seed(seed)
     options = {**outer_options(config, "cnn", "relu"), "widths": widths, "dropout": dropout, "match_to": None}
-    model = OuterNet(model_config(Namespace(**options), prepared["name"], "relu"), prepared["mean"],
-                     prepared["std"]).to(dev)
+    model = build_outer_net(options, prepared["name"], "relu", prepared["mean"], prepared["std"]).to(dev)
     train = config["train"]
     optimizer = torch.optim.Adam(model.parameters(), train["lr"])
     generator = torch.Generator().manual_seed(seed)
