@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import multiprocessing
 import os
 import platform
@@ -166,8 +167,22 @@ def environment(dev: torch.device) -> dict:
             "triton_interpreter": os.environ.get("TRITON_INTERPRET") == "1", "tf32": tf32_ops()}
 
 
+def _finite(value):
+    """``value`` with NaN and infinities as None: JSON has no such numbers (Python writes them anyway, and other
+    readers refuse the file), and a NaN never compares equal to itself."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
 def write(result: dict, name: str, out: str | None) -> Path:
+    """Write ``result`` as strict JSON to ``out``, or by default to ``bench/results/NAME.json``."""
     path = Path(out) if out else RESULTS / f"{name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_text(json.dumps(result, indent=2) + "\n", path)  # atomic: a cut-off benchmark leaves no half record
+    text = json.dumps(_finite(result), indent=2, allow_nan=False)
+    write_text(text + "\n", path)  # atomic: a cut-off benchmark leaves no half record
     return path

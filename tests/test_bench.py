@@ -199,6 +199,28 @@ def test_compile_ahead_runs_each_job_in_another_process_and_records_the_ones_tha
     assert {int((tmp_path / n).read_text()) for n in "ab"}.isdisjoint({os.getpid()})
 
 
+def _strict_json(text: str):
+    def refuse(constant):
+        raise ValueError(f"{constant} is not JSON")
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_a_record_is_written_with_nan_and_infinities_as_null(tmp_path):
+    common = pytest.importorskip("common")
+    path = common.write({"p": float("nan"), "rows": [(1.5, float("inf"))], "n": 3}, "unused", tmp_path / "r.json")
+    assert _strict_json(path.read_text()) == {"p": None, "rows": [[1.5, None]], "n": 3}
+
+
+def test_every_committed_record_is_strict_json():
+    records = sorted((ROOT / "bench" / "results").rglob("*.json"))
+    assert len(records) > 50
+    for path in records:
+        try:
+            _strict_json(path.read_text())
+        except ValueError as err:
+            pytest.fail(f"{path.relative_to(ROOT)}: {err}")
+
+
 def test_a_variant_that_cannot_run_is_recorded_and_the_others_still_measured(tmp_path, monkeypatch):
     inner_net = pytest.importorskip("inner_net")
     eager = inner_net._eager
