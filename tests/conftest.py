@@ -53,6 +53,18 @@ def _single_thread():
 
 
 @pytest.fixture
+def compile_mode():
+    """``multiarg.train.set_compile``, with eager training restored afterwards and compiled graphs dropped before and
+    after, so that no test runs a graph compiled under another test's Inductor settings."""
+    from multiarg.train import set_compile
+
+    torch._dynamo.reset()
+    yield set_compile
+    set_compile("none")
+    torch._dynamo.reset()
+
+
+@pytest.fixture
 def cifar10c_errors():
     """A writer of one evaluated run's CIFAR-10-C error file, as ``cifar10c.evaluate_run`` writes it: ``error`` on
     every corrupted set, half of it clean. Returns the file's path."""

@@ -26,14 +26,6 @@ class CompiledTimer(FakeTimer):
     compile_seconds = {"step": 30.0, "eval": 20.0, "grad": 15.0, "eval_grad": 12.0}
 
 
-@pytest.fixture
-def compile_mode():
-    from multiarg.train import set_compile
-
-    yield set_compile
-    set_compile("none")
-
-
 NO_OVERHEAD = {"startup_s": {"train": 0.0, "evaluate": 0.0}, "load_s": {"mnist": 0.0}}
 
 
