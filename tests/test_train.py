@@ -127,16 +127,18 @@ def test_a_checkpoint_is_not_resumed_after_its_inner_net_changed(tmp_path, mnist
         assert torch.equal(value, resumed["state_dict"][key]), key
 
 
-def test_compiled_training_keeps_the_eager_runs_dropout_masks_and_resumes(tmp_path, mnist_pt, init_record,
-                                                                          compile_mode):
+def test_compiled_training_keeps_the_eager_runs_dropout_masks_and_resumes_exactly(tmp_path, mnist_pt, init_record,
+                                                                                  compile_mode):
     # dropout 0.5 throughout: had the compiled net drawn its own masks, the runs would part after one step
     eager = _session2(tmp_path / "eager", mnist_pt, init_record, epochs=2)
     compile_mode("default")
     run = tmp_path / "compiled"
     assert _session2(run, mnist_pt, init_record, stop_after=1, epochs=2) == {}
     compiled = _session2(run, mnist_pt, init_record, epochs=2)  # resumed after one epoch, compiled anew
+    unbroken = _session2(tmp_path / "unbroken", mnist_pt, init_record, epochs=2)
     for key, value in eager["state_dict"].items():
         torch.testing.assert_close(compiled["state_dict"][key], value, rtol=1e-4, atol=1e-5)
+        assert torch.equal(compiled["state_dict"][key], unbroken["state_dict"][key]), key
     for want, got in zip(_read(tmp_path / "eager" / "metrics.csv"), _read(run / "metrics.csv")):
         for column in ("train_loss", "val_loss", "test_loss"):
             assert float(got[column]) == pytest.approx(float(want[column]), rel=1e-4)
