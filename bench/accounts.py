@@ -14,7 +14,7 @@ import numpy as np
 
 from multiarg.analysis import SIGN_NAMES, is_ridge
 from multiarg.config import load_config
-from multiarg.io import atomic_path, write_text
+from multiarg.io import atomic_path, write_record
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -99,6 +99,6 @@ def figure_record(doc: str, name: str, rows: Callable[[Path], list[dict]],
     record = {"command": " ".join(["python", f"bench/{name}.py", *given]), "rows": rows(args.results)}
     if not record["rows"]:
         raise SystemExit(f"nothing to draw: no run account under {args.results} has the tables {name} reads")
-    write_text(json.dumps(record, indent=2) + "\n", args.out)
+    write_record(record, args.out)
     draw(record["rows"], args.out.with_suffix(".pdf"))
     return record

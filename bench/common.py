@@ -1,8 +1,6 @@
 """What every benchmark shares: timing with the device synchronised, the record of where it ran, the JSON."""
 from __future__ import annotations
 
-import json
-import math
 import multiprocessing
 import os
 import platform
@@ -17,7 +15,7 @@ import torch
 
 from multiarg.cli import model_config
 from multiarg.config import load_config as load_config_files
-from multiarg.io import write_text
+from multiarg.io import write_record
 from multiarg.models import OuterNet
 from multiarg.runtime import cpu_model, tf32_ops
 
@@ -167,22 +165,9 @@ def environment(dev: torch.device) -> dict:
             "triton_interpreter": os.environ.get("TRITON_INTERPRET") == "1", "tf32": tf32_ops()}
 
 
-def _finite(value):
-    """``value`` with NaN and infinities as None: JSON has no such numbers (Python writes them anyway, and other
-    readers refuse the file), and a NaN never compares equal to itself."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
-
-
 def write(result: dict, name: str, out: str | None) -> Path:
     """Write ``result`` as strict JSON to ``out``, or by default to ``bench/results/NAME.json``."""
     path = Path(out) if out else RESULTS / f"{name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(_finite(result), indent=2, allow_nan=False)
-    write_text(text + "\n", path)  # atomic: a cut-off benchmark leaves no half record
+    write_record(result, path)  # atomic: a cut-off benchmark leaves no half record
     return path

@@ -16,7 +16,6 @@ tests/test_bench.py checks that the committed JSON is what this computes from th
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from pathlib import Path
@@ -24,7 +23,7 @@ from pathlib import Path
 from accounts import RESULTS, fit_sign, setting_fits
 
 from multiarg.analysis import sign_changes, sign_test
-from multiarg.io import write_text
+from multiarg.io import write_record
 
 TOLERANCES = (0.0, 0.02, 0.05)
 KINDS = ("learned", "start")
@@ -86,7 +85,7 @@ def main(argv=None) -> dict:
     record = {"command": " ".join(["python", "bench/ridge_ties.py", *given]), "rows": rows(args.results, tolerances)}
     if not record["rows"]:
         raise SystemExit(f"no run account under {args.results} has a fits table")
-    write_text(json.dumps(record, indent=2) + "\n", args.out)
+    write_record(record, args.out)
     for r in record["rows"]:
         cells = "  ".join((f"{t['k']}/{t['n']}" if "k" in t else f"-{t['to_negative']}+{t['to_positive']}")
                           + (f" p={t['p_two_sided']:.3g}" if t["p_two_sided"] is not None else " p=n/a")

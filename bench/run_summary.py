@@ -31,6 +31,7 @@ from common import device, environment, load_config
 from estimate_cost import timing_threads
 
 from multiarg import jobserver
+from multiarg.io import write_record, write_text
 
 OUTPUTS = {"figures": ("*.png", "*.pdf"), "tables": ("*.csv", "*.md", "*.tex", "*.json")}
 
@@ -249,8 +250,8 @@ def main(argv=None) -> dict:
                     shutil.copy2(workdir / "results" / kind / name, out / kind / name)
                 elif name.endswith(".png"):  # the checksums above are the run's own files'
                     compact_png(workdir / "results" / kind / name, out / kind / name)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    (out / "summary.md").write_text(markdown(summary, workdir, args.copy))
+    write_record(summary, out / "summary.json")
+    write_text(markdown(summary, workdir, args.copy), out / "summary.md")
     print(f"{sum(run['finished'].values())} jobs finished, {sum(run['failed'].values())} failed, "
           f"{run['elapsed_seconds']} s; wrote {out / 'summary.md'}")
     return summary

@@ -14,14 +14,13 @@ tests/test_bench.py checks that the committed JSON is what this computes from th
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 from accounts import RESULTS, setting_fits
 
-from multiarg.io import write_text
+from multiarg.io import write_record
 from multiarg.tables import paired_difference, welch_difference
 
 
@@ -57,7 +56,7 @@ def main(argv=None) -> dict:
     record = {"command": " ".join(["python", "bench/xavier_pairs.py", *given]), "rows": rows(args.results)}
     if not record["rows"]:
         raise SystemExit(f"no run account under {args.results} has xavier-trained fits paired with their inits")
-    write_text(json.dumps(record, indent=2) + "\n", args.out)
+    write_record(record, args.out)
     for r in record["rows"]:
         print(f"{r['account']:34} {r['dataset']:8} {r['arch']:4} {r['pairs']} pairs, r = {r['correlation']:+.2f}: "
               f"Welch p = {r['welch_p']:.3g}, paired p = {r['paired_p']:.3g}"

@@ -1,7 +1,10 @@
 """Atomic writes: a finished file appears whole, a failed write leaves nothing behind."""
+import json
+import math
+
 import pytest
 
-from multiarg.io import atomic_path, write_text
+from multiarg.io import atomic_path, write_json, write_record, write_text
 
 
 def test_a_successful_write_is_published_with_no_temporary_left(tmp_path):
@@ -39,3 +42,14 @@ def test_the_folder_is_synced_after_the_rename_so_a_power_loss_keeps_it(tmp_path
     monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(os.readlink(f"/proc/self/fd/{fd}")), fsync(fd))[1])
     write_text("x", tmp_path / "out.txt")
     assert synced[-1] == str(tmp_path) and (tmp_path / "out.txt").read_text() == "x"
+
+
+def test_a_record_is_strict_json_where_the_workflows_json_keeps_nan(tmp_path):
+    def refuse(constant):
+        raise ValueError(constant)
+    value = {"p": float("nan"), "rows": [(1.5, float("inf"))], "n": 3}
+    write_record(value, tmp_path / "r.json")
+    assert json.loads((tmp_path / "r.json").read_text(), parse_constant=refuse) == {"p": None, "rows": [[1.5, None]],
+                                                                                    "n": 3}
+    write_json(value, tmp_path / "w.json")
+    assert math.isnan(json.loads((tmp_path / "w.json").read_text())["p"])

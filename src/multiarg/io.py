@@ -5,6 +5,7 @@ import glob
 import hashlib
 import io
 import json
+import math
 import os
 import re
 import tempfile
@@ -93,7 +94,24 @@ def write_text(text: str, path: str | os.PathLike) -> None:
 
 
 def write_json(obj: Any, path: str | os.PathLike) -> None:
+    """The workflow's JSON: keys sorted; a NaN stays NaN (a diverged seed's value), which Python reads back."""
     write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n", path)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def write_record(obj: Any, path: str | os.PathLike) -> None:
+    """A record for readers outside Python (the benchmarks' and accounts' JSON): keys in their order, NaN and
+    infinities as null, since strict JSON has no such numbers and a NaN never compares equal to itself."""
+    write_text(json.dumps(_finite(obj), indent=2, allow_nan=False) + "\n", path)
 
 
 def sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
